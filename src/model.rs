@@ -1,0 +1,140 @@
+//! The provider-neutral view of an on-premise agent, as every source produces it and every consumer reads it.
+//!
+//! Sources translate their vendor's JSON into [`Agent`]; the metrics renderer, the HTTP API and the rule engine read
+//! only these types. Nothing here holds a secret: the vendor's agent tokens are dropped while parsing and never reach
+//! this module.
+
+use std::fmt;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+/// The upstream platform a source talks to. It becomes the `provider` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Celigo integrator.io on-premise agents (`GET /v1/agents`).
+    Celigo,
+    /// Planasonix pipeline agents (`GET /api/agents`).
+    Planasonix,
+    /// Calyptia Cloud (Fluent Bit / Fluentd) agents (`GET /v1/projects/{id}/agents`).
+    Calyptia,
+}
+
+impl Provider {
+    /// The label value, as it appears in metrics and config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Celigo => "celigo",
+            Provider::Planasonix => "planasonix",
+            Provider::Calyptia => "calyptia",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an agent's token-rotation instant came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenDateSource {
+    /// The platform's own rotation timestamp (Celigo `__accessTokenLastModifiedAt`).
+    Rotation,
+    /// The agent's creation time, used when the platform never recorded a rotation: a token that was never
+    /// rotated is as old as the agent.
+    Created,
+}
+
+/// Resource and workload figures an agent reports about its host (Planasonix `/api/agents/{id}/health`).
+///
+/// Every field is optional because vendors send partial documents; a missing field means no series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Health {
+    /// CPU use, 0.0 to 1.0.
+    pub cpu_ratio: Option<f64>,
+    /// Memory use, 0.0 to 1.0.
+    pub memory_ratio: Option<f64>,
+    /// Free disk space, bytes.
+    pub disk_free_bytes: Option<f64>,
+    /// Jobs running now.
+    pub active_jobs: Option<f64>,
+    /// Jobs waiting to run.
+    pub queue_depth: Option<f64>,
+    /// The agent's last reported error, while it has one.
+    pub last_error: Option<String>,
+}
+
+/// One on-premise agent as of the poll that produced it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Agent {
+    /// The vendor's stable identifier (`agent_id` label).
+    pub id: String,
+    /// The human-readable name (`agent_name` label). Untrusted: may hold quotes, newlines or HTML.
+    pub name: String,
+    /// The agent software version, when the platform knows it.
+    pub version: Option<String>,
+    /// The platform's own verdict that the agent is offline.
+    pub offline: bool,
+    /// The last heartbeat the platform received; `None` when the agent never sent one.
+    pub last_heartbeat: Option<Timestamp>,
+    /// When the agent's access token was last rotated; `None` when the provider exposes no such date.
+    pub token_rotated: Option<Timestamp>,
+    /// Where [`Agent::token_rotated`] came from; meaningful only when it is `Some`.
+    pub token_rotated_source: TokenDateSource,
+    /// When the agent was registered, if known.
+    pub created_at: Option<Timestamp>,
+    /// Extra provider-specific labels for the `_info` metric (for example `status`, `platform`, `os`), in a fixed
+    /// order per provider. Keys are valid Prometheus label names.
+    pub info: Vec<(&'static str, String)>,
+    /// Host health, for providers that report it.
+    pub health: Option<Health>,
+}
+
+impl Agent {
+    /// Returns an agent with the given id and name and every optional field empty.
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Agent {
+        Agent {
+            id: id.into(),
+            name: name.into(),
+            version: None,
+            offline: false,
+            last_heartbeat: None,
+            token_rotated: None,
+            token_rotated_source: TokenDateSource::Rotation,
+            created_at: None,
+            info: Vec::new(),
+            health: None,
+        }
+    }
+}
+
+/// An immutable list of agents from one successful poll of one source.
+///
+/// It is shared behind an `Arc` so that a scrape, the API and the rule engine can all hold it while the poller
+/// builds the next one.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentList {
+    /// When the poll that produced this list finished.
+    pub polled_at: Timestamp,
+    /// The agents, in the order the upstream listed them.
+    pub agents: Vec<Agent>,
+}
+
+/// Shared handle to an [`AgentList`].
+pub type SharedAgents = Arc<AgentList>;
+
+/// Seconds from `then` to `now`, as a float; negative when `then` lies in the future (clock skew upstream).
+pub fn age_seconds(now: Timestamp, then: Timestamp) -> f64 {
+    let d = now.duration_since(then);
+    d.as_secs_f64()
+}
+
+/// Seconds since the Unix epoch, with sub-second precision.
+pub fn unix_seconds(t: Timestamp) -> f64 {
+    t.as_nanosecond() as f64 / 1e9
+}

@@ -1,0 +1,1 @@
+//! The Celigo integrator.io source.

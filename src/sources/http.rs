@@ -1,0 +1,1 @@
+//! Shared HTTP mechanics for the upstream clients.
