@@ -18,3 +18,4 @@
 
 pub mod model;
 pub mod sources;
+pub mod config;
