@@ -17,5 +17,7 @@
 //! - [`sim`] is a faithful stand-in for the upstream APIs, used by `demo`, the tests and the bench.
 
 pub mod model;
+pub mod notify;
 pub mod sources;
 pub mod config;
+pub mod status;
