@@ -20,4 +20,5 @@ pub mod model;
 pub mod notify;
 pub mod sources;
 pub mod config;
+pub mod metrics;
 pub mod status;
