@@ -18,7 +18,11 @@
 
 pub mod model;
 pub mod notify;
+pub mod poller;
+pub mod server;
 pub mod sources;
 pub mod config;
+pub mod landing;
 pub mod metrics;
 pub mod status;
+pub mod telemetry;
