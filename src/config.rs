@@ -178,7 +178,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn invalid(&self, line: u64, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    fn invalid(
+        &self,
+        line: u64,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.to_path_buf(),
             line,
@@ -187,13 +192,21 @@ impl Ctx<'_> {
         }
     }
 
-    fn duration(&self, value: &Option<Spanned<String>>, key: String, default: Duration) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: String,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         let Some(v) = value else { return Ok(default) };
         let d = humantime::parse_duration(v.value.trim()).map_err(|e| {
             self.invalid(
                 v.referenced.line(),
                 key.clone(),
-                format!("invalid duration {:?}: {e} (examples: 30s, 5m, 1h30m)", v.value),
+                format!(
+                    "invalid duration {:?}: {e} (examples: 30s, 5m, 1h30m)",
+                    v.value
+                ),
             )
         })?;
         if d.is_zero() {
@@ -217,7 +230,11 @@ impl Config {
 
     /// Parses and validates `text` as if read from `file`; `env` looks up environment variables (injectable so
     /// tests need not touch the process environment).
-    pub fn parse(text: &str, file: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn parse(
+        text: &str,
+        file: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let raw = parse_yaml::<RawConfig>(text, file)?;
         let ctx = Ctx { file };
         let listen_address = match &raw.listen_address {
@@ -261,7 +278,14 @@ fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &Path) -> Result
     let mut path = String::new();
     let result = serde_saphyr::with_deserializer_from_str(text, |de| {
         serde_path_to_error::deserialize(de).map_err(|e| {
-            path = e.path().to_string();
+            // `Spanned` wraps each value in a `value` field; that is our plumbing, not a key the user wrote.
+            path = e
+                .path()
+                .to_string()
+                .split('.')
+                .filter(|seg| *seg != "value")
+                .collect::<Vec<_>>()
+                .join(".");
             e.into_inner()
         })
     });
@@ -276,7 +300,11 @@ fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &Path) -> Result
         ConfigError::Syntax {
             file: file.to_path_buf(),
             line,
-            key: if path.is_empty() || path == "." { "(top level)".to_string() } else { path },
+            key: if path.is_empty() || path == "." {
+                "(top level)".to_string()
+            } else {
+                path
+            },
             message,
         }
     })
@@ -330,7 +358,11 @@ fn validate_source(
     }
     let url_line = raw.base_url.as_ref().map_or(line, |u| u.referenced.line());
     let base_url = Url::parse(&base).map_err(|e| {
-        ctx.invalid(url_line, format!("{key}.base_url"), format!("invalid URL {base:?}: {e}"))
+        ctx.invalid(
+            url_line,
+            format!("{key}.base_url"),
+            format!("invalid URL {base:?}: {e}"),
+        )
     })?;
     if !matches!(base_url.scheme(), "http" | "https") || base_url.host().is_none() {
         return Err(ctx.invalid(
@@ -392,16 +424,33 @@ fn validate_source(
         },
     };
     let mut cfg = SourceConfig::new(&name, provider, base_url, SecretString::from(token));
-    cfg.poll_interval = ctx.duration(&raw.poll_interval, format!("{key}.poll_interval"), cfg.poll_interval)?;
-    cfg.request_timeout = ctx.duration(&raw.request_timeout, format!("{key}.request_timeout"), cfg.request_timeout)?;
-    cfg.max_retry_after = ctx.duration(&raw.max_retry_after, format!("{key}.max_retry_after"), cfg.max_retry_after)?;
-    let positive = |v: &Option<Spanned<u32>>, field: &str, default: u32| -> Result<u32, ConfigError> {
-        match v {
-            None => Ok(default),
-            Some(s) if s.value == 0 => Err(ctx.invalid(s.referenced.line(), format!("{key}.{field}"), "must be at least 1")),
-            Some(s) => Ok(s.value),
-        }
-    };
+    cfg.poll_interval = ctx.duration(
+        &raw.poll_interval,
+        format!("{key}.poll_interval"),
+        cfg.poll_interval,
+    )?;
+    cfg.request_timeout = ctx.duration(
+        &raw.request_timeout,
+        format!("{key}.request_timeout"),
+        cfg.request_timeout,
+    )?;
+    cfg.max_retry_after = ctx.duration(
+        &raw.max_retry_after,
+        format!("{key}.max_retry_after"),
+        cfg.max_retry_after,
+    )?;
+    let positive =
+        |v: &Option<Spanned<u32>>, field: &str, default: u32| -> Result<u32, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(s) if s.value == 0 => Err(ctx.invalid(
+                    s.referenced.line(),
+                    format!("{key}.{field}"),
+                    "must be at least 1",
+                )),
+                Some(s) => Ok(s.value),
+            }
+        };
     cfg.max_pages = positive(&raw.max_pages, "max_pages", cfg.max_pages)?;
     cfg.max_attempts = positive(&raw.max_attempts, "max_attempts", cfg.max_attempts)?;
     if let Some(p) = &raw.page_size {
@@ -409,30 +458,49 @@ fn validate_source(
     }
     if let Some(b) = &raw.max_body_bytes {
         if b.value < 1024 {
-            return Err(ctx.invalid(b.referenced.line(), format!("{key}.max_body_bytes"), "must be at least 1024"));
+            return Err(ctx.invalid(
+                b.referenced.line(),
+                format!("{key}.max_body_bytes"),
+                "must be at least 1024",
+            ));
         }
         cfg.max_body_bytes = b.value;
     }
     if let Some(h) = raw.health {
         if provider != Provider::Planasonix && h {
-            return Err(ctx.invalid(line, format!("{key}.health"), format!("health polling exists only for provider planasonix, not {provider}")));
+            return Err(ctx.invalid(
+                line,
+                format!("{key}.health"),
+                format!("health polling exists only for provider planasonix, not {provider}"),
+            ));
         }
         cfg.health = h;
     }
     if let Some(c) = &raw.health_concurrency {
         if c.value == 0 || c.value > 64 {
-            return Err(ctx.invalid(c.referenced.line(), format!("{key}.health_concurrency"), "must be between 1 and 64"));
+            return Err(ctx.invalid(
+                c.referenced.line(),
+                format!("{key}.health_concurrency"),
+                "must be between 1 and 64",
+            ));
         }
         cfg.health_concurrency = c.value;
     }
     if let Some(p) = &raw.project_id {
         if provider != Provider::Calyptia {
-            return Err(ctx.invalid(p.referenced.line(), format!("{key}.project_id"), format!("project_id applies only to provider calyptia, not {provider}")));
+            return Err(ctx.invalid(
+                p.referenced.line(),
+                format!("{key}.project_id"),
+                format!("project_id applies only to provider calyptia, not {provider}"),
+            ));
         }
         cfg.project_id = Some(p.value.trim().to_string());
     }
     if cfg.request_timeout > cfg.poll_interval {
-        let l = raw.request_timeout.as_ref().map_or(line, |v| v.referenced.line());
+        let l = raw
+            .request_timeout
+            .as_ref()
+            .map_or(line, |v| v.referenced.line());
         return Err(ctx.invalid(
             l,
             format!("{key}.request_timeout"),

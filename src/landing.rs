@@ -62,7 +62,12 @@ pub fn render(sources: &[Arc<SourceStatus>], extra_sections: &[String], now: Tim
         "<a href=\"metrics\">/metrics</a> · <a href=\"api/v1/agents\">/api/v1/agents</a> · ",
         "<a href=\"healthz\">/healthz</a> · <a href=\"readyz\">/readyz</a></p>",
     ));
-    let _ = write!(h, "<p>Version {}. Page rendered at {}.</p>", env!("CARGO_PKG_VERSION"), now.round(jiff::Unit::Second).unwrap_or(now));
+    let _ = write!(
+        h,
+        "<p>Version {}. Page rendered at {}.</p>",
+        env!("CARGO_PKG_VERSION"),
+        now.round(jiff::Unit::Second).unwrap_or(now)
+    );
     h.push_str("<h2>Sources</h2><table><tr><th>Account</th><th>Provider</th><th>State</th><th>Agents</th><th>Last success</th><th>Last error</th></tr>");
     for s in sources {
         let (class, state) = match (s.polls, s.up, s.agents.is_some()) {
@@ -77,8 +82,16 @@ pub fn render(sources: &[Arc<SourceStatus>], extra_sections: &[String], now: Tim
             escape_html(&s.name),
             s.provider,
             s.agents.as_ref().map_or(0, |a| a.agents.len()),
-            s.last_success.map_or("never".to_string(), |t| format!("{} ago", human_age(age_seconds(now, t)))),
-            s.last_error.as_ref().map_or(String::new(), |e| escape_html(&format!("{}: {}", e.reason, e.message))),
+            s.last_success.map_or("never".to_string(), |t| format!(
+                "{} ago",
+                human_age(age_seconds(now, t))
+            )),
+            s.last_error
+                .as_ref()
+                .map_or(String::new(), |e| escape_html(&format!(
+                    "{}: {}",
+                    e.reason, e.message
+                ))),
         );
     }
     h.push_str("</table>");
@@ -87,7 +100,10 @@ pub fn render(sources: &[Arc<SourceStatus>], extra_sections: &[String], now: Tim
     }
     h.push_str("<h2>Agents</h2><table><tr><th>Account</th><th>Name</th><th>Id</th><th>Version</th><th>Offline</th><th>Heartbeat age</th><th>Token age</th></tr>");
     let mut rows = 0usize;
-    let total: usize = sources.iter().map(|s| s.agents.as_ref().map_or(0, |a| a.agents.len())).sum();
+    let total: usize = sources
+        .iter()
+        .map(|s| s.agents.as_ref().map_or(0, |a| a.agents.len()))
+        .sum();
     'outer: for s in sources {
         let Some(list) = &s.agents else { continue };
         for a in &list.agents {
@@ -102,15 +118,24 @@ pub fn render(sources: &[Arc<SourceStatus>], extra_sections: &[String], now: Tim
                 escape_html(&a.name),
                 escape_html(&a.id),
                 escape_html(a.version.as_deref().unwrap_or("")),
-                if a.offline { "<span class=\"down\">yes</span>" } else { "no" },
-                a.last_heartbeat.map_or("never".to_string(), |t| human_age(age_seconds(now, t))),
-                a.token_rotated.map_or("n/a".to_string(), |t| human_age(age_seconds(now, t))),
+                if a.offline {
+                    "<span class=\"down\">yes</span>"
+                } else {
+                    "no"
+                },
+                a.last_heartbeat
+                    .map_or("never".to_string(), |t| human_age(age_seconds(now, t))),
+                a.token_rotated
+                    .map_or("n/a".to_string(), |t| human_age(age_seconds(now, t))),
             );
         }
     }
     h.push_str("</table>");
     if rows < total {
-        let _ = write!(h, "<p>Showing {rows} of {total} agents; see <a href=\"api/v1/agents\">/api/v1/agents</a> for all.</p>");
+        let _ = write!(
+            h,
+            "<p>Showing {rows} of {total} agents; see <a href=\"api/v1/agents\">/api/v1/agents</a> for all.</p>"
+        );
     }
     h.push_str("</body></html>\n");
     h
@@ -122,12 +147,21 @@ mod tests {
 
     #[test]
     fn escape_html_neutralises_markup_and_quotes() {
-        assert_eq!(escape_html("<b a=\"x\">'&'</b>"), "&lt;b a=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/b&gt;");
+        assert_eq!(
+            escape_html("<b a=\"x\">'&'</b>"),
+            "&lt;b a=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/b&gt;"
+        );
     }
 
     #[test]
     fn human_age_picks_the_two_largest_units() {
-        let cases = [(5.0, "5s"), (65.0, "1m 5s"), (3_700.0, "1h 1m"), (90_000.0, "1d 1h"), (-30.0, "-30s")];
+        let cases = [
+            (5.0, "5s"),
+            (65.0, "1m 5s"),
+            (3_700.0, "1h 1m"),
+            (90_000.0, "1d 1h"),
+            (-30.0, "-30s"),
+        ];
         for (secs, want) in cases {
             assert_eq!(human_age(secs), want, "human_age({secs})");
         }

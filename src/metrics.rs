@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::model::{age_seconds, unix_seconds, Agent};
+use crate::model::{Agent, age_seconds, unix_seconds};
 use crate::sources::ErrorReason;
 use crate::status::SourceStatus;
 
@@ -128,6 +128,9 @@ impl Encoder {
         self.out.push_str(fam);
         self.out.push(' ');
         escape_help(&mut self.out, help);
+        if !help.ends_with('.') {
+            self.out.push('.');
+        }
         self.out.push_str("\n# TYPE ");
         self.out.push_str(fam);
         self.out.push(' ');
@@ -220,7 +223,12 @@ struct Row<'a> {
 }
 
 /// Renders the whole exposition at instant `now`.
-pub fn render(sources: &[Arc<SourceStatus>], extras: &[&dyn ExtraMetrics], now: Timestamp, format: Format) -> String {
+pub fn render(
+    sources: &[Arc<SourceStatus>],
+    extras: &[&dyn ExtraMetrics],
+    now: Timestamp,
+    format: Format,
+) -> String {
     let agent_count: usize = sources
         .iter()
         .map(|s| s.agents.as_ref().map_or(0, |a| a.agents.len()))
@@ -271,7 +279,12 @@ pub fn render(sources: &[Arc<SourceStatus>], extras: &[&dyn ExtraMetrics], now: 
         "Whether the platform itself considers the agent offline (1) or not (0)",
     );
     for r in &rows {
-        enc.sample(names::OFFLINE, l(r), &[], if r.agent.offline { 1.0 } else { 0.0 });
+        enc.sample(
+            names::OFFLINE,
+            l(r),
+            &[],
+            if r.agent.offline { 1.0 } else { 0.0 },
+        );
     }
 
     enc.family(
@@ -319,11 +332,31 @@ pub fn render(sources: &[Arc<SourceStatus>], extras: &[&dyn ExtraMetrics], now: 
     }
 
     let health_families: [(&str, &str, fn(&crate::model::Health) -> Option<f64>); 5] = [
-        (names::CPU, "CPU use the agent reports for its host, from 0 to 1", |h| h.cpu_ratio),
-        (names::MEMORY, "Memory use the agent reports for its host, from 0 to 1", |h| h.memory_ratio),
-        (names::DISK_FREE, "Free disk space the agent reports for its host, in bytes", |h| h.disk_free_bytes),
-        (names::ACTIVE_JOBS, "Jobs the agent reports as running now", |h| h.active_jobs),
-        (names::QUEUE_DEPTH, "Jobs the agent reports as waiting to run", |h| h.queue_depth),
+        (
+            names::CPU,
+            "CPU use the agent reports for its host, from 0 to 1",
+            |h| h.cpu_ratio,
+        ),
+        (
+            names::MEMORY,
+            "Memory use the agent reports for its host, from 0 to 1",
+            |h| h.memory_ratio,
+        ),
+        (
+            names::DISK_FREE,
+            "Free disk space the agent reports for its host, in bytes",
+            |h| h.disk_free_bytes,
+        ),
+        (
+            names::ACTIVE_JOBS,
+            "Jobs the agent reports as running now",
+            |h| h.active_jobs,
+        ),
+        (
+            names::QUEUE_DEPTH,
+            "Jobs the agent reports as waiting to run",
+            |h| h.queue_depth,
+        ),
     ];
     if rows.iter().any(|r| r.agent.health.is_some()) {
         for (name, help, get) in health_families {
@@ -341,7 +374,12 @@ pub fn render(sources: &[Arc<SourceStatus>], extras: &[&dyn ExtraMetrics], now: 
         );
         let name = format!("{}_info", names::LAST_ERROR);
         for r in &rows {
-            if let Some(e) = r.agent.health.as_ref().and_then(|h| h.last_error.as_deref()) {
+            if let Some(e) = r
+                .agent
+                .health
+                .as_ref()
+                .and_then(|h| h.last_error.as_deref())
+            {
                 enc.sample(&name, l(r), &[("error", e)], 1.0);
             }
         }
@@ -401,7 +439,12 @@ pub fn render(sources: &[Arc<SourceStatus>], extras: &[&dyn ExtraMetrics], now: 
     let errors_name = format!("{}_total", names::SOURCE_ERRORS);
     for (s, lab) in sources.iter().zip(&src_labels) {
         for reason in ErrorReason::ALL {
-            enc.sample(&errors_name, lab, &[("reason", reason.as_str())], s.error_count(reason) as f64);
+            enc.sample(
+                &errors_name,
+                lab,
+                &[("reason", reason.as_str())],
+                s.error_count(reason) as f64,
+            );
         }
     }
 

@@ -64,7 +64,11 @@ pub fn router(state: AppState, extra: Option<Router>) -> Router {
 }
 
 /// Serves `app` on `listener` until `shutdown` turns true, then lets in-flight requests finish.
-pub async fn serve(listener: TcpListener, app: Router, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
@@ -84,22 +88,40 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let rendered = tokio::task::spawn_blocking(move || {
         let refs: Vec<&dyn ExtraMetrics> = extras.iter().map(|e| e.as_ref()).collect();
         let body = crate::metrics::render(&sources, &refs, Timestamp::now(), format);
-        if gzip { gzip_bytes(body.as_bytes()).map(|b| (b, true)) } else { Ok((body.into_bytes(), false)) }
+        if gzip {
+            gzip_bytes(body.as_bytes()).map(|b| (b, true))
+        } else {
+            Ok((body.into_bytes(), false))
+        }
     })
     .await;
     match rendered {
         Ok(Ok((body, compressed))) => {
             let mut resp = (StatusCode::OK, body).into_response();
             let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
             if compressed {
                 h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
-            h.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+            h.insert(
+                header::VARY,
+                HeaderValue::from_static("Accept, Accept-Encoding"),
+            );
             resp
         }
-        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot compress the exposition: {e}\n")).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("rendering failed: {e}\n")).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot compress the exposition: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rendering failed: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -110,7 +132,9 @@ fn accepts_gzip(value: &str) -> bool {
         let coding = it.next().unwrap_or("").trim();
         let q_zero = it.any(|p| {
             let p = p.trim();
-            p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()) == Some(0.0)
+            p.strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                == Some(0.0)
         });
         (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
     })
@@ -119,7 +143,10 @@ fn accepts_gzip(value: &str) -> bool {
 fn gzip_bytes(data: &[u8]) -> std::io::Result<Vec<u8>> {
     // Fast compression: the exposition is highly repetitive, so level 1 already shrinks it about tenfold at a
     // fraction of the default level's cost.
-    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 8), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 8),
+        flate2::Compression::fast(),
+    );
     enc.write_all(data)?;
     enc.finish()
 }
@@ -141,7 +168,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
             .collect();
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: waiting for the first poll of {}\n", pending.join(", ")),
+            format!(
+                "not ready: waiting for the first poll of {}\n",
+                pending.join(", ")
+            ),
         )
             .into_response()
     }
@@ -150,7 +180,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn landing(State(state): State<AppState>) -> Html<String> {
     let now = Timestamp::now();
     let sections: Vec<String> = state.sections.iter().map(|s| s.html(now)).collect();
-    Html(crate::landing::render(&state.registry.snapshot(), &sections, now))
+    Html(crate::landing::render(
+        &state.registry.snapshot(),
+        &sections,
+        now,
+    ))
 }
 
 /// `/api/v1/agents` document.
@@ -209,7 +243,11 @@ impl AgentView {
             token_date_source: a.token_rotated.map(|_| a.token_rotated_source),
             token_age_seconds: a.token_rotated.map(|t| age_seconds(now, t)),
             created_at: a.created_at,
-            info: a.info.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone()))).collect(),
+            info: a
+                .info
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+                .collect(),
             health: a.health.clone(),
         }
     }

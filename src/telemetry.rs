@@ -16,11 +16,14 @@ pub enum LogFormat {
 pub fn init(level: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
     let directives = match level {
         Some(l) => format!("warn,onprem_agent_exporter={l}"),
-        None => std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,onprem_agent_exporter=info".to_string()),
+        None => std::env::var("RUST_LOG")
+            .unwrap_or_else(|_| "warn,onprem_agent_exporter=info".to_string()),
     };
     let filter = EnvFilter::try_new(&directives)
         .map_err(|e| anyhow::anyhow!("invalid log level {directives:?}: {e}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
