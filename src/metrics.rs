@@ -215,6 +215,9 @@ fn escape_help(out: &mut String, v: &str) {
     }
 }
 
+/// Reads one figure out of an agent's health report.
+type HealthField = fn(&crate::model::Health) -> Option<f64>;
+
 /// One agent with the escaped label set shared by all its per-agent samples.
 struct Row<'a> {
     agent: &'a Agent,
@@ -331,7 +334,7 @@ pub fn render(
         }
     }
 
-    let health_families: [(&str, &str, fn(&crate::model::Health) -> Option<f64>); 5] = [
+    let health_families: [(&str, &str, HealthField); 5] = [
         (
             names::CPU,
             "CPU use the agent reports for its host, from 0 to 1",
