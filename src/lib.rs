@@ -17,4 +17,5 @@
 //! - [`sim`] is a faithful stand-in for the upstream APIs, used by `demo`, the tests and the bench.
 
 pub mod model;
+pub mod sim;
 pub mod sources;
