@@ -105,7 +105,7 @@ pub struct FleetAgent {
     pub index: usize,
     /// Per-agent random key, `mix(seed, index)`; the root of every derived value.
     pub key: u64,
-    /// A MongoDB-style ObjectId: creation second, a per-fleet random part, and a counter that encodes `index`.
+    /// A MongoDB-style ObjectId: a plausible second, a per-fleet random part, and a counter that encodes `index`.
     pub id: [u8; 12],
     /// Display name. Untrusted by design: see [`AWKWARD_NAMES`].
     pub name: Box<str>,
@@ -239,7 +239,9 @@ impl FleetAgent {
         let heartbeat_phase_ms = rng.range(0, heartbeat_interval_ms);
 
         let mut id = [0u8; 12];
-        id[..4].copy_from_slice(&((created_ms / SECOND_MS) as u32).to_be_bytes());
+        // The time part of a real ObjectId is the creation second; here it is drawn from the key instead, so that
+        // ids do not move with the anchor and a seed names the same agents in every run.
+        id[..4].copy_from_slice(&(1_500_000_000 + (key % 250_000_000) as u32).to_be_bytes());
         id[4..9].copy_from_slice(&fleet_part);
         id[9..].copy_from_slice(
             &(counter_start.wrapping_add(index as u32) & 0x00ff_ffff).to_be_bytes()[1..],
@@ -393,7 +395,8 @@ pub struct Fleet {
 impl Fleet {
     /// Generates `count` agents from `seed`, with ages measured back from `anchor` (normally the simulator's start).
     ///
-    /// The same `seed`, `count` and `anchor` give an identical fleet.
+    /// The same `seed`, `count` and `anchor` give an identical fleet. Ids, names, tokens, kinds, ages and heartbeat
+    /// grids depend on `seed` alone; only the absolute instants of creation and rotation move with `anchor`.
     pub fn generate(count: usize, seed: u64, anchor: Timestamp) -> Fleet {
         let mut rng = SplitMix64(mix(seed ^ 0x666c_6565_7400_0000));
         let mut fleet_part = [0u8; 5];
