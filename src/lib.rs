@@ -24,6 +24,7 @@ pub mod model;
 pub mod notify;
 pub mod poller;
 pub mod server;
+pub mod sim;
 pub mod sources;
 pub mod status;
 pub mod telemetry;
