@@ -18,6 +18,7 @@
 
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod landing;
 pub mod metrics;
 pub mod model;
