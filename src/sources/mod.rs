@@ -92,22 +92,38 @@ impl fmt::Display for ErrorReason {
 pub enum UpstreamError {
     /// 401/403 from the auth middleware.
     #[error("{url}: unauthorized ({status}): {message}")]
-    Unauthorized { url: String, status: u16, message: String },
+    Unauthorized {
+        url: String,
+        status: u16,
+        message: String,
+    },
     /// 429 on every attempt.
     #[error("{url}: rate limited after {attempts} attempts")]
     RateLimited { url: String, attempts: u32 },
     /// 5xx on every attempt.
     #[error("{url}: server error {status} after {attempts} attempts")]
-    Server { url: String, status: u16, attempts: u32 },
+    Server {
+        url: String,
+        status: u16,
+        attempts: u32,
+    },
     /// Any other unexpected status.
     #[error("{url}: unexpected status {status}: {message}")]
-    Status { url: String, status: u16, message: String },
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
     /// A timeout on every attempt.
     #[error("{url}: timed out after {attempts} attempts")]
     Timeout { url: String, attempts: u32 },
     /// A connection failure on every attempt.
     #[error("{url}: cannot connect after {attempts} attempts: {message}")]
-    Connect { url: String, attempts: u32, message: String },
+    Connect {
+        url: String,
+        attempts: u32,
+        message: String,
+    },
     /// A body that is not the JSON we expect.
     #[error("{url}: cannot decode response: {message}")]
     Decode { url: String, message: String },
