@@ -3,7 +3,7 @@
 //!
 //! The request asks for a projection (`include=`) of only the fields we use, so a conforming server never sends the
 //! agents' `accessToken`. Whether `/v1/agents` honours projection is unconfirmed, so parsing does not rely on it: each
-//! record is read field by field into [`RawAgent`], and every other field, `accessToken` included, is skipped by the
+//! record is read field by field into `RawAgent`, and every other field, `accessToken` included, is skipped by the
 //! parser without being stored.
 
 use std::fmt;
