@@ -21,7 +21,10 @@ pub fn init(level: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
     };
     let filter = EnvFilter::try_new(&directives)
         .map_err(|e| anyhow::anyhow!("invalid log level {directives:?}: {e}"))?;
+    // Colours only on a terminal: escape codes in a log file or a journal are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
+        .with_ansi(ansi)
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let result = match format {
