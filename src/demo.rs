@@ -40,10 +40,16 @@ impl Default for DemoOptions {
 pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
     // Bind the exporter first: a busy port is the likeliest failure and should be reported before anything starts.
     let listener = crate::app::bind(opts.listen).await?;
-    let exporter_addr = listener.local_addr().map_err(|source| AppError::Bind { addr: opts.listen, source })?;
+    let exporter_addr = listener.local_addr().map_err(|source| AppError::Bind {
+        addr: opts.listen,
+        source,
+    })?;
     let sim_bind = SocketAddr::from(([127, 0, 0, 1], 0));
     let sim_listener = crate::app::bind(sim_bind).await?;
-    let sim_addr = sim_listener.local_addr().map_err(|source| AppError::Bind { addr: sim_bind, source })?;
+    let sim_addr = sim_listener.local_addr().map_err(|source| AppError::Bind {
+        addr: sim_bind,
+        source,
+    })?;
 
     // A fresh random key per run: nothing outside this process needs to know it.
     let token = format!("demo-{:032x}", rand::random::<u128>());
@@ -52,8 +58,14 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
         token: token.clone(),
         ..SimOptions::default()
     });
-    let base_url = Url::parse(&format!("http://{sim_addr}")).expect("a socket address makes a valid URL");
-    let mut source = SourceConfig::new("demo-us", Provider::Celigo, base_url, SecretString::from(token));
+    let base_url =
+        Url::parse(&format!("http://{sim_addr}")).expect("a socket address makes a valid URL");
+    let mut source = SourceConfig::new(
+        "demo-us",
+        Provider::Celigo,
+        base_url,
+        SecretString::from(token),
+    );
     source.poll_interval = opts.poll_interval;
     source.request_timeout = Duration::from_secs(5).min(opts.poll_interval);
 
@@ -72,7 +84,10 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
     exporter.spawn_pollers(&mut tasks, &shutdown);
 
     let base = format!("http://{exporter_addr}");
-    println!("onprem-agent-exporter demo: a simulated integrator.io fleet of {} agents", opts.agents);
+    println!(
+        "onprem-agent-exporter demo: a simulated integrator.io fleet of {} agents",
+        opts.agents
+    );
     println!("  landing:  {base}/");
     println!("  metrics:  {base}/metrics");
     println!("  agents:   {base}/api/v1/agents");
@@ -81,5 +96,11 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
     println!("Press Ctrl-C to stop.");
 
     let state = AppState::new(exporter.registry.clone());
-    crate::app::serve_with_tasks(listener, crate::server::router(state, None), tasks, shutdown).await
+    crate::app::serve_with_tasks(
+        listener,
+        crate::server::router(state, None),
+        tasks,
+        shutdown,
+    )
+    .await
 }

@@ -212,7 +212,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             latency,
         } => {
             use onprem_agent_exporter::sim::{DEFAULT_TOKEN, Faults, SimOptions, Simulator};
-            let token = std::env::var("ONPREM_AGENT_SIM_TOKEN").unwrap_or_else(|_| DEFAULT_TOKEN.to_string());
+            let token = std::env::var("ONPREM_AGENT_SIM_TOKEN")
+                .unwrap_or_else(|_| DEFAULT_TOKEN.to_string());
             let sim = Simulator::new(SimOptions {
                 agents,
                 page_size,

@@ -15,8 +15,7 @@ use crate::model::{Agent, Provider};
 
 /// Why a poll failed, or why a record was skipped. Each becomes a `reason` label value of
 /// `onprem_agent_source_errors_total`, so the set is closed and the strings are stable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorReason {
     /// 401 or 403: the API key is missing, wrong or revoked.
     Unauthorized,
@@ -77,6 +76,12 @@ impl ErrorReason {
             ErrorReason::InvalidRecord => "invalid_record",
             ErrorReason::Health => "health",
         }
+    }
+}
+
+impl serde::Serialize for ErrorReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

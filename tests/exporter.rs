@@ -1,0 +1,629 @@
+//! End-to-end tests of the exporter binary against the in-process simulator, on real sockets on 127.0.0.1.
+//!
+//! Each test starts its own simulator (port 0) and its own `onprem-agent-exporter run` process (port 0, JSON logs
+//! at debug level captured to a file), so tests are independent and can run in parallel.
+
+use std::io::{BufRead, BufReader, Read as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use onprem_agent_exporter::sim::{SimOptions, Simulator};
+use tokio::sync::watch;
+
+const EXE: &str = env!("CARGO_BIN_EXE_onprem-agent-exporter");
+const API_TOKEN: &str = "e2e-api-key-0c9f3b7d5e2a41c8";
+
+/// A simulator serving on a free port until dropped.
+struct TestSim {
+    sim: Simulator,
+    addr: SocketAddr,
+    _stop: watch::Sender<bool>,
+}
+
+async fn spawn_sim(opts: SimOptions) -> TestSim {
+    let sim = Simulator::new(SimOptions {
+        token: API_TOKEN.to_string(),
+        ..opts
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the simulator");
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut rx) = watch::channel(false);
+    let server = sim.clone();
+    tokio::spawn(async move {
+        let _ = server
+            .serve(listener, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    TestSim {
+        sim,
+        addr,
+        _stop: tx,
+    }
+}
+
+/// An exporter process; killed when dropped.
+struct TestExporter {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for TestExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestExporter {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Writes a config for one Celigo source pointing at `sim` (extra keys appended to the source) and starts `run`.
+fn spawn_exporter(sim: &TestSim, source_extra: &str) -> TestExporter {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), format!("{API_TOKEN}\n")).unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen_address: 127.0.0.1:0\nsources:\n  - name: e2e\n    provider: celigo\n    base_url: http://{}\n    token_file: token\n{source_extra}",
+            sim.addr
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("exporter.log");
+    let child = Command::new(EXE)
+        .args([
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+            "run",
+            "--config",
+        ])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start the exporter");
+    // Owned by the guard from here on, so a failed start still kills the process.
+    let mut exporter = TestExporter {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        log,
+        dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = exporter.logs();
+        if let Some(addr) = text.lines().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            (v["message"] == "listening").then(|| v["addr"].as_str()?.parse().ok())?
+        }) {
+            exporter.addr = addr;
+            return exporter;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the exporter did not report its address; log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let r = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
+async fn wait_ready(exp: &TestExporter) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if get(&exp.url("/readyz")).await.0 == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never ready; log:\n{}",
+            exp.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The value of the first sample whose line starts with `prefix` in a text exposition.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn parse_with_reference_parser(exposition: &str) -> serde_json::Value {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/parse_openmetrics.py"
+    );
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("/usr/bin/python3 must exist; `make test` installs python3-prometheus-client");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the reference OpenMetrics parser rejected the exposition: {}\n--- exposition head ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        exposition.lines().take(40).collect::<Vec<_>>().join("\n")
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_age_grows_between_two_scrapes_with_no_poll_in_between() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
+    wait_ready(&exp).await;
+    let requests = sim.sim.stats().requests;
+    let (_, first) = get(&exp.url("/metrics")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, second) = get(&exp.url("/metrics")).await;
+    assert_eq!(
+        sim.sim.stats().requests,
+        requests,
+        "the exporter polled between the scrapes"
+    );
+    let line = first
+        .lines()
+        .find(|l| l.starts_with("onprem_agent_heartbeat_age_seconds{"))
+        .expect("a heartbeat age series");
+    let prefix = line.rsplit_once(' ').unwrap().0;
+    let (a, b) = (
+        sample(&first, prefix).unwrap(),
+        sample(&second, prefix).unwrap(),
+    );
+    assert!(
+        b - a >= 1.4 && b - a < 5.0,
+        "age went from {a} to {b} over 1.5 s for {prefix}"
+    );
+    let token_prefix = first
+        .lines()
+        .find(|l| l.starts_with("onprem_agent_token_age_seconds{"))
+        .and_then(|l| l.rsplit_once(' '))
+        .unwrap()
+        .0;
+    let (ta, tb) = (
+        sample(&first, token_prefix).unwrap(),
+        sample(&second, token_prefix).unwrap(),
+    );
+    assert!(tb > ta, "token age did not grow: {ta} then {tb}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_upstream_keeps_the_last_snapshot_and_sets_source_up_to_zero() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let exp = spawn_exporter(
+        &sim,
+        "    poll_interval: 1s\n    request_timeout: 1s\n    max_attempts: 1\n",
+    );
+    wait_ready(&exp).await;
+    let (_, before) = get(&exp.url("/metrics")).await;
+    let agents_before = before
+        .lines()
+        .filter(|l| l.starts_with("onprem_agent_info{"))
+        .count();
+    assert_eq!(
+        agents_before, 25,
+        "expected the whole fleet before the outage"
+    );
+
+    sim.sim.control().set_status_override(Some(500));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let during = loop {
+        let (_, text) = get(&exp.url("/metrics")).await;
+        if sample(&text, "onprem_agent_source_up{") == Some(0.0) {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "source_up never turned 0; log:\n{}",
+            exp.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let agents_during = during
+        .lines()
+        .filter(|l| l.starts_with("onprem_agent_info{"))
+        .count();
+    assert_eq!(
+        agents_during, 25,
+        "the last good snapshot was not kept:\n{during}"
+    );
+    let errors = sample(
+        &during,
+        "onprem_agent_source_errors_total{account=\"e2e\",provider=\"celigo\",reason=\"http_5xx\"}",
+    );
+    assert!(
+        errors.unwrap_or(0.0) >= 1.0,
+        "http_5xx not counted: {errors:?}"
+    );
+    assert_eq!(sample(&during, "onprem_agent_source_agents{"), Some(25.0));
+
+    let (_, api) = get(&exp.url("/api/v1/agents")).await;
+    let doc: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let src = &doc["sources"][0];
+    assert_eq!(src["up"], false, "{src}");
+    assert_eq!(src["stale"], true, "{src}");
+    assert_eq!(src["last_error"]["reason"], "http_5xx", "{src}");
+    assert_eq!(src["agents"].as_array().map(Vec::len), Some(25));
+
+    sim.sim.control().set_status_override(None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, text) = get(&exp.url("/metrics")).await;
+        if sample(&text, "onprem_agent_source_up{") == Some(1.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the source never recovered; log:\n{}",
+            exp.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_is_counted_as_unauthorized() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    // The simulator answers every request as integrator.io does for a revoked key: 401 with a bare message.
+    sim.sim.control().set_status_override(Some(401));
+    let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
+    wait_ready(&exp).await;
+    let (_, text) = get(&exp.url("/metrics")).await;
+    assert_eq!(
+        sample(&text, "onprem_agent_source_up{"),
+        Some(0.0),
+        "{text}"
+    );
+    let unauthorized = sample(
+        &text,
+        "onprem_agent_source_errors_total{account=\"e2e\",provider=\"celigo\",reason=\"unauthorized\"}",
+    );
+    assert_eq!(unauthorized, Some(1.0), "exposition:\n{text}");
+    assert!(
+        exp.logs().contains("unauthorized"),
+        "the log does not say why:\n{}",
+        exp.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_503_until_the_first_poll_has_finished() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    sim.sim.control().set_latency(Duration::from_secs(2));
+    let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
+    let (status, body) = get(&exp.url("/readyz")).await;
+    assert_eq!(status, 503, "ready before the first poll: {body}");
+    assert!(
+        body.contains("e2e"),
+        "503 body should name the pending source: {body}"
+    );
+    // /metrics answers at once even while the first poll is still waiting on the slow upstream.
+    let started = Instant::now();
+    let (status, _) = get(&exp.url("/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a scrape waited on the upstream: {:?}",
+        started.elapsed()
+    );
+    wait_ready(&exp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_appears_in_metrics_api_landing_page_logs_or_once_output() {
+    // The simulator ignores `include` and sends full records, each with a fake `accessToken`.
+    let sim = spawn_sim(SimOptions {
+        honour_projection: false,
+        ..SimOptions::default()
+    })
+    .await;
+    let tokens = sim.sim.access_tokens();
+    assert_eq!(tokens.len(), 25);
+    let exp = spawn_exporter(&sim, "    poll_interval: 1s\n    request_timeout: 1s\n");
+    wait_ready(&exp).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // a few polls' worth of debug logs
+
+    let mut outputs = vec![
+        ("/metrics".to_string(), get(&exp.url("/metrics")).await.1),
+        (
+            "/api/v1/agents".to_string(),
+            get(&exp.url("/api/v1/agents")).await.1,
+        ),
+        ("/".to_string(), get(&exp.url("/")).await.1),
+    ];
+    let once = Command::new(EXE)
+        .args(["--log-level", "debug", "once", "--config"])
+        .arg(exp.dir.path().join("config.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        once.status.success(),
+        "once failed: {}",
+        String::from_utf8_lossy(&once.stderr)
+    );
+    outputs.push((
+        "once stdout".into(),
+        String::from_utf8_lossy(&once.stdout).into_owned(),
+    ));
+    outputs.push((
+        "once stderr".into(),
+        String::from_utf8_lossy(&once.stderr).into_owned(),
+    ));
+    outputs.push(("exporter log".into(), exp.logs()));
+    // The fleet really was served with tokens: otherwise this test would prove nothing.
+    let raw = reqwest::Client::new()
+        .get(format!("http://{}/v1/agents", sim.addr))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        tokens.iter().any(|t| raw.contains(t.as_str())),
+        "the simulator did not send accessTokens"
+    );
+
+    for (what, text) in &outputs {
+        assert!(!text.is_empty(), "{what} is empty");
+        assert!(!text.contains(API_TOKEN), "the API key leaked into {what}");
+        for t in &tokens {
+            assert!(
+                !text.contains(t.as_str()),
+                "an agent accessToken leaked into {what}"
+            );
+        }
+        assert!(
+            !text.contains("accessToken\""),
+            "an accessToken field leaked into {what}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_gzipped_on_request_and_parse_with_the_reference_openmetrics_parser() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
+    wait_ready(&exp).await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .get(exp.url("/metrics"))
+        .header(
+            "Accept",
+            "application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+        "{:?}",
+        resp.headers()
+    );
+    let gz = resp.bytes().await.unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut text)
+        .expect("valid gzip");
+    assert!(text.ends_with("# EOF\n"));
+
+    let families = parse_with_reference_parser(&text);
+    let info = &families["onprem_agent"];
+    assert_eq!(info["type"], "info", "{info}");
+    let samples = info["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 25);
+    // Every name, with its quotes, backslashes, newlines and markup, survives escaping and parsing intact.
+    let api: serde_json::Value =
+        serde_json::from_str(&get(&exp.url("/api/v1/agents")).await.1).unwrap();
+    let mut want: Vec<String> = api["sources"][0]["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .collect();
+    let mut got: Vec<String> = samples
+        .iter()
+        .map(|s| s["labels"]["agent_name"].as_str().unwrap().to_string())
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    assert!(
+        want.iter().any(|n| n.contains('\n')) && want.iter().any(|n| n.contains('"')),
+        "the fleet lacks hard names"
+    );
+    for family in [
+        "onprem_agent_offline",
+        "onprem_agent_last_heartbeat_timestamp_seconds",
+        "onprem_agent_heartbeat_age_seconds",
+        "onprem_agent_token_last_rotated_timestamp_seconds",
+        "onprem_agent_token_age_seconds",
+        "onprem_agent_source_up",
+        "onprem_agent_source_last_success_timestamp_seconds",
+        "onprem_agent_source_poll_duration_seconds",
+        "onprem_agent_source_agents",
+        "onprem_agent_source_errors",
+        "onprem_agent_exporter_build",
+    ] {
+        assert!(
+            families.get(family).is_some(),
+            "family {family} missing; got {:?}",
+            families.as_object().unwrap().keys()
+        );
+    }
+    assert_eq!(families["onprem_agent_source_errors"]["type"], "counter");
+    assert_eq!(
+        families["onprem_agent_heartbeat_age_seconds"]["unit"],
+        "seconds"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_check_metrics_accepts_the_text_exposition() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
+    wait_ready(&exp).await;
+    let (_, text) = get(&exp.url("/metrics")).await;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed; `make test` installs Debian's prometheus package");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_exporter_cleanly() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let mut exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
+    wait_ready(&exp).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &exp.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(code) = exp.child.try_wait().unwrap() {
+            assert!(code.success(), "exit status {code:?}; log:\n{}", exp.logs());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(exp.logs().contains("SIGTERM received"), "{}", exp.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_exits_non_zero_and_names_the_source_when_a_poll_fails() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    sim.sim.control().set_status_override(Some(401));
+    let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
+    let out = Command::new(EXE)
+        .args(["once", "--format", "text", "--config"])
+        .arg(exp.dir.path().join("config.yaml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("source e2e failed: unauthorized"),
+        "stderr: {stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("onprem_agent_source_up{account=\"e2e\",provider=\"celigo\"} 0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_config_names_the_file_line_and_key_of_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "sources:\n  - name: a\n    provider: celigo\n    token_env: X\n    bogus: 1\n",
+    )
+    .unwrap();
+    let out = Command::new(EXE)
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:5: sources[0].bogus: unknown field `bogus`",
+            path.display()
+        )),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn demo_prints_the_urls_to_open() {
+    let mut child = Command::new(EXE)
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while let Some(Ok(line)) = lines.next() {
+        seen.push(line.clone());
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen.join("\n");
+    for what in ["landing:", "metrics:", "agents:", "upstream:"] {
+        assert!(text.contains(what), "demo output lacks {what}:\n{text}");
+    }
+}
