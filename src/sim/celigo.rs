@@ -13,8 +13,8 @@
 //! - **Projection:** `include=a,b` returns `_id`, `name` and the listed fields the record has; `exclude=a,b` strips
 //!   fields from the full record (`_id` and `name` are protected). Both at once, or a character outside
 //!   `[A-Za-z0-9._,]`, is 400 `invalid_query_params`. Dotted sub-field paths are accepted but, as no client of ours
-//!   uses them, they match nothing. With `honour_projection` off both are ignored and full records, secrets
-//!   included, come back: integrator.io does not promise projection on this endpoint.
+//!   uses them, they match nothing. With `honour_projection` off both are still validated but then ignored, and
+//!   full records, secrets included, come back: integrator.io does not promise projection on this endpoint.
 //! - **Full records** carry every field of the Response schema, including a fake `accessToken`.
 //! - Projection is ignored on the single-record endpoint, as the contract says.
 

@@ -181,7 +181,10 @@ impl Simulator {
         Router::new()
             .merge(celigo::routes())
             .route("/_sim/control", get(get_control).put(put_control))
-            .fallback(|State(sim): State<Simulator>| async move { celigo::not_found(&sim) })
+            .fallback(|State(sim): State<Simulator>| async move {
+                sim.count_request();
+                celigo::not_found(&sim)
+            })
             .with_state(self.clone())
     }
 
@@ -387,6 +390,10 @@ async fn put_control(State(sim): State<Simulator>, headers: HeaderMap, body: Byt
     if let Some(agents) = request.agents {
         control.set_agent_count(agents);
     }
+    if let Some(ms) = request.latency_ms {
+        control.set_latency(Duration::from_millis(ms));
+    }
+    // Only a change to the periodic faults restarts their count; a latency change alone does not.
     let mut faults = control.faults();
     let before = faults.clone();
     if let Some(every) = request.rate_limit_every {
@@ -397,9 +404,6 @@ async fn put_control(State(sim): State<Simulator>, headers: HeaderMap, body: Byt
     }
     if let Some(every) = request.fail_every {
         faults.fail_every = every;
-    }
-    if let Some(ms) = request.latency_ms {
-        faults.latency = Duration::from_millis(ms);
     }
     if faults != before {
         control.set_faults(faults);
