@@ -16,5 +16,14 @@
 //! - [`model`] is the provider-neutral agent record every source produces.
 //! - [`sim`] is a faithful stand-in for the upstream APIs, used by `demo`, the tests and the bench.
 
+pub mod app;
+pub mod config;
+pub mod landing;
+pub mod metrics;
 pub mod model;
+pub mod notify;
+pub mod poller;
+pub mod server;
 pub mod sources;
+pub mod status;
+pub mod telemetry;

@@ -92,22 +92,38 @@ impl fmt::Display for ErrorReason {
 pub enum UpstreamError {
     /// 401/403 from the auth middleware.
     #[error("{url}: unauthorized ({status}): {message}")]
-    Unauthorized { url: String, status: u16, message: String },
+    Unauthorized {
+        url: String,
+        status: u16,
+        message: String,
+    },
     /// 429 on every attempt.
     #[error("{url}: rate limited after {attempts} attempts")]
     RateLimited { url: String, attempts: u32 },
     /// 5xx on every attempt.
     #[error("{url}: server error {status} after {attempts} attempts")]
-    Server { url: String, status: u16, attempts: u32 },
+    Server {
+        url: String,
+        status: u16,
+        attempts: u32,
+    },
     /// Any other unexpected status.
     #[error("{url}: unexpected status {status}: {message}")]
-    Status { url: String, status: u16, message: String },
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
     /// A timeout on every attempt.
     #[error("{url}: timed out after {attempts} attempts")]
     Timeout { url: String, attempts: u32 },
     /// A connection failure on every attempt.
     #[error("{url}: cannot connect after {attempts} attempts: {message}")]
-    Connect { url: String, attempts: u32, message: String },
+    Connect {
+        url: String,
+        attempts: u32,
+        message: String,
+    },
     /// A body that is not the JSON we expect.
     #[error("{url}: cannot decode response: {message}")]
     Decode { url: String, message: String },
@@ -173,4 +189,32 @@ pub trait Source: Send + Sync {
     fn provider(&self) -> Provider;
     /// Fetches every agent of the account. Either the whole list or an error: never a partial list.
     fn poll(&self) -> BoxFuture<'_, Result<PollOutcome, UpstreamError>>;
+}
+
+/// A source that could not be constructed from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The HTTP client could not be built (TLS initialisation).
+    #[error("source {name}: cannot build the HTTP client: {source}")]
+    Client {
+        name: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The provider is known to the config but has no client in this build.
+    #[error("source {name}: provider {provider} is not supported yet")]
+    Unsupported { name: String, provider: Provider },
+}
+
+/// Builds the client for one configured source.
+pub fn build(
+    config: &crate::config::SourceConfig,
+) -> Result<std::sync::Arc<dyn Source>, BuildError> {
+    let name = config.name.clone();
+    match config.provider {
+        Provider::Celigo => celigo::CeligoSource::new(config.clone())
+            .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn Source>)
+            .map_err(|source| BuildError::Client { name, source }),
+        provider => Err(BuildError::Unsupported { name, provider }),
+    }
 }

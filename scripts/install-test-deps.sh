@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs from Debian's packages: a real Prometheus and promtool, a real SMTP server
+# (aiosmtpd), the reference OpenMetrics parser (python3-prometheus-client) and Alertmanager. Idempotent: it only
+# calls apt-get when something is missing, and it fails loudly when it cannot install.
+set -euo pipefail
+
+need=()
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
+/usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1 || need+=(python3-prometheus-client)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing test dependencies: ${need[*]}; run as root or: sudo apt-get install ${need[*]}" >&2
+  exit 1
+fi
+echo "installing test dependencies: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# --no-install-recommends keeps the install small; the packages run fine without their recommends.
+apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+# Debian starts the services it installs where systemd runs; the tests start their own instances on free ports.
+for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+  (command -v systemctl >/dev/null 2>&1 && systemctl stop "$svc") >/dev/null 2>&1 || true
+done

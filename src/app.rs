@@ -1,0 +1,165 @@
+//! Wires the pieces into a running exporter: one poller task per source, the HTTP server, and (when configured)
+//! the rule engine and notifier. Also the one-shot `once` mode.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, SourceConfig};
+use crate::server::AppState;
+use crate::sources::{BuildError, Source};
+use crate::status::Registry;
+
+/// Why the exporter could not start or stopped unexpectedly.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A source's client could not be built.
+    #[error(transparent)]
+    Source(#[from] BuildError),
+    /// The HTTP server failed.
+    #[error("the HTTP server stopped: {0}")]
+    Server(#[source] std::io::Error),
+    /// A background task ended although no shutdown was requested.
+    #[error("the {0} task stopped unexpectedly")]
+    TaskStopped(String),
+}
+
+/// The sources of a config and the registry their pollers publish into.
+pub struct Exporter {
+    /// One client per configured source, in config order.
+    pub sources: Vec<Arc<dyn Source>>,
+    /// The configured sources, parallel to `sources`.
+    pub configs: Vec<SourceConfig>,
+    /// Where pollers publish and readers read.
+    pub registry: Arc<Registry>,
+}
+
+impl Exporter {
+    /// Builds every source's client. Fails on the first source that cannot be built.
+    pub fn new(configs: &[SourceConfig]) -> Result<Exporter, BuildError> {
+        let sources = configs
+            .iter()
+            .map(crate::sources::build)
+            .collect::<Result<Vec<_>, _>>()?;
+        let registry = Arc::new(Registry::new(
+            configs.iter().map(|c| (c.name.as_str(), c.provider)),
+        ));
+        Ok(Exporter {
+            sources,
+            configs: configs.to_vec(),
+            registry,
+        })
+    }
+
+    /// Starts one poller per source on `tasks`.
+    pub fn spawn_pollers(&self, tasks: &mut JoinSet<String>, shutdown: &watch::Receiver<bool>) {
+        for (i, (source, cfg)) in self.sources.iter().zip(&self.configs).enumerate() {
+            let (source, registry, shutdown) =
+                (source.clone(), self.registry.clone(), shutdown.clone());
+            let interval = cfg.poll_interval;
+            let label = format!("poller for source {}", cfg.name);
+            tasks.spawn(async move {
+                crate::poller::run(source, registry, i, interval, shutdown).await;
+                label
+            });
+        }
+    }
+
+    /// Polls every source once, concurrently, and returns the names and errors of the sources that failed.
+    pub async fn poll_all_once(&self) -> Vec<(String, String)> {
+        let mut tasks = JoinSet::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            let (source, registry) = (source.clone(), self.registry.clone());
+            tasks.spawn(
+                async move { crate::poller::poll_once(source.as_ref(), &registry, i).await },
+            );
+        }
+        while tasks.join_next().await.is_some() {}
+        self.registry
+            .snapshot()
+            .iter()
+            .filter(|s| !s.up)
+            .map(|s| {
+                let msg = s
+                    .last_error
+                    .as_ref()
+                    .map_or("unknown error".to_string(), |e| {
+                        format!("{}: {}", e.reason, e.message)
+                    });
+                (s.name.clone(), msg)
+            })
+            .collect()
+    }
+}
+
+/// Binds `addr`, naming it in the error.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { addr, source })
+}
+
+/// Runs the exporter for `config` on `listener` until `shutdown` turns true.
+///
+/// Returns an error if the server or a background task stops on its own: a poller that died silently would freeze
+/// its source's metrics, which is worse than exiting and being restarted.
+pub async fn run(
+    config: &Config,
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), AppError> {
+    let exporter = Exporter::new(&config.sources)?;
+    let mut tasks = JoinSet::new();
+    exporter.spawn_pollers(&mut tasks, &shutdown);
+    let state = AppState::new(exporter.registry.clone());
+    serve_with_tasks(
+        listener,
+        crate::server::router(state, None),
+        tasks,
+        shutdown,
+    )
+    .await
+}
+
+/// Serves `app` while `tasks` run; returns when shutdown is requested or something stops on its own.
+pub async fn serve_with_tasks(
+    listener: TcpListener,
+    app: axum::Router,
+    mut tasks: JoinSet<String>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), AppError> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "listening");
+    }
+    let server = crate::server::serve(listener, app, shutdown.clone());
+    tokio::pin!(server);
+    loop {
+        tokio::select! {
+            result = &mut server => {
+                tasks.shutdown().await;
+                return result.map_err(AppError::Server);
+            }
+            Some(done) = tasks.join_next() => {
+                if *shutdown.borrow() {
+                    continue;
+                }
+                let what = match done {
+                    Ok(label) => label,
+                    Err(e) => format!("background ({e})"),
+                };
+                tracing::error!(task = %what, "a background task stopped unexpectedly");
+                return Err(AppError::TaskStopped(what));
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The HTML landing page at `/`: links, each source's health, and a table of agents.
+//!
+//! Every string that came from upstream (agent names, versions, error messages) is HTML-escaped: agent names are
+//! chosen by whoever installed the agent and may contain markup.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use crate::model::age_seconds;
+use crate::status::SourceStatus;
+
+/// Returns `s` with `&`, `<`, `>`, `"` and `'` replaced by entities, safe in element content and quoted attributes.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Formats a number of seconds as a short human duration (`3d 4h`, `12m 5s`, `-30s` for clock skew).
+pub fn human_age(seconds: f64) -> String {
+    if seconds < 0.0 {
+        return format!("-{}", human_age(-seconds));
+    }
+    let s = seconds as u64;
+    let (d, h, m, sec) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {sec}s")
+    } else {
+        format!("{sec}s")
+    }
+}
+
+/// The most agents listed on the page; beyond that the page links to the JSON API instead of growing without bound.
+const MAX_ROWS: usize = 2000;
+
+/// Renders the landing page at `now`. `extra_sections` are ready-made HTML fragments (the alerts section).
+pub fn render(sources: &[Arc<SourceStatus>], extra_sections: &[String], now: Timestamp) -> String {
+    let mut h = String::with_capacity(16 * 1024);
+    h.push_str(concat!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<title>onprem-agent-exporter</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}",
+        "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f3f3f3}",
+        ".up{color:#1a7f37}.down{color:#cf222e}.stale{color:#9a6700}</style></head><body>",
+        "<h1>onprem-agent-exporter</h1>",
+        "<p>Prometheus exporter for on-premise agents. ",
+        "<a href=\"metrics\">/metrics</a> · <a href=\"api/v1/agents\">/api/v1/agents</a> · ",
+        "<a href=\"healthz\">/healthz</a> · <a href=\"readyz\">/readyz</a></p>",
+    ));
+    let _ = write!(
+        h,
+        "<p>Version {}. Page rendered at {}.</p>",
+        env!("CARGO_PKG_VERSION"),
+        now.round(jiff::Unit::Second).unwrap_or(now)
+    );
+    h.push_str("<h2>Sources</h2><table><tr><th>Account</th><th>Provider</th><th>State</th><th>Agents</th><th>Last success</th><th>Last error</th></tr>");
+    for s in sources {
+        let (class, state) = match (s.polls, s.up, s.agents.is_some()) {
+            (0, _, _) => ("stale", "not polled yet"),
+            (_, true, _) => ("up", "up"),
+            (_, false, true) => ("stale", "down (serving last good snapshot)"),
+            (_, false, false) => ("down", "down"),
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{state}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape_html(&s.name),
+            s.provider,
+            s.agents.as_ref().map_or(0, |a| a.agents.len()),
+            s.last_success.map_or("never".to_string(), |t| format!(
+                "{} ago",
+                human_age(age_seconds(now, t))
+            )),
+            s.last_error
+                .as_ref()
+                .map_or(String::new(), |e| escape_html(&format!(
+                    "{}: {}",
+                    e.reason, e.message
+                ))),
+        );
+    }
+    h.push_str("</table>");
+    for section in extra_sections {
+        h.push_str(section);
+    }
+    h.push_str("<h2>Agents</h2><table><tr><th>Account</th><th>Name</th><th>Id</th><th>Version</th><th>Offline</th><th>Heartbeat age</th><th>Token age</th></tr>");
+    let mut rows = 0usize;
+    let total: usize = sources
+        .iter()
+        .map(|s| s.agents.as_ref().map_or(0, |a| a.agents.len()))
+        .sum();
+    'outer: for s in sources {
+        let Some(list) = &s.agents else { continue };
+        for a in &list.agents {
+            if rows == MAX_ROWS {
+                break 'outer;
+            }
+            rows += 1;
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape_html(&s.name),
+                escape_html(&a.name),
+                escape_html(&a.id),
+                escape_html(a.version.as_deref().unwrap_or("")),
+                if a.offline {
+                    "<span class=\"down\">yes</span>"
+                } else {
+                    "no"
+                },
+                a.last_heartbeat
+                    .map_or("never".to_string(), |t| human_age(age_seconds(now, t))),
+                a.token_rotated
+                    .map_or("n/a".to_string(), |t| human_age(age_seconds(now, t))),
+            );
+        }
+    }
+    h.push_str("</table>");
+    if rows < total {
+        let _ = write!(
+            h,
+            "<p>Showing {rows} of {total} agents; see <a href=\"api/v1/agents\">/api/v1/agents</a> for all.</p>"
+        );
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_html_neutralises_markup_and_quotes() {
+        assert_eq!(
+            escape_html("<b a=\"x\">'&'</b>"),
+            "&lt;b a=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/b&gt;"
+        );
+    }
+
+    #[test]
+    fn human_age_picks_the_two_largest_units() {
+        let cases = [
+            (5.0, "5s"),
+            (65.0, "1m 5s"),
+            (3_700.0, "1h 1m"),
+            (90_000.0, "1d 1h"),
+            (-30.0, "-30s"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_age(secs), want, "human_age({secs})");
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The `onprem-agent-exporter` command: parses the command line and calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use onprem_agent_exporter::config::Config;
+use onprem_agent_exporter::metrics::Format;
+use onprem_agent_exporter::telemetry::{self, LogFormat};
+use onprem_agent_exporter::{app, metrics};
+use tokio::sync::watch;
+
+/// Prometheus exporter and alerting sidecar for the on-premise agents of data-integration platforms
+/// (Celigo integrator.io, Planasonix, Calyptia).
+///
+/// It polls each configured account's agent list, keeps the latest snapshot in memory and serves per-agent
+/// gauges (heartbeat age, offline state, version, token age) on /metrics.
+///
+/// Start with `demo` to see it work against the built-in simulator, then write a config (see
+/// examples/config.yaml), check it with `check-config` and run it with `run`.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about, propagate_version = true)]
+struct Cli {
+    /// Log level: error, warn, info, debug or trace. Overrides RUST_LOG.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the exporter: poll every source and serve /metrics until SIGTERM or SIGINT.
+    Run {
+        /// The YAML config file.
+        #[arg(long, env = "ONPREM_AGENT_EXPORTER_CONFIG", value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a config file (syntax, keys, values, token files) and exit: 0 if valid, 1 with the error if not.
+    CheckConfig {
+        /// The YAML config file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Poll every source once, print the exposition to stdout, and exit non-zero if any source failed.
+    Once {
+        /// The YAML config file.
+        #[arg(long, env = "ONPREM_AGENT_EXPORTER_CONFIG", value_name = "FILE")]
+        config: PathBuf,
+        /// Exposition format.
+        #[arg(long, value_enum, default_value_t = OnceFormat::Openmetrics)]
+        format: OnceFormat,
+    },
+    /// Exit 0 if the exporter at URL answers its health check, 1 otherwise (for container HEALTHCHECKs).
+    Healthcheck {
+        /// The health endpoint to ask.
+        #[arg(long, default_value = "http://127.0.0.1:9877/healthz")]
+        url: String,
+        /// Give up after this long.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OnceFormat {
+    /// OpenMetrics 1.0, as Prometheus scrapes it.
+    Openmetrics,
+    /// The classic Prometheus text format (what `promtool check metrics` reads).
+    Text,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = telemetry::init(cli.log_level.as_deref(), cli.log_format) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "exiting");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => {
+            let config = Config::load(&config)?;
+            let listener = app::bind(config.listen_address).await?;
+            tracing::info!(config = %config.path.display(), sources = config.sources.len(), "starting");
+            app::run(&config, listener, shutdown_signal()).await?;
+            tracing::info!("stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => {
+            let config = Config::load(&file)?;
+            println!(
+                "{}: OK ({} source{}, listening on {})",
+                file.display(),
+                config.sources.len(),
+                if config.sources.len() == 1 { "" } else { "s" },
+                config.listen_address
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Once { config, format } => {
+            let config = Config::load(&config)?;
+            let exporter = app::Exporter::new(&config.sources)?;
+            let failures = exporter.poll_all_once().await;
+            let format = match format {
+                OnceFormat::Openmetrics => Format::OpenMetrics,
+                OnceFormat::Text => Format::Text,
+            };
+            let text = metrics::render(
+                &exporter.registry.snapshot(),
+                &[],
+                jiff::Timestamp::now(),
+                format,
+            );
+            print!("{text}");
+            for (name, error) in &failures {
+                eprintln!("source {name} failed: {error}");
+            }
+            Ok(if failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Healthcheck { url, timeout } => {
+            let client = reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .context("cannot build the HTTP client")?;
+            match client.get(&url).send().await {
+                Ok(r) if r.status().is_success() => Ok(ExitCode::SUCCESS),
+                Ok(r) => {
+                    eprintln!("unhealthy: {url} answered {}", r.status());
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(e) => {
+                    eprintln!("unhealthy: {url}: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+/// A receiver that turns true on SIGINT or SIGTERM.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+            _ = term => tracing::info!("SIGTERM received; shutting down"),
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}

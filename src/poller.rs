@@ -1,0 +1,100 @@
+//! Polls each source on its interval and publishes the result into the [`Registry`].
+//!
+//! One task per source, so a slow or rate-limited account never delays another. A poll's result replaces the
+//! source's status in one atomic swap; a failed poll keeps the previous agent list (see [`SourceStatus::failed`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+
+use crate::sources::Source;
+use crate::status::Registry;
+
+/// Polls `source` once and publishes the outcome as source number `index`. Returns true if and only if the poll
+/// succeeded. Logs the failure with its whole cause chain; error messages carry no secret by construction.
+pub async fn poll_once(source: &dyn Source, registry: &Registry, index: usize) -> bool {
+    let started = Instant::now();
+    let result = source.poll().await;
+    let took = started.elapsed();
+    let now = Timestamp::now();
+    let previous = registry.get(index);
+    match result {
+        Ok(outcome) => {
+            tracing::debug!(
+                source = source.name(),
+                provider = %source.provider(),
+                agents = outcome.agents.len(),
+                pages = outcome.stats.pages,
+                requests = outcome.stats.requests,
+                bytes = outcome.stats.bytes,
+                invalid_records = outcome.stats.invalid_records,
+                took_ms = took.as_millis() as u64,
+                "poll succeeded"
+            );
+            if outcome.stats.invalid_records > 0 {
+                tracing::warn!(
+                    source = source.name(),
+                    skipped = outcome.stats.invalid_records,
+                    "skipped agent records without a usable id"
+                );
+            }
+            if !previous.up && previous.polls > 0 {
+                tracing::info!(source = source.name(), "source recovered");
+            }
+            registry.publish(index, previous.succeeded(outcome, now, took));
+            true
+        }
+        Err(error) => {
+            tracing::warn!(
+                source = source.name(),
+                provider = %source.provider(),
+                reason = %error.reason(),
+                error = %error_chain(&error),
+                kept_agents = previous.agents.as_ref().map_or(0, |a| a.agents.len()),
+                "poll failed; keeping the last good snapshot"
+            );
+            registry.publish(index, previous.failed(&error, now, took));
+            false
+        }
+    }
+}
+
+/// Formats an error and its sources as `outer: inner: innermost`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// Polls `source` every `interval` (measured start to start) until `shutdown` turns true. The first poll starts
+/// at once so that `/readyz` turns ready as soon as possible.
+pub async fn run(
+    source: Arc<dyn Source>,
+    registry: Arc<Registry>,
+    index: usize,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    // After a poll that overran its interval, wait a full interval rather than firing a burst of catch-up polls
+    // at an API that is probably already struggling.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        tokio::select! {
+            _ = poll_once(source.as_ref(), &registry, index) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The HTTP server: `/metrics`, `/healthz`, `/readyz`, `/api/v1/agents` and the landing page at `/`.
+//!
+//! Handlers only read the registry's current snapshots; none of them touches the network, so a scrape answers
+//! even while every upstream is down or slow.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::metrics::{ExtraMetrics, Format};
+use crate::model::{Agent, Health, TokenDateSource, age_seconds};
+use crate::status::{Registry, SourceError, SourceStatus};
+
+/// Something that adds an HTML section to the landing page (the rule engine's alerts).
+pub trait LandingSection: Send + Sync {
+    /// Returns a complete, escaped HTML fragment.
+    fn html(&self, now: Timestamp) -> String;
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The live source statuses.
+    pub registry: Arc<Registry>,
+    /// Further metric families (rule engine, notifier).
+    pub extras: Vec<Arc<dyn ExtraMetrics>>,
+    /// Further landing page sections.
+    pub sections: Vec<Arc<dyn LandingSection>>,
+}
+
+impl AppState {
+    /// State with only the registry.
+    pub fn new(registry: Arc<Registry>) -> AppState {
+        AppState {
+            registry,
+            extras: Vec::new(),
+            sections: Vec::new(),
+        }
+    }
+}
+
+/// The router with every built-in route; `extra` routes (the alerting API) are merged in.
+pub fn router(state: AppState, extra: Option<Router>) -> Router {
+    let app = Router::new()
+        .route("/", get(landing))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/agents", get(agents))
+        .with_state(state);
+    match extra {
+        Some(r) => app.merge(r),
+        None => app,
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` turns true, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(accepts_gzip);
+    let sources = state.registry.snapshot();
+    let extras = state.extras.clone();
+    // Rendering 100k agents is CPU work of tens of milliseconds; keep it off the async workers.
+    let rendered = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&dyn ExtraMetrics> = extras.iter().map(|e| e.as_ref()).collect();
+        let body = crate::metrics::render(&sources, &refs, Timestamp::now(), format);
+        if gzip {
+            gzip_bytes(body.as_bytes()).map(|b| (b, true))
+        } else {
+            Ok((body.into_bytes(), false))
+        }
+    })
+    .await;
+    match rendered {
+        Ok(Ok((body, compressed))) => {
+            let mut resp = (StatusCode::OK, body).into_response();
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            if compressed {
+                h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            h.insert(
+                header::VARY,
+                HeaderValue::from_static("Accept, Accept-Encoding"),
+            );
+            resp
+        }
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot compress the exposition: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rendering failed: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Returns true if and only if an `Accept-Encoding` value allows gzip (`gzip`, `gzip;q=0.5`, not `gzip;q=0`).
+fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|part| {
+        let mut it = part.split(';');
+        let coding = it.next().unwrap_or("").trim();
+        let q_zero = it.any(|p| {
+            let p = p.trim();
+            p.strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                == Some(0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+    })
+}
+
+fn gzip_bytes(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    // Fast compression: the exposition is highly repetitive, so level 1 already shrinks it about tenfold at a
+    // fraction of the default level's cost.
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 8),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.registry.all_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        let pending: Vec<String> = state
+            .registry
+            .snapshot()
+            .iter()
+            .filter(|s| !s.ready())
+            .map(|s| s.name.clone())
+            .collect();
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: waiting for the first poll of {}\n",
+                pending.join(", ")
+            ),
+        )
+            .into_response()
+    }
+}
+
+async fn landing(State(state): State<AppState>) -> Html<String> {
+    let now = Timestamp::now();
+    let sections: Vec<String> = state.sections.iter().map(|s| s.html(now)).collect();
+    Html(crate::landing::render(
+        &state.registry.snapshot(),
+        &sections,
+        now,
+    ))
+}
+
+/// `/api/v1/agents` document.
+#[derive(Serialize)]
+pub struct AgentsDocument {
+    pub generated_at: Timestamp,
+    pub sources: Vec<SourceView>,
+}
+
+/// One source in `/api/v1/agents`.
+#[derive(Serialize)]
+pub struct SourceView {
+    pub account: String,
+    pub provider: String,
+    pub up: bool,
+    pub ready: bool,
+    /// True when the agents below come from an earlier poll because the latest one failed.
+    pub stale: bool,
+    pub polls: u64,
+    pub last_attempt: Option<Timestamp>,
+    pub last_success: Option<Timestamp>,
+    pub last_poll_duration_seconds: Option<f64>,
+    pub snapshot_taken_at: Option<Timestamp>,
+    pub last_error: Option<SourceError>,
+    pub agents: Vec<AgentView>,
+}
+
+/// One agent in `/api/v1/agents`, with ages computed at request time.
+#[derive(Serialize)]
+pub struct AgentView {
+    pub id: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub offline: bool,
+    pub last_heartbeat: Option<Timestamp>,
+    pub heartbeat_age_seconds: Option<f64>,
+    pub token_last_rotated: Option<Timestamp>,
+    pub token_date_source: Option<TokenDateSource>,
+    pub token_age_seconds: Option<f64>,
+    pub created_at: Option<Timestamp>,
+    pub info: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+impl AgentView {
+    fn new(a: &Agent, now: Timestamp) -> AgentView {
+        AgentView {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            version: a.version.clone(),
+            offline: a.offline,
+            last_heartbeat: a.last_heartbeat,
+            heartbeat_age_seconds: a.last_heartbeat.map(|t| age_seconds(now, t)),
+            token_last_rotated: a.token_rotated,
+            token_date_source: a.token_rotated.map(|_| a.token_rotated_source),
+            token_age_seconds: a.token_rotated.map(|t| age_seconds(now, t)),
+            created_at: a.created_at,
+            info: a
+                .info
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+                .collect(),
+            health: a.health.clone(),
+        }
+    }
+}
+
+/// Builds the `/api/v1/agents` document from the statuses at `now`.
+pub fn agents_document(sources: &[Arc<SourceStatus>], now: Timestamp) -> AgentsDocument {
+    AgentsDocument {
+        generated_at: now,
+        sources: sources
+            .iter()
+            .map(|s| SourceView {
+                account: s.name.clone(),
+                provider: s.provider.to_string(),
+                up: s.up,
+                ready: s.ready(),
+                stale: !s.up && s.agents.is_some(),
+                polls: s.polls,
+                last_attempt: s.last_attempt,
+                last_success: s.last_success,
+                last_poll_duration_seconds: s.last_duration.map(|d| d.as_secs_f64()),
+                snapshot_taken_at: s.agents.as_ref().map(|a| a.polled_at),
+                last_error: s.last_error.clone(),
+                agents: s
+                    .agents
+                    .as_ref()
+                    .map(|list| list.agents.iter().map(|a| AgentView::new(a, now)).collect())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+async fn agents(State(state): State<AppState>) -> Response {
+    let doc = agents_document(&state.registry.snapshot(), Timestamp::now());
+    axum::Json(doc).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+
+    #[test]
+    fn accepts_gzip_reads_codings_and_quality_values() {
+        let cases = [
+            ("gzip", true),
+            ("identity", false),
+            ("deflate, gzip;q=0.5", true),
+            ("gzip;q=0", false),
+            ("*", true),
+            ("GZIP", true),
+        ];
+        for (value, want) in cases {
+            assert_eq!(accepts_gzip(value), want, "Accept-Encoding: {value}");
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Table-driven config tests: each `tests/fixtures/invalid-*.yaml` starts with `# expect: <message>` and must fail
+//! to load with exactly that message (`{file}` stands for the fixture's path). Valid fixtures must load.
+
+use std::path::{Path, PathBuf};
+
+use onprem_agent_exporter::config::Config;
+use secrecy::ExposeSecret;
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_invalid_fixture_fails_with_its_expected_message() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for path in fixtures() {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("invalid-") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expected = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{name} lacks a first line `# expect: <message>`"))
+            .replace("{file}", &path.display().to_string());
+        match Config::load(&path) {
+            Ok(_) => failures.push(format!(
+                "{name}: loaded, but expected the error\n    {expected}"
+            )),
+            Err(e) if e.to_string() == expected => {}
+            Err(e) => failures.push(format!(
+                "{name}:\n    expected: {expected}\n    got:      {e}"
+            )),
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 10,
+        "expected at least 10 invalid fixtures, found {checked}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} fixture(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_minimal_valid_fixture_loads_with_defaults_and_trims_the_token_file() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid-minimal.yaml");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("valid-minimal.yaml failed: {e}"));
+    assert_eq!(config.listen_address.to_string(), "0.0.0.0:9877");
+    let s = &config.sources[0];
+    assert_eq!(s.name, "prod-us");
+    assert_eq!(s.base_url.as_str(), "https://api.integrator.io/");
+    assert_eq!(s.token.expose_secret(), "fixture-token");
+    assert_eq!(s.poll_interval.as_secs(), 60);
+    assert_eq!(s.request_timeout.as_secs(), 15);
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config.yaml");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("examples/config.yaml failed: {e}"));
+    let names: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["prod-us", "prod-eu"]);
+    assert_eq!(
+        config.sources[1].base_url.as_str(),
+        "https://api.eu.integrator.io/"
+    );
+}
+
+#[test]
+fn a_token_from_the_environment_is_read_through_the_injected_lookup() {
+    let yaml = "sources:\n  - name: a\n    provider: celigo\n    token_env: MY_TOKEN\n";
+    let config = Config::parse(yaml, Path::new("inline.yaml"), &|k| {
+        (k == "MY_TOKEN").then(|| "  s3cret\n".to_string())
+    })
+    .unwrap_or_else(|e| panic!("parse failed: {e}"));
+    assert_eq!(config.sources[0].token.expose_secret(), "s3cret");
+}
+
+#[test]
+fn a_config_error_never_shows_the_token() {
+    // A bad value next to a valid token: the message must name the key, not echo the secret.
+    let yaml =
+        "sources:\n  - name: a\n    provider: celigo\n    token_env: T\n    poll_interval: soon\n";
+    let err = Config::parse(yaml, Path::new("inline.yaml"), &|_| {
+        Some("tok-SECRET-123".to_string())
+    })
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        !text.contains("tok-SECRET-123"),
+        "token leaked into: {text}"
+    );
+    assert!(
+        text.contains("sources[0].poll_interval"),
+        "key path missing from: {text}"
+    );
+}
