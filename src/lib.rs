@@ -18,12 +18,14 @@
 
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod landing;
 pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod poller;
 pub mod server;
+pub mod sim;
 pub mod sources;
 pub mod status;
 pub mod telemetry;

@@ -1,5 +1,6 @@
 //! The `onprem-agent-exporter` command: parses the command line and calls into the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,6 +55,48 @@ enum Command {
         /// Exposition format.
         #[arg(long, value_enum, default_value_t = OnceFormat::Openmetrics)]
         format: OnceFormat,
+    },
+    /// Start the simulator and the exporter together, with no config and no account, and print the URLs to open.
+    Demo {
+        /// Where the exporter listens; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:9877")]
+        listen: SocketAddr,
+        /// Agents in the simulated fleet.
+        #[arg(long, default_value_t = 25)]
+        agents: usize,
+        /// Time between polls of the simulator.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        poll_interval: std::time::Duration,
+    },
+    /// Serve the integrator.io agents API (`GET /v1/agents`) from a simulated fleet, for trying configs and proxies.
+    ///
+    /// The API key it accepts is read from ONPREM_AGENT_SIM_TOKEN (default `sim-api-token`). `PUT /_sim/control`
+    /// injects faults at run time; see the simulator's documentation.
+    Simulate {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:18089")]
+        listen: SocketAddr,
+        /// Agents in the fleet.
+        #[arg(long, default_value_t = 25)]
+        agents: usize,
+        /// Records per page when the client sends no `limit`.
+        #[arg(long, default_value_t = 100)]
+        page_size: usize,
+        /// Ignore `include`/`exclude` and send full records, with their fake `accessToken`s.
+        #[arg(long)]
+        no_projection: bool,
+        /// The fleet's seed; the same seed gives the same agents.
+        #[arg(long, default_value_t = onprem_agent_exporter::sim::DEFAULT_SEED)]
+        seed: u64,
+        /// Answer every Nth request with 429 and a Retry-After.
+        #[arg(long, value_name = "N")]
+        rate_limit_every: Option<u32>,
+        /// Answer every Nth request with 500.
+        #[arg(long, value_name = "N")]
+        fail_every: Option<u32>,
+        /// Delay every response by this long.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        latency: std::time::Duration,
     },
     /// Exit 0 if the exporter at URL answers its health check, 1 otherwise (for container HEALTHCHECKs).
     Healthcheck {
@@ -144,6 +187,54 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Demo {
+            listen,
+            agents,
+            poll_interval,
+        } => {
+            let opts = onprem_agent_exporter::demo::DemoOptions {
+                listen,
+                agents,
+                poll_interval,
+            };
+            onprem_agent_exporter::demo::run(opts, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate {
+            listen,
+            agents,
+            page_size,
+            no_projection,
+            seed,
+            rate_limit_every,
+            fail_every,
+            latency,
+        } => {
+            use onprem_agent_exporter::sim::{DEFAULT_TOKEN, Faults, SimOptions, Simulator};
+            let token = std::env::var("ONPREM_AGENT_SIM_TOKEN").unwrap_or_else(|_| DEFAULT_TOKEN.to_string());
+            let sim = Simulator::new(SimOptions {
+                agents,
+                page_size,
+                token,
+                honour_projection: !no_projection,
+                seed,
+                faults: Faults {
+                    rate_limit_every,
+                    fail_every,
+                    latency,
+                    ..Faults::default()
+                },
+            });
+            let listener = app::bind(listen).await?;
+            let addr = listener.local_addr()?;
+            println!("simulator: http://{addr}/v1/agents ({agents} agents)");
+            let mut stop = shutdown_signal();
+            sim.serve(listener, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Healthcheck { url, timeout } => {
             let client = reqwest::Client::builder()

@@ -1,0 +1,85 @@
+//! `demo`: the simulator and the exporter in one process, with no config file and no account, so a newcomer sees
+//! the whole product working with one command.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use url::Url;
+
+use crate::app::{AppError, Exporter};
+use crate::config::SourceConfig;
+use crate::model::Provider;
+use crate::server::AppState;
+use crate::sim::{SimOptions, Simulator};
+
+/// How the demo starts.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Where the exporter listens (the simulator takes a free port on 127.0.0.1).
+    pub listen: SocketAddr,
+    /// Agents in the simulated fleet.
+    pub agents: usize,
+    /// Time between polls. Short, so that the demo visibly moves.
+    pub poll_interval: Duration,
+}
+
+impl Default for DemoOptions {
+    fn default() -> DemoOptions {
+        DemoOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9877)),
+            agents: 25,
+            poll_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs the demo until `shutdown` turns true. Prints the URLs to open on stdout once both servers listen.
+pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
+    // Bind the exporter first: a busy port is the likeliest failure and should be reported before anything starts.
+    let listener = crate::app::bind(opts.listen).await?;
+    let exporter_addr = listener.local_addr().map_err(|source| AppError::Bind { addr: opts.listen, source })?;
+    let sim_bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    let sim_listener = crate::app::bind(sim_bind).await?;
+    let sim_addr = sim_listener.local_addr().map_err(|source| AppError::Bind { addr: sim_bind, source })?;
+
+    // A fresh random key per run: nothing outside this process needs to know it.
+    let token = format!("demo-{:032x}", rand::random::<u128>());
+    let simulator = Simulator::new(SimOptions {
+        agents: opts.agents,
+        token: token.clone(),
+        ..SimOptions::default()
+    });
+    let base_url = Url::parse(&format!("http://{sim_addr}")).expect("a socket address makes a valid URL");
+    let mut source = SourceConfig::new("demo-us", Provider::Celigo, base_url, SecretString::from(token));
+    source.poll_interval = opts.poll_interval;
+    source.request_timeout = Duration::from_secs(5).min(opts.poll_interval);
+
+    let exporter = Exporter::new(&[source])?;
+    let mut tasks = JoinSet::new();
+    let mut sim_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let stop = async move {
+            let _ = sim_shutdown.wait_for(|s| *s).await;
+        };
+        if let Err(e) = simulator.serve(sim_listener, stop).await {
+            tracing::error!(error = %e, "the simulator stopped");
+        }
+        "simulator".to_string()
+    });
+    exporter.spawn_pollers(&mut tasks, &shutdown);
+
+    let base = format!("http://{exporter_addr}");
+    println!("onprem-agent-exporter demo: a simulated integrator.io fleet of {} agents", opts.agents);
+    println!("  landing:  {base}/");
+    println!("  metrics:  {base}/metrics");
+    println!("  agents:   {base}/api/v1/agents");
+    println!("  ready:    {base}/readyz");
+    println!("  upstream: http://{sim_addr}/v1/agents (simulator)");
+    println!("Press Ctrl-C to stop.");
+
+    let state = AppState::new(exporter.registry.clone());
+    crate::app::serve_with_tasks(listener, crate::server::router(state, None), tasks, shutdown).await
+}
