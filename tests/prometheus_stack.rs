@@ -1,0 +1,1382 @@
+//! Proves the dashboard, the alerting rules and the container files against a real Prometheus scraping a real
+//! exporter, rather than by reading them.
+//!
+//! The exporter runs as `onprem-agent-exporter demo` (its built-in simulator, 25 agents) and Debian's `prometheus`
+//! scrapes it every 2 s with `alerts/*.rules.yml` loaded. Every dashboard query and every rule expression then goes
+//! to Prometheus's HTTP API, filled in the way Grafana and the rule manager fill them in. `promtool` checks and
+//! unit-tests the rules, and `amtool` checks the example Alertmanager configuration.
+//!
+//! Prometheus, promtool and amtool are required (`apt-get install prometheus prometheus-alertmanager`). When one is
+//! missing these tests fail and say so: a skipped proof proves nothing.
+//!
+//! Tests that need the stack share one exporter and one Prometheus while they run at the same time; the last one
+//! to finish stops both (see [`stack`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, Weak, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use url::Url;
+
+/// How long the stack may take to come up: the exporter's first poll, Prometheus's start, and two scrapes.
+const STARTUP_LIMIT: Duration = Duration::from_secs(60);
+/// How long an alert whose condition already holds may take to fire (no `for:` on the token rules, 2 s evaluations).
+const FIRING_LIMIT: Duration = Duration::from_secs(60);
+/// How long one `healthcheck` run may take before the test calls it hung.
+const HEALTHCHECK_LIMIT: Duration = Duration::from_secs(20);
+/// The scrape job name in the Prometheus configuration the tests write.
+const JOB: &str = "onprem-agent-exporter";
+/// Every alert the rules file must define, with the severity it must carry.
+const ALERTS: [(&str, &str); 6] = [
+    ("AgentHeartbeatStale", "warning"),
+    ("AgentOffline", "critical"),
+    ("AgentTokenRotationDue", "warning"),
+    ("AgentTokenRotationOverdue", "critical"),
+    ("SourceDown", "critical"),
+    ("ExporterAbsent", "critical"),
+];
+
+// ---------------------------------------------------------------------------------------------------------------
+// Dashboard queries, rules and alerts, against the running stack.
+// ---------------------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
+    let stack = stack().await;
+    let dashboard = dashboard();
+    let values = variable_values(&dashboard);
+    let queries = panel_queries(&dashboard);
+    assert!(
+        queries.len() >= 20,
+        "expected the dashboard to hold at least 20 queries, found {}",
+        queries.len()
+    );
+
+    let mut failures = Vec::new();
+    for query in &queries {
+        let expr = interpolate(&query.expr, &values);
+        match stack.prometheus.query(&expr).await {
+            Ok(result) if !result.is_empty() => {}
+            Ok(_) => failures.push(format!("{query}: empty result for\n{expr}")),
+            Err(error) => failures.push(format!("{query}: {error} for\n{expr}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} dashboard queries failed:\n\n{}\n\n{}",
+        failures.len(),
+        queries.len(),
+        failures.join("\n\n"),
+        stack.diagnostics().await
+    );
+}
+
+#[tokio::test]
+async fn every_dashboard_variable_lists_values_and_its_all_option_keeps_every_agent() {
+    let stack = stack().await;
+    let dashboard = dashboard();
+    let values = variable_values(&dashboard);
+    let agents = stack
+        .prometheus
+        .query("onprem_agent_info")
+        .await
+        .expect("onprem_agent_info is queryable");
+    assert!(
+        !agents.is_empty(),
+        "the demo exporter reported no agents\n{}",
+        stack.diagnostics().await
+    );
+
+    for variable in variables(&dashboard)
+        .iter()
+        .filter(|v| v["type"] == "query")
+    {
+        let name = variable["name"].as_str().unwrap_or_default();
+        let query = interpolate(&variable_query(variable), &values);
+        let options = stack.prometheus.variable_options(&query).await;
+        let options = apply_variable_regex(variable, &options);
+        assert!(
+            !options.is_empty(),
+            "variable `{name}` ({query}) offers no option\n{}",
+            stack.diagnostics().await
+        );
+
+        // The agent variable's value is the id and its text the name, however hostile the name is.
+        if name == "agent" {
+            let expected: BTreeSet<(String, String)> = agents
+                .iter()
+                .map(|sample| (label(sample, "agent_id"), label(sample, "agent_name")))
+                .collect();
+            let offered: BTreeSet<(String, String)> = options.iter().cloned().collect();
+            assert_eq!(
+                offered, expected,
+                "the `agent` variable must offer every agent as (id, name)"
+            );
+        }
+    }
+
+    // "All" must select every agent, including names with quotes, newlines or HTML.
+    let selected = interpolate(
+        r#"count(onprem_agent_info{account=~"$account", provider=~"$provider", agent_id=~"$agent"})"#,
+        &values,
+    );
+    let selected = stack.prometheus.scalar(&selected).await;
+    assert_eq!(
+        selected,
+        agents.len() as f64,
+        "with every variable on All, the dashboard must see every agent"
+    );
+}
+
+#[tokio::test]
+async fn every_alert_rule_is_evaluated_without_error_by_a_real_prometheus() {
+    let stack = stack().await;
+    let rules = rules();
+
+    for rule in &rules {
+        if let Err(error) = stack.prometheus.query(&rule.expr).await {
+            panic!(
+                "rule {} does not evaluate: {error}\n{}\n\n{}",
+                rule.alert,
+                rule.expr,
+                stack.diagnostics().await
+            );
+        }
+    }
+    let absent = rules
+        .iter()
+        .find(|r| r.alert == "ExporterAbsent")
+        .expect("ExporterAbsent is defined");
+    let result = stack
+        .prometheus
+        .query(&absent.expr)
+        .await
+        .unwrap_or_default();
+    assert!(
+        result.is_empty(),
+        "ExporterAbsent's expression must be empty while the exporter is scraped: {result:?}"
+    );
+
+    // The rule manager itself must have evaluated each rule at least once, without error.
+    let deadline = Instant::now() + STARTUP_LIMIT;
+    loop {
+        let groups = stack.prometheus.get("/api/v1/rules", &[]).await;
+        let loaded: Vec<&Value> = groups["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|group| group["rules"].as_array().into_iter().flatten())
+            .collect();
+        let names: BTreeSet<&str> = loaded
+            .iter()
+            .filter_map(|rule| rule["name"].as_str())
+            .collect();
+        let expected: BTreeSet<&str> = ALERTS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names, expected,
+            "Prometheus loaded other rules than expected:\n{groups:#}"
+        );
+
+        let unhealthy: Vec<&&Value> = loaded
+            .iter()
+            .filter(|rule| rule["health"] != "ok")
+            .collect();
+        if unhealthy.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            panic!("rules not evaluated cleanly within {STARTUP_LIMIT:?}:\n{unhealthy:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_overdue_token_in_the_demo_fleet_fires_an_alert_in_a_real_prometheus() {
+    let stack = stack().await;
+    let deadline = Instant::now() + FIRING_LIMIT;
+    let alerts = loop {
+        let alerts = stack.prometheus.get("/api/v1/alerts", &[]).await["data"]["alerts"].clone();
+        let alerts = alerts.as_array().cloned().unwrap_or_default();
+        let overdue_firing = alerts.iter().any(|a| {
+            a["labels"]["alertname"] == "AgentTokenRotationOverdue" && a["state"] == "firing"
+        });
+        if overdue_firing {
+            break alerts;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "no AgentTokenRotationOverdue alert fired within {FIRING_LIMIT:?}; alerts were:\n{alerts:#?}\n\n{}",
+                stack.diagnostics().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    for alert in &alerts {
+        for annotation in ["summary", "description", "runbook"] {
+            let text = alert["annotations"][annotation]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                !text.trim().is_empty()
+                    && !text.contains("error expanding")
+                    && !text.contains("<no value>"),
+                "annotation `{annotation}` did not render:\n{alert:#}"
+            );
+        }
+        let severity = alert["labels"]["severity"].as_str().unwrap_or_default();
+        assert!(
+            ["warning", "critical"].contains(&severity),
+            "alert without a known severity:\n{alert:#}"
+        );
+    }
+
+    // Due and Overdue are exclusive for any one agent.
+    let agents_with = |name: &str| -> BTreeSet<(String, String, String)> {
+        alerts
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == name)
+            .map(|a| {
+                (
+                    label(a, "account"),
+                    label(a, "provider"),
+                    label(a, "agent_id"),
+                )
+            })
+            .collect()
+    };
+    let both: Vec<_> = agents_with("AgentTokenRotationDue")
+        .intersection(&agents_with("AgentTokenRotationOverdue"))
+        .cloned()
+        .collect();
+    assert!(
+        both.is_empty(),
+        "agents with both AgentTokenRotationDue and AgentTokenRotationOverdue: {both:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// promtool and amtool.
+// ---------------------------------------------------------------------------------------------------------------
+
+#[test]
+fn promtool_accepts_the_rules_files() {
+    let files = files_in(&repo().join("alerts"), ".rules.yml");
+    assert!(!files.is_empty(), "no alerts/*.rules.yml");
+    let output = run(Command::new(require_program("promtool"))
+        .arg("check")
+        .arg("rules")
+        .args(&files));
+    assert_success("promtool check rules", &output);
+}
+
+#[test]
+fn every_promtool_rule_unit_test_passes() {
+    let files = files_in(&repo().join("alerts/tests"), ".yml");
+    assert!(!files.is_empty(), "no alerts/tests/*.yml");
+    let output = run(Command::new(require_program("promtool"))
+        .arg("test")
+        .arg("rules")
+        .args(&files));
+    assert_success("promtool test rules", &output);
+}
+
+#[test]
+fn every_rule_has_unit_tests_where_it_fires_and_where_it_stays_quiet() {
+    let mut fires = BTreeSet::new();
+    let mut quiet = BTreeSet::new();
+    for file in files_in(&repo().join("alerts/tests"), ".yml") {
+        let tests = yaml(&file);
+        for case in tests["tests"].as_array().into_iter().flatten() {
+            for check in case["alert_rule_test"].as_array().into_iter().flatten() {
+                let name = check["alertname"].as_str().unwrap_or_default().to_owned();
+                let expects_alerts = check["exp_alerts"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty());
+                if expects_alerts {
+                    fires.insert(name);
+                } else {
+                    quiet.insert(name);
+                }
+            }
+        }
+    }
+    for (alert, _) in ALERTS {
+        assert!(
+            fires.contains(alert),
+            "no promtool test shows {alert} firing; tested firing: {fires:?}"
+        );
+        assert!(
+            quiet.contains(alert),
+            "no promtool test shows {alert} staying quiet; tested quiet: {quiet:?}"
+        );
+    }
+}
+
+#[test]
+fn every_rule_has_a_severity_a_summary_a_description_and_a_runbook_hint() {
+    let rules = rules();
+    let names: Vec<&str> = rules.iter().map(|r| r.alert.as_str()).collect();
+    let expected: Vec<&str> = ALERTS.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names, expected,
+        "the rules file must define exactly these alerts, in this order"
+    );
+
+    for (rule, (_, severity)) in rules.iter().zip(ALERTS) {
+        assert_eq!(
+            rule.raw["labels"]["severity"], severity,
+            "severity of {}:\n{:#}",
+            rule.alert, rule.raw
+        );
+        for annotation in ["summary", "description", "runbook"] {
+            let text = rule.raw["annotations"][annotation]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                !text.trim().is_empty(),
+                "{} has no `{annotation}` annotation:\n{:#}",
+                rule.alert,
+                rule.raw
+            );
+        }
+        if rule.alert.starts_with("Agent") {
+            let text = rule.raw["annotations"].to_string();
+            assert!(
+                text.contains("$labels.agent_name"),
+                "{} does not name the agent:\n{text}",
+                rule.alert
+            );
+            assert!(
+                text.contains("humanizeDuration"),
+                "{} gives no human duration:\n{text}",
+                rule.alert
+            );
+        }
+    }
+}
+
+#[test]
+fn heartbeat_and_token_rules_use_timestamps_not_age_gauges() {
+    for rule in rules()
+        .iter()
+        .filter(|r| r.alert.contains("Heartbeat") || r.alert.contains("Token"))
+    {
+        assert!(
+            rule.expr.contains("time()"),
+            "{} must compare a timestamp with time():\n{}",
+            rule.alert,
+            rule.expr
+        );
+        assert!(
+            !rule.expr.contains("_age_seconds"),
+            "{} must not use an age gauge:\n{}",
+            rule.alert,
+            rule.expr
+        );
+    }
+}
+
+#[test]
+fn the_example_prometheus_and_alertmanager_configurations_are_valid() {
+    let examples = repo().join("examples");
+    let output = run(Command::new(require_program("promtool"))
+        .args(["check", "config"])
+        .arg(examples.join("prometheus.yml")));
+    assert_success("promtool check config examples/prometheus.yml", &output);
+    let output = run(Command::new(require_program("amtool"))
+        .arg("check-config")
+        .arg(examples.join("alertmanager.yml")));
+    assert_success("amtool check-config examples/alertmanager.yml", &output);
+}
+
+#[test]
+fn every_file_the_compose_stack_mounts_exists() {
+    let examples = repo().join("examples");
+    let compose = yaml(&examples.join("docker-compose.yml"));
+    let services = compose["services"]
+        .as_object()
+        .expect("docker-compose.yml has services");
+    for service in [
+        "exporter",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "mailpit",
+    ] {
+        assert!(
+            services.contains_key(service),
+            "docker-compose.yml has no `{service}` service"
+        );
+    }
+    assert_eq!(
+        compose["services"]["exporter"]["command"],
+        serde_json::json!(["demo", "--listen", "0.0.0.0:9877", "--agents", "25"]),
+        "the exporter must run in demo mode, reachable from the other containers"
+    );
+    for (name, service) in services {
+        for volume in service["volumes"].as_array().into_iter().flatten() {
+            let host = volume
+                .as_str()
+                .unwrap_or_default()
+                .split(':')
+                .next()
+                .unwrap_or_default();
+            if host.starts_with('.') {
+                let path = examples.join(host);
+                assert!(
+                    path.exists(),
+                    "service `{name}` mounts {host}, which does not exist ({})",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Dashboard structure.
+// ---------------------------------------------------------------------------------------------------------------
+
+#[test]
+fn the_dashboard_panels_have_unique_ids_and_never_overlap() {
+    let dashboard = dashboard();
+    let panels = all_panels(&dashboard);
+    let mut ids = BTreeMap::new();
+    for panel in &panels {
+        let id = panel["id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("panel without a numeric id:\n{panel:#}"));
+        if let Some(other) = ids.insert(id, title(panel)) {
+            panic!("panels {other:?} and {:?} share id {id}", title(panel));
+        }
+    }
+
+    let boxes: Vec<(String, [u64; 4])> = panels.iter().map(|p| (title(p), grid_pos(p))).collect();
+    for (title, [x, _, w, _]) in &boxes {
+        assert!(
+            x + w <= 24,
+            "panel {title:?} is wider than the 24-column grid (x {x}, w {w})"
+        );
+    }
+    for (i, (a, ga)) in boxes.iter().enumerate() {
+        for (b, gb) in &boxes[i + 1..] {
+            let overlap = ga[0] < gb[0] + gb[2]
+                && gb[0] < ga[0] + ga[2]
+                && ga[1] < gb[1] + gb[3]
+                && gb[1] < ga[1] + ga[3];
+            assert!(
+                !overlap,
+                "panels {a:?} {ga:?} and {b:?} {gb:?} overlap (x, y, w, h)"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_dashboard_panel_has_a_query_and_uses_the_datasource_variable() {
+    let dashboard = dashboard();
+    for panel in all_panels(&dashboard)
+        .into_iter()
+        .filter(|p| p["type"] != "row")
+    {
+        assert_eq!(
+            panel["datasource"]["uid"],
+            "${datasource}",
+            "panel {:?} datasource",
+            title(panel)
+        );
+        let targets = panel["targets"].as_array().cloned().unwrap_or_default();
+        assert!(!targets.is_empty(), "panel {:?} has no query", title(panel));
+        for target in &targets {
+            let expr = target["expr"].as_str().unwrap_or_default();
+            assert!(
+                !expr.trim().is_empty(),
+                "panel {:?} has a target without expr:\n{target:#}",
+                title(panel)
+            );
+            assert_eq!(
+                target["datasource"]["uid"],
+                "${datasource}",
+                "panel {:?} target datasource",
+                title(panel)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_dashboard_hard_codes_no_datasource_uid() {
+    let dashboard = dashboard();
+    let mut found = Vec::new();
+    find_hard_coded_datasources(&dashboard, "$", &mut found);
+    assert!(
+        found.is_empty(),
+        "hard-coded data sources:\n{}",
+        found.join("\n")
+    );
+
+    let datasource = variables(&dashboard)
+        .into_iter()
+        .find(|v| v["name"] == "datasource");
+    let datasource = datasource.expect("the dashboard has a `datasource` variable");
+    assert_eq!(datasource["type"], "datasource");
+    assert_eq!(datasource["query"], "prometheus");
+    let current = &datasource["current"];
+    assert!(
+        current.is_null() || current.as_object().is_some_and(|c| c.is_empty()),
+        "the datasource variable must not remember a data source of the machine it was exported from: {current}"
+    );
+}
+
+#[test]
+fn the_account_provider_and_agent_variables_are_multi_select_with_all() {
+    let dashboard = dashboard();
+    let variables = variables(&dashboard);
+    for name in ["account", "provider", "agent"] {
+        let variable = variables.iter().find(|v| v["name"] == name);
+        let variable = variable.unwrap_or_else(|| panic!("the dashboard has no `{name}` variable"));
+        assert_eq!(variable["multi"], true, "`{name}` must be multi-select");
+        assert_eq!(variable["includeAll"], true, "`{name}` must offer All");
+        assert_eq!(
+            variable["datasource"]["uid"], "${datasource}",
+            "`{name}` must query the datasource variable"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Container.
+// ---------------------------------------------------------------------------------------------------------------
+
+#[test]
+fn the_dockerfile_builds_with_the_command_ci_runs() {
+    let instructions = dockerfile();
+    let builds: Vec<&String> = instructions
+        .iter()
+        .filter(|(op, _)| op == "RUN")
+        .map(|(_, args)| args)
+        .filter(|args| args.contains("cargo build"))
+        .collect();
+    assert_eq!(
+        builds.len(),
+        1,
+        "expected exactly one `cargo build` in the Dockerfile, found {builds:?}"
+    );
+    let commands: Vec<&str> = builds[0].split("&&").map(str::trim).collect();
+    assert!(
+        commands.contains(&"cargo build --release --locked"),
+        "the Dockerfile must build with exactly `cargo build --release --locked`, as CI does; it runs {:?}",
+        builds[0]
+    );
+}
+
+#[test]
+fn the_runtime_image_is_pinned_non_root_and_checks_its_own_health() {
+    let instructions = dockerfile();
+    let images: Vec<&String> = instructions
+        .iter()
+        .filter(|(op, _)| op == "FROM")
+        .map(|(_, args)| args)
+        .collect();
+    assert!(
+        images.len() >= 2,
+        "the Dockerfile must be multi-stage: {images:?}"
+    );
+    for image in &images {
+        let reference = image.split_whitespace().next().unwrap_or_default();
+        let tag = reference
+            .rsplit_once(':')
+            .map(|(_, tag)| tag)
+            .unwrap_or_default();
+        assert!(
+            !tag.is_empty() && tag != "latest",
+            "base image {reference:?} must be pinned to a tag"
+        );
+    }
+    let runtime: Vec<&(String, String)> = {
+        let last_from = instructions
+            .iter()
+            .rposition(|(op, _)| op == "FROM")
+            .unwrap_or_default();
+        instructions[last_from..].iter().collect()
+    };
+    let value_of = |op: &str| -> Vec<String> {
+        runtime
+            .iter()
+            .filter(|(o, _)| o == op)
+            .map(|(_, args)| args.clone())
+            .collect()
+    };
+
+    let user = value_of("USER").pop().unwrap_or_default();
+    assert!(
+        !user.is_empty() && !user.starts_with("root") && !user.starts_with("0"),
+        "runtime user {user:?}"
+    );
+    assert_eq!(value_of("EXPOSE"), ["9877"]);
+    assert_eq!(value_of("VOLUME"), ["/var/lib/onprem-agent-exporter"]);
+    assert!(
+        value_of("ENV")
+            .iter()
+            .any(|e| e == "ONPREM_AGENT_EXPORTER_CONFIG=/etc/onprem-agent-exporter/config.yaml"),
+        "the runtime image must point ONPREM_AGENT_EXPORTER_CONFIG at /etc/onprem-agent-exporter/config.yaml"
+    );
+    let healthcheck = value_of("HEALTHCHECK").pop().unwrap_or_default();
+    assert!(
+        healthcheck.contains(r#"CMD ["/usr/local/bin/onprem-agent-exporter", "healthcheck"]"#),
+        "the health check must use the binary's own `healthcheck` subcommand: {healthcheck:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The `healthcheck` subcommand.
+// ---------------------------------------------------------------------------------------------------------------
+
+#[test]
+fn healthcheck_exits_zero_when_the_exporter_answers() {
+    let exporter = start_demo_exporter();
+    let url = exporter.url("/healthz");
+    let output = healthcheck(&url);
+    assert!(
+        output.status.success(),
+        "healthcheck --url {url} failed against a live exporter: {}\n{}",
+        describe(&output),
+        exporter.process.log_tail()
+    );
+}
+
+#[test]
+fn healthcheck_exits_non_zero_when_nothing_listens() {
+    let url = format!("http://127.0.0.1:{}/healthz", free_port());
+    let output = healthcheck(&url);
+    assert!(
+        !output.status.success(),
+        "healthcheck --url {url} succeeded with nothing listening: {}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn healthcheck_exits_non_zero_when_the_exporter_answers_an_error() {
+    let exporter = start_demo_exporter();
+    let url = exporter.url("/no-such-page");
+    let output = healthcheck(&url);
+    assert!(
+        !output.status.success(),
+        "healthcheck --url {url} succeeded on a 404: {}",
+        describe(&output)
+    );
+}
+
+/// Runs `onprem-agent-exporter healthcheck --url URL`, failing the test if it hangs.
+fn healthcheck(url: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onprem-agent-exporter"))
+        .args(["healthcheck", "--url", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the exporter binary starts");
+    let deadline = Instant::now() + HEALTHCHECK_LIMIT;
+    while child
+        .try_wait()
+        .expect("healthcheck can be waited on")
+        .is_none()
+    {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("healthcheck --url {url} was still running after {HEALTHCHECK_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+        .wait_with_output()
+        .expect("healthcheck output is readable")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The stack: a demo exporter and a Prometheus that scrapes it.
+// ---------------------------------------------------------------------------------------------------------------
+
+/// A running exporter and the Prometheus scraping it, both stopped when the last test holding them drops them.
+struct Stack {
+    exporter: Exporter,
+    prometheus: Prometheus,
+}
+
+impl Stack {
+    /// Everything useful when an assertion fails: the scrape target's state and both processes' logs.
+    async fn diagnostics(&self) -> String {
+        let targets = self.prometheus.get("/api/v1/targets", &[]).await;
+        format!(
+            "--- Prometheus targets ---\n{targets:#}\n--- exporter stdout ---\n{}\n--- exporter log ---\n{}\n\
+             --- Prometheus log ---\n{}",
+            self.exporter
+                .stdout
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default(),
+            self.exporter.process.log_tail(),
+            self.prometheus.process.log_tail()
+        )
+    }
+}
+
+/// The stack shared by the tests running now. A `Weak` so that the stack stops (its processes are killed on drop)
+/// as soon as no test holds it: a `static` is never dropped, so it must not own the processes. A tokio mutex because
+/// it is held while the stack starts, which awaits.
+static STACK: tokio::sync::Mutex<Weak<Stack>> = tokio::sync::Mutex::const_new(Weak::new());
+
+/// Returns the running stack, starting one (and waiting until Prometheus has scraped it twice) if none is running.
+async fn stack() -> Arc<Stack> {
+    let mut shared = STACK.lock().await;
+    if let Some(stack) = shared.upgrade() {
+        return stack;
+    }
+    let exporter = start_demo_exporter();
+    let prometheus = start_prometheus(&exporter.metrics_url);
+    let stack = Arc::new(Stack {
+        exporter,
+        prometheus,
+    });
+    wait_until_scraped_twice(&stack).await;
+    *shared = Arc::downgrade(&stack);
+    stack
+}
+
+async fn wait_until_scraped_twice(stack: &Stack) {
+    let deadline = Instant::now() + STARTUP_LIMIT;
+    let successful_scrapes = format!(r#"sum_over_time(up{{job="{JOB}"}}[5m])"#);
+    loop {
+        let result = stack
+            .prometheus
+            .query(&successful_scrapes)
+            .await
+            .unwrap_or_default();
+        if result
+            .first()
+            .and_then(sample_value)
+            .is_some_and(|scrapes| scrapes >= 2.0)
+        {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "Prometheus did not scrape the exporter twice within {STARTUP_LIMIT:?}\n{}",
+                stack.diagnostics().await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A child process killed when dropped, so that a failing test never leaves one behind.
+struct Running {
+    name: &'static str,
+    child: Child,
+    /// The file its output goes to, shown when a test fails.
+    log: PathBuf,
+}
+
+impl Running {
+    /// The last 60 lines of the process's log.
+    fn log_tail(&self) -> String {
+        let log = &self.log;
+        let text = std::fs::read_to_string(log)
+            .unwrap_or_else(|e| format!("(cannot read {}: {e})", log.display()));
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "{} ({}):\n{}",
+            self.name,
+            log.display(),
+            lines[lines.len().saturating_sub(60)..].join("\n")
+        )
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `onprem-agent-exporter demo` on a port of its choosing.
+struct Exporter {
+    process: Running,
+    /// The metrics URL the demo printed, for example `http://127.0.0.1:40123/metrics`.
+    metrics_url: Url,
+    /// Everything the demo has printed on stdout, kept for failure messages.
+    stdout: Arc<Mutex<String>>,
+    /// Holds the log and anything the demo writes in its working directory.
+    _dir: tempfile::TempDir,
+}
+
+impl Exporter {
+    /// A URL on the exporter's listener, for example `/healthz`.
+    fn url(&self, path: &str) -> String {
+        self.metrics_url
+            .join(path)
+            .expect("a path joins onto the metrics URL")
+            .to_string()
+    }
+}
+
+/// Starts the demo with 25 agents and waits until it prints the `metrics:` line with its URL.
+fn start_demo_exporter() -> Exporter {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let log = dir.path().join("exporter.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onprem-agent-exporter"))
+        .args(["demo", "--listen", "127.0.0.1:0", "--agents", "25"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(File::create(&log).expect("the exporter log can be created"))
+        .spawn()
+        .expect("the exporter binary starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let process = Running {
+        name: "exporter",
+        child,
+        log,
+    };
+
+    // A thread keeps draining stdout so the demo never blocks on a full pipe, and reports the first URL.
+    let printed = Arc::new(Mutex::new(String::new()));
+    let (found, url) = mpsc::channel();
+    let sink = Arc::clone(&printed);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = metrics_url_in(&line) {
+                let _ = found.send(url);
+            }
+            if let Ok(mut printed) = sink.lock() {
+                printed.push_str(&line);
+                printed.push('\n');
+            }
+        }
+    });
+    let metrics_url = url.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+        panic!(
+            "the demo printed no `metrics:` line with a URL within 30 s\n--- stdout ---\n{}\n--- log ---\n{}",
+            printed.lock().map(|s| s.clone()).unwrap_or_default(),
+            process.log_tail()
+        )
+    });
+    Exporter {
+        process,
+        metrics_url,
+        stdout: printed,
+        _dir: dir,
+    }
+}
+
+/// The URL after `metrics:` on a line such as `  metrics:  http://127.0.0.1:40123/metrics`, if there is one.
+fn metrics_url_in(line: &str) -> Option<Url> {
+    let (_, rest) = line.split_once("metrics:")?;
+    let word = rest.split_whitespace().next()?;
+    Url::parse(word)
+        .ok()
+        .filter(|url| url.scheme().starts_with("http"))
+}
+
+/// Debian's `prometheus` on a free loopback port, with a fresh TSDB and our rules, scraping `target` every 2 s.
+struct Prometheus {
+    process: Running,
+    /// For example `http://127.0.0.1:40124`.
+    base: String,
+    client: reqwest::Client,
+    /// Holds the configuration, the TSDB and the log.
+    _dir: tempfile::TempDir,
+}
+
+fn start_prometheus(target: &Url) -> Prometheus {
+    let binary = require_program("prometheus");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let rules = repo().join("alerts").join("*.rules.yml");
+    let host = target.host_str().expect("the metrics URL has a host");
+    let port = target
+        .port_or_known_default()
+        .expect("the metrics URL has a port");
+    let config = format!(
+        "global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nrule_files:\n  - {rules}\nscrape_configs:\n  \
+         - job_name: {JOB}\n    scrape_timeout: 2s\n    metrics_path: {path}\n    static_configs:\n      \
+         - targets: [{target}]\n",
+        rules = serde_json::to_string(&rules.to_string_lossy()).expect("a path serialises"),
+        path = serde_json::to_string(target.path()).expect("a path serialises"),
+        target = serde_json::to_string(&format!("{host}:{port}")).expect("an address serialises"),
+    );
+    let config_file = dir.path().join("prometheus.yml");
+    std::fs::write(&config_file, config).expect("the Prometheus configuration can be written");
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let log = dir.path().join("prometheus.log");
+    let log_file = File::create(&log).expect("the Prometheus log can be created");
+    let child = Command::new(binary)
+        .arg(format!("--config.file={}", config_file.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address={listen}"))
+        .stdin(Stdio::null())
+        .stdout(
+            log_file
+                .try_clone()
+                .expect("the log file handle can be cloned"),
+        )
+        .stderr(log_file)
+        .spawn()
+        .expect("prometheus starts");
+    Prometheus {
+        process: Running {
+            name: "prometheus",
+            child,
+            log,
+        },
+        base: format!("http://{listen}"),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("an HTTP client"),
+        _dir: dir,
+    }
+}
+
+impl Prometheus {
+    /// GETs an API path and returns its JSON body, or `null` while Prometheus is not answering yet.
+    async fn get(&self, path: &str, params: &[(&str, &str)]) -> Value {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .query(params)
+            .send()
+            .await;
+        match response {
+            Ok(response) => response.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        }
+    }
+
+    /// Runs an instant query: `Ok` with the result samples (a scalar counts as one), or `Err` with Prometheus's
+    /// error.
+    async fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
+        let body = self.get("/api/v1/query", &[("query", expr)]).await;
+        if body["status"] != "success" {
+            return Err(format!("{}: {}", body["errorType"], body["error"]));
+        }
+        match &body["data"]["result"] {
+            Value::Array(samples)
+                if body["data"]["resultType"] == "vector"
+                    || body["data"]["resultType"] == "matrix" =>
+            {
+                Ok(samples.clone())
+            }
+            scalar => Ok(vec![serde_json::json!({ "metric": {}, "value": scalar })]),
+        }
+    }
+
+    /// Runs an instant query that must return exactly one number.
+    async fn scalar(&self, expr: &str) -> f64 {
+        let result = self
+            .query(expr)
+            .await
+            .unwrap_or_else(|e| panic!("{expr}: {e}"));
+        assert_eq!(result.len(), 1, "{expr} must return one sample: {result:?}");
+        sample_value(&result[0]).unwrap_or_else(|| panic!("{expr} returned no number: {result:?}"))
+    }
+
+    /// The options Grafana lists for a Prometheus query variable, before its `regex` is applied. Only the forms the
+    /// dashboard uses are supported: `label_values(SELECTOR, LABEL)` and `query_result(EXPR)`.
+    async fn variable_options(&self, query: &str) -> Vec<String> {
+        if let Some(args) = query
+            .strip_prefix("label_values(")
+            .and_then(|q| q.strip_suffix(')'))
+        {
+            let (selector, label) = args
+                .rsplit_once(',')
+                .expect("label_values(SELECTOR, LABEL)");
+            let body = self
+                .get(
+                    &format!("/api/v1/label/{}/values", label.trim()),
+                    &[("match[]", selector.trim())],
+                )
+                .await;
+            assert_eq!(body["status"], "success", "{query}: {body}");
+            return body["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
+        }
+        if let Some(expr) = query
+            .strip_prefix("query_result(")
+            .and_then(|q| q.strip_suffix(')'))
+        {
+            let samples = self
+                .query(expr)
+                .await
+                .unwrap_or_else(|e| panic!("{query}: {e}"));
+            return samples.iter().map(grafana_query_result_text).collect();
+        }
+        panic!("the test does not know how Grafana runs the variable query {query:?}");
+    }
+}
+
+/// How Grafana's Prometheus data source turns one `query_result()` sample into an option's text:
+/// `name{label="value",...} value timestamp_ms`, with the label values unescaped.
+fn grafana_query_result_text(sample: &Value) -> String {
+    let metric = sample["metric"].as_object().cloned().unwrap_or_default();
+    let name = metric
+        .get("__name__")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let labels: Vec<String> = metric
+        .iter()
+        .filter(|(key, _)| *key != "__name__")
+        .map(|(key, value)| format!("{key}=\"{}\"", value.as_str().unwrap_or_default()))
+        .collect();
+    let time = sample["value"][0].as_f64().unwrap_or_default() * 1000.0;
+    format!(
+        "{name}{{{}}} {} {time}",
+        labels.join(","),
+        sample["value"][1].as_str().unwrap_or_default()
+    )
+}
+
+/// Applies a variable's `regex` the way Grafana does, returning (value, text) pairs. Without named groups, the
+/// first group (or the whole option) is both.
+fn apply_variable_regex(variable: &Value, options: &[String]) -> Vec<(String, String)> {
+    let pattern = variable["regex"].as_str().unwrap_or_default();
+    if pattern.is_empty() {
+        return options.iter().map(|o| (o.clone(), o.clone())).collect();
+    }
+    let body = pattern
+        .strip_prefix('/')
+        .and_then(|p| p.rsplit_once('/'))
+        .map(|(body, _flags)| body)
+        .unwrap_or(pattern);
+    let regex = regex::Regex::new(body)
+        .unwrap_or_else(|e| panic!("variable regex {pattern:?} does not compile: {e}"));
+    options
+        .iter()
+        .filter_map(|option| {
+            let captures = regex.captures(option)?;
+            let group = |name: &str| captures.name(name).map(|m| m.as_str().to_owned());
+            let first = captures
+                .get(1)
+                .or_else(|| captures.get(0))
+                .map(|m| m.as_str().to_owned())?;
+            let value = group("value")
+                .or_else(|| group("text"))
+                .unwrap_or_else(|| first.clone());
+            let text = group("text").unwrap_or_else(|| value.clone());
+            Some((value, text))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading the repository's files.
+// ---------------------------------------------------------------------------------------------------------------
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn dashboard() -> Value {
+    let path = repo().join("dashboards/onprem-agents.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+fn yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
+}
+
+/// One alerting rule from `alerts/*.rules.yml`.
+struct Rule {
+    alert: String,
+    expr: String,
+    raw: Value,
+}
+
+fn rules() -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for file in files_in(&repo().join("alerts"), ".rules.yml") {
+        for group in yaml(&file)["groups"].as_array().into_iter().flatten() {
+            for rule in group["rules"].as_array().into_iter().flatten() {
+                rules.push(Rule {
+                    alert: rule["alert"].as_str().unwrap_or_default().to_owned(),
+                    expr: rule["expr"].as_str().unwrap_or_default().to_owned(),
+                    raw: rule.clone(),
+                });
+            }
+        }
+    }
+    rules
+}
+
+/// The files in `dir` whose names end with `suffix`, sorted.
+fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file() && path.to_string_lossy().ends_with(suffix))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The Dockerfile as (INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped.
+fn dockerfile() -> Vec<(String, String)> {
+    let path = repo().join("Dockerfile");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut instructions = Vec::new();
+    let mut current = String::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        if let Some(head) = line.strip_suffix('\\') {
+            current.push_str(head.trim_end());
+            current.push(' ');
+            continue;
+        }
+        current.push_str(line);
+        let full = std::mem::take(&mut current);
+        if let Some((op, args)) = full.trim().split_once(char::is_whitespace) {
+            instructions.push((
+                op.to_uppercase(),
+                args.split_whitespace().collect::<Vec<_>>().join(" "),
+            ));
+        }
+    }
+    instructions
+}
+
+/// Every panel, including those inside collapsed rows.
+fn all_panels(dashboard: &Value) -> Vec<&Value> {
+    let mut panels = Vec::new();
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        panels.push(panel);
+        panels.extend(panel["panels"].as_array().into_iter().flatten());
+    }
+    panels
+}
+
+fn variables(dashboard: &Value) -> Vec<&Value> {
+    dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// A variable's query, whether stored as a string or, as Grafana 10 also does, as `{"query": ...}`.
+fn variable_query(variable: &Value) -> String {
+    variable["query"]
+        .as_str()
+        .or_else(|| variable["query"]["query"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// One panel query, named for failure messages.
+struct PanelQuery {
+    panel: String,
+    ref_id: String,
+    expr: String,
+}
+
+impl std::fmt::Display for PanelQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "panel {:?}, query {}", self.panel, self.ref_id)
+    }
+}
+
+fn panel_queries(dashboard: &Value) -> Vec<PanelQuery> {
+    all_panels(dashboard)
+        .into_iter()
+        .flat_map(|panel| {
+            panel["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |target| PanelQuery {
+                    panel: title(panel),
+                    ref_id: target["refId"].as_str().unwrap_or("?").to_owned(),
+                    expr: target["expr"].as_str().unwrap_or_default().to_owned(),
+                })
+        })
+        .collect()
+}
+
+/// What each variable stands for in a query when every variable is on All, as Grafana substitutes it: the
+/// variable's `allValue`, plus the built-in interval and range variables at the values a 6-hour dashboard with a
+/// 2-second scrape interval would get.
+fn variable_values(dashboard: &Value) -> Vec<(String, String)> {
+    let mut values: Vec<(String, String)> = [
+        ("__rate_interval", "1m"),
+        ("__interval_ms", "2000"),
+        ("__interval", "2s"),
+        ("__range_ms", "21600000"),
+        ("__range_s", "21600"),
+        ("__range", "6h"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect();
+    for variable in variables(dashboard)
+        .into_iter()
+        .filter(|v| v["type"] == "query")
+    {
+        let name = variable["name"].as_str().unwrap_or_default().to_owned();
+        let all = variable["allValue"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            !all.is_empty(),
+            "variable `{name}` has no allValue, so All would expand to a list of values"
+        );
+        values.push((name, all));
+    }
+    values.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+    values
+}
+
+/// Fills in `$name`, `${name}` and `[[name]]`, longest names first so that `$__range` leaves `$__range_s` alone.
+fn interpolate(expr: &str, values: &[(String, String)]) -> String {
+    let mut out = expr.to_owned();
+    for (name, value) in values {
+        out = out
+            .replace(&format!("${{{name}}}"), value)
+            .replace(&format!("[[{name}]]"), value);
+        out = out.replace(&format!("${name}"), value);
+    }
+    let leftover = regex::Regex::new(r"\$\{?[A-Za-z_]").expect("a valid regex");
+    assert!(
+        !leftover.is_match(&out),
+        "unknown variable left in {out:?} (from {expr:?})"
+    );
+    out
+}
+
+/// Collects every data source reference that is not the `${datasource}` variable (Grafana's own `-- Grafana --` or
+/// `-- Mixed --` pseudo-sources would also be caught, and are not used).
+fn find_hard_coded_datasources(value: &Value, path: &str, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let child_path = format!("{path}.{key}");
+                if key == "datasource" {
+                    let uid = match child {
+                        Value::Object(ds) => ds.get("uid").cloned().unwrap_or(Value::Null),
+                        other => other.clone(),
+                    };
+                    if uid != "${datasource}" {
+                        found.push(format!("{child_path} = {child}"));
+                    }
+                } else {
+                    find_hard_coded_datasources(child, &child_path, found);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_hard_coded_datasources(item, &format!("{path}[{i}]"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn title(panel: &Value) -> String {
+    panel["title"].as_str().unwrap_or("(untitled)").to_owned()
+}
+
+/// A panel's `[x, y, w, h]`.
+fn grid_pos(panel: &Value) -> [u64; 4] {
+    let pos = &panel["gridPos"];
+    ["x", "y", "w", "h"].map(|k| {
+        pos[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("panel {:?} gridPos.{k}", title(panel)))
+    })
+}
+
+fn label(sample: &Value, name: &str) -> String {
+    let labels = if sample["metric"].is_object() {
+        &sample["metric"]
+    } else {
+        &sample["labels"]
+    };
+    labels[name].as_str().unwrap_or_default().to_owned()
+}
+
+fn sample_value(sample: &Value) -> Option<f64> {
+    sample["value"][1].as_str()?.parse().ok()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Processes.
+// ---------------------------------------------------------------------------------------------------------------
+
+/// The path of a required program, or a failure that says how to install it. Never a skip.
+fn require_program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` is required by these tests and was not found on PATH. On Debian: \
+                 apt-get install -y prometheus prometheus-alertmanager"
+            )
+        })
+}
+
+fn run(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+fn assert_success(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        describe(output)
+    );
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port can be bound");
+    listener
+        .local_addr()
+        .expect("a bound socket has an address")
+        .port()
+}
