@@ -423,6 +423,19 @@ fn validate_source(
             }
         },
     };
+    if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        // Such a token cannot be sent in an HTTP header; say so now rather than failing every poll.
+        let (l, k) = match (&raw.token_file, &raw.token_env) {
+            (Some(f), _) => (f.referenced.line(), "token_file"),
+            (_, Some(e)) => (e.referenced.line(), "token_env"),
+            _ => (line, "token_file"),
+        };
+        return Err(ctx.invalid(
+            l,
+            format!("{key}.{k}"),
+            "the token contains spaces or control characters",
+        ));
+    }
     let mut cfg = SourceConfig::new(&name, provider, base_url, SecretString::from(token));
     cfg.poll_interval = ctx.duration(
         &raw.poll_interval,
