@@ -517,7 +517,7 @@ mod tests {
     fn family_and_sample_names_follow_each_format() {
         let s = status_with(vec![Agent::new("id", "n")]);
         let om = render(
-            &[s.clone()],
+            std::slice::from_ref(&s),
             &[],
             Timestamp::UNIX_EPOCH,
             Format::OpenMetrics,
