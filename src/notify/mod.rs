@@ -2,6 +2,8 @@
 //! and delivers them, and owns the durable outbox that makes delivery survive SMTP outages and restarts.
 
 pub mod config;
+pub mod email;
+pub mod outbox;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
