@@ -18,6 +18,7 @@
 
 pub mod model;
 pub mod notify;
+pub mod report;
 pub mod rules;
 pub mod sources;
 pub mod config;
