@@ -331,11 +331,15 @@ pub async fn send_smtp(cfg: &SmtpConfig, message: &Message) -> Result<(), SmtpEr
         Err(source) => return Err(classify_connect_error(cfg, source)),
     };
     let result = session(cfg, &mut conn, &hello, message).await;
-    if result.is_ok() {
+    match &result {
         // The message is accepted at this point; a failed QUIT changes nothing.
-        let _ = conn.quit().await;
-    } else {
-        conn.abort().await;
+        Ok(()) => {
+            let _ = conn.quit().await;
+        }
+        // A failed STARTTLS upgrade leaves lettre without a stream; writing QUIT to it would be a bug, so the
+        // connection is only dropped.
+        Err(SmtpError::Tls { .. }) => drop(conn),
+        Err(_) => conn.abort().await,
     }
     result
 }
