@@ -26,7 +26,9 @@ pub type SharedEngine = Arc<Mutex<Engine>>;
 /// Locks the engine. A panic elsewhere while it was locked leaves the data usable (every change is a plain field
 /// update), so a poisoned lock is taken over rather than taking the API down with it.
 pub fn lock(engine: &SharedEngine) -> MutexGuard<'_, Engine> {
-    engine.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    engine
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The routes above, ready to be merged into the exporter's router.
@@ -65,11 +67,18 @@ async fn list_alerts(State(engine): State<SharedEngine>) -> Response {
 
 async fn list_silences(State(engine): State<SharedEngine>) -> Response {
     let now = Timestamp::now();
-    let silences: Vec<SilenceView> = lock(&engine).silences().iter().map(|s| view(s, now)).collect();
+    let silences: Vec<SilenceView> = lock(&engine)
+        .silences()
+        .iter()
+        .map(|s| view(s, now))
+        .collect();
     Json(serde_json::json!({ "silences": silences })).into_response()
 }
 
-async fn create_silence(State(engine): State<SharedEngine>, body: Result<Json<NewSilence>, JsonRejection>) -> Response {
+async fn create_silence(
+    State(engine): State<SharedEngine>,
+    body: Result<Json<NewSilence>, JsonRejection>,
+) -> Response {
     let Json(new) = match body {
         Ok(b) => b,
         Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
@@ -136,7 +145,11 @@ pub fn alerts_html(engine: &Engine, now: Timestamp) -> String {
         }
         html.push_str("</tbody>\n</table>\n");
     }
-    let active = engine.silences().iter().filter(|s| s.is_active(now)).count();
+    let active = engine
+        .silences()
+        .iter()
+        .filter(|s| s.is_active(now))
+        .count();
     let _ = writeln!(
         html,
         "<p><a href=\"api/v1/alerts\">/api/v1/alerts</a> · <a href=\"api/v1/silences\">/api/v1/silences</a> \

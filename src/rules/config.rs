@@ -20,6 +20,7 @@ use crate::config::ConfigError;
 use crate::notify::Severity;
 use crate::notify::config::{EmailConfig, RawEmail};
 use crate::rules::AlertName;
+use crate::rules::engine::human;
 use crate::rules::matcher::{LabelName, Matcher, RawMatcher};
 
 /// The `alerting:` section as written. Durations are humantime strings (`30s`, `5m`, `4h`, `90d`).
@@ -319,7 +320,9 @@ impl Rules {
         match name {
             AlertName::AgentHeartbeatStale => &self.heartbeat_stale,
             AlertName::AgentOffline => &self.agent_offline,
-            AlertName::AgentTokenRotationDue | AlertName::AgentTokenRotationOverdue => &self.token_rotation,
+            AlertName::AgentTokenRotationDue | AlertName::AgentTokenRotationOverdue => {
+                &self.token_rotation
+            }
             AlertName::SourceDown => &self.source_down,
             AlertName::AgentVersionOutdated => &self.version_outdated,
         }
@@ -413,7 +416,12 @@ impl EngineConfig {
     }
 
     /// The recipients for a notification: the first matching route's, else `email.to`.
-    pub fn recipients(&self, alertname: AlertName, severity: Severity, account: &str) -> Vec<String> {
+    pub fn recipients(
+        &self,
+        alertname: AlertName,
+        severity: Severity,
+        account: &str,
+    ) -> Vec<String> {
         self.routes
             .iter()
             .find(|r| r.matches(alertname, severity, account))
@@ -470,7 +478,10 @@ impl Invalid<'_> {
             self.at(
                 raw.referenced.line(),
                 key,
-                format!("bad duration {:?} ({e}); write for example 30s, 5m, 4h or 90d", raw.value),
+                format!(
+                    "bad duration {:?} ({e}); write for example 30s, 5m, 4h or 90d",
+                    raw.value
+                ),
             )
         })
     }
@@ -504,7 +515,11 @@ impl Invalid<'_> {
                     return Err(self.at(
                         line,
                         format!("{key}.name"),
-                        format!("{} cannot be matched here; use one of: {}", m.value.name, names.join(", ")),
+                        format!(
+                            "{} cannot be matched here; use one of: {}",
+                            m.value.name,
+                            names.join(", ")
+                        ),
                     ));
                 }
                 Matcher::new(m.value.clone()).map_err(|e| self.at(line, format!("{key}.value"), e))
@@ -516,21 +531,34 @@ impl Invalid<'_> {
 /// The names a rule's matchers may test: rules look at agents; per-source differences go in `overrides`.
 const AGENT_LABELS: [LabelName; 2] = [LabelName::AgentId, LabelName::AgentName];
 /// The names a mute window may test: muting applies to whole groups.
-const GROUP_LABELS: [LabelName; 3] = [LabelName::Alertname, LabelName::Account, LabelName::Severity];
+const GROUP_LABELS: [LabelName; 3] = [
+    LabelName::Alertname,
+    LabelName::Account,
+    LabelName::Severity,
+];
 
 impl RawAlerting {
     /// Validates the section. `key` is its path in the file (`alerting`), for messages.
     pub fn validate(self, file: &Path, key: &str) -> Result<AlertingConfig, ConfigError> {
         let v = Invalid { file };
         if self.state_file.value.as_os_str().is_empty() {
-            return Err(v.at(self.state_file.referenced.line(), format!("{key}.state_file"), "must not be empty"));
+            return Err(v.at(
+                self.state_file.referenced.line(),
+                format!("{key}.state_file"),
+                "must not be empty",
+            ));
         }
         let external_url = match &self.external_url {
             None => None,
             Some(raw) => {
                 let k = format!("{key}.external_url");
-                let url = Url::parse(raw.value.trim())
-                    .map_err(|e| v.at(raw.referenced.line(), &k, format!("bad URL {:?}: {e}", raw.value)))?;
+                let url = Url::parse(raw.value.trim()).map_err(|e| {
+                    v.at(
+                        raw.referenced.line(),
+                        &k,
+                        format!("bad URL {:?}: {e}", raw.value),
+                    )
+                })?;
                 if !matches!(url.scheme(), "http" | "https") {
                     return Err(v.at(
                         raw.referenced.line(),
@@ -542,14 +570,31 @@ impl RawAlerting {
             }
         };
         let defaults = EngineConfig::new(PathBuf::new(), Vec::new());
-        let group_wait = v.opt_duration(&self.group_wait, &format!("{key}.group_wait"), defaults.group_wait)?;
-        let group_interval =
-            v.opt_duration(&self.group_interval, &format!("{key}.group_interval"), defaults.group_interval)?;
-        let repeat_interval =
-            v.opt_duration(&self.repeat_interval, &format!("{key}.repeat_interval"), defaults.repeat_interval)?;
+        let group_wait = v.opt_duration(
+            &self.group_wait,
+            &format!("{key}.group_wait"),
+            defaults.group_wait,
+        )?;
+        let group_interval = v.opt_duration(
+            &self.group_interval,
+            &format!("{key}.group_interval"),
+            defaults.group_interval,
+        )?;
+        let repeat_interval = v.opt_duration(
+            &self.repeat_interval,
+            &format!("{key}.repeat_interval"),
+            defaults.repeat_interval,
+        )?;
         if group_interval.is_zero() {
-            let line = self.group_interval.as_ref().map_or(0, |s| s.referenced.line());
-            return Err(v.at(line, format!("{key}.group_interval"), "must be longer than 0s"));
+            let line = self
+                .group_interval
+                .as_ref()
+                .map_or(0, |s| s.referenced.line());
+            return Err(v.at(
+                line,
+                format!("{key}.group_interval"),
+                "must be longer than 0s",
+            ));
         }
         if repeat_interval < group_interval {
             let line = self
@@ -563,8 +608,8 @@ impl RawAlerting {
                 format!(
                     "repeat_interval ({}) is shorter than group_interval ({}); a group is only looked at every \
                      group_interval",
-                    humantime::format_duration(repeat_interval),
-                    humantime::format_duration(group_interval)
+                    human(repeat_interval),
+                    human(group_interval)
                 ),
             ));
         }
@@ -593,7 +638,11 @@ impl RawAlerting {
 
         let mut mute_windows = Vec::new();
         for (i, w) in self.mute_windows.iter().enumerate() {
-            mute_windows.push(validate_mute_window(&v, &w.value, &format!("{key}.mute_windows[{i}]"))?);
+            mute_windows.push(validate_mute_window(
+                &v,
+                &w.value,
+                &format!("{key}.mute_windows[{i}]"),
+            )?);
         }
 
         let mut routes = Vec::new();
@@ -606,12 +655,20 @@ impl RawAlerting {
                     v.at(
                         a.referenced.line(),
                         format!("{k}.alertname"),
-                        format!("unknown alert {:?}; the rules are: {}", a.value, names.join(", ")),
+                        format!(
+                            "unknown alert {:?}; the rules are: {}",
+                            a.value,
+                            names.join(", ")
+                        ),
                     )
                 })?),
             };
             if r.value.to.is_empty() {
-                return Err(v.at(r.referenced.line(), format!("{k}.to"), "must list at least one recipient"));
+                return Err(v.at(
+                    r.referenced.line(),
+                    format!("{k}.to"),
+                    "must list at least one recipient",
+                ));
             }
             let mut to = Vec::new();
             for (j, addr) in r.value.to.iter().enumerate() {
@@ -650,19 +707,29 @@ impl RawAlerting {
 }
 
 /// Validates `raw` on top of `base`: fields `raw` leaves out keep `base`'s value.
-fn validate_rules(v: &Invalid<'_>, raw: &RawRules, base: &Rules, key: &str) -> Result<Rules, ConfigError> {
+fn validate_rules(
+    v: &Invalid<'_>,
+    raw: &RawRules,
+    base: &Rules,
+    key: &str,
+) -> Result<Rules, ConfigError> {
     let mut rules = base.clone();
     if let Some(r) = &raw.heartbeat_stale {
         let k = format!("{key}.heartbeat_stale");
         let s = &mut rules.heartbeat_stale;
         s.enabled = r.enabled.unwrap_or(s.enabled);
         s.for_ = v.opt_duration(&r.for_, &format!("{k}.for"), s.for_)?;
-        s.keep_firing_for = v.opt_duration(&r.keep_firing_for, &format!("{k}.keep_firing_for"), s.keep_firing_for)?;
+        s.keep_firing_for = v.opt_duration(
+            &r.keep_firing_for,
+            &format!("{k}.keep_firing_for"),
+            s.keep_firing_for,
+        )?;
         s.severity = r.severity.unwrap_or(s.severity);
         if let Some(m) = &r.matchers {
             s.matchers = v.matchers(m, &format!("{k}.matchers"), &AGENT_LABELS)?;
         }
-        rules.heartbeat_after = v.opt_duration(&r.after, &format!("{k}.after"), rules.heartbeat_after)?;
+        rules.heartbeat_after =
+            v.opt_duration(&r.after, &format!("{k}.after"), rules.heartbeat_after)?;
         if rules.heartbeat_after.is_zero() {
             let line = r.after.as_ref().map_or(0, |a| a.referenced.line());
             return Err(v.at(line, format!("{k}.after"), "must be longer than 0s"));
@@ -673,7 +740,11 @@ fn validate_rules(v: &Invalid<'_>, raw: &RawRules, base: &Rules, key: &str) -> R
         let s = &mut rules.agent_offline;
         s.enabled = r.enabled.unwrap_or(s.enabled);
         s.for_ = v.opt_duration(&r.for_, &format!("{k}.for"), s.for_)?;
-        s.keep_firing_for = v.opt_duration(&r.keep_firing_for, &format!("{k}.keep_firing_for"), s.keep_firing_for)?;
+        s.keep_firing_for = v.opt_duration(
+            &r.keep_firing_for,
+            &format!("{k}.keep_firing_for"),
+            s.keep_firing_for,
+        )?;
         s.severity = r.severity.unwrap_or(s.severity);
         if let Some(m) = &r.matchers {
             s.matchers = v.matchers(m, &format!("{k}.matchers"), &AGENT_LABELS)?;
@@ -683,26 +754,38 @@ fn validate_rules(v: &Invalid<'_>, raw: &RawRules, base: &Rules, key: &str) -> R
         let k = format!("{key}.token_rotation");
         let s = &mut rules.token_rotation;
         s.enabled = r.enabled.unwrap_or(s.enabled);
-        s.keep_firing_for = v.opt_duration(&r.keep_firing_for, &format!("{k}.keep_firing_for"), s.keep_firing_for)?;
+        s.keep_firing_for = v.opt_duration(
+            &r.keep_firing_for,
+            &format!("{k}.keep_firing_for"),
+            s.keep_firing_for,
+        )?;
         if let Some(m) = &r.matchers {
             s.matchers = v.matchers(m, &format!("{k}.matchers"), &AGENT_LABELS)?;
         }
-        rules.token_max_age = v.opt_duration(&r.max_age, &format!("{k}.max_age"), rules.token_max_age)?;
-        rules.token_warn_before =
-            v.opt_duration(&r.warn_before, &format!("{k}.warn_before"), rules.token_warn_before)?;
+        rules.token_max_age =
+            v.opt_duration(&r.max_age, &format!("{k}.max_age"), rules.token_max_age)?;
+        rules.token_warn_before = v.opt_duration(
+            &r.warn_before,
+            &format!("{k}.warn_before"),
+            rules.token_warn_before,
+        )?;
         if rules.token_max_age.is_zero() {
             let line = r.max_age.as_ref().map_or(0, |a| a.referenced.line());
             return Err(v.at(line, format!("{k}.max_age"), "must be longer than 0s"));
         }
         if rules.token_warn_before >= rules.token_max_age {
-            let line = r.warn_before.as_ref().or(r.max_age.as_ref()).map_or(0, |a| a.referenced.line());
+            let line = r
+                .warn_before
+                .as_ref()
+                .or(r.max_age.as_ref())
+                .map_or(0, |a| a.referenced.line());
             return Err(v.at(
                 line,
                 format!("{k}.warn_before"),
                 format!(
                     "warn_before ({}) must be shorter than max_age ({})",
-                    humantime::format_duration(rules.token_warn_before),
-                    humantime::format_duration(rules.token_max_age)
+                    human(rules.token_warn_before),
+                    human(rules.token_max_age)
                 ),
             ));
         }
@@ -712,7 +795,11 @@ fn validate_rules(v: &Invalid<'_>, raw: &RawRules, base: &Rules, key: &str) -> R
         let s = &mut rules.source_down;
         s.enabled = r.enabled.unwrap_or(s.enabled);
         s.for_ = v.opt_duration(&r.for_, &format!("{k}.for"), s.for_)?;
-        s.keep_firing_for = v.opt_duration(&r.keep_firing_for, &format!("{k}.keep_firing_for"), s.keep_firing_for)?;
+        s.keep_firing_for = v.opt_duration(
+            &r.keep_firing_for,
+            &format!("{k}.keep_firing_for"),
+            s.keep_firing_for,
+        )?;
         s.severity = r.severity.unwrap_or(s.severity);
     }
     if let Some(r) = &raw.agent_version_outdated {
@@ -722,7 +809,10 @@ fn validate_rules(v: &Invalid<'_>, raw: &RawRules, base: &Rules, key: &str) -> R
                 v.at(
                     min.referenced.line(),
                     format!("{k}.min_version"),
-                    format!("bad version {:?}; write a semantic version such as 1.4.0", min.value),
+                    format!(
+                        "bad version {:?}; write a semantic version such as 1.4.0",
+                        min.value
+                    ),
                 )
             })?;
             rules.min_version = Some(parsed);
@@ -730,7 +820,11 @@ fn validate_rules(v: &Invalid<'_>, raw: &RawRules, base: &Rules, key: &str) -> R
         let s = &mut rules.version_outdated;
         s.enabled = rules.min_version.is_some() && r.enabled.unwrap_or(true);
         s.for_ = v.opt_duration(&r.for_, &format!("{k}.for"), s.for_)?;
-        s.keep_firing_for = v.opt_duration(&r.keep_firing_for, &format!("{k}.keep_firing_for"), s.keep_firing_for)?;
+        s.keep_firing_for = v.opt_duration(
+            &r.keep_firing_for,
+            &format!("{k}.keep_firing_for"),
+            s.keep_firing_for,
+        )?;
         s.severity = r.severity.unwrap_or(s.severity);
         if let Some(m) = &r.matchers {
             s.matchers = v.matchers(m, &format!("{k}.matchers"), &AGENT_LABELS)?;
@@ -739,10 +833,18 @@ fn validate_rules(v: &Invalid<'_>, raw: &RawRules, base: &Rules, key: &str) -> R
     Ok(rules)
 }
 
-fn validate_mute_window(v: &Invalid<'_>, raw: &RawMuteWindow, key: &str) -> Result<MuteWindow, ConfigError> {
+fn validate_mute_window(
+    v: &Invalid<'_>,
+    raw: &RawMuteWindow,
+    key: &str,
+) -> Result<MuteWindow, ConfigError> {
     let name = raw.name.value.trim().to_string();
     if name.is_empty() {
-        return Err(v.at(raw.name.referenced.line(), format!("{key}.name"), "must not be empty"));
+        return Err(v.at(
+            raw.name.referenced.line(),
+            format!("{key}.name"),
+            "must not be empty",
+        ));
     }
     let time_zone = match &raw.time_zone {
         None => TimeZone::UTC,
@@ -750,7 +852,10 @@ fn validate_mute_window(v: &Invalid<'_>, raw: &RawMuteWindow, key: &str) -> Resu
             v.at(
                 tz.referenced.line(),
                 format!("{key}.time_zone"),
-                format!("unknown time zone {:?}; use an IANA name such as Europe/Berlin", tz.value),
+                format!(
+                    "unknown time zone {:?}; use an IANA name such as Europe/Berlin",
+                    tz.value
+                ),
             )
         })?,
     };
@@ -760,7 +865,10 @@ fn validate_mute_window(v: &Invalid<'_>, raw: &RawMuteWindow, key: &str) -> Resu
             v.at(
                 d.referenced.line(),
                 format!("{key}.weekdays[{i}]"),
-                format!("bad weekday {:?}; write monday, mon, or a range such as monday:friday", d.value),
+                format!(
+                    "bad weekday {:?}; write monday, mon, or a range such as monday:friday",
+                    d.value
+                ),
             )
         };
         let text = d.value.trim().to_ascii_lowercase();
@@ -787,13 +895,29 @@ fn validate_mute_window(v: &Invalid<'_>, raw: &RawMuteWindow, key: &str) -> Resu
     for (i, t) in raw.times.iter().enumerate() {
         let k = format!("{key}.times[{i}]");
         let line = t.referenced.line();
-        let start = clock(&t.value.start, false)
-            .ok_or_else(|| v.at(line, format!("{k}.start"), format!("bad time {:?}; write HH:MM", t.value.start)))?;
+        let start = clock(&t.value.start, false).ok_or_else(|| {
+            v.at(
+                line,
+                format!("{k}.start"),
+                format!("bad time {:?}; write HH:MM", t.value.start),
+            )
+        })?;
         let end = clock(&t.value.end, true).ok_or_else(|| {
-            v.at(line, format!("{k}.end"), format!("bad time {:?}; write HH:MM, up to 24:00", t.value.end))
+            v.at(
+                line,
+                format!("{k}.end"),
+                format!("bad time {:?}; write HH:MM, up to 24:00", t.value.end),
+            )
         })?;
         if start == end {
-            return Err(v.at(line, &k, format!("start and end are both {}; the range would be empty", t.value.start)));
+            return Err(v.at(
+                line,
+                &k,
+                format!(
+                    "start and end are both {}; the range would be empty",
+                    t.value.start
+                ),
+            ));
         }
         times.push((start, end));
     }
@@ -809,7 +933,15 @@ fn validate_mute_window(v: &Invalid<'_>, raw: &RawMuteWindow, key: &str) -> Resu
 
 /// Monday = 0.
 fn weekday(s: &str) -> Option<u8> {
-    const NAMES: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    const NAMES: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
     let s = s.trim();
     NAMES
         .iter()
@@ -859,7 +991,9 @@ fn check_address(s: &str) -> Result<(), String> {
         Some((local, domain)) => {
             !local.is_empty()
                 && !domain.is_empty()
-                && !t.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, ',' | '<' | '>'))
+                && !t
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || matches!(c, ',' | '<' | '>'))
         }
         None => false,
     };
@@ -867,5 +1001,261 @@ fn check_address(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{s:?} is not an email address"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TAIL: &str = "state_file: /tmp/state.json\nemail:\n  smtp: { host: smtp.example.com, tls: none }\n  \
+                        from: \"Agent alerts <alerts@example.com>\"\n  to: [\"ops@example.com\"]\n";
+
+    /// Parses and validates `head` followed by the required keys, so line numbers in `head` start at 1.
+    fn load(head: &str) -> Result<AlertingConfig, ConfigError> {
+        let yaml = format!("{head}{TAIL}");
+        let raw: RawAlerting =
+            serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("YAML:\n{yaml}\n{e}"));
+        raw.validate(Path::new("config.yaml"), "alerting")
+    }
+
+    #[test]
+    fn the_contract_example_validates_with_its_values() {
+        let cfg = load(
+            "external_url: http://exporter.example.com:9877/\ngroup_wait: 30s\ngroup_interval: 5m\n\
+             repeat_interval: 4h\nsend_resolved: true\nrules:\n  \
+             heartbeat_stale: { after: 10m, for: 0s, severity: critical }\n  \
+             agent_offline:   { for: 5m, severity: critical }\n  \
+             token_rotation:  { max_age: 90d, warn_before: 14d }\n  \
+             source_down:     { for: 10m, severity: critical }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let e = &cfg.engine;
+        assert_eq!(e.state_file, PathBuf::from("/tmp/state.json"));
+        assert_eq!(
+            e.external_url.as_deref(),
+            Some("http://exporter.example.com:9877")
+        );
+        assert_eq!(
+            (
+                e.group_wait,
+                e.group_interval,
+                e.repeat_interval,
+                e.send_resolved
+            ),
+            (
+                Duration::from_secs(30),
+                Duration::from_secs(300),
+                Duration::from_secs(4 * 3600),
+                true
+            )
+        );
+        assert_eq!(
+            e.rules,
+            Rules::default(),
+            "the example spells out the defaults"
+        );
+        assert_eq!(e.default_to, vec!["ops@example.com".to_string()]);
+        assert!(!e.rules.version_outdated.enabled);
+    }
+
+    #[test]
+    fn every_optional_key_is_understood() {
+        let cfg = load(
+            "rules:\n  heartbeat_stale:\n    keep_firing_for: 2m\n    matchers:\n      \
+             - { name: agent_name, value: \"lab-.*\", is_regex: true, is_equal: false }\n  \
+             agent_version_outdated: { min_version: \"1.4\", severity: info }\n\
+             overrides:\n  - source: lab\n    rules:\n      heartbeat_stale: { after: 2h }\n      \
+             agent_offline: { enabled: false }\n\
+             mute_windows:\n  - name: weekend\n    time_zone: Europe/Berlin\n    weekdays: [\"saturday:sunday\", mon]\n    \
+             times: [{ start: \"22:00\", end: \"06:00\" }]\n    matchers: [{ name: severity, value: warning }]\n\
+             routes:\n  - { alertname: SourceDown, to: [oncall@example.com] }\n  \
+             - { severity: warning, account: prod, to: [security@example.com, sec2@example.com] }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let e = &cfg.engine;
+        assert_eq!(
+            e.rules.heartbeat_stale.keep_firing_for,
+            Duration::from_secs(120)
+        );
+        assert_eq!(e.rules.heartbeat_stale.matchers.len(), 1);
+        assert_eq!(e.rules.min_version, Some(semver::Version::new(1, 4, 0)));
+        assert!(e.rules.version_outdated.enabled);
+        let lab = e.rules_for("lab");
+        assert_eq!(lab.heartbeat_after, Duration::from_secs(7200));
+        assert!(!lab.agent_offline.enabled);
+        // Everything an override leaves out comes from `rules`, including what `rules` changed.
+        assert_eq!(
+            lab.heartbeat_stale.keep_firing_for,
+            Duration::from_secs(120)
+        );
+        assert_eq!(lab.min_version, e.rules.min_version);
+        assert_eq!(e.rules_for("prod"), &e.rules);
+        let w = &e.mute_windows[0];
+        assert_eq!(
+            (w.weekdays, w.times.clone()),
+            (0b110_0001, vec![(22 * 60, 6 * 60)])
+        );
+        assert_eq!(e.routes.len(), 2);
+        assert_eq!(
+            e.routes[1].to,
+            vec!["security@example.com", "sec2@example.com"]
+        );
+        assert!(
+            cfg.check_sources(Path::new("config.yaml"), "alerting", ["prod", "lab"])
+                .is_ok()
+        );
+        let err = cfg
+            .check_sources(Path::new("config.yaml"), "alerting", ["prod"])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "config.yaml:8: alerting.overrides: source \"lab\" is not configured (known sources: prod)"
+        );
+    }
+
+    /// Each invalid section and the exact error it must produce.
+    #[test]
+    fn invalid_sections_name_the_line_the_key_and_the_value() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "group_wait: soon\n",
+                "config.yaml:1: alerting.group_wait: bad duration \"soon\" (expected number at 0); write for \
+                 example 30s, 5m, 4h or 90d",
+            ),
+            (
+                "group_interval: 10m\nrepeat_interval: 5m\n",
+                "config.yaml:2: alerting.repeat_interval: repeat_interval (5m) is shorter than group_interval \
+                 (10m); a group is only looked at every group_interval",
+            ),
+            (
+                "group_interval: 0s\n",
+                "config.yaml:1: alerting.group_interval: must be longer than 0s",
+            ),
+            (
+                "external_url: ftp://x\n",
+                "config.yaml:1: alerting.external_url: bad URL \"ftp://x\": the scheme must be http or https",
+            ),
+            (
+                "external_url: not a url\n",
+                "config.yaml:1: alerting.external_url: bad URL \"not a url\": relative URL without a base",
+            ),
+            (
+                "rules:\n  heartbeat_stale: { after: 0s }\n",
+                "config.yaml:2: alerting.rules.heartbeat_stale.after: must be longer than 0s",
+            ),
+            (
+                "rules:\n  agent_offline:\n    for: 5 minutes please\n",
+                "config.yaml:3: alerting.rules.agent_offline.for: bad duration \"5 minutes please\" (expected \
+                 number at 10); write for example 30s, 5m, 4h or 90d",
+            ),
+            (
+                "rules:\n  token_rotation:\n    max_age: 30d\n    warn_before: 30d\n",
+                "config.yaml:4: alerting.rules.token_rotation.warn_before: warn_before (30d) must be shorter \
+                 than max_age (30d)",
+            ),
+            (
+                "rules:\n  agent_version_outdated: { min_version: latest }\n",
+                "config.yaml:2: alerting.rules.agent_version_outdated.min_version: bad version \"latest\"; write a \
+                 semantic version such as 1.4.0",
+            ),
+            (
+                "rules:\n  heartbeat_stale:\n    matchers:\n      - { name: agent_name, value: \"(\", is_regex: true }\n",
+                "config.yaml:4: alerting.rules.heartbeat_stale.matchers[0].value: bad regex \"(\": unclosed group",
+            ),
+            (
+                "rules:\n  agent_offline:\n    matchers:\n      - { name: account, value: prod }\n",
+                "config.yaml:4: alerting.rules.agent_offline.matchers[0].name: account cannot be matched here; use \
+                 one of: agent_id, agent_name",
+            ),
+            (
+                "overrides:\n  - source: prod\n  - source: prod\n",
+                "config.yaml:3: alerting.overrides[1].source: source \"prod\" already has an override; merge the two",
+            ),
+            (
+                "overrides:\n  - source: prod\n    rules:\n      token_rotation: { warn_before: 100d }\n",
+                "config.yaml:4: alerting.overrides[0].rules.token_rotation.warn_before: warn_before (100d) must \
+                 be shorter than max_age (90d)",
+            ),
+            (
+                "mute_windows:\n  - name: x\n    time_zone: Mars/Olympus\n",
+                "config.yaml:3: alerting.mute_windows[0].time_zone: unknown time zone \"Mars/Olympus\"; use an IANA \
+                 name such as Europe/Berlin",
+            ),
+            (
+                "mute_windows:\n  - name: x\n    weekdays: [funday]\n",
+                "config.yaml:3: alerting.mute_windows[0].weekdays[0]: bad weekday \"funday\"; write monday, mon, or \
+                 a range such as monday:friday",
+            ),
+            (
+                "mute_windows:\n  - name: x\n    times:\n      - { start: \"25:00\", end: \"06:00\" }\n",
+                "config.yaml:4: alerting.mute_windows[0].times[0].start: bad time \"25:00\"; write HH:MM",
+            ),
+            (
+                "mute_windows:\n  - name: x\n    times:\n      - { start: \"06:00\", end: \"06:00\" }\n",
+                "config.yaml:4: alerting.mute_windows[0].times[0]: start and end are both 06:00; the range would \
+                 be empty",
+            ),
+            (
+                "mute_windows:\n  - name: x\n    matchers: [{ name: agent_id, value: a }]\n",
+                "config.yaml:3: alerting.mute_windows[0].matchers[0].name: agent_id cannot be matched here; use \
+                 one of: alertname, account, severity",
+            ),
+            (
+                "routes:\n  - { alertname: AgentDown, to: [a@example.com] }\n",
+                "config.yaml:2: alerting.routes[0].alertname: unknown alert \"AgentDown\"; the rules are: \
+                 AgentHeartbeatStale, AgentOffline, AgentTokenRotationDue, AgentTokenRotationOverdue, SourceDown, \
+                 AgentVersionOutdated",
+            ),
+            (
+                "routes:\n  - { severity: warning, to: [] }\n",
+                "config.yaml:2: alerting.routes[0].to: must list at least one recipient",
+            ),
+            (
+                "routes:\n  - severity: warning\n    to:\n      - ops at example.com\n",
+                "config.yaml:4: alerting.routes[0].to[0]: \"ops at example.com\" is not an email address",
+            ),
+        ];
+        for (head, want) in cases {
+            match load(head) {
+                Ok(_) => panic!("accepted:\n{head}"),
+                Err(e) => assert_eq!(e.to_string(), *want, "for:\n{head}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_the_parser() {
+        for head in [
+            "group_waits: 30s\n",
+            "rules:\n  heartbeat_stale: { max_age: 10d }\n",
+            "rules:\n  source_down: { matchers: [] }\n",
+            "rules:\n  agent_gone: {}\n",
+            "overrides:\n  - { source: prod, after: 1h }\n",
+            "rules:\n  agent_offline: { severity: page }\n",
+        ] {
+            let yaml = format!("{head}{TAIL}");
+            let parsed: Result<RawAlerting, _> = serde_saphyr::from_str(&yaml);
+            assert!(parsed.is_err(), "accepted:\n{yaml}");
+        }
+    }
+
+    #[test]
+    fn versions_are_read_leniently() {
+        let cases = [
+            ("1.4.0", Some("1.4.0")),
+            ("v2", Some("2.0.0")),
+            ("1.4", Some("1.4.0")),
+            ("1.4-beta.1", Some("1.4.0-beta.1")),
+            ("1.2.3.4", None),
+            ("latest", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                parse_version(text).map(|v| v.to_string()).as_deref(),
+                want,
+                "for {text:?}"
+            );
+        }
     }
 }

@@ -84,7 +84,9 @@ impl Matcher {
             let anchored = format!("^(?:{})$", raw.value);
             Some(Regex::new(&anchored).map_err(|e| {
                 let detail = e.to_string();
-                let last = detail.lines().last().unwrap_or_default().trim().to_string();
+                // The last line says what is wrong; the lines above draw a caret under our anchored copy.
+                let last = detail.lines().last().unwrap_or_default().trim();
+                let last = last.strip_prefix("error: ").unwrap_or(last);
                 format!("bad regex {:?}: {last}", raw.value)
             })?)
         } else {
@@ -178,18 +180,46 @@ mod tests {
     fn matchers_follow_alertmanager_semantics() {
         // (matcher, label value, expected)
         let cases = [
-            (raw(LabelName::AgentName, "edge-1", false, true), "edge-1", true),
-            (raw(LabelName::AgentName, "edge-1", false, true), "edge-10", false),
-            (raw(LabelName::AgentName, "edge-1", false, false), "edge-10", true),
-            (raw(LabelName::AgentName, "edge-.*", true, true), "edge-10", true),
-            (raw(LabelName::AgentName, "edge", true, true), "my-edge-1", false),
-            (raw(LabelName::AgentName, "edge-.*", true, false), "core-1", true),
+            (
+                raw(LabelName::AgentName, "edge-1", false, true),
+                "edge-1",
+                true,
+            ),
+            (
+                raw(LabelName::AgentName, "edge-1", false, true),
+                "edge-10",
+                false,
+            ),
+            (
+                raw(LabelName::AgentName, "edge-1", false, false),
+                "edge-10",
+                true,
+            ),
+            (
+                raw(LabelName::AgentName, "edge-.*", true, true),
+                "edge-10",
+                true,
+            ),
+            (
+                raw(LabelName::AgentName, "edge", true, true),
+                "my-edge-1",
+                false,
+            ),
+            (
+                raw(LabelName::AgentName, "edge-.*", true, false),
+                "core-1",
+                true,
+            ),
             (raw(LabelName::AgentId, "", false, true), "", true),
             (raw(LabelName::AgentId, "a|b", true, true), "b", true),
         ];
         for (r, value, want) in cases {
             let m = Matcher::new(r.clone()).unwrap();
-            assert_eq!(m.matches_value(value), want, "matcher {m} against {value:?}");
+            assert_eq!(
+                m.matches_value(value),
+                want,
+                "matcher {m} against {value:?}"
+            );
         }
     }
 
@@ -203,10 +233,14 @@ mod tests {
     fn a_matcher_round_trips_through_json_and_compiles_on_load() {
         let m = Matcher::new(raw(LabelName::Account, "prod-.*", true, true)).unwrap();
         let json = serde_json::to_string(&m).unwrap();
-        assert_eq!(json, r#"{"name":"account","value":"prod-.*","is_regex":true,"is_equal":true}"#);
+        assert_eq!(
+            json,
+            r#"{"name":"account","value":"prod-.*","is_regex":true,"is_equal":true}"#
+        );
         let back: Matcher = serde_json::from_str(&json).unwrap();
         assert!(back.matches_value("prod-us"), "saw {back:?}");
-        let bad = serde_json::from_str::<Matcher>(r#"{"name":"account","value":"(","is_regex":true}"#);
+        let bad =
+            serde_json::from_str::<Matcher>(r#"{"name":"account","value":"(","is_regex":true}"#);
         assert!(bad.is_err(), "saw {bad:?}");
     }
 }

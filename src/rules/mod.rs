@@ -31,7 +31,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-
 pub use crate::notify::{NotificationSink, SinkError};
 pub use config::{AlertingConfig, EngineConfig, RawAlerting};
 pub use engine::Engine;

@@ -75,8 +75,10 @@ pub struct Alert {
     pub active_at: Timestamp,
     /// When the alert went from pending to firing.
     pub fired_at: Option<Timestamp>,
-    /// The last evaluation at which the condition held; `keep_firing_for` counts from here.
-    pub last_true_at: Timestamp,
+    /// The first evaluation that saw the condition clear while the alert was firing; `keep_firing_for` counts from
+    /// here, as in Prometheus. `None` while the condition holds.
+    #[serde(default)]
+    pub keep_firing_since: Option<Timestamp>,
     /// When it resolved.
     pub resolved_at: Option<Timestamp>,
 }
@@ -259,7 +261,12 @@ pub fn load(path: &Path, now: Timestamp) -> Loaded {
         }
         Err(e) => format!("cannot read it: {e}"),
         Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
-            Ok(state) if state.version == FORMAT_VERSION => return Loaded { state, problem: None },
+            Ok(state) if state.version == FORMAT_VERSION => {
+                return Loaded {
+                    state,
+                    problem: None,
+                };
+            }
             Ok(state) => format!("format version {} is not {FORMAT_VERSION}", state.version),
             Err(e) => format!("cannot parse it: {e}"),
         },
@@ -301,9 +308,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the state file path has no file name"))?;
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the state file path has no file name",
+        )
+    })?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".tmp-{}", std::process::id()));
@@ -327,11 +337,16 @@ mod alert_list {
     use super::*;
     use serde::{Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(map: &BTreeMap<AlertKey, Alert>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<AlertKey, Alert>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.collect_seq(map.values())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<AlertKey, Alert>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<AlertKey, Alert>, D::Error> {
         let list = Vec::<Alert>::deserialize(d)?;
         Ok(list.into_iter().map(|a| (a.key(), a)).collect())
     }
@@ -361,7 +376,7 @@ mod tests {
             state: AlertState::Firing,
             active_at: now,
             fired_at: Some(now),
-            last_true_at: now,
+            keep_firing_since: None,
             resolved_at: None,
         };
         state.groups.insert(
@@ -419,9 +434,20 @@ mod tests {
         let (reason, aside) = loaded.problem.expect("a problem is reported");
         assert!(reason.starts_with("cannot parse it: "), "saw {reason:?}");
         let aside = aside.expect("the file was moved");
-        assert_eq!(aside, dir.path().join(format!("state.json.corrupt-{}", now.as_second())));
-        assert_eq!(fs::read(&aside).unwrap(), b"{\"version\": 1, \"alerts\": [trunc");
-        assert!(!path.exists(), "the corrupt file still sits at {}", path.display());
+        assert_eq!(
+            aside,
+            dir.path()
+                .join(format!("state.json.corrupt-{}", now.as_second()))
+        );
+        assert_eq!(
+            fs::read(&aside).unwrap(),
+            b"{\"version\": 1, \"alerts\": [trunc"
+        );
+        assert!(
+            !path.exists(),
+            "the corrupt file still sits at {}",
+            path.display()
+        );
         assert_eq!(loaded.state, State::new(now));
     }
 
