@@ -173,3 +173,165 @@ fn escape(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{Agent, AgentList, Provider};
+    use crate::rules::config::EngineConfig;
+    use crate::rules::state::State as RuleState;
+    use crate::status::SourceStatus;
+
+    /// An engine with one firing `AgentHeartbeatStale` for an agent whose name carries HTML and quotes.
+    fn engine_with_an_alert() -> SharedEngine {
+        let now = Timestamp::now();
+        let mut agent = Agent::new("a1", "<b>edge \"1\"</b> & co");
+        agent.last_heartbeat = Some(now.checked_sub(Duration::from_secs(3600)).unwrap());
+        let mut s = SourceStatus::new("prod", Provider::Celigo);
+        s.agents = Some(Arc::new(AgentList {
+            polled_at: now,
+            agents: vec![agent],
+        }));
+        s.up = true;
+        s.polls = 1;
+        let mut engine = Engine::new(
+            EngineConfig::new("unused.json", vec![]),
+            RuleState::new(now),
+        );
+        engine.evaluate(&[Arc::new(s)], now);
+        Arc::new(Mutex::new(engine))
+    }
+
+    /// Serves `router(engine)` on 127.0.0.1 port 0 and returns its base URL.
+    async fn serve(engine: SharedEngine) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(engine)).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn get_alerts_lists_each_alert_with_its_labels_and_state() {
+        let base = serve(engine_with_an_alert()).await;
+        let body: serde_json::Value = reqwest::get(format!("{base}/api/v1/alerts"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let alert = &body["alerts"][0];
+        assert_eq!(alert["alertname"], "AgentHeartbeatStale", "saw {body}");
+        assert_eq!(alert["severity"], "critical", "saw {body}");
+        assert_eq!(alert["state"], "firing", "saw {body}");
+        assert_eq!(alert["account"], "prod", "saw {body}");
+        assert_eq!(alert["agent_id"], "a1", "saw {body}");
+        assert_eq!(alert["value"], "last heartbeat 1h ago", "saw {body}");
+        assert_eq!(alert["inhibited"], false, "saw {body}");
+    }
+
+    #[tokio::test]
+    async fn silences_are_created_listed_and_deleted() {
+        let engine = engine_with_an_alert();
+        let base = serve(Arc::clone(&engine)).await;
+        let client = reqwest::Client::new();
+        let created = client
+            .post(format!("{base}/api/v1/silences"))
+            .json(&serde_json::json!({
+                "matchers": [{"name": "agent_id", "value": "a1"}],
+                "duration": "2h",
+                "created_by": "ops",
+                "comment": "disk swap"
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let created: serde_json::Value = created.json().await.unwrap();
+        let id = created["id"].as_str().expect("an id").to_string();
+        assert_eq!(created["status"], "active", "saw {created}");
+
+        let listed: serde_json::Value = client
+            .get(format!("{base}/api/v1/silences"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed["silences"][0]["id"], id.as_str(), "saw {listed}");
+        assert_eq!(
+            listed["silences"][0]["matchers"][0]["value"], "a1",
+            "saw {listed}"
+        );
+        let alerts: serde_json::Value = client
+            .get(format!("{base}/api/v1/alerts"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            alerts["alerts"][0]["silenced_by"][0],
+            id.as_str(),
+            "saw {alerts}"
+        );
+        assert!(lock(&engine).take_dirty(), "a new silence must be saved");
+
+        let url = format!("{base}/api/v1/silences/{id}");
+        assert_eq!(client.delete(&url).send().await.unwrap().status(), 204);
+        let again = client.delete(&url).send().await.unwrap();
+        assert_eq!(again.status(), 404);
+        let body: serde_json::Value = again.json().await.unwrap();
+        assert_eq!(body["error"], format!("no silence with id {id:?}"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_silence_is_refused_with_a_reason() {
+        let base = serve(engine_with_an_alert()).await;
+        let client = reqwest::Client::new();
+        let cases = [
+            (
+                serde_json::json!({"matchers": [{"name": "agent_id", "value": "a1"}]}),
+                "give ends_at or duration",
+            ),
+            (
+                serde_json::json!({"matchers": [{"name": "agent_id", "value": "(", "is_regex": true}], "duration": "1h"}),
+                "bad regex \"(\": unclosed group",
+            ),
+            (
+                serde_json::json!({"matchers": [{"name": "colour", "value": "x"}], "duration": "1h"}),
+                "unknown variant",
+            ),
+        ];
+        for (request, want) in cases {
+            let response = client
+                .post(format!("{base}/api/v1/silences"))
+                .json(&request)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 400, "for {request}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            let error = body["error"].as_str().unwrap_or_default();
+            assert!(error.contains(want), "for {request}: saw {body}");
+        }
+    }
+
+    #[test]
+    fn the_landing_page_section_escapes_upstream_strings() {
+        let engine = engine_with_an_alert();
+        let html = alerts_html(&lock(&engine), Timestamp::now());
+        assert!(
+            html.contains("&lt;b&gt;edge &quot;1&quot;&lt;/b&gt; &amp; co"),
+            "saw {html}"
+        );
+        assert!(!html.contains("<b>"), "raw HTML from upstream in {html}");
+        assert!(
+            html.contains("<td>AgentHeartbeatStale</td><td>critical</td><td>firing</td>"),
+            "saw {html}"
+        );
+    }
+}
