@@ -809,7 +809,7 @@ mod tests {
             build_notification(&n, &from, &[]),
             Err(RenderError::NoRecipient)
         ));
-        let msg = build_notification(&n, &from, &[from.clone()]).unwrap();
+        let msg = build_notification(&n, &from, std::slice::from_ref(&from)).unwrap();
         assert_eq!(msg.envelope().to()[0].to_string(), "alerts@example.com");
     }
 }
