@@ -410,6 +410,20 @@ impl EngineConfig {
         }
     }
 
+    /// Short timings for the `demo` command, so that alerts fire and resolve within about two minutes against the
+    /// simulator's fleet (agents heartbeat every ~30 s): stale after 75 s, offline after 10 s, a source down after
+    /// 30 s, groups wait 5 s and change every 20 s.
+    pub fn demo(state_file: impl Into<PathBuf>, default_to: Vec<String>) -> EngineConfig {
+        let mut c = EngineConfig::new(state_file, default_to);
+        c.group_wait = Duration::from_secs(5);
+        c.group_interval = Duration::from_secs(20);
+        c.repeat_interval = Duration::from_secs(10 * 60);
+        c.rules.heartbeat_after = Duration::from_secs(75);
+        c.rules.agent_offline.for_ = Duration::from_secs(10);
+        c.rules.source_down.for_ = Duration::from_secs(30);
+        c
+    }
+
     /// The rules that apply to `account`: its override when there is one.
     pub fn rules_for(&self, account: &str) -> &Rules {
         self.overrides.get(account).unwrap_or(&self.rules)

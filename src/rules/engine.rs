@@ -1728,6 +1728,68 @@ mod tests {
     }
 
     #[test]
+    fn an_inhibited_alert_sends_no_resolved_notice_until_it_really_resolves() {
+        let mut w = World::new(config());
+        let mut log = Vec::new();
+        // The token is 89 days old at 0s: due now, overdue a day later; it is rotated at 2 days.
+        for secs in (0..=(3 * DAY)).step_by(300) {
+            let now = at(secs);
+            let mut a = agent("a", now);
+            a.token_rotated = Some(if secs < 2 * DAY {
+                ago(at(0), 89 * DAY)
+            } else {
+                at(2 * DAY)
+            });
+            for line in w.eval(secs, &[up("prod", vec![a], now)]) {
+                log.push(format!("{}h {line}", secs / 3600));
+            }
+        }
+        let due = "AgentTokenRotationDue/prod";
+        let overdue = "AgentTokenRotationOverdue/prod";
+        let ops = "to=[ops@example.com]";
+        // Due repeats every 4h until the token is overdue at 24h; from then on Due is hidden, neither repeated nor
+        // reported resolved, while Overdue repeats. Rotated at 48h: both resolve, and both groups say so.
+        let mut want: Vec<String> = (0..24)
+            .step_by(4)
+            .map(|h| format!("{h}h FIRING {due} firing=[a] resolved=[] {ops}"))
+            .collect();
+        want.extend(
+            (24..48)
+                .step_by(4)
+                .map(|h| format!("{h}h FIRING {overdue} firing=[a] resolved=[] {ops}")),
+        );
+        want.push(format!("48h RESOLVED {due} firing=[] resolved=[a] {ops}"));
+        want.push(format!(
+            "48h RESOLVED {overdue} firing=[] resolved=[a] {ops}"
+        ));
+        assert_eq!(log, want);
+    }
+
+    #[test]
+    fn the_demo_timings_fire_and_resolve_within_two_minutes() {
+        let mut w = World::new(EngineConfig::demo(
+            "demo.json",
+            vec!["demo@example.com".into()],
+        ));
+        let mut log = Vec::new();
+        for secs in (0..=120).step_by(5) {
+            let now = at(secs);
+            let mut a = agent("a", now);
+            a.offline = (5..50).contains(&secs);
+            for line in w.eval(secs, &[up("demo", vec![a], now)]) {
+                log.push(format!("{secs}s {line}"));
+            }
+        }
+        assert_eq!(
+            log,
+            vec![
+                "20s FIRING AgentOffline/demo firing=[a] resolved=[] to=[demo@example.com]",
+                "60s RESOLVED AgentOffline/demo firing=[] resolved=[a] to=[demo@example.com]",
+            ]
+        );
+    }
+
+    #[test]
     fn durations_read_as_two_units() {
         let cases = [
             (0, "0s"),

@@ -2,7 +2,7 @@
 //! state. The order is what makes delivery exactly-once across crashes (see [`run_once`]).
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -11,8 +11,20 @@ use tokio::time::MissedTickBehavior;
 
 use crate::rules::NotificationSink;
 use crate::rules::api::{SharedEngine, lock};
-use crate::rules::state::write_atomic;
+use crate::rules::config::EngineConfig;
+use crate::rules::engine::Engine;
+use crate::rules::state::{load_or_fresh, write_atomic};
 use crate::status::Registry;
+
+/// Builds the shared engine for `config`, starting from its state file. A missing file starts fresh; an unreadable
+/// one is moved aside and logged as an error (see [`crate::rules::state::load_or_fresh`]).
+pub fn start_engine(config: EngineConfig) -> SharedEngine {
+    let state = load_or_fresh(&config.state_file, Timestamp::now());
+    let alerts = state.alerts.len();
+    let silences = state.silences.len();
+    tracing::info!(path = %config.state_file.display(), alerts, silences, "alert state loaded");
+    Arc::new(Mutex::new(Engine::new(config, state)))
+}
 
 /// Evaluates every `interval` until `shutdown` turns true (or its sender goes away), then saves the state one last
 /// time. Takes wall-clock time from [`Timestamp::now`].
