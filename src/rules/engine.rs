@@ -377,13 +377,16 @@ impl Engine {
                 g.next_flush = plus(now, self.config.group_interval);
             }
         }
-        // A group with no alert left and nothing notified is over; the next alert starts a new one.
+        // A group with nothing notified and no firing or resolved alert is over (pending alerts do not belong to
+        // a group yet); the next alert to fire starts a new one, with a fresh group_wait.
         let alerts = &self.state.alerts;
         self.state.groups.retain(|_, g| {
             !g.notified.is_empty()
-                || alerts
-                    .values()
-                    .any(|a| a.alertname == g.alertname && a.account == g.account)
+                || alerts.values().any(|a| {
+                    a.alertname == g.alertname
+                        && a.account == g.account
+                        && a.state != AlertState::Pending
+                })
         });
         out
     }
@@ -452,6 +455,17 @@ impl Engine {
                 .last_sent
                 .is_none_or(|t| now >= plus(t, self.config.repeat_interval));
         if !needed {
+            if !send_resolved {
+                // Nobody will be told these resolved; forget them now rather than at the next repeat.
+                let g = self.state.groups.get_mut(gk)?;
+                for a in &resolved {
+                    g.notified.remove(a.agent_id.as_deref().unwrap_or_default());
+                }
+                let done: Vec<AlertKey> = resolved.iter().map(|a| a.key()).collect();
+                for k in done {
+                    self.state.alerts.remove(&k);
+                }
+            }
             return None;
         }
         let status = if firing.is_empty() {
