@@ -2,6 +2,7 @@
 //! received, `test-email` diagnostics, an SMTP outage through the outbox, the compliance report, the demo's file
 //! transport, and that the SMTP password never leaks.
 
+mod pipeline;
 mod smtp;
 
 use std::sync::{Arc, Mutex};
