@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
@@ -154,6 +155,14 @@ pub enum SmtpError {
         port: u16,
         #[source]
         source: lettre::transport::smtp::Error,
+    },
+    /// The server stopped answering during `step` for longer than the configured timeout.
+    #[error("{step}: SMTP server {host}:{port} did not answer within {}s", after.as_secs_f64())]
+    Timeout {
+        step: &'static str,
+        host: String,
+        port: u16,
+        after: Duration,
     },
     /// The TLS parameters could not be built (an unusable extra CA certificate).
     #[error("tls: cannot set up TLS for {host}: {source}")]
@@ -318,17 +327,20 @@ pub async fn send_smtp(cfg: &SmtpConfig, message: &Message) -> Result<(), SmtpEr
         TlsMode::Tls => Some(tls_parameters(cfg)?),
         _ => None,
     };
-    let mut conn = match AsyncSmtpConnection::connect_tokio1(
-        &addrs[..],
-        Some(cfg.timeout),
-        &hello,
-        wrapper,
-        None,
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(source) => return Err(classify_connect_error(cfg, source)),
+    // lettre bounds the TCP connect by the timeout but not the TLS handshake or the greeting; allow both phases.
+    let connect =
+        AsyncSmtpConnection::connect_tokio1(&addrs[..], Some(cfg.timeout), &hello, wrapper, None);
+    let mut conn = match tokio::time::timeout(cfg.timeout.saturating_mul(2), connect).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(source)) => return Err(classify_connect_error(cfg, source)),
+        Err(_) => {
+            let step = if cfg.tls == TlsMode::Tls {
+                "tls"
+            } else {
+                "greeting"
+            };
+            return Err(timed_out(cfg, step));
+        }
     };
     let result = session(cfg, &mut conn, &hello, message).await;
     match &result {
@@ -338,7 +350,8 @@ pub async fn send_smtp(cfg: &SmtpConfig, message: &Message) -> Result<(), SmtpEr
         }
         // A failed STARTTLS upgrade leaves lettre without a stream; writing QUIT to it would be a bug, so the
         // connection is only dropped.
-        Err(SmtpError::Tls { .. }) => drop(conn),
+        // After a timeout the server may not read either; QUIT could hang.
+        Err(SmtpError::Tls { .. } | SmtpError::Timeout { .. }) => drop(conn),
         Err(_) => conn.abort().await,
     }
     result
@@ -356,8 +369,9 @@ async fn session(
         if !conn.can_starttls() {
             return Err(SmtpError::StarttlsUnsupported { host: host(), port });
         }
-        conn.starttls(tls_parameters(cfg)?, hello)
-            .await
+        let params = tls_parameters(cfg)?;
+        within(cfg, "tls", conn.starttls(params, hello))
+            .await?
             .map_err(|source| SmtpError::Tls {
                 host: host(),
                 port,
@@ -366,14 +380,18 @@ async fn session(
     }
     if let Some(c) = &cfg.credentials {
         let creds = Credentials::new(c.username.clone(), c.password.expose_secret().to_owned());
-        conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)
-            .await
-            .map_err(|source| SmtpError::Auth {
-                host: host(),
-                port,
-                username: c.username.clone(),
-                source,
-            })?;
+        within(
+            cfg,
+            "auth",
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds),
+        )
+        .await?
+        .map_err(|source| SmtpError::Auth {
+            host: host(),
+            port,
+            username: c.username.clone(),
+            source,
+        })?;
     }
     let envelope = message.envelope();
     let body = message.formatted();
@@ -382,8 +400,8 @@ async fn session(
         params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
     let from = envelope.from().cloned();
-    conn.command(Mail::new(from.clone(), params))
-        .await
+    within(cfg, "sender", conn.command(Mail::new(from.clone(), params)))
+        .await?
         .map_err(|source| SmtpError::Sender {
             host: host(),
             port,
@@ -391,28 +409,54 @@ async fn session(
             source,
         })?;
     for rcpt in envelope.to() {
-        conn.command(Rcpt::new(rcpt.clone(), vec![]))
-            .await
-            .map_err(|source| SmtpError::Recipient {
-                host: host(),
-                port,
-                recipient: rcpt.to_string(),
-                source,
-            })?;
+        within(
+            cfg,
+            "recipient",
+            conn.command(Rcpt::new(rcpt.clone(), vec![])),
+        )
+        .await?
+        .map_err(|source| SmtpError::Recipient {
+            host: host(),
+            port,
+            recipient: rcpt.to_string(),
+            source,
+        })?;
     }
-    conn.command(Data).await.map_err(|source| SmtpError::Data {
-        host: host(),
-        port,
-        source,
-    })?;
-    conn.message(&body)
-        .await
+    within(cfg, "data", conn.command(Data))
+        .await?
+        .map_err(|source| SmtpError::Data {
+            host: host(),
+            port,
+            source,
+        })?;
+    within(cfg, "data", conn.message(&body))
+        .await?
         .map_err(|source| SmtpError::Data {
             host: host(),
             port,
             source,
         })?;
     Ok(())
+}
+
+fn timed_out(cfg: &SmtpConfig, step: &'static str) -> SmtpError {
+    SmtpError::Timeout {
+        step,
+        host: cfg.host.clone(),
+        port: cfg.port,
+        after: cfg.timeout,
+    }
+}
+
+/// Runs one SMTP step under the configured timeout; the outer `Err` is the timeout, the inner result lettre's.
+async fn within<T>(
+    cfg: &SmtpConfig,
+    step: &'static str,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, SmtpError> {
+    tokio::time::timeout(cfg.timeout, fut)
+        .await
+        .map_err(|_| timed_out(cfg, step))
 }
 
 fn tls_parameters(cfg: &SmtpConfig) -> Result<TlsParameters, SmtpError> {

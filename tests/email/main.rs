@@ -619,3 +619,25 @@ async fn the_smtp_password_appears_in_no_log_line_at_trace_level() {
     );
     assert_eq!(server.received().len(), 1);
 }
+
+#[tokio::test]
+async fn test_email_gives_up_on_a_silent_server_within_the_timeout_naming_the_greeting_step() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts connections and never says a word.
+    let _keep = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let mut cfg = email_config(TlsMode::None, port, None, false);
+    cfg.smtp.timeout = Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let e = expect_step(test_email(&cfg, None).await, "greeting");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}: {e}",
+        started.elapsed()
+    );
+}

@@ -35,7 +35,8 @@ fn publish(registry: &Registry, now: Timestamp, token_age_days: i64) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_overdue_token_alert_goes_from_the_engine_through_the_outbox_to_smtp_and_resolves_once() {
+async fn an_overdue_token_alert_goes_from_the_engine_through_the_outbox_to_smtp_and_resolves_once()
+{
     let server = SmtpServer::start(ServerOptions {
         mode: TlsMode::None,
         cert: None,
@@ -76,10 +77,21 @@ async fn an_overdue_token_alert_goes_from_the_engine_through_the_outbox_to_smtp_
             now += SignedDuration::from_mins(1);
         }
         let got = server.wait_for(1).await;
-        assert_eq!(got.len(), 1, "firing notices: {:?}", got.iter().map(|m| m.header("Subject")).collect::<Vec<_>>());
-        assert_eq!(got[0].header("Subject").as_deref(), Some("[FIRING:1] AgentTokenRotationOverdue prod-us"));
+        assert_eq!(
+            got.len(),
+            1,
+            "firing notices: {:?}",
+            got.iter().map(|m| m.header("Subject")).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            got[0].header("Subject").as_deref(),
+            Some("[FIRING:1] AgentTokenRotationOverdue prod-us")
+        );
         let html = got[0].part("text/html").unwrap();
-        assert!(html.contains("&lt;i&gt;Lager&lt;/i&gt; Süd"), "html:\n{html}");
+        assert!(
+            html.contains("&lt;i&gt;Lager&lt;/i&gt; Süd"),
+            "html:\n{html}"
+        );
         assert!(html.contains("4.2.0"), "html:\n{html}");
         assert_eq!(got[0].rcpt_tos, vec!["ops@example.com"]);
 
@@ -112,11 +124,17 @@ async fn an_overdue_token_alert_goes_from_the_engine_through_the_outbox_to_smtp_
         now += SignedDuration::from_mins(1);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let after: Vec<(Option<String>, Option<String>)> =
-        server.received().iter().map(|m| (m.header("Subject"), m.header("Message-ID"))).collect();
+    let after: Vec<(Option<String>, Option<String>)> = server
+        .received()
+        .iter()
+        .map(|m| (m.header("Subject"), m.header("Message-ID")))
+        .collect();
     assert_eq!(after.len(), 2, "a restart sent more mail: {after:?}");
     let state = std::fs::read_to_string(&state_file).unwrap();
-    assert!(!state.contains(PASSWORD), "the password is in the state file");
+    assert!(
+        !state.contains(PASSWORD),
+        "the password is in the state file"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -163,7 +181,11 @@ async fn a_crash_between_enqueue_and_state_save_sends_no_duplicate_after_restart
         ob.deliver_due(&channel).await;
         rounds += 1;
     }
-    assert_eq!(server.wait_for(1).await.len(), 1, "the firing notice did not arrive");
+    assert_eq!(
+        server.wait_for(1).await.len(),
+        1,
+        "the firing notice did not arrive"
+    );
     drop((engine, sink, ob));
     match &before {
         Some(bytes) => std::fs::write(&state_file, bytes).unwrap(),
@@ -179,6 +201,15 @@ async fn a_crash_between_enqueue_and_state_save_sends_no_duplicate_after_restart
         ob.deliver_due(&channel).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let subjects: Vec<Option<String>> = server.received().iter().map(|m| m.header("Subject")).collect();
-    assert_eq!(subjects, vec![Some("[FIRING:1] AgentTokenRotationOverdue prod-us".to_string())]);
+    let subjects: Vec<Option<String>> = server
+        .received()
+        .iter()
+        .map(|m| m.header("Subject"))
+        .collect();
+    assert_eq!(
+        subjects,
+        vec![Some(
+            "[FIRING:1] AgentTokenRotationOverdue prod-us".to_string()
+        )]
+    );
 }
