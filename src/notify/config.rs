@@ -184,6 +184,14 @@ pub struct ReportsConfig {
     pub token_compliance: Option<TokenComplianceConfig>,
 }
 
+impl ReportsConfig {
+    /// The thresholds `report` measures against: the configured ones, or the defaults (90d, 14d) when no report is
+    /// scheduled.
+    pub fn policy(&self) -> TokenPolicy {
+        self.token_compliance.as_ref().map(|t| t.policy).unwrap_or_default()
+    }
+}
+
 /// The validated `reports.token_compliance`.
 #[derive(Debug, Clone)]
 pub struct TokenComplianceConfig {
