@@ -188,7 +188,10 @@ impl ReportsConfig {
     /// The thresholds `report` measures against: the configured ones, or the defaults (90d, 14d) when no report is
     /// scheduled.
     pub fn policy(&self) -> TokenPolicy {
-        self.token_compliance.as_ref().map(|t| t.policy).unwrap_or_default()
+        self.token_compliance
+            .as_ref()
+            .map(|t| t.policy)
+            .unwrap_or_default()
     }
 }
 
