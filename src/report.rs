@@ -530,9 +530,20 @@ pub async fn run_schedule(
     cfg: TokenComplianceConfig,
     registry: Arc<Registry>,
     outbox: Arc<Outbox>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut after = Timestamp::now();
+    run_schedule_with_clock(cfg, registry, outbox, shutdown, Timestamp::now).await
+}
+
+/// [`run_schedule`] with the wall clock given, so tests can drive it from tokio's paused clock.
+pub async fn run_schedule_with_clock(
+    cfg: TokenComplianceConfig,
+    registry: Arc<Registry>,
+    outbox: Arc<Outbox>,
+    mut shutdown: watch::Receiver<bool>,
+    clock: impl Fn() -> Timestamp,
+) {
+    let mut after = clock();
     loop {
         let Some(fire) = next_fire(&cfg, after) else {
             tracing::error!(schedule = %cfg.schedule_text, "the report schedule never fires again; report stopped");
@@ -540,7 +551,7 @@ pub async fn run_schedule(
         };
         tracing::info!(next = %fire, schedule = %cfg.schedule_text, timezone = %cfg.timezone_name, "next compliance report");
         loop {
-            let now = Timestamp::now();
+            let now = clock();
             if now >= fire {
                 break;
             }
@@ -823,5 +834,34 @@ mod tests {
         assert!(enqueue_report(&cfg, &registry, &outbox, fire).unwrap());
         assert!(!enqueue_report(&cfg, &registry, &outbox, fire).unwrap());
         assert_eq!(outbox.pending_ids(), vec![report_id(fire)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_schedule_queues_one_report_per_fire_time_until_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Arc::new(Outbox::open(dir.path(), Default::default()).unwrap());
+        let registry = Arc::new(Registry::new([("prod-us", Provider::Celigo)]));
+        let cfg = schedule("*/10 * * * *", "Europe/Berlin");
+        let base = at("UTC", 2026, 3, 29, 0, 55);
+        let start = tokio::time::Instant::now();
+        let clock = move || base + jiff::SignedDuration::try_from(start.elapsed()).unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run_schedule_with_clock(
+            cfg,
+            registry,
+            outbox.clone(),
+            stopped,
+            clock,
+        ));
+        tokio::time::sleep(Duration::from_secs(31 * 60)).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        let mut ids = outbox.pending_ids();
+        ids.sort();
+        let expected: Vec<String> = [(1, 0), (1, 10), (1, 20)]
+            .iter()
+            .map(|(h, m)| report_id(at("UTC", 2026, 3, 29, *h, *m)))
+            .collect();
+        assert_eq!(ids, expected, "queued reports");
     }
 }
