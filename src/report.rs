@@ -22,7 +22,7 @@ use crate::model::TokenDateSource;
 use crate::notify::NotifyError;
 use crate::notify::config::{EmailConfig, TokenComplianceConfig, TokenPolicy};
 use crate::notify::email::{
-    DeliveryError, EmailAttachment, EmailChannel, RenderedEmail, html_escape, text_safe,
+    DeliveryError, EmailAttachment, EmailChannel, RenderedEmail, html_escape, html_text, text_safe,
 };
 use crate::notify::outbox::{Outbox, Payload};
 use crate::status::{Registry, SourceStatus};
@@ -432,9 +432,9 @@ fn render_html(report: &Report) -> String {
                 "<tr style=\"background: {color}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
                  <td>{}</td></tr>",
                 r.status,
-                html_escape(&r.account),
-                html_escape(&r.agent_name),
-                html_escape(&r.agent_id),
+                html_text(&r.account),
+                html_text(&r.agent_name),
+                html_text(&r.agent_id),
                 r.token_age_seconds
                     .map(format_age)
                     .unwrap_or_else(|| "-".into()),

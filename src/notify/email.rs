@@ -559,6 +559,11 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
+/// An untrusted value for HTML text: control characters shown as escapes (as in the text part), then HTML-escaped.
+pub fn html_text(s: &str) -> String {
+    html_escape(&text_safe(s))
+}
+
 /// Shows control characters of an untrusted value as escapes (`\n`), so that a name cannot forge lines of the
 /// text part.
 pub fn text_safe(s: &str) -> String {
@@ -638,11 +643,11 @@ pub fn render_notification(n: &Notification) -> (String, String) {
             let _ = writeln!(
                 html,
                 "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td></tr>",
-                html_escape(l.agent_name.as_deref().unwrap_or("(source)")),
-                html_escape(l.agent_id.as_deref().unwrap_or("")),
-                html_escape(&l.value),
-                html_escape(&l.threshold),
-                html_escape(l.version.as_deref().unwrap_or("")),
+                html_text(l.agent_name.as_deref().unwrap_or("(source)")),
+                html_text(l.agent_id.as_deref().unwrap_or("")),
+                html_text(&l.value),
+                html_text(&l.threshold),
+                html_text(l.version.as_deref().unwrap_or("")),
                 html_escape(&since),
             );
         }
