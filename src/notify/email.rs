@@ -813,6 +813,10 @@ mod tests {
         );
         assert!(html.contains("&amp; &quot;q&quot;"), "HTML:\n{html}");
         assert!(
+            html.contains("\\r\\nBcc: x@y.z"),
+            "HTML did not show the line break escaped:\n{html}"
+        );
+        assert!(
             text.contains("\\r\\nBcc: x@y.z"),
             "text did not escape the line break:\n{text}"
         );
