@@ -26,6 +26,8 @@ pub mod notify;
 pub mod poller;
 pub mod server;
 pub mod sim;
+pub mod report;
+pub mod rules;
 pub mod sources;
 pub mod status;
 pub mod telemetry;
