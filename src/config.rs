@@ -56,6 +56,10 @@ pub struct Config {
     pub listen_address: SocketAddr,
     /// Every upstream account, in file order. Names are unique.
     pub sources: Vec<SourceConfig>,
+    /// The rule engine and email settings; `None` runs a plain exporter with no alerting.
+    pub alerting: Option<crate::rules::AlertingConfig>,
+    /// Scheduled reports; they are mailed through `alerting.email`.
+    pub reports: crate::notify::config::ReportsConfig,
 }
 
 /// One upstream account, validated.
@@ -135,6 +139,9 @@ struct RawConfig {
     listen_address: Option<Spanned<String>>,
     #[serde(default)]
     sources: Vec<Spanned<RawSource>>,
+    alerting: Option<Spanned<crate::rules::RawAlerting>>,
+    #[serde(default)]
+    reports: crate::notify::config::RawReports,
 }
 
 /// One `sources[]` entry as written.
@@ -265,10 +272,34 @@ impl Config {
             }
             sources.push(src);
         }
+        let alerting_line = raw.alerting.as_ref().map(|a| a.referenced.line());
+        let alerting = match raw.alerting {
+            None => None,
+            Some(a) => {
+                let a = a.value.validate(file, "alerting")?;
+                a.check_sources(file, "alerting", sources.iter().map(|s| s.name.as_str()))?;
+                Some(a)
+            }
+        };
+        let report_line = raw
+            .reports
+            .token_compliance
+            .as_ref()
+            .map(|t| t.referenced.line());
+        let reports = raw.reports.validate(file, "reports")?;
+        if let (Some(line), None) = (report_line, alerting_line) {
+            return Err(ctx.invalid(
+                line,
+                "reports.token_compliance",
+                "a scheduled report is mailed through alerting.email, but there is no alerting section",
+            ));
+        }
         Ok(Config {
             path: file.to_path_buf(),
             listen_address,
             sources,
+            alerting,
+            reports,
         })
     }
 }

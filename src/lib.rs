@@ -16,6 +16,7 @@
 //! - [`model`] is the provider-neutral agent record every source produces.
 //! - [`sim`] is a faithful stand-in for the upstream APIs, used by `demo`, the tests and the bench.
 
+pub mod alerting;
 pub mod app;
 pub mod config;
 pub mod demo;
@@ -24,10 +25,10 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod poller;
-pub mod server;
-pub mod sim;
 pub mod report;
 pub mod rules;
+pub mod server;
+pub mod sim;
 pub mod sources;
 pub mod status;
 pub mod telemetry;

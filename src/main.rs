@@ -67,6 +67,9 @@ enum Command {
         /// Time between polls of the simulator.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         poll_interval: std::time::Duration,
+        /// Folder the demo's alert emails are written to, one .eml file each.
+        #[arg(long, default_value = "demo-outbox")]
+        outbox: PathBuf,
     },
     /// Serve the integrator.io agents API (`GET /v1/agents`) from a simulated fleet, for trying configs and proxies.
     ///
@@ -192,11 +195,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             agents,
             poll_interval,
+            outbox,
         } => {
             let opts = onprem_agent_exporter::demo::DemoOptions {
                 listen,
                 agents,
                 poll_interval,
+                outbox,
             };
             onprem_agent_exporter::demo::run(opts, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
