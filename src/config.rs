@@ -117,6 +117,18 @@ impl SourceConfig {
     }
 }
 
+/// Resolves a path written in the config file `file`: relative paths are taken relative to the config file's
+/// folder, so a config and its secrets can move together; absolute paths are returned as they are.
+pub fn resolve_path(file: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// The `region` key of a Celigo source.
 const REGIONS: &[(&str, &str)] = &[
     ("us", "https://api.integrator.io"),
@@ -172,17 +184,8 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Resolves a path from the config: relative paths are taken relative to the config file's folder, so a
-    /// config and its secrets can move together.
     fn resolve(&self, path: &str) -> PathBuf {
-        let p = Path::new(path);
-        if p.is_absolute() {
-            return p.to_path_buf();
-        }
-        match self.file.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.join(p),
-            _ => p.to_path_buf(),
-        }
+        resolve_path(self.file, Path::new(path))
     }
 
     fn invalid(

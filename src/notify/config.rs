@@ -371,13 +371,14 @@ impl RawEmail {
                 ));
             }
             (Some(u), Some(f), None) => {
-                let text = std::fs::read_to_string(&f.value).map_err(|e| {
-                    v.at(
-                        f.referenced.line(),
-                        format!("{k}.password_file"),
-                        format!("cannot read {}: {e}", f.value.display()),
-                    )
-                })?;
+                let text = std::fs::read_to_string(crate::config::resolve_path(file, &f.value))
+                    .map_err(|e| {
+                        v.at(
+                            f.referenced.line(),
+                            format!("{k}.password_file"),
+                            format!("cannot read {}: {e}", f.value.display()),
+                        )
+                    })?;
                 let password = strip_one_newline(text);
                 if password.is_empty() {
                     return Err(v.at(
@@ -415,7 +416,7 @@ impl RawEmail {
 
         let mut extra_roots_pem = Vec::new();
         if let Some(ca) = raw.ca_file {
-            let pem = std::fs::read(&ca.value).map_err(|e| {
+            let pem = std::fs::read(crate::config::resolve_path(file, &ca.value)).map_err(|e| {
                 v.at(
                     ca.referenced.line(),
                     format!("{k}.ca_file"),
