@@ -92,12 +92,7 @@ pub async fn run_once(
     now: Timestamp,
 ) -> Round {
     let sources = registry.snapshot();
-    let (before, notifications) = {
-        let mut e = lock(engine);
-        let before = e.state().clone();
-        let notifications = e.evaluate(&sources, now);
-        (before, notifications)
-    };
+    let notifications = lock(engine).evaluate(&sources, now);
     let notified = notifications.len();
     if notified > 0 {
         for n in &notifications {
@@ -119,7 +114,7 @@ pub async fn run_once(
         };
         if let Some(cause) = failure {
             tracing::error!(error = %cause, "could not queue notifications; will try again next round");
-            lock(engine).rollback(before);
+            lock(engine).rollback();
             return Round::SinkFailed;
         }
     }

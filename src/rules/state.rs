@@ -215,8 +215,9 @@ impl State {
 
     /// The state as JSON, for the file.
     pub fn to_json(&self) -> Vec<u8> {
-        // Serializing plain data with string keys cannot fail.
-        serde_json::to_vec_pretty(self).unwrap_or_default()
+        // Compact: with a large fleet the file holds tens of thousands of alerts. Serializing plain data with
+        // string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     /// Writes the state to `path` atomically (see [`write_atomic`]).
