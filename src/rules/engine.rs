@@ -70,10 +70,15 @@ struct Undo {
 struct Observation {
     /// When the condition started to hold, from the data when the data says; else `now`.
     start: Timestamp,
+    /// The provider label.
     provider: String,
+    /// `None` for source-level alerts.
     agent_name: Option<String>,
+    /// The agent's reported version.
     version: Option<String>,
+    /// The observed value in human units.
     value: String,
+    /// The threshold in human units.
     threshold: String,
 }
 
@@ -92,8 +97,10 @@ pub struct NewSilence {
     /// How long from `starts_at` (`2h`, `1d`); give this or `ends_at`.
     #[serde(default)]
     pub duration: Option<String>,
+    /// Who asks; free text, at most 1000 characters.
     #[serde(default)]
     pub created_by: Option<String>,
+    /// Why; free text, at most 1000 characters.
     #[serde(default)]
     pub comment: Option<String>,
 }
@@ -101,19 +108,31 @@ pub struct NewSilence {
 /// One alert as the API and the landing page show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertView {
+    /// The rule.
     pub alertname: AlertName,
+    /// The rule's severity for this source.
     pub severity: Severity,
     /// `pending`, `firing` or `resolved` (resolved, awaiting its notice).
     pub state: &'static str,
+    /// The source name.
     pub account: String,
+    /// The provider label.
     pub provider: String,
+    /// `None` for source-level alerts.
     pub agent_id: Option<String>,
+    /// As the upstream sent it: escape before rendering.
     pub agent_name: Option<String>,
+    /// The agent's version.
     pub version: Option<String>,
+    /// The observed value in human units.
     pub value: String,
+    /// The threshold in human units.
     pub threshold: String,
+    /// When the condition began.
     pub active_at: Timestamp,
+    /// When the alert fired.
     pub fired_at: Option<Timestamp>,
+    /// When it resolved.
     pub resolved_at: Option<Timestamp>,
     /// Ids of the active silences that match.
     pub silenced_by: Vec<String>,
