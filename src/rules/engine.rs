@@ -1812,6 +1812,26 @@ mod tests {
     }
 
     #[test]
+    fn the_state_keeps_the_failure_reason_but_not_the_upstream_error_message() {
+        let mut s = (*down("prod", vec![], ago(t0(), 3600))).clone();
+        s.last_error = Some(SourceError {
+            reason: ErrorReason::Unauthorized,
+            message: "401 from https://api.example/v1/agents?token=SECRET-TOKEN".to_string(),
+        });
+        let mut e = Engine::new(config(), State::new(t0()));
+        e.evaluate(&[Arc::new(s)], t0());
+        let json = String::from_utf8(e.state().to_json()).unwrap();
+        assert!(
+            json.contains("unauthorized"),
+            "the reason is missing from {json}"
+        );
+        assert!(
+            !json.contains("SECRET-TOKEN"),
+            "the upstream message leaked into {json}"
+        );
+    }
+
+    #[test]
     fn the_published_counts_follow_each_evaluation_without_the_lock() {
         let mut e = Engine::new(config(), State::new(t0()));
         let handle = e.published_counts();
