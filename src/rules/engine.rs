@@ -14,7 +14,11 @@
 //!
 //! Inhibition: a firing `SourceDown` hides that source's agent alerts; a firing `AgentOffline` hides
 //! `AgentHeartbeatStale` for the same agent; a firing `AgentTokenRotationOverdue` hides `AgentTokenRotationDue` for
-//! the same agent.
+//! the same agent. A hidden (inhibited or silenced) alert that was already notified stays listed in the log, so
+//! its resolved notice goes out once it is visible again, and it is not announced again as new.
+//!
+//! Notification ids are `<state epoch hex>-<group hash hex>-<n>`, with `n` counting per group and never reused:
+//! the same state and the same input give the same id, which is what lets the outbox drop a replay.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -806,7 +810,7 @@ fn observe_agent(
 
     if applies(&rules.heartbeat_stale) {
         let after = rules.heartbeat_after;
-        let threshold = human(after);
+        let threshold = || human(after);
         match (agent.last_heartbeat, agent.created_at) {
             (Some(hb), _) if elapsed(now, hb) > after => {
                 let value = format!("last heartbeat {} ago", human(elapsed(now, hb)));
@@ -814,7 +818,7 @@ fn observe_agent(
                     AlertName::AgentHeartbeatStale,
                     plus(hb, after),
                     value,
-                    threshold,
+                    threshold(),
                 );
             }
             (None, Some(created)) if elapsed(now, created) > after => {
@@ -823,7 +827,7 @@ fn observe_agent(
                     AlertName::AgentHeartbeatStale,
                     plus(created, after),
                     value,
-                    threshold,
+                    threshold(),
                 );
             }
             // No heartbeat and no creation date: nothing to measure from, so no verdict.

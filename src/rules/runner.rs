@@ -108,7 +108,12 @@ pub async fn run_once(
     now: Timestamp,
 ) -> Round {
     let sources = registry.snapshot();
+    let started = std::time::Instant::now();
     let notifications = lock(engine).evaluate(&sources, now);
+    tracing::debug!(
+        took_ms = started.elapsed().as_millis() as u64,
+        "rules evaluated"
+    );
     let notified = notifications.len();
     if notified > 0 {
         for n in &notifications {
