@@ -524,8 +524,24 @@ pub fn enqueue_report(
 /// the wall clock drift apart (suspend, NTP steps).
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
-/// Runs the compliance report on its schedule until `shutdown` turns true. A fire time missed while the process
-/// was down is not caught up; the next one is used.
+/// How late a missed report is still sent at start-up: a process that was down at 09:00 and is back by the
+/// afternoon sends that morning's report; one back the next day waits for the next fire time.
+pub const CATCH_UP: Duration = Duration::from_secs(24 * 3600);
+
+/// The last fire time at or before `at`, computed in the schedule's zone.
+pub fn previous_fire(cfg: &TokenComplianceConfig, at: Timestamp) -> Option<Timestamp> {
+    let zoned = at.to_zoned(cfg.timezone.clone());
+    cfg.schedule
+        .find_previous_occurrence(&zoned, true)
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+/// Runs the compliance report on its schedule until `shutdown` turns true.
+///
+/// At start, the most recent fire time is caught up if it lies within [`CATCH_UP`] and the outbox has never seen
+/// its report, so a restart or an outage of the process over the fire time loses nothing; a first start shortly
+/// after a fire time therefore sends that report at once.
 pub async fn run_schedule(
     cfg: TokenComplianceConfig,
     registry: Arc<Registry>,
@@ -544,6 +560,15 @@ pub async fn run_schedule_with_clock(
     clock: impl Fn() -> Timestamp,
 ) {
     let mut after = clock();
+    if let Some(prev) = previous_fire(&cfg, after) {
+        let late = Duration::try_from(prev.duration_until(after)).unwrap_or(Duration::MAX);
+        if late <= CATCH_UP && !outbox.knows(&report_id(prev)) {
+            tracing::info!(missed = %prev, "sending the compliance report missed while the exporter was down");
+            if let Err(error) = enqueue_report(&cfg, &registry, &outbox, prev) {
+                tracing::error!(%error, "cannot queue the compliance report");
+            }
+        }
+    }
     loop {
         let Some(fire) = next_fire(&cfg, after) else {
             tracing::error!(schedule = %cfg.schedule_text, "the report schedule never fires again; report stopped");
@@ -858,10 +883,54 @@ mod tests {
         task.await.unwrap();
         let mut ids = outbox.pending_ids();
         ids.sort();
-        let expected: Vec<String> = [(1, 0), (1, 10), (1, 20)]
+        // 00:50 is caught up at start (the outbox never saw it); then 01:00, 01:10 and 01:20 fire.
+        let expected: Vec<String> = [(0, 50), (1, 0), (1, 10), (1, 20)]
             .iter()
             .map(|(h, m)| report_id(at("UTC", 2026, 3, 29, *h, *m)))
             .collect();
         assert_eq!(ids, expected, "queued reports");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_report_missed_long_ago_or_already_sent_is_not_caught_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Arc::new(Outbox::open(dir.path(), Default::default()).unwrap());
+        let registry = Arc::new(Registry::new([("prod-us", Provider::Celigo)]));
+        // Weekly on Monday 09:00 Berlin; start on Wednesday: Monday's report is more than a day late.
+        let cfg = schedule("0 9 * * MON", "Europe/Berlin");
+        let wednesday = at("Europe/Berlin", 2026, 3, 25, 12, 0);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run_schedule_with_clock(
+            cfg.clone(),
+            registry.clone(),
+            outbox.clone(),
+            stopped,
+            move || wednesday,
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert!(
+            outbox.pending_ids().is_empty(),
+            "queued: {:?}",
+            outbox.pending_ids()
+        );
+
+        // Monday afternoon, with the morning's report already queued: no second copy.
+        let monday = at("Europe/Berlin", 2026, 3, 23, 15, 0);
+        let morning = at("Europe/Berlin", 2026, 3, 23, 9, 0);
+        assert!(enqueue_report(&cfg, &registry, &outbox, morning).unwrap());
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run_schedule_with_clock(
+            cfg,
+            registry,
+            outbox.clone(),
+            stopped,
+            move || monday,
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(outbox.pending_ids(), vec![report_id(morning)]);
     }
 }

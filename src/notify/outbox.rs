@@ -351,6 +351,12 @@ impl Outbox {
         self.lock().pending.keys().cloned().collect()
     }
 
+    /// Returns true if and only if `id` is pending or was delivered lately (within the delivered log).
+    pub fn knows(&self, id: &str) -> bool {
+        let state = self.lock();
+        state.pending.contains_key(id) || state.delivered.contains(id)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent data (every update is a single insert or remove).
         self.state.lock().unwrap_or_else(|p| p.into_inner())

@@ -64,14 +64,19 @@ pub struct RawAlerting {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRules {
+    /// `AgentHeartbeatStale`.
     #[serde(default)]
     pub heartbeat_stale: Option<RawHeartbeatStale>,
+    /// `AgentOffline`.
     #[serde(default)]
     pub agent_offline: Option<RawAgentOffline>,
+    /// `AgentTokenRotationDue` and `AgentTokenRotationOverdue`.
     #[serde(default)]
     pub token_rotation: Option<RawTokenRotation>,
+    /// `SourceDown`.
     #[serde(default)]
     pub source_down: Option<RawSourceDown>,
+    /// `AgentVersionOutdated`.
     #[serde(default)]
     pub agent_version_outdated: Option<RawVersionOutdated>,
 }
@@ -80,16 +85,23 @@ pub struct RawRules {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHeartbeatStale {
+    /// `false` turns the rule off (for one source, in an override); its alerts then resolve.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Heartbeat age above which the agent is stale; also how long after creation a never-seen agent is.
     #[serde(default)]
     pub after: Option<Spanned<String>>,
+    /// How long the condition must hold before the alert fires.
     #[serde(default, rename = "for")]
     pub for_: Option<Spanned<String>>,
+    /// How long a firing alert stays firing after its condition cleared, so a flapping agent sends one email.
     #[serde(default)]
     pub keep_firing_for: Option<Spanned<String>>,
+    /// `info`, `warning` or `critical`; routes may choose recipients by it.
     #[serde(default)]
     pub severity: Option<Severity>,
+    /// Only agents matching all of these (on `agent_id`, `agent_name`) are checked; replaces, not extends, the
+    /// list it overrides.
     #[serde(default)]
     pub matchers: Option<Vec<Spanned<RawMatcher>>>,
 }
@@ -98,14 +110,20 @@ pub struct RawHeartbeatStale {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAgentOffline {
+    /// `false` turns the rule off (for one source, in an override); its alerts then resolve.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// How long the condition must hold before the alert fires.
     #[serde(default, rename = "for")]
     pub for_: Option<Spanned<String>>,
+    /// How long a firing alert stays firing after its condition cleared, so a flapping agent sends one email.
     #[serde(default)]
     pub keep_firing_for: Option<Spanned<String>>,
+    /// `info`, `warning` or `critical`; routes may choose recipients by it.
     #[serde(default)]
     pub severity: Option<Severity>,
+    /// Only agents matching all of these (on `agent_id`, `agent_name`) are checked; replaces, not extends, the
+    /// list it overrides.
     #[serde(default)]
     pub matchers: Option<Vec<Spanned<RawMatcher>>>,
 }
@@ -115,14 +133,20 @@ pub struct RawAgentOffline {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTokenRotation {
+    /// `false` turns the rule off (for one source, in an override); its alerts then resolve.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Token age at which rotation is overdue.
     #[serde(default)]
     pub max_age: Option<Spanned<String>>,
+    /// How long before `max_age` rotation becomes due.
     #[serde(default)]
     pub warn_before: Option<Spanned<String>>,
+    /// How long a firing alert stays firing after its condition cleared, so a flapping agent sends one email.
     #[serde(default)]
     pub keep_firing_for: Option<Spanned<String>>,
+    /// Only agents matching all of these (on `agent_id`, `agent_name`) are checked; replaces, not extends, the
+    /// list it overrides.
     #[serde(default)]
     pub matchers: Option<Vec<Spanned<RawMatcher>>>,
 }
@@ -131,12 +155,16 @@ pub struct RawTokenRotation {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSourceDown {
+    /// `false` turns the rule off (for one source, in an override); its alerts then resolve.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// How long the condition must hold before the alert fires.
     #[serde(default, rename = "for")]
     pub for_: Option<Spanned<String>>,
+    /// How long a firing alert stays firing after its condition cleared, so a flapping agent sends one email.
     #[serde(default)]
     pub keep_firing_for: Option<Spanned<String>>,
+    /// `info`, `warning` or `critical`; routes may choose recipients by it.
     #[serde(default)]
     pub severity: Option<Severity>,
 }
@@ -145,16 +173,23 @@ pub struct RawSourceDown {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawVersionOutdated {
+    /// `false` turns the rule off (for one source, in an override); its alerts then resolve.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// The lowest acceptable version; lenient semantic versioning (`1.4`, `v2` are accepted).
     #[serde(default)]
     pub min_version: Option<Spanned<String>>,
+    /// How long the condition must hold before the alert fires.
     #[serde(default, rename = "for")]
     pub for_: Option<Spanned<String>>,
+    /// How long a firing alert stays firing after its condition cleared, so a flapping agent sends one email.
     #[serde(default)]
     pub keep_firing_for: Option<Spanned<String>>,
+    /// `info`, `warning` or `critical`; routes may choose recipients by it.
     #[serde(default)]
     pub severity: Option<Severity>,
+    /// Only agents matching all of these (on `agent_id`, `agent_name`) are checked; replaces, not extends, the
+    /// list it overrides.
     #[serde(default)]
     pub matchers: Option<Vec<Spanned<RawMatcher>>>,
 }
@@ -194,7 +229,9 @@ pub struct RawMuteWindow {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeRange {
+    /// First minute inside the range.
     pub start: String,
+    /// First minute after the range.
     pub end: String,
 }
 
@@ -202,12 +239,16 @@ pub struct RawTimeRange {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
+    /// One of the built-in rule names (`SourceDown`).
     #[serde(default)]
     pub alertname: Option<Spanned<String>>,
+    /// `info`, `warning` or `critical`.
     #[serde(default)]
     pub severity: Option<Severity>,
+    /// A source name.
     #[serde(default)]
     pub account: Option<String>,
+    /// The recipients instead of `email.to`; at least one.
     pub to: Vec<Spanned<String>>,
 }
 
@@ -341,7 +382,9 @@ impl Rules {
 /// A validated mute window.
 #[derive(Debug, Clone)]
 pub struct MuteWindow {
+    /// For logs and messages.
     pub name: String,
+    /// The zone the weekdays and times are read in; daylight saving time is followed.
     pub time_zone: TimeZone,
     /// Bit `i` set means weekday `i` (Monday = 0) is included; all bits set when no weekdays were given.
     pub weekdays: u8,
@@ -376,9 +419,13 @@ impl MuteWindow {
 /// A validated route.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
+    /// Matches only this rule, when set.
     pub alertname: Option<AlertName>,
+    /// Matches only this severity, when set.
     pub severity: Option<Severity>,
+    /// Matches only this source, when set.
     pub account: Option<String>,
+    /// Plain addresses, never empty.
     pub to: Vec<String>,
 }
 

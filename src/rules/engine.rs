@@ -14,12 +14,17 @@
 //!
 //! Inhibition: a firing `SourceDown` hides that source's agent alerts; a firing `AgentOffline` hides
 //! `AgentHeartbeatStale` for the same agent; a firing `AgentTokenRotationOverdue` hides `AgentTokenRotationDue` for
-//! the same agent.
+//! the same agent. A hidden (inhibited or silenced) alert that was already notified stays listed in the log, so
+//! its resolved notice goes out once it is visible again, and it is not announced again as new.
+//!
+//! Notification ids are `<state epoch hex>-<group hash hex>-<n>`, with `n` counting per group and never reused:
+//! the same state and the same input give the same id, which is what lets the outbox drop a replay.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -42,18 +47,42 @@ const EXPIRED_SILENCE_KEPT: Duration = Duration::from_secs(24 * 3600);
 pub struct Engine {
     config: EngineConfig,
     state: State,
-    /// Set when the state changed in a way worth saving; the runner takes it after each round.
+    /// Set when the state changed in a way worth saving; the runner takes it after each round. Set where the
+    /// change is made rather than by comparing states: a comparison would copy every alert each round.
     dirty: bool,
+    /// What the last [`Engine::evaluate`] changed in the notification log, so that [`Engine::rollback`] can undo it
+    /// without a copy of the whole state per round.
+    undo: Option<Undo>,
+    /// [`Engine::alert_counts`] as of the last evaluation, for readers that must not wait for the engine's lock
+    /// (the `/metrics` scrape): an evaluation of a large fleet holds the lock for a noticeable time.
+    published: Arc<ArcSwap<AlertCounts>>,
+}
+
+/// `(alertname, severity, state, count)` rows for `onprem_agent_alerts{alertname,severity,state}`.
+pub type AlertCounts = Vec<(String, Severity, &'static str, u64)>;
+
+/// The notification log as it was before the last evaluation's flushes.
+#[derive(Debug)]
+struct Undo {
+    groups: BTreeMap<String, GroupLog>,
+    sequences: BTreeMap<String, u64>,
+    /// Resolved alerts that the flushes removed because their notice was handed over.
+    removed: Vec<Alert>,
 }
 
 /// What a rule saw for one alert in one evaluation.
 struct Observation {
     /// When the condition started to hold, from the data when the data says; else `now`.
     start: Timestamp,
+    /// The provider label.
     provider: String,
+    /// `None` for source-level alerts.
     agent_name: Option<String>,
+    /// The agent's reported version.
     version: Option<String>,
+    /// The observed value in human units.
     value: String,
+    /// The threshold in human units.
     threshold: String,
 }
 
@@ -72,8 +101,10 @@ pub struct NewSilence {
     /// How long from `starts_at` (`2h`, `1d`); give this or `ends_at`.
     #[serde(default)]
     pub duration: Option<String>,
+    /// Who asks; free text, at most 1000 characters.
     #[serde(default)]
     pub created_by: Option<String>,
+    /// Why; free text, at most 1000 characters.
     #[serde(default)]
     pub comment: Option<String>,
 }
@@ -81,19 +112,31 @@ pub struct NewSilence {
 /// One alert as the API and the landing page show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertView {
+    /// The rule.
     pub alertname: AlertName,
+    /// The rule's severity for this source.
     pub severity: Severity,
     /// `pending`, `firing` or `resolved` (resolved, awaiting its notice).
     pub state: &'static str,
+    /// The source name.
     pub account: String,
+    /// The provider label.
     pub provider: String,
+    /// `None` for source-level alerts.
     pub agent_id: Option<String>,
+    /// As the upstream sent it: escape before rendering.
     pub agent_name: Option<String>,
+    /// The agent's version.
     pub version: Option<String>,
+    /// The observed value in human units.
     pub value: String,
+    /// The threshold in human units.
     pub threshold: String,
+    /// When the condition began.
     pub active_at: Timestamp,
+    /// When the alert fired.
     pub fired_at: Option<Timestamp>,
+    /// When it resolved.
     pub resolved_at: Option<Timestamp>,
     /// Ids of the active silences that match.
     pub silenced_by: Vec<String>,
@@ -101,46 +144,53 @@ pub struct AlertView {
     pub inhibited: bool,
 }
 
-/// Which firing alerts inhibit others, computed once per pass.
+/// Which firing alerts inhibit others, computed once per pass. Nested maps so that lookups need no allocation.
 struct Inhibitors {
+    /// Accounts with a firing `SourceDown`.
     source_down: BTreeSet<String>,
-    offline: BTreeSet<(String, String)>,
-    overdue: BTreeSet<(String, String)>,
+    /// Per account, agents with a firing `AgentOffline`.
+    offline: BTreeMap<String, BTreeSet<String>>,
+    /// Per account, agents with a firing `AgentTokenRotationOverdue`.
+    overdue: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Inhibitors {
     fn from(alerts: &BTreeMap<AlertKey, Alert>) -> Inhibitors {
         let mut inh = Inhibitors {
             source_down: BTreeSet::new(),
-            offline: BTreeSet::new(),
-            overdue: BTreeSet::new(),
+            offline: BTreeMap::new(),
+            overdue: BTreeMap::new(),
         };
         for (k, a) in alerts {
             if a.state != AlertState::Firing {
                 continue;
             }
-            match k.alertname {
+            let agents = match k.alertname {
                 AlertName::SourceDown => {
                     inh.source_down.insert(k.account.clone());
+                    continue;
                 }
-                AlertName::AgentOffline => {
-                    inh.offline.insert((k.account.clone(), k.agent_id.clone()));
-                }
-                AlertName::AgentTokenRotationOverdue => {
-                    inh.overdue.insert((k.account.clone(), k.agent_id.clone()));
-                }
-                _ => {}
-            }
+                AlertName::AgentOffline => &mut inh.offline,
+                AlertName::AgentTokenRotationOverdue => &mut inh.overdue,
+                _ => continue,
+            };
+            agents
+                .entry(k.account.clone())
+                .or_default()
+                .insert(k.agent_id.clone());
         }
         inh
     }
 
     /// Returns true if and only if a firing alert hides the alert with key `k`.
     fn inhibits(&self, k: &AlertKey) -> bool {
-        let agent = || (k.account.clone(), k.agent_id.clone());
+        let hit = |m: &BTreeMap<String, BTreeSet<String>>| {
+            m.get(&k.account)
+                .is_some_and(|ids| ids.contains(&k.agent_id))
+        };
         (k.alertname.is_agent_level() && self.source_down.contains(&k.account))
-            || (k.alertname == AlertName::AgentHeartbeatStale && self.offline.contains(&agent()))
-            || (k.alertname == AlertName::AgentTokenRotationDue && self.overdue.contains(&agent()))
+            || (k.alertname == AlertName::AgentHeartbeatStale && hit(&self.offline))
+            || (k.alertname == AlertName::AgentTokenRotationDue && hit(&self.overdue))
     }
 }
 
@@ -151,6 +201,8 @@ impl Engine {
             config,
             state,
             dirty: false,
+            undo: None,
+            published: Arc::new(ArcSwap::from_pointee(Vec::new())),
         }
     }
 
@@ -174,31 +226,38 @@ impl Engine {
         self.dirty = true;
     }
 
-    /// Undoes an evaluation whose notifications the sink refused: alerts, the notification log and the sequences
-    /// go back to `before`, so the next evaluation produces the same notifications with the same ids. Silences are
-    /// kept as they are now, since the API may have changed them in between.
-    pub fn rollback(&mut self, before: State) {
-        let silences = std::mem::take(&mut self.state.silences);
-        let next_silence = self.state.next_silence;
-        self.state = before;
-        self.state.silences = silences;
-        self.state.next_silence = next_silence;
+    /// Undoes the notification log changes of the last [`Engine::evaluate`], whose notifications the sink
+    /// refused: the groups, the sequences and the resolved alerts go back, so the next evaluation produces the same
+    /// notifications with the same ids. Alert lifecycles and silences stay as they are. Does nothing when there is
+    /// nothing to undo.
+    pub fn rollback(&mut self) {
+        if let Some(undo) = self.undo.take() {
+            self.state.groups = undo.groups;
+            self.state.sequences = undo.sequences;
+            for a in undo.removed {
+                self.state.alerts.insert(a.key(), a);
+            }
+        }
     }
 
     /// Evaluates every rule against `sources` at `now`, advances alert lifecycles, and returns the notifications
     /// that are due, in group-key order. The caller hands them to the sink before saving the state.
     pub fn evaluate(&mut self, sources: &[Arc<SourceStatus>], now: Timestamp) -> Vec<Notification> {
-        let before = significant(&self.state);
         let (seen, held) = self.observe(sources, now);
         self.advance(seen, &held, now);
+        self.undo = Some(Undo {
+            groups: self.state.groups.clone(),
+            sequences: self.state.sequences.clone(),
+            removed: Vec::new(),
+        });
         let notifications = self.flush_due(now);
         let cutoff = now
             .checked_sub(EXPIRED_SILENCE_KEPT)
             .unwrap_or(Timestamp::MIN);
+        let silences = self.state.silences.len();
         self.state.silences.retain(|s| s.ends_at > cutoff);
-        if significant(&self.state) != before {
-            self.dirty = true;
-        }
+        self.dirty |= self.state.silences.len() != silences;
+        self.published.store(Arc::new(self.alert_counts()));
         notifications
     }
 
@@ -265,6 +324,7 @@ impl Engine {
         let config = &self.config;
         let alerts = &mut self.state.alerts;
         let mut gone = Vec::new();
+        let mut changed = false;
         for (key, alert) in alerts.iter_mut() {
             let settings = config.rules_for(&key.account).settings(key.alertname);
             match seen.remove(key) {
@@ -275,12 +335,13 @@ impl Engine {
                     alert.value = obs.value;
                     alert.threshold = obs.threshold;
                     alert.severity = config.rules_for(&key.account).severity(key.alertname);
-                    alert.keep_firing_since = None;
+                    changed |= alert.keep_firing_since.take().is_some();
                     match alert.state {
                         AlertState::Pending => {
                             if now >= plus(alert.active_at, settings.for_) {
                                 alert.state = AlertState::Firing;
                                 alert.fired_at = Some(now);
+                                changed = true;
                             }
                         }
                         AlertState::Firing => {}
@@ -289,6 +350,7 @@ impl Engine {
                         AlertState::Resolved => {
                             alert.state = AlertState::Firing;
                             alert.resolved_at = None;
+                            changed = true;
                         }
                     }
                 }
@@ -296,6 +358,7 @@ impl Engine {
                 None => match alert.state {
                     AlertState::Pending => gone.push(key.clone()),
                     AlertState::Firing => {
+                        changed |= alert.keep_firing_since.is_none();
                         let since = *alert.keep_firing_since.get_or_insert(now);
                         if now >= plus(since, settings.keep_firing_for) {
                             alert.state = AlertState::Resolved;
@@ -307,6 +370,7 @@ impl Engine {
                 },
             }
         }
+        changed |= !gone.is_empty() || !seen.is_empty();
         for key in gone {
             alerts.remove(&key);
         }
@@ -338,24 +402,35 @@ impl Engine {
         }
         // A resolved alert that no notification listed as firing has nobody to tell.
         let groups = &mut self.state.groups;
+        let count = alerts.len();
         alerts.retain(|k, a| {
             a.state != AlertState::Resolved
                 || groups
                     .get(&group_key(k.alertname, &k.account))
                     .is_some_and(|g| g.notified.contains(&k.agent_id))
         });
-        for a in alerts.values() {
-            if a.state == AlertState::Firing {
-                groups.entry(a.group_key()).or_insert_with(|| GroupLog {
-                    alertname: a.alertname,
-                    account: a.account.clone(),
-                    created_at: now,
-                    next_flush: plus(now, config.group_wait),
-                    last_sent: None,
-                    notified: BTreeSet::new(),
+        changed |= alerts.len() != count;
+        let firing: BTreeSet<(AlertName, &str)> = alerts
+            .values()
+            .filter(|a| a.state == AlertState::Firing)
+            .map(|a| (a.alertname, a.account.as_str()))
+            .collect();
+        for (alertname, account) in firing {
+            groups
+                .entry(group_key(alertname, account))
+                .or_insert_with(|| {
+                    changed = true;
+                    GroupLog {
+                        alertname,
+                        account: account.to_string(),
+                        created_at: now,
+                        next_flush: plus(now, config.group_wait),
+                        last_sent: None,
+                        notified: BTreeSet::new(),
+                    }
                 });
-            }
         }
+        self.dirty |= changed;
     }
 
     /// Step 3: looks at every group that is due and returns the notifications to send.
@@ -375,11 +450,13 @@ impl Engine {
             }
             if let Some(g) = self.state.groups.get_mut(&gk) {
                 g.next_flush = plus(now, self.config.group_interval);
+                self.dirty = true;
             }
         }
         // A group with nothing notified and no firing or resolved alert is over (pending alerts do not belong to
         // a group yet); the next alert to fire starts a new one, with a fresh group_wait.
         let alerts = &self.state.alerts;
+        let groups = self.state.groups.len();
         self.state.groups.retain(|_, g| {
             !g.notified.is_empty()
                 || alerts.values().any(|a| {
@@ -388,6 +465,7 @@ impl Engine {
                         && a.state != AlertState::Pending
                 })
         });
+        self.dirty |= self.state.groups.len() != groups;
         out
     }
 
@@ -400,7 +478,7 @@ impl Engine {
         if self.muted(group.alertname, &group.account, severity, now) {
             return None;
         }
-        let members: Vec<&Alert> = self
+        let members: Vec<(&AlertKey, &Alert)> = self
             .state
             .alerts
             .range(
@@ -411,29 +489,30 @@ impl Engine {
                 }..,
             )
             .take_while(|(k, _)| k.alertname == group.alertname && k.account == group.account)
-            .map(|(_, a)| a)
             .collect();
         let mut firing = Vec::new();
+        let mut firing_ids = BTreeSet::new();
         let mut resolved = Vec::new();
         let mut held_back = BTreeSet::new();
-        for a in &members {
-            let key = a.key();
-            let suppressed = inhibitors.inhibits(&key) || self.silenced_by(a, now).next().is_some();
+        for &(key, a) in &members {
+            let suppressed = inhibitors.inhibits(key) || self.silenced_by(a, now).next().is_some();
             match (a.state, suppressed) {
                 (AlertState::Pending, _) => {}
-                (AlertState::Firing, false) => firing.push(*a),
+                (AlertState::Firing, false) => {
+                    firing.push(a);
+                    firing_ids.insert(key.agent_id.clone());
+                }
                 (AlertState::Resolved, false) if group.notified.contains(&key.agent_id) => {
-                    resolved.push(*a)
+                    resolved.push(a)
                 }
                 (AlertState::Resolved, false) => {}
                 (_, true) => {
                     if group.notified.contains(&key.agent_id) {
-                        held_back.insert(key.agent_id);
+                        held_back.insert(key.agent_id.clone());
                     }
                 }
             }
         }
-        let firing_ids: BTreeSet<String> = firing.iter().map(|a| a.key().agent_id).collect();
         if firing.is_empty() && resolved.is_empty() {
             // Nothing visible. Forget listed agents whose alert no longer exists at all.
             let g = self.state.groups.get_mut(gk)?;
@@ -462,9 +541,7 @@ impl Engine {
                     g.notified.remove(a.agent_id.as_deref().unwrap_or_default());
                 }
                 let done: Vec<AlertKey> = resolved.iter().map(|a| a.key()).collect();
-                for k in done {
-                    self.state.alerts.remove(&k);
-                }
+                self.forget(done);
             }
             return None;
         }
@@ -495,7 +572,7 @@ impl Engine {
                 account: group.account.clone(),
                 provider: members
                     .first()
-                    .map(|a| a.provider.clone())
+                    .map(|(_, a)| a.provider.clone())
                     .unwrap_or_default(),
                 to: self
                     .config
@@ -507,15 +584,25 @@ impl Engine {
             }
         });
         let done: Vec<AlertKey> = resolved.iter().map(|a| a.key()).collect();
-        for k in done {
-            self.state.alerts.remove(&k);
-        }
+        self.forget(done);
         let g = self.state.groups.get_mut(gk)?;
         g.notified = firing_ids.into_iter().chain(held_back).collect();
         if notification.is_some() {
             g.last_sent = Some(now);
         }
         notification
+    }
+
+    /// Removes resolved alerts whose notice is done, keeping them in the undo record.
+    fn forget(&mut self, keys: Vec<AlertKey>) {
+        for k in keys {
+            if let Some(a) = self.state.alerts.remove(&k) {
+                if let Some(undo) = &mut self.undo {
+                    undo.removed.push(a);
+                }
+                self.dirty = true;
+            }
+        }
     }
 
     /// Returns true if and only if a mute window holds back the group `(alertname, account)` at `now`.
@@ -587,7 +674,7 @@ impl Engine {
 
     /// Counts for `onprem_agent_alerts{alertname,severity,state}`: pending and firing alerts per rule and severity.
     /// Every enabled rule appears with its default severity even at zero, so a query sees `0` rather than nothing.
-    pub fn alert_counts(&self) -> Vec<(String, Severity, &'static str, u64)> {
+    pub fn alert_counts(&self) -> AlertCounts {
         let mut counts: BTreeMap<(AlertName, Severity, &'static str), u64> = BTreeMap::new();
         for name in AlertName::ALL {
             if self.config.rules.settings(name).enabled {
@@ -608,6 +695,12 @@ impl Engine {
             .into_iter()
             .map(|((name, severity, state), n)| (name.as_str().to_string(), severity, state, n))
             .collect()
+    }
+
+    /// A handle to [`Engine::alert_counts`] as of the last evaluation, to read without locking the engine. Take it
+    /// once at start; it is empty until the first evaluation.
+    pub fn published_counts(&self) -> Arc<ArcSwap<AlertCounts>> {
+        Arc::clone(&self.published)
     }
 
     /// Every silence, including those that expired in the last day.
@@ -717,7 +810,7 @@ fn observe_agent(
 
     if applies(&rules.heartbeat_stale) {
         let after = rules.heartbeat_after;
-        let threshold = human(after);
+        let threshold = || human(after);
         match (agent.last_heartbeat, agent.created_at) {
             (Some(hb), _) if elapsed(now, hb) > after => {
                 let value = format!("last heartbeat {} ago", human(elapsed(now, hb)));
@@ -725,7 +818,7 @@ fn observe_agent(
                     AlertName::AgentHeartbeatStale,
                     plus(hb, after),
                     value,
-                    threshold,
+                    threshold(),
                 );
             }
             (None, Some(created)) if elapsed(now, created) > after => {
@@ -734,7 +827,7 @@ fn observe_agent(
                     AlertName::AgentHeartbeatStale,
                     plus(created, after),
                     value,
-                    threshold,
+                    threshold(),
                 );
             }
             // No heartbeat and no creation date: nothing to measure from, so no verdict.
@@ -807,16 +900,6 @@ fn line(a: &Alert) -> AlertLine {
         since: a.active_at,
         resolved_at: a.resolved_at,
     }
-}
-
-/// The state without the fields that change on every evaluation (the observed values), to decide whether a save is
-/// worth it.
-fn significant(state: &State) -> State {
-    let mut s = state.clone();
-    for a in s.alerts.values_mut() {
-        a.value.clear();
-    }
-    s
 }
 
 /// `t + d`, saturating at the end of time.
@@ -1649,7 +1732,7 @@ mod tests {
         let replay = again.evaluate(&[up("prod", vec![stale("a", at(30))], at(30))], at(30));
         assert_eq!(first[0].id, replay[0].id);
         // So does a rollback after the sink refused the batch.
-        w.engine.rollback(before);
+        w.engine.rollback();
         let retried = w
             .engine
             .evaluate(&[up("prod", vec![stale("a", at(31))], at(31))], at(31));
@@ -1730,6 +1813,45 @@ mod tests {
                 "AgentTokenRotationOverdue critical pending 0",
             ]
         );
+    }
+
+    #[test]
+    fn the_state_keeps_the_failure_reason_but_not_the_upstream_error_message() {
+        let mut s = (*down("prod", vec![], ago(t0(), 3600))).clone();
+        s.last_error = Some(SourceError {
+            reason: ErrorReason::Unauthorized,
+            message: "401 from https://api.example/v1/agents?token=SECRET-TOKEN".to_string(),
+        });
+        let mut e = Engine::new(config(), State::new(t0()));
+        e.evaluate(&[Arc::new(s)], t0());
+        let json = String::from_utf8(e.state().to_json()).unwrap();
+        assert!(
+            json.contains("unauthorized"),
+            "the reason is missing from {json}"
+        );
+        assert!(
+            !json.contains("SECRET-TOKEN"),
+            "the upstream message leaked into {json}"
+        );
+    }
+
+    #[test]
+    fn the_published_counts_follow_each_evaluation_without_the_lock() {
+        let mut e = Engine::new(config(), State::new(t0()));
+        let handle = e.published_counts();
+        assert!(
+            handle.load().is_empty(),
+            "counts before the first evaluation"
+        );
+        e.evaluate(&[up("prod", vec![stale("a", t0())], t0())], t0());
+        assert_eq!(**handle.load(), e.alert_counts());
+        let firing: u64 = handle
+            .load()
+            .iter()
+            .filter(|(_, _, state, _)| *state == "firing")
+            .map(|(.., n)| n)
+            .sum();
+        assert_eq!(firing, 1, "saw {:?}", handle.load());
     }
 
     #[test]

@@ -18,12 +18,28 @@ use crate::status::Registry;
 
 /// Builds the shared engine for `config`, starting from its state file. A missing file starts fresh; an unreadable
 /// one is moved aside and logged as an error (see [`crate::rules::state::load_or_fresh`]).
+///
+/// A fresh state is written at once: its epoch is part of every notification id, so it must be on disk before the
+/// first notification is handed over, or a crash right after that hand-over would restart with another epoch and
+/// send the same alert again under a new id.
 pub fn start_engine(config: EngineConfig) -> SharedEngine {
     let state = load_or_fresh(&config.state_file, Timestamp::now());
     let alerts = state.alerts.len();
     let silences = state.silences.len();
-    tracing::info!(path = %config.state_file.display(), alerts, silences, "alert state loaded");
-    Arc::new(Mutex::new(Engine::new(config, state)))
+    let fresh = state.alerts.is_empty()
+        && state.groups.is_empty()
+        && state.sequences.is_empty()
+        && silences == 0;
+    let path = config.state_file.clone();
+    let mut engine = Engine::new(config, state);
+    if fresh {
+        if let Err(e) = engine.state().save(&path) {
+            tracing::error!(error = %e, "cannot write the alert state file; will try again after each evaluation");
+            engine.mark_dirty();
+        }
+    }
+    tracing::info!(path = %path.display(), alerts, silences, "alert state loaded");
+    Arc::new(Mutex::new(engine))
 }
 
 /// Evaluates every `interval` until `shutdown` turns true (or its sender goes away), then saves the state one last
@@ -92,12 +108,12 @@ pub async fn run_once(
     now: Timestamp,
 ) -> Round {
     let sources = registry.snapshot();
-    let (before, notifications) = {
-        let mut e = lock(engine);
-        let before = e.state().clone();
-        let notifications = e.evaluate(&sources, now);
-        (before, notifications)
-    };
+    let started = std::time::Instant::now();
+    let notifications = lock(engine).evaluate(&sources, now);
+    tracing::debug!(
+        took_ms = started.elapsed().as_millis() as u64,
+        "rules evaluated"
+    );
     let notified = notifications.len();
     if notified > 0 {
         for n in &notifications {
@@ -119,7 +135,7 @@ pub async fn run_once(
         };
         if let Some(cause) = failure {
             tracing::error!(error = %cause, "could not queue notifications; will try again next round");
-            lock(engine).rollback(before);
+            lock(engine).rollback();
             return Round::SinkFailed;
         }
     }
@@ -322,6 +338,24 @@ mod tests {
             got[0].id.ends_with("-1"),
             "the retried notification took a new sequence: {:?}",
             got[0].id
+        );
+    }
+
+    #[test]
+    fn a_fresh_state_is_written_at_start_so_its_ids_survive_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let engine = start_engine(EngineConfig::new(&path, vec![]));
+        let epoch = lock(&engine).state().epoch;
+        let on_disk = load(&path, t0());
+        assert!(on_disk.problem.is_none(), "saw {:?}", on_disk.problem);
+        assert_eq!(on_disk.state.epoch, epoch, "the file holds another epoch");
+        drop(engine);
+        let again = start_engine(EngineConfig::new(&path, vec![]));
+        assert_eq!(
+            lock(&again).state().epoch,
+            epoch,
+            "a restart changed the epoch"
         );
     }
 

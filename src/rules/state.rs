@@ -23,8 +23,11 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Identifies one alert: the rule, the source and the agent (empty for source-level alerts).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AlertKey {
+    /// The rule; first, so that a group's alerts are adjacent in a map ordered by key.
     pub alertname: AlertName,
+    /// The source name.
     pub account: String,
+    /// The agent's id; empty for source-level alerts.
     pub agent_id: String,
 }
 
@@ -54,6 +57,7 @@ impl AlertState {
 /// One alert instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
+    /// The rule that raised it.
     pub alertname: AlertName,
     /// The source name.
     pub account: String,
@@ -63,12 +67,15 @@ pub struct Alert {
     pub agent_id: Option<String>,
     /// As the upstream sent it; untrusted.
     pub agent_name: Option<String>,
+    /// The agent's version at the last observation, for the email's table.
     pub version: Option<String>,
+    /// The rule's severity for this source.
     pub severity: Severity,
     /// The observed value in human units, as of the last evaluation that saw the condition.
     pub value: String,
     /// The threshold in human units.
     pub threshold: String,
+    /// Pending, firing, or resolved awaiting its notice.
     pub state: AlertState,
     /// When the condition started to hold: derived from the data where it can be (heartbeat + `after`, the first
     /// failed poll, token date + allowed age), else the first evaluation that saw it. `for` counts from here.
@@ -127,7 +134,9 @@ pub fn group_key(alertname: AlertName, account: &str) -> String {
 /// The notification log of one group (one rule on one source).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupLog {
+    /// The group's rule.
     pub alertname: AlertName,
+    /// The group's source.
     pub account: String,
     /// When the group's first alert fired; `group_wait` counts from here.
     pub created_at: Timestamp,
@@ -143,14 +152,21 @@ pub struct GroupLog {
 /// A silence made at run time: alerts matching every matcher are not notified between `starts_at` and `ends_at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Silence {
+    /// `<state epoch hex>-<n>`, unique for the life of the state file.
     pub id: String,
+    /// All must match an alert's labels for the silence to apply.
     pub matchers: Vec<Matcher>,
+    /// When it starts to apply.
     pub starts_at: Timestamp,
+    /// When it stops applying; expired silences stay listed for a day.
     pub ends_at: Timestamp,
+    /// Who made it, as they said; free text.
     #[serde(default)]
     pub created_by: String,
+    /// Why; free text.
     #[serde(default)]
     pub comment: String,
+    /// When the API received it.
     pub created_at: Timestamp,
 }
 
@@ -215,8 +231,9 @@ impl State {
 
     /// The state as JSON, for the file.
     pub fn to_json(&self) -> Vec<u8> {
-        // Serializing plain data with string keys cannot fail.
-        serde_json::to_vec_pretty(self).unwrap_or_default()
+        // Compact: with a large fleet the file holds tens of thousands of alerts. Serializing plain data with
+        // string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     /// Writes the state to `path` atomically (see [`write_atomic`]).
