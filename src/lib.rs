@@ -24,12 +24,13 @@
 //!   [`report`] builds the token-age compliance report; [`alerting`] wires these into a running process.
 //! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the simulator.
 //! - [`sim`] is a faithful stand-in for the upstream APIs, used by `demo`, the tests and the bench.
-//! - [`telemetry`] sets up logging.
+//! - [`telemetry`] sets up logging; [`html`] escapes untrusted strings for every page and email.
 
 pub mod alerting;
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod html;
 pub mod landing;
 pub mod metrics;
 pub mod model;
