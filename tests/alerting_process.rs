@@ -560,6 +560,18 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `(description, content)` of every file in the outbox now. A file that vanished between listing and reading (a
+/// temp file renamed, a delivered message removed) is skipped: its content is in the renamed file or the email.
+fn outbox_files(dir: &Path, when: &str) -> Vec<(String, String)> {
+    walk(dir)
+        .into_iter()
+        .filter_map(|f| {
+            let content = std::fs::read_to_string(&f).ok()?;
+            Some((format!("outbox file {} ({when})", f.display()), content))
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_emails_the_state_file_the_outbox_or_the_logs() {
     // The simulator ignores `include` and sends full records, each with its agent's `accessToken`.
@@ -585,12 +597,7 @@ async fn no_secret_reaches_emails_the_state_file_the_outbox_or_the_logs() {
         || context(None, &exp),
     )
     .await;
-    for f in walk(&setup.outbox_dir()) {
-        outputs.push((
-            format!("outbox file {} (during the outage)", f.display()),
-            std::fs::read_to_string(&f).unwrap_or_default(),
-        ));
-    }
+    outputs.extend(outbox_files(&setup.outbox_dir(), "during the outage"));
     assert!(
         outputs.iter().any(|(what, _)| what.contains("pending")),
         "no pending outbox file to search: {:?}",
@@ -644,12 +651,7 @@ async fn no_secret_reaches_emails_the_state_file_the_outbox_or_the_logs() {
         "the state file".into(),
         std::fs::read_to_string(setup.state_file()).unwrap(),
     ));
-    for f in walk(&setup.outbox_dir()) {
-        outputs.push((
-            format!("outbox file {}", f.display()),
-            std::fs::read_to_string(&f).unwrap_or_default(),
-        ));
-    }
+    outputs.extend(outbox_files(&setup.outbox_dir(), "after the outage"));
     let alerts = get(&exp.url("/api/v1/alerts")).await;
     let doc: serde_json::Value = serde_json::from_str(&alerts).unwrap();
     assert!(
