@@ -1,5 +1,5 @@
 //! onprem-agent-exporter: a Prometheus exporter and alerting sidecar for the on-premise agents of data-integration
-//! platforms (Celigo integrator.io first; Planasonix and Calyptia next).
+//! platforms (Celigo integrator.io, Planasonix and Calyptia Cloud).
 //!
 //! Data flows one way:
 //!
