@@ -1,7 +1,7 @@
 //! Polls each source on its interval and publishes the result into the [`Registry`].
 //!
 //! One task per source, so a slow or rate-limited account never delays another. A poll's result replaces the
-//! source's status in one atomic swap; a failed poll keeps the previous agent list (see [`SourceStatus::failed`]).
+//! source's status in one atomic swap; a failed poll keeps the previous agent list (see [`crate::status::SourceStatus::failed`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
