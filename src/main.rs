@@ -181,6 +181,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
+            // Building the sources catches what only a client can check (a Calyptia token without a project id),
+            // so that check-config fails exactly where run would.
+            app::Exporter::new(&config.sources)?;
             println!(
                 "{}: OK ({} source{}, listening on {})",
                 file.display(),

@@ -395,3 +395,37 @@ async fn a_failed_poll_keeps_the_last_good_snapshot() {
     assert_eq!(status.agents.as_ref().map(|a| a.agents.len()), Some(3));
     assert_eq!(status.error_count(ErrorReason::Unauthorized), 1);
 }
+
+#[test]
+fn check_config_rejects_a_token_without_a_project_id_and_accepts_an_explicit_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "opaque-calyptia-secret-2f1e";
+    std::fs::write(dir.path().join("token"), secret).unwrap();
+    let check = |extra: &str| {
+        let path = dir.path().join("config.yaml");
+        std::fs::write(
+            &path,
+            format!("sources:\n  - name: logging\n    provider: calyptia\n    token_file: token\n{extra}"),
+        )
+        .unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_onprem-agent-exporter"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let out = check("");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("source logging") && stderr.contains("project_id"),
+        "stderr: {stderr}"
+    );
+    assert!(!stderr.contains(secret), "the token leaked: {stderr}");
+    let out = check("    project_id: p-1\n");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
