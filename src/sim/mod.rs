@@ -14,9 +14,9 @@
 //!
 //! `GET /_sim/control` returns the current knobs and counters; `PUT /_sim/control` changes them. Both need the same
 //! credentials as the API (for Calyptia, the project token in `X-Project-Token` or as a bearer); neither is part of
-//! any vendor's API, and neither is subject to the forced status, the
-//! faults or the latency (so a forced 500 can always be lifted). The body of a `PUT` is a JSON object whose keys are
-//! all optional; an absent key leaves its knob alone:
+//! any vendor's API, and neither is subject to the forced status, the faults or the latency (so a forced 500 can
+//! always be lifted). The body of a `PUT` is a JSON object whose keys are all optional; an absent key leaves its knob
+//! alone:
 //!
 //! | key | value | effect |
 //! |---|---|---|
