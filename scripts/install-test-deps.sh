@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian's packages: a real Prometheus and promtool, a real SMTP server
-# (aiosmtpd), the reference OpenMetrics parser (python3-prometheus-client) and Alertmanager. Idempotent: it only
+# (aiosmtpd), the time zone database, the reference OpenMetrics parser (python3-prometheus-client) and Alertmanager. Idempotent: it only
 # calls apt-get when something is missing, and it fails loudly when it cannot install.
 set -euo pipefail
 
@@ -10,6 +10,8 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1 || need+=(python3-prometheus-client)
+# The report's schedules are read in IANA time zones.
+[ -e /usr/share/zoneinfo/Europe/Berlin ] || need+=(tzdata)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

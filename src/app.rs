@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::alerting::Alerting;
 use crate::config::{Config, SourceConfig};
 use crate::server::AppState;
 use crate::sources::{BuildError, Source};
@@ -29,6 +30,9 @@ pub enum AppError {
     /// The HTTP server failed.
     #[error("the HTTP server stopped: {0}")]
     Server(#[source] std::io::Error),
+    /// The alerting half could not start (outbox directory, state file).
+    #[error("cannot start alerting: {0}")]
+    Alerting(#[from] crate::notify::NotifyError),
     /// A background task ended although no shutdown was requested.
     #[error("the {0} task stopped unexpectedly")]
     TaskStopped(String),
@@ -121,14 +125,36 @@ pub async fn run(
     let exporter = Exporter::new(&config.sources)?;
     let mut tasks = JoinSet::new();
     exporter.spawn_pollers(&mut tasks, &shutdown);
-    let state = AppState::new(exporter.registry.clone());
+    let mut state = AppState::new(exporter.registry.clone());
+    let mut routes = None;
+    if let Some(alerting) = &config.alerting {
+        let channel = Arc::new(crate::notify::email::EmailChannel::smtp(&alerting.email));
+        let running = Alerting::start(
+            alerting.engine.clone(),
+            &config.reports,
+            channel,
+            exporter.registry.clone(),
+            &mut tasks,
+            &shutdown,
+        )?;
+        routes = Some(attach(&mut state, running));
+    }
     serve_with_tasks(
         listener,
-        crate::server::router(state, None),
+        crate::server::router(state, routes),
         tasks,
         shutdown,
     )
     .await
+}
+
+/// Adds a running alerting half to the server state (metrics, landing section) and returns its API routes.
+pub fn attach(state: &mut AppState, alerting: Alerting) -> axum::Router {
+    let routes = alerting.router();
+    let alerting = Arc::new(alerting);
+    state.extras.push(alerting.clone());
+    state.sections.push(alerting);
+    routes
 }
 
 /// Serves `app` while `tasks` run; returns when shutdown is requested or something stops on its own.

@@ -56,6 +56,10 @@ pub struct Config {
     pub listen_address: SocketAddr,
     /// Every upstream account, in file order. Names are unique.
     pub sources: Vec<SourceConfig>,
+    /// The rule engine and email settings; `None` runs a plain exporter with no alerting.
+    pub alerting: Option<crate::rules::AlertingConfig>,
+    /// Scheduled reports; they are mailed through `alerting.email`.
+    pub reports: crate::notify::config::ReportsConfig,
 }
 
 /// One upstream account, validated.
@@ -113,6 +117,18 @@ impl SourceConfig {
     }
 }
 
+/// Resolves a path written in the config file `file`: relative paths are taken relative to the config file's
+/// folder, so a config and its secrets can move together; absolute paths are returned as they are.
+pub fn resolve_path(file: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// The `region` key of a Celigo source.
 const REGIONS: &[(&str, &str)] = &[
     ("us", "https://api.integrator.io"),
@@ -135,6 +151,9 @@ struct RawConfig {
     listen_address: Option<Spanned<String>>,
     #[serde(default)]
     sources: Vec<Spanned<RawSource>>,
+    alerting: Option<Spanned<crate::rules::RawAlerting>>,
+    #[serde(default)]
+    reports: crate::notify::config::RawReports,
 }
 
 /// One `sources[]` entry as written.
@@ -165,17 +184,8 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Resolves a path from the config: relative paths are taken relative to the config file's folder, so a
-    /// config and its secrets can move together.
     fn resolve(&self, path: &str) -> PathBuf {
-        let p = Path::new(path);
-        if p.is_absolute() {
-            return p.to_path_buf();
-        }
-        match self.file.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.join(p),
-            _ => p.to_path_buf(),
-        }
+        resolve_path(self.file, Path::new(path))
     }
 
     fn invalid(
@@ -265,10 +275,34 @@ impl Config {
             }
             sources.push(src);
         }
+        let alerting_line = raw.alerting.as_ref().map(|a| a.referenced.line());
+        let alerting = match raw.alerting {
+            None => None,
+            Some(a) => {
+                let a = a.value.validate(file, "alerting")?;
+                a.check_sources(file, "alerting", sources.iter().map(|s| s.name.as_str()))?;
+                Some(a)
+            }
+        };
+        let report_line = raw
+            .reports
+            .token_compliance
+            .as_ref()
+            .map(|t| t.referenced.line());
+        let reports = raw.reports.validate(file, "reports")?;
+        if let (Some(line), None) = (report_line, alerting_line) {
+            return Err(ctx.invalid(
+                line,
+                "reports.token_compliance",
+                "a scheduled report is mailed through alerting.email, but there is no alerting section",
+            ));
+        }
         Ok(Config {
             path: file.to_path_buf(),
             listen_address,
             sources,
+            alerting,
+            reports,
         })
     }
 }
@@ -423,6 +457,19 @@ fn validate_source(
             }
         },
     };
+    if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        // Such a token cannot be sent in an HTTP header; say so now rather than failing every poll.
+        let (l, k) = match (&raw.token_file, &raw.token_env) {
+            (Some(f), _) => (f.referenced.line(), "token_file"),
+            (_, Some(e)) => (e.referenced.line(), "token_env"),
+            _ => (line, "token_file"),
+        };
+        return Err(ctx.invalid(
+            l,
+            format!("{key}.{k}"),
+            "the token contains spaces or control characters",
+        ));
+    }
     let mut cfg = SourceConfig::new(&name, provider, base_url, SecretString::from(token));
     cfg.poll_interval = ctx.duration(
         &raw.poll_interval,

@@ -2,6 +2,8 @@
 //! no account, so a newcomer sees the whole product working on a mixed fleet with one command.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -9,9 +11,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use url::Url;
 
+use crate::alerting::Alerting;
 use crate::app::{AppError, Exporter};
 use crate::config::SourceConfig;
 use crate::model::Provider;
+use crate::notify::NotifyError;
+use crate::notify::config::ReportsConfig;
+use crate::notify::email::EmailChannel;
+use crate::rules::EngineConfig;
 use crate::server::AppState;
 use crate::sim::{SimOptions, Simulator};
 
@@ -24,6 +31,8 @@ pub struct DemoOptions {
     pub agents: usize,
     /// Time between polls. Short, so that the demo visibly moves.
     pub poll_interval: Duration,
+    /// Where alert emails are written, one `.eml` file each.
+    pub outbox: PathBuf,
 }
 
 impl Default for DemoOptions {
@@ -32,6 +41,7 @@ impl Default for DemoOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 9877)),
             agents: 25,
             poll_interval: Duration::from_secs(10),
+            outbox: PathBuf::from("demo-outbox"),
         }
     }
 }
@@ -120,12 +130,45 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
     for upstream in &upstreams {
         println!("  upstream: {upstream}");
     }
-    println!("Press Ctrl-C to stop.");
 
-    let state = AppState::new(exporter.registry.clone());
+    // The rule engine runs with short demo timings; its mail goes to .eml files instead of an SMTP server.
+    let mut state = AppState::new(exporter.registry.clone());
+    let state_dir =
+        std::env::temp_dir().join(format!("onprem-agent-exporter-demo-{}", std::process::id()));
+    let to = "Operations <ops@demo.invalid>"
+        .parse()
+        .expect("a valid mailbox");
+    let from = "Agent alerts <alerts@demo.invalid>"
+        .parse()
+        .expect("a valid mailbox");
+    let channel = EmailChannel::file(&opts.outbox, from, vec![to]).map_err(|source| {
+        AppError::Alerting(NotifyError::Outbox {
+            path: opts.outbox.clone(),
+            source,
+        })
+    })?;
+    let engine = EngineConfig::demo(
+        state_dir.join("state.json"),
+        vec!["ops@demo.invalid".to_string()],
+    );
+    let alerting = Alerting::start(
+        engine,
+        &ReportsConfig::default(),
+        Arc::new(channel),
+        exporter.registry.clone(),
+        &mut tasks,
+        &shutdown,
+    )?;
+    let routes = crate::app::attach(&mut state, alerting);
+    println!("  alerts:   {base}/api/v1/alerts");
+    println!(
+        "  emails:   {} (one .eml file per message)",
+        opts.outbox.display()
+    );
+    println!("Press Ctrl-C to stop.");
     crate::app::serve_with_tasks(
         listener,
-        crate::server::router(state, None),
+        crate::server::router(state, Some(routes)),
         tasks,
         shutdown,
     )

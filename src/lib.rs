@@ -12,10 +12,22 @@
 //! ```
 //!
 //! - [`config`] parses and validates the YAML file; every error names the file, the line and the key path.
-//! - [`sources`] holds one upstream client per provider behind the [`sources::Source`] trait.
+//! - [`sources`] holds one upstream client per provider behind the [`sources::Source`] trait; [`sources::http`]
+//!   has the shared mechanics (auth, retries, `Retry-After`, body cap, pagination).
 //! - [`model`] is the provider-neutral agent record every source produces.
-//! - [`sim`] is a faithful stand-in for the upstream APIs, used by `demo`, the tests and the bench.
+//! - [`poller`] runs one poll loop per source and publishes into [`status`], which keeps an immutable snapshot per
+//!   source (the last good agent list survives failed polls).
+//! - [`metrics`] renders the exposition from the snapshots at scrape time; [`server`] and [`landing`] serve it with
+//!   the JSON API and the landing page.
+//! - [`rules`] is the pure rule engine (evaluate snapshots, state and `now`, return notifications) with its state
+//!   file, silences and API; [`notify`] renders and delivers notifications through a durable outbox;
+//!   [`report`] builds the token-age compliance report; [`alerting`] wires these into a running process.
+//! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the three simulators.
+//! - [`sim`] is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
+//!   and the bench.
+//! - [`telemetry`] sets up logging.
 
+pub mod alerting;
 pub mod app;
 pub mod config;
 pub mod demo;
@@ -24,6 +36,8 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod poller;
+pub mod report;
+pub mod rules;
 pub mod server;
 pub mod sim;
 pub mod sources;

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use onprem_agent_exporter::config::Config;
 use onprem_agent_exporter::metrics::Format;
+use onprem_agent_exporter::report::ReportFormat;
 use onprem_agent_exporter::telemetry::{self, LogFormat};
 use onprem_agent_exporter::{app, metrics};
 use tokio::sync::watch;
@@ -68,6 +69,9 @@ enum Command {
         /// Time between polls of the simulator.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         poll_interval: std::time::Duration,
+        /// Folder the demo's alert emails are written to, one .eml file each.
+        #[arg(long, default_value = "demo-outbox")]
+        outbox: PathBuf,
     },
     /// Serve a vendor's agents API from a simulated fleet, for trying configs and proxies: integrator.io
     /// (`GET /v1/agents`), Planasonix (`GET /api/agents` and `/api/agents/{id}/health`) or Calyptia Cloud
@@ -104,6 +108,30 @@ enum Command {
         /// Delay every response by this long.
         #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
         latency: std::time::Duration,
+    },
+    /// Send a test email through `alerting.email` and report exactly which step failed (dns, connect, tls,
+    /// greeting, starttls, auth, sender, recipient, data).
+    TestEmail {
+        /// The YAML config file.
+        #[arg(long, env = "ONPREM_AGENT_EXPORTER_CONFIG", value_name = "FILE")]
+        config: PathBuf,
+        /// Send to this address instead of `alerting.email.to`.
+        #[arg(long, value_name = "ADDR")]
+        to: Option<String>,
+    },
+    /// Poll every source once and print the token-age compliance report; `--send` mails it now.
+    ///
+    /// Thresholds come from `reports.token_compliance` (default: overdue after 90 days, due 14 days before).
+    Report {
+        /// The YAML config file.
+        #[arg(long, env = "ONPREM_AGENT_EXPORTER_CONFIG", value_name = "FILE")]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Also mail the report now, to `reports.token_compliance.to` (or `alerting.email.to`).
+        #[arg(long)]
+        send: bool,
     },
     /// Exit 0 if the exporter at URL answers its health check, 1 otherwise (for container HEALTHCHECKs).
     Healthcheck {
@@ -221,11 +249,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             agents,
             poll_interval,
+            outbox,
         } => {
             let opts = onprem_agent_exporter::demo::DemoOptions {
                 listen,
                 agents,
                 poll_interval,
+                outbox,
             };
             onprem_agent_exporter::demo::run(opts, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
@@ -277,6 +307,73 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
             .await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::TestEmail { config, to } => {
+            let config = Config::load(&config)?;
+            let Some(alerting) = &config.alerting else {
+                anyhow::bail!(
+                    "{}: there is no alerting.email section to test",
+                    config.path.display()
+                );
+            };
+            match onprem_agent_exporter::notify::email::test_email(&alerting.email, to.as_deref())
+                .await
+            {
+                Ok(()) => {
+                    println!("test email accepted by {}", alerting.email.smtp.host);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("test email failed: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Report {
+            config,
+            format,
+            send,
+        } => {
+            use onprem_agent_exporter::report;
+            let config = Config::load(&config)?;
+            let exporter = app::Exporter::new(&config.sources)?;
+            let failures = exporter.poll_all_once().await;
+            for (name, error) in &failures {
+                eprintln!("source {name} failed: {error}; the report lists none of its agents");
+            }
+            let r = report::build(
+                &exporter.registry.snapshot(),
+                config.reports.policy(),
+                jiff::Timestamp::now(),
+            );
+            print!("{}", report::render(format, &r));
+            if send {
+                let Some(alerting) = &config.alerting else {
+                    anyhow::bail!(
+                        "{}: --send needs an alerting.email section",
+                        config.path.display()
+                    );
+                };
+                let to = match &config.reports.token_compliance {
+                    Some(tc) => tc.to.clone(),
+                    None => alerting.email.to.clone(),
+                };
+                report::send_now(&r, &to, &alerting.email)
+                    .await
+                    .context("cannot send the report")?;
+                eprintln!(
+                    "report sent to {}",
+                    to.iter()
+                        .map(|m| m.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(if failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Healthcheck { url, timeout } => {
             let client = reqwest::Client::builder()

@@ -215,6 +215,9 @@ fn escape_help(out: &mut String, v: &str) {
     }
 }
 
+/// Reads one per-agent gauge value at scrape time `now`; `None` means the agent has no such series.
+type AgentGauge = fn(&Agent, Timestamp) -> Option<f64>;
+
 /// Reads one figure out of an agent's health report.
 type HealthField = fn(&crate::model::Health) -> Option<f64>;
 
@@ -276,61 +279,40 @@ pub fn render(
         enc.sample(&info_name, l(r), &extra, 1.0);
     }
 
-    enc.family(
-        names::OFFLINE,
-        Kind::Gauge,
-        "Whether the platform itself considers the agent offline (1) or not (0)",
-    );
-    for r in &rows {
-        enc.sample(
+    // Per-agent gauges: a missing value means no series for that agent (never a made-up zero).
+    let agent_gauges: [(&str, &str, AgentGauge); 5] = [
+        (
             names::OFFLINE,
-            l(r),
-            &[],
-            if r.agent.offline { 1.0 } else { 0.0 },
-        );
-    }
-
-    enc.family(
-        names::LAST_HEARTBEAT,
-        Kind::Gauge,
-        "Unix time of the last heartbeat the platform received from the agent; absent if the agent never sent one",
-    );
-    for r in &rows {
-        if let Some(t) = r.agent.last_heartbeat {
-            enc.sample(names::LAST_HEARTBEAT, l(r), &[], unix_seconds(t));
-        }
-    }
-
-    enc.family(
-        names::HEARTBEAT_AGE,
-        Kind::Gauge,
-        "Seconds since the agent's last heartbeat, computed at scrape time; absent if the agent never sent one",
-    );
-    for r in &rows {
-        if let Some(t) = r.agent.last_heartbeat {
-            enc.sample(names::HEARTBEAT_AGE, l(r), &[], age_seconds(now, t));
-        }
-    }
-
-    enc.family(
-        names::TOKEN_ROTATED,
-        Kind::Gauge,
-        "Unix time the agent's access token was last rotated (Celigo __accessTokenLastModifiedAt); when the platform never recorded a rotation this is the agent's createdAt; absent for providers that expose no token date",
-    );
-    for r in &rows {
-        if let Some(t) = r.agent.token_rotated {
-            enc.sample(names::TOKEN_ROTATED, l(r), &[], unix_seconds(t));
-        }
-    }
-
-    enc.family(
-        names::TOKEN_AGE,
-        Kind::Gauge,
-        "Seconds since the agent's access token was last rotated (or since createdAt when never rotated), computed at scrape time",
-    );
-    for r in &rows {
-        if let Some(t) = r.agent.token_rotated {
-            enc.sample(names::TOKEN_AGE, l(r), &[], age_seconds(now, t));
+            "Whether the platform itself considers the agent offline (1) or not (0)",
+            |a, _| Some(if a.offline { 1.0 } else { 0.0 }),
+        ),
+        (
+            names::LAST_HEARTBEAT,
+            "Unix time of the last heartbeat the platform received from the agent; absent if the agent never sent one",
+            |a, _| a.last_heartbeat.map(unix_seconds),
+        ),
+        (
+            names::HEARTBEAT_AGE,
+            "Seconds since the agent's last heartbeat, computed at scrape time; absent if the agent never sent one",
+            |a, now| a.last_heartbeat.map(|t| age_seconds(now, t)),
+        ),
+        (
+            names::TOKEN_ROTATED,
+            "Unix time the agent's access token was last rotated (Celigo __accessTokenLastModifiedAt); when the platform never recorded a rotation this is the agent's createdAt; absent for providers that expose no token date",
+            |a, _| a.token_rotated.map(unix_seconds),
+        ),
+        (
+            names::TOKEN_AGE,
+            "Seconds since the agent's access token was last rotated (or since createdAt when never rotated), computed at scrape time",
+            |a, now| a.token_rotated.map(|t| age_seconds(now, t)),
+        ),
+    ];
+    for (name, help, get) in agent_gauges {
+        enc.family(name, Kind::Gauge, help);
+        for r in &rows {
+            if let Some(v) = get(r.agent, now) {
+                enc.sample(name, l(r), &[], v);
+            }
         }
     }
 
@@ -467,4 +449,95 @@ pub fn render(
         1.0,
     );
     enc.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Agent, AgentList, Provider};
+
+    fn status_with(agents: Vec<Agent>) -> Arc<SourceStatus> {
+        let mut s = SourceStatus::new("acct \"x\"", Provider::Celigo);
+        s.up = true;
+        s.polls = 1;
+        s.agents = Some(Arc::new(AgentList {
+            polled_at: Timestamp::UNIX_EPOCH,
+            agents,
+        }));
+        Arc::new(s)
+    }
+
+    #[test]
+    fn an_agent_that_never_sent_a_heartbeat_has_no_heartbeat_series() {
+        let mut a = Agent::new("a1", "never");
+        a.token_rotated = Some(Timestamp::from_second(1_000).unwrap());
+        let text = render(
+            &[status_with(vec![a])],
+            &[],
+            Timestamp::from_second(1_060).unwrap(),
+            Format::Text,
+        );
+        assert!(
+            !text.contains("onprem_agent_heartbeat_age_seconds{"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("onprem_agent_last_heartbeat_timestamp_seconds{"),
+            "{text}"
+        );
+        assert!(
+            text.contains("agent_name=\"never\"} 60\n"),
+            "token age should be 60 s:\n{text}"
+        );
+    }
+
+    #[test]
+    fn label_values_escape_quotes_backslashes_and_newlines() {
+        let a = Agent::new("id", "a \"q\" \\ b\nc");
+        let text = render(
+            &[status_with(vec![a])],
+            &[],
+            Timestamp::UNIX_EPOCH,
+            Format::OpenMetrics,
+        );
+        assert!(
+            text.contains(r#"account="acct \"x\"",provider="celigo",agent_id="id",agent_name="a \"q\" \\ b\nc""#),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("onprem_agent_offline{"))
+                .count(),
+            1,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn family_and_sample_names_follow_each_format() {
+        let s = status_with(vec![Agent::new("id", "n")]);
+        let om = render(
+            std::slice::from_ref(&s),
+            &[],
+            Timestamp::UNIX_EPOCH,
+            Format::OpenMetrics,
+        );
+        let text = render(&[s], &[], Timestamp::UNIX_EPOCH, Format::Text);
+        let cases = [
+            (&om, "# TYPE onprem_agent info\n"),
+            (&om, "# TYPE onprem_agent_source_errors counter\n"),
+            (&om, "# UNIT onprem_agent_heartbeat_age_seconds seconds\n"),
+            (&text, "# TYPE onprem_agent_info gauge\n"),
+            (&text, "# TYPE onprem_agent_source_errors_total counter\n"),
+            (
+                &om,
+                "onprem_agent_source_errors_total{account=\"acct \\\"x\\\"\",provider=\"celigo\",reason=\"http_5xx\"} 0\n",
+            ),
+        ];
+        for (out, want) in cases {
+            assert!(out.contains(want), "missing {want:?} in:\n{out}");
+        }
+        assert!(om.ends_with("# EOF\n"));
+        assert!(!text.contains("# EOF"));
+    }
 }

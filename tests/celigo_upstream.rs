@@ -309,6 +309,29 @@ async fn a_401_for_a_bad_token_is_unauthorized_with_its_message() {
 }
 
 #[tokio::test]
+async fn a_403_is_unauthorized_and_not_retried() {
+    let upstream = FakeUpstream::start(|_| {
+        vec![Reply::raw(
+            403,
+            r#"{"errors":[{"code":"forbidden","message":"No access"}]}"#,
+        )]
+    })
+    .await;
+    let e = poll_err(config(&upstream.base)).await;
+    assert_eq!(e.reason(), ErrorReason::Unauthorized, "saw {e}");
+    assert!(
+        e.to_string().contains("(403): forbidden: No access"),
+        "saw {e}"
+    );
+    assert_eq!(
+        upstream.targets().len(),
+        1,
+        "requests: {:?}",
+        upstream.targets()
+    );
+}
+
+#[tokio::test]
 async fn another_4xx_is_http_4xx_with_the_envelope_message_and_not_the_raw_body() {
     let body = r#"{"errors":[{"code":"invalid_query_params","message":"Please provide either include or exclude"}],"debug":"internal-detail"}"#;
     let upstream = FakeUpstream::start(|_| vec![Reply::raw(400, body)]).await;

@@ -79,6 +79,28 @@ fn the_shipped_example_config_is_valid() {
         config.sources[1].base_url.as_str(),
         "https://api.eu.integrator.io/"
     );
+    let alerting = config
+        .alerting
+        .as_ref()
+        .expect("the example configures alerting");
+    assert_eq!(alerting.email.recipients(), ["ops@example.com"]);
+    let report = config
+        .reports
+        .token_compliance
+        .as_ref()
+        .expect("the example schedules a report");
+    assert_eq!(report.timezone_name, "Europe/Berlin");
+}
+
+#[test]
+fn a_report_without_an_alerting_section_is_rejected_naming_both_keys() {
+    let yaml = "sources:\n  - name: a\n    provider: celigo\n    token_env: T\nreports:\n  token_compliance:\n    schedule: \"0 9 * * MON\"\n    to: [\"s@example.com\"]\n";
+    let err =
+        Config::parse(yaml, Path::new("inline.yaml"), &|_| Some("t".to_string())).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "inline.yaml:7: reports.token_compliance: a scheduled report is mailed through alerting.email, but there is no alerting section"
+    );
 }
 
 #[test]

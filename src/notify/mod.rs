@@ -1,6 +1,10 @@
 //! Notification delivery, one file per channel. The rule engine hands over [`Notification`]s; this module renders
 //! and delivers them, and owns the durable outbox that makes delivery survive SMTP outages and restarts.
 
+pub mod config;
+pub mod email;
+pub mod outbox;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -65,4 +69,40 @@ pub struct Notification {
     pub created_at: Timestamp,
     /// The exporter's external URL, for links in the message.
     pub external_url: Option<String>,
+}
+
+/// Why a notification could not be stored or delivered. Each variant names the thing that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The outbox directory or one of its files could not be written or read.
+    #[error("outbox {path}: {source}")]
+    Outbox {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A notification could not be serialized (never expected; names the notification).
+    #[error("cannot serialize notification {id}: {source}")]
+    Encode {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A notification id that is not safe as a file name (only `[0-9A-Za-z._-]`, at most 200 bytes).
+    #[error("notification id {0:?} is not a safe file name")]
+    BadId(String),
+}
+
+/// The error a [`NotificationSink`] reports; boxed so that the rule engine needs no notifier types.
+pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where the rule engine hands its notifications over.
+///
+/// Implemented by [`outbox::Outbox`]. The rule engine calls it from `spawn_blocking`, so blocking file I/O is fine.
+pub trait NotificationSink: Send + Sync + 'static {
+    /// Stores every notification durably (written and fsync'd) before returning `Ok`. Idempotent per
+    /// [`Notification::id`]: an id already pending or already delivered is ignored, so the engine may hand the same
+    /// notification over again after a crash. On `Err` nothing may be assumed stored; the engine retries later with
+    /// the same ids.
+    fn enqueue(&self, notifications: &[Notification]) -> Result<(), SinkError>;
 }

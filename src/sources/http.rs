@@ -294,6 +294,14 @@ impl fmt::Debug for HttpClient {
     }
 }
 
+/// How one attempt failed.
+enum Failure {
+    /// Trying again cannot help (401, 404, a body over the cap).
+    Final(UpstreamError),
+    /// Worth another attempt, if any are left.
+    Retry(Retryable),
+}
+
 /// Why one attempt failed in a way worth retrying.
 enum Retryable {
     RateLimited { retry_after: Option<Duration> },
@@ -359,85 +367,14 @@ impl HttpClient {
     /// - any other status (other 4xx, a 3xx that was not followed) fails at once with [`UpstreamError::Status`].
     pub async fn get(&self, url: &Url, stats: &mut PollStats) -> Result<Fetched, UpstreamError> {
         let shown = display_url(url);
-        let Some((name, value)) = &self.auth_header else {
-            return Err(UpstreamError::Unauthorized {
-                url: shown,
-                status: 0,
-                message:
-                    "the configured token holds characters that cannot be sent in an HTTP header"
-                        .to_string(),
-            });
-        };
         let max_attempts = self.retry.max_attempts.max(1);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            stats.requests += 1;
-            let failure = match self
-                .client
-                .get(url.clone())
-                .header(name, value.clone())
-                .send()
-                .await
-            {
-                Err(e) => classify(e),
-                Ok(response) => {
-                    let status = response.status();
-                    if status.is_success() {
-                        let final_url = response.url().clone();
-                        let headers = response.headers().clone();
-                        match read_body(response, self.max_body_bytes, stats).await {
-                            Ok(body) => {
-                                return Ok(Fetched {
-                                    status,
-                                    url: final_url,
-                                    headers,
-                                    body,
-                                });
-                            }
-                            Err(BodyError::TooLarge) => {
-                                return Err(UpstreamError::BodyTooLarge {
-                                    url: shown,
-                                    limit: self.max_body_bytes,
-                                });
-                            }
-                            Err(BodyError::Transport(e)) => classify(e),
-                        }
-                    } else if status == StatusCode::TOO_MANY_REQUESTS {
-                        let retry_after = response
-                            .headers()
-                            .get(header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| parse_retry_after(v, Timestamp::now()));
-                        Retryable::RateLimited { retry_after }
-                    } else if status.is_server_error() {
-                        Retryable::Server {
-                            status: status.as_u16(),
-                        }
-                    } else {
-                        let body =
-                            read_body(response, ERROR_BODY_LIMIT.min(self.max_body_bytes), stats)
-                                .await
-                                .unwrap_or_default();
-                        let message = self.redact(&error_message(&body));
-                        return Err(
-                            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
-                            {
-                                UpstreamError::Unauthorized {
-                                    url: shown,
-                                    status: status.as_u16(),
-                                    message,
-                                }
-                            } else {
-                                UpstreamError::Status {
-                                    url: shown,
-                                    status: status.as_u16(),
-                                    message,
-                                }
-                            },
-                        );
-                    }
-                }
+            let failure = match self.attempt(url, &shown, stats).await {
+                Ok(fetched) => return Ok(fetched),
+                Err(Failure::Final(e)) => return Err(e),
+                Err(Failure::Retry(failure)) => failure,
             };
             if attempt >= max_attempts {
                 return Err(match failure {
@@ -469,9 +406,91 @@ impl HttpClient {
                 Retryable::Timeout => (self.retry.backoff(attempt), "timeout"),
                 Retryable::Connect { .. } => (self.retry.backoff(attempt), "connect"),
             };
-            tracing::debug!(url = %shown, attempt, why, delay_ms = delay.as_millis() as u64, "retrying upstream request");
+            tracing::debug!(
+                url = %shown,
+                attempt,
+                why,
+                delay_ms = delay.as_millis() as u64,
+                "retrying upstream request"
+            );
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// One request: the response for a 2xx, or whether and why to try again.
+    async fn attempt(
+        &self,
+        url: &Url,
+        shown: &str,
+        stats: &mut PollStats,
+    ) -> Result<Fetched, Failure> {
+        let Some((name, value)) = &self.auth_header else {
+            return Err(Failure::Final(UpstreamError::Unauthorized {
+                url: shown.to_string(),
+                status: 0,
+                message:
+                    "the configured token holds characters that cannot be sent in an HTTP header"
+                        .to_string(),
+            }));
+        };
+        stats.requests += 1;
+        let response = self
+            .client
+            .get(url.clone())
+            .header(name, value.clone())
+            .send()
+            .await
+            .map_err(|e| Failure::Retry(classify(e)))?;
+        let status = response.status();
+        if status.is_success() {
+            let final_url = response.url().clone();
+            let headers = response.headers().clone();
+            return match read_body(response, self.max_body_bytes, stats).await {
+                Ok(body) => Ok(Fetched {
+                    status,
+                    url: final_url,
+                    headers,
+                    body,
+                }),
+                Err(BodyError::TooLarge) => Err(Failure::Final(UpstreamError::BodyTooLarge {
+                    url: shown.to_string(),
+                    limit: self.max_body_bytes,
+                })),
+                Err(BodyError::Transport(e)) => Err(Failure::Retry(classify(e))),
+            };
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, Timestamp::now()));
+            return Err(Failure::Retry(Retryable::RateLimited { retry_after }));
+        }
+        if status.is_server_error() {
+            return Err(Failure::Retry(Retryable::Server {
+                status: status.as_u16(),
+            }));
+        }
+        // An error body that cannot be read, or is over the small error cap, just has no message.
+        let body = read_body(response, ERROR_BODY_LIMIT.min(self.max_body_bytes), stats)
+            .await
+            .unwrap_or_default();
+        let message = self.redact(&error_message(&body));
+        let (url, status) = (shown.to_string(), status.as_u16());
+        Err(Failure::Final(if status == 401 || status == 403 {
+            UpstreamError::Unauthorized {
+                url,
+                status,
+                message,
+            }
+        } else {
+            UpstreamError::Status {
+                url,
+                status,
+                message,
+            }
+        }))
     }
 
     /// Replaces every occurrence of the token in an upstream-provided message.

@@ -1,0 +1,130 @@
+//! Wires the alerting half into a running process: the rule engine's loop, the durable outbox and its delivery
+//! worker, the scheduled reports, and what the HTTP server shows of them (metrics, the landing page section and
+//! the `/api/v1/alerts` and `/api/v1/silences` routes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use jiff::Timestamp;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::metrics::{Encoder, ExtraMetrics, Kind, names};
+use crate::notify::config::ReportsConfig;
+use crate::notify::outbox::{self, Deliver, Outbox, OutboxOptions};
+use crate::notify::{NotificationSink, NotifyError};
+use crate::rules::api::SharedEngine;
+use crate::rules::{EngineConfig, api};
+use crate::server::LandingSection;
+use crate::status::Registry;
+
+/// How often the rule engine evaluates the snapshots. Polls are a minute apart by default, so five seconds keeps
+/// `for` durations accurate to a few seconds without measurable cost.
+pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The running alerting half, as the HTTP server sees it.
+pub struct Alerting {
+    /// The engine, shared with its loop and the API.
+    pub engine: SharedEngine,
+    /// The outbox, shared with its delivery worker.
+    pub outbox: Arc<Outbox>,
+}
+
+impl Alerting {
+    /// Loads the state, opens the outbox next to the state file, and starts the engine loop, the delivery worker
+    /// and (when configured) the report schedule on `tasks`.
+    pub fn start(
+        engine_config: EngineConfig,
+        reports: &ReportsConfig,
+        channel: Arc<dyn Deliver>,
+        registry: Arc<Registry>,
+        tasks: &mut JoinSet<String>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<Alerting, NotifyError> {
+        let outbox = Arc::new(Outbox::open(
+            outbox::dir_for_state_file(&engine_config.state_file),
+            OutboxOptions::default(),
+        )?);
+        let engine = crate::rules::runner::start_engine(engine_config);
+
+        let (e, r, sink, stop) = (
+            engine.clone(),
+            registry.clone(),
+            outbox.clone() as Arc<dyn NotificationSink>,
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            crate::rules::runner::run(e, r, sink, EVALUATION_INTERVAL, stop).await;
+            "rule engine".to_string()
+        });
+        let (o, stop) = (outbox.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            outbox::run(o, channel, stop).await;
+            "notification delivery".to_string()
+        });
+        if let Some(tc) = reports.token_compliance.clone() {
+            let (r, o, stop) = (registry, outbox.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                crate::report::run_schedule(tc, r, o, stop).await;
+                "report schedule".to_string()
+            });
+        }
+        Ok(Alerting { engine, outbox })
+    }
+
+    /// The `/api/v1/alerts` and `/api/v1/silences` routes.
+    pub fn router(&self) -> Router {
+        api::router(self.engine.clone())
+    }
+}
+
+impl ExtraMetrics for Alerting {
+    fn encode(&self, enc: &mut Encoder) {
+        let counts = api::lock(&self.engine).alert_counts();
+        enc.family(
+            names::ALERTS,
+            Kind::Gauge,
+            "Alerts of the built-in rule engine by name, severity and state (pending or firing)",
+        );
+        for (alertname, severity, state, n) in counts {
+            enc.sample(
+                names::ALERTS,
+                "",
+                &[
+                    ("alertname", alertname.as_str()),
+                    ("severity", crate::rules::state::severity_str(severity)),
+                    ("state", state),
+                ],
+                n as f64,
+            );
+        }
+        let m = self.outbox.metrics();
+        enc.family(
+            names::NOTIFICATIONS,
+            Kind::Counter,
+            outbox::NOTIFICATIONS_TOTAL_HELP,
+        );
+        let total = format!("{}_total", names::NOTIFICATIONS);
+        for (channel, outcome, n) in m.totals() {
+            enc.sample(
+                &total,
+                "",
+                &[("channel", channel), ("outcome", outcome)],
+                n as f64,
+            );
+        }
+        enc.family(
+            names::NOTIFICATION_QUEUE,
+            Kind::Gauge,
+            outbox::NOTIFICATION_QUEUE_LENGTH_HELP,
+        );
+        enc.sample(names::NOTIFICATION_QUEUE, "", &[], m.queue_length() as f64);
+    }
+}
+
+impl LandingSection for Alerting {
+    fn html(&self, now: Timestamp) -> String {
+        api::alerts_html(&api::lock(&self.engine), now)
+    }
+}

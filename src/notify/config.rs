@@ -1,0 +1,790 @@
+//! The notifier's part of the YAML file: `alerting.email` (SMTP and default recipients) and the top-level
+//! `reports` section (the scheduled token-age compliance report).
+//!
+//! As in [`crate::config`], raw serde types reject unknown keys and keep the line of every value that validation
+//! may reject; `validate` turns them into types that cannot be wrong (parsed mailboxes, durations, a compiled cron
+//! schedule, a time zone, the SMTP password already read). Every error is a [`ConfigError::Invalid`] naming the file,
+//! the line, the key path (`alerting.email.smtp.port`) and the bad value; the password is never shown.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use jiff::tz::TimeZone;
+use lettre::message::Mailbox;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::config::ConfigError;
+
+/// The SMTP timeout when `alerting.email.smtp.timeout` is not set: long enough for a slow relay, short enough
+/// that one stuck connection does not hold the outbox for minutes.
+pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The token age at which a token is overdue when `reports.token_compliance.max_age` is not set: 90 days, the
+/// rotation policy most security teams start from.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(90 * 86_400);
+
+/// How long before `max_age` a token counts as due soon when `warn_before` is not set: 14 days.
+pub const DEFAULT_WARN_BEFORE: Duration = Duration::from_secs(14 * 86_400);
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain text, no TLS at all. Only for a relay on the same host or a test server.
+    None,
+    /// Plain connect, then `STARTTLS`; the upgrade is required, never optional (default port 587).
+    Starttls,
+    /// Implicit TLS from the first byte, "SMTPS" (default port 465).
+    Tls,
+}
+
+impl TlsMode {
+    /// The port used when the config names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            TlsMode::None => 25,
+            TlsMode::Starttls => 587,
+            TlsMode::Tls => 465,
+        }
+    }
+
+    /// The spelling used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::None => "none",
+            TlsMode::Starttls => "starttls",
+            TlsMode::Tls => "tls",
+        }
+    }
+}
+
+impl fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `alerting.email` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    /// How to reach the SMTP server.
+    pub smtp: Spanned<RawSmtp>,
+    /// The `From:` mailbox, `"Agent alerts <alerts@example.com>"` or a bare address.
+    pub from: Spanned<String>,
+    /// Default recipients; routes may choose others.
+    pub to: Spanned<Vec<Spanned<String>>>,
+}
+
+/// `alerting.email.smtp` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    /// Host name or IP address of the SMTP server; also the name its certificate must carry.
+    pub host: Spanned<String>,
+    /// TCP port; defaults by `tls`: 25, 587 or 465.
+    #[serde(default)]
+    pub port: Option<Spanned<u32>>,
+    /// `none`, `starttls` (default) or `tls`.
+    #[serde(default)]
+    pub tls: Option<TlsMode>,
+    /// The AUTH user; when set, exactly one of `password_file` and `password_env` must be set too.
+    #[serde(default)]
+    pub username: Option<Spanned<String>>,
+    /// A file holding the password; one trailing newline is ignored.
+    #[serde(default)]
+    pub password_file: Option<Spanned<PathBuf>>,
+    /// The name of an environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<Spanned<String>>,
+    /// Limit for each SMTP command, connect included (humantime, default 30s).
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    /// A PEM file of extra CA certificates to trust, for a relay with a private CA. The system roots stay trusted.
+    #[serde(default)]
+    pub ca_file: Option<Spanned<PathBuf>>,
+}
+
+/// The validated `alerting.email`.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// The SMTP server and how to talk to it.
+    pub smtp: SmtpConfig,
+    /// The `From:` mailbox of every message.
+    pub from: Mailbox,
+    /// Default recipients, never empty.
+    pub to: Vec<Mailbox>,
+}
+
+impl EmailConfig {
+    /// The default recipients as plain addresses (`ops@example.com`), the form [`super::Notification::to`] carries.
+    pub fn recipients(&self) -> Vec<String> {
+        self.to.iter().map(|m| m.email.to_string()).collect()
+    }
+}
+
+/// The validated `alerting.email.smtp`.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    /// `None` means no AUTH.
+    pub credentials: Option<SmtpCredentials>,
+    /// Limit for each SMTP command, connect included.
+    pub timeout: Duration,
+    /// Extra CA certificates (PEM, as read from `ca_file`), each trusted next to the system roots.
+    pub extra_roots_pem: Vec<Vec<u8>>,
+}
+
+/// An SMTP user and its password. `Debug` never shows the password ([`SecretString`] redacts it).
+#[derive(Debug, Clone)]
+pub struct SmtpCredentials {
+    pub username: String,
+    pub password: SecretString,
+}
+
+/// The top-level `reports` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReports {
+    /// The token-age compliance report; absent means no scheduled report.
+    #[serde(default)]
+    pub token_compliance: Option<Spanned<RawTokenCompliance>>,
+}
+
+/// `reports.token_compliance` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokenCompliance {
+    /// A 5-field cron expression (minute hour day-of-month month day-of-week), read in `timezone`.
+    pub schedule: Spanned<String>,
+    /// An IANA time zone name (default `UTC`).
+    #[serde(default)]
+    pub timezone: Option<Spanned<String>>,
+    /// Who gets the report.
+    pub to: Spanned<Vec<Spanned<String>>>,
+    /// A token older than this is overdue (default 90d).
+    #[serde(default)]
+    pub max_age: Option<Spanned<String>>,
+    /// A token within this of `max_age` is due soon (default 14d).
+    #[serde(default)]
+    pub warn_before: Option<Spanned<String>>,
+}
+
+/// The validated `reports` section.
+#[derive(Debug, Clone, Default)]
+pub struct ReportsConfig {
+    /// `None` when no compliance report is scheduled.
+    pub token_compliance: Option<TokenComplianceConfig>,
+}
+
+impl ReportsConfig {
+    /// The thresholds `report` measures against: the configured ones, or the defaults (90d, 14d) when no report is
+    /// scheduled.
+    pub fn policy(&self) -> TokenPolicy {
+        self.token_compliance
+            .as_ref()
+            .map(|t| t.policy)
+            .unwrap_or_default()
+    }
+}
+
+/// The validated `reports.token_compliance`.
+#[derive(Debug, Clone)]
+pub struct TokenComplianceConfig {
+    /// The schedule as written, for messages and logs.
+    pub schedule_text: String,
+    /// The compiled schedule; evaluated in [`Self::timezone`], so `0 9 * * MON` means 09:00 local time all year.
+    pub schedule: Cron,
+    /// The zone the schedule is read in.
+    pub timezone: TimeZone,
+    /// The zone's name as written (`Europe/Berlin`), for the report header.
+    pub timezone_name: String,
+    /// Recipients, never empty.
+    pub to: Vec<Mailbox>,
+    /// The policy thresholds the report measures against.
+    pub policy: TokenPolicy,
+}
+
+/// When a token is due and overdue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// A token older than this is overdue.
+    pub max_age: Duration,
+    /// A token older than `max_age - warn_before` is due soon. Always shorter than `max_age`.
+    pub warn_before: Duration,
+}
+
+impl Default for TokenPolicy {
+    fn default() -> TokenPolicy {
+        TokenPolicy {
+            max_age: DEFAULT_MAX_AGE,
+            warn_before: DEFAULT_WARN_BEFORE,
+        }
+    }
+}
+
+/// Builds [`ConfigError::Invalid`]s for one file.
+struct Invalid<'a> {
+    file: &'a Path,
+}
+
+impl Invalid<'_> {
+    fn at(&self, line: u64, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_path_buf(),
+            line,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn duration(
+        &self,
+        raw: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match raw {
+            None => Ok(default),
+            Some(s) => humantime::parse_duration(s.value.trim()).map_err(|e| {
+                self.at(
+                    s.referenced.line(),
+                    key,
+                    format!(
+                        "{:?} is not a duration ({e}); write for example 30s, 5m, 4h or 90d",
+                        s.value
+                    ),
+                )
+            }),
+        }
+    }
+
+    fn mailboxes(
+        &self,
+        raw: &Spanned<Vec<Spanned<String>>>,
+        key: &str,
+    ) -> Result<Vec<Mailbox>, ConfigError> {
+        if raw.value.is_empty() {
+            return Err(self.at(
+                raw.referenced.line(),
+                key,
+                "must list at least one recipient",
+            ));
+        }
+        raw.value
+            .iter()
+            .enumerate()
+            .map(|(i, a)| self.mailbox(a, &format!("{key}[{i}]")))
+            .collect()
+    }
+
+    fn mailbox(&self, raw: &Spanned<String>, key: &str) -> Result<Mailbox, ConfigError> {
+        raw.value.trim().parse::<Mailbox>().map_err(|e| {
+            self.at(
+                raw.referenced.line(),
+                key,
+                format!("{:?} is not an email address ({e})", raw.value),
+            )
+        })
+    }
+}
+
+impl RawEmail {
+    /// Validates the section found at `key` (normally `alerting.email`) of `file`, and reads the SMTP password from
+    /// its file or environment variable now, so that a missing secret fails at start-up and not at the first alert.
+    pub fn validate(self, file: &Path, key: &str) -> Result<EmailConfig, ConfigError> {
+        let v = Invalid { file };
+        let smtp_line = self.smtp.referenced.line();
+        let raw = self.smtp.value;
+        let k = format!("{key}.smtp");
+
+        let host = raw.host.value.trim().to_string();
+        if host.is_empty()
+            || host
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        {
+            return Err(v.at(
+                raw.host.referenced.line(),
+                format!("{k}.host"),
+                format!("{:?} is not a host name", raw.host.value),
+            ));
+        }
+        let tls = raw.tls.unwrap_or(TlsMode::Starttls);
+        let port = match raw.port {
+            None => tls.default_port(),
+            Some(p) => match u16::try_from(p.value) {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(v.at(
+                        p.referenced.line(),
+                        format!("{k}.port"),
+                        format!("{} is not a TCP port (1 to 65535)", p.value),
+                    ));
+                }
+            },
+        };
+        let timeout = v.duration(&raw.timeout, &format!("{k}.timeout"), DEFAULT_SMTP_TIMEOUT)?;
+        if timeout.is_zero() {
+            let line = raw
+                .timeout
+                .as_ref()
+                .map_or(smtp_line, |t| t.referenced.line());
+            return Err(v.at(line, format!("{k}.timeout"), "must be longer than zero"));
+        }
+
+        let credentials = match (raw.username, raw.password_file, raw.password_env) {
+            (None, None, None) => None,
+            (None, Some(p), _) => {
+                return Err(v.at(
+                    p.referenced.line(),
+                    format!("{k}.password_file"),
+                    "a password needs a username; set username or remove password_file",
+                ));
+            }
+            (None, None, Some(p)) => {
+                return Err(v.at(
+                    p.referenced.line(),
+                    format!("{k}.password_env"),
+                    "a password needs a username; set username or remove password_env",
+                ));
+            }
+            (Some(u), None, None) => {
+                return Err(v.at(
+                    u.referenced.line(),
+                    format!("{k}.username"),
+                    "needs a password: set exactly one of password_file and password_env",
+                ));
+            }
+            (Some(_), Some(f), Some(_)) => {
+                return Err(v.at(
+                    f.referenced.line(),
+                    format!("{k}.password_file"),
+                    "password_file and password_env are both set; set exactly one",
+                ));
+            }
+            (Some(u), Some(f), None) => {
+                let text = std::fs::read_to_string(crate::config::resolve_path(file, &f.value))
+                    .map_err(|e| {
+                        v.at(
+                            f.referenced.line(),
+                            format!("{k}.password_file"),
+                            format!("cannot read {}: {e}", f.value.display()),
+                        )
+                    })?;
+                let password = strip_one_newline(text);
+                if password.is_empty() {
+                    return Err(v.at(
+                        f.referenced.line(),
+                        format!("{k}.password_file"),
+                        format!("{} is empty", f.value.display()),
+                    ));
+                }
+                Some(SmtpCredentials {
+                    username: u.value,
+                    password: SecretString::from(password),
+                })
+            }
+            (Some(u), None, Some(e)) => {
+                let password = std::env::var(&e.value).map_err(|err| {
+                    v.at(
+                        e.referenced.line(),
+                        format!("{k}.password_env"),
+                        format!("environment variable {:?}: {err}", e.value),
+                    )
+                })?;
+                if password.is_empty() {
+                    return Err(v.at(
+                        e.referenced.line(),
+                        format!("{k}.password_env"),
+                        format!("environment variable {:?} is empty", e.value),
+                    ));
+                }
+                Some(SmtpCredentials {
+                    username: u.value,
+                    password: SecretString::from(password),
+                })
+            }
+        };
+
+        let mut extra_roots_pem = Vec::new();
+        if let Some(ca) = raw.ca_file {
+            let pem = std::fs::read(crate::config::resolve_path(file, &ca.value)).map_err(|e| {
+                v.at(
+                    ca.referenced.line(),
+                    format!("{k}.ca_file"),
+                    format!("cannot read {}: {e}", ca.value.display()),
+                )
+            })?;
+            if let Err(e) = lettre::transport::smtp::client::Certificate::from_pem(&pem) {
+                return Err(v.at(
+                    ca.referenced.line(),
+                    format!("{k}.ca_file"),
+                    format!("{} is not a PEM certificate: {e}", ca.value.display()),
+                ));
+            }
+            extra_roots_pem.push(pem);
+        }
+
+        let from = v.mailbox(&self.from, &format!("{key}.from"))?;
+        let to = v.mailboxes(&self.to, &format!("{key}.to"))?;
+        Ok(EmailConfig {
+            smtp: SmtpConfig {
+                host,
+                port,
+                tls,
+                credentials,
+                timeout,
+                extra_roots_pem,
+            },
+            from,
+            to,
+        })
+    }
+}
+
+/// Drops one trailing `\n` or `\r\n`: editors add one, and no real password ends in a newline.
+fn strip_one_newline(mut s: String) -> String {
+    if s.ends_with('\n') {
+        s.pop();
+        if s.ends_with('\r') {
+            s.pop();
+        }
+    }
+    s
+}
+
+/// Parses a 5-field cron expression. Seconds and years are refused: the report runs at most once a minute, and a
+/// 6-field expression is more often a mistake (a field too many) than a wish for second precision.
+pub fn parse_schedule(text: &str) -> Result<Cron, String> {
+    let fields = text.split_whitespace().count();
+    if fields != 5 {
+        return Err(format!(
+            "{text:?} has {fields} fields; write 5 (minute hour day-of-month month day-of-week), as in \"0 9 * * MON\""
+        ));
+    }
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+        .parse(text)
+        .map_err(|e| format!("{text:?} is not a cron expression: {e}"))
+}
+
+impl RawReports {
+    /// Validates the section found at `key` (normally `reports`) of `file`.
+    pub fn validate(self, file: &Path, key: &str) -> Result<ReportsConfig, ConfigError> {
+        let v = Invalid { file };
+        let Some(tc) = self.token_compliance else {
+            return Ok(ReportsConfig::default());
+        };
+        let line = tc.referenced.line();
+        let tc = tc.value;
+        let k = format!("{key}.token_compliance");
+
+        let schedule = parse_schedule(tc.schedule.value.trim())
+            .map_err(|m| v.at(tc.schedule.referenced.line(), format!("{k}.schedule"), m))?;
+        let (timezone, timezone_name) = match &tc.timezone {
+            None => (TimeZone::UTC, "UTC".to_string()),
+            Some(z) => {
+                let name = z.value.trim();
+                let tz = TimeZone::get(name).map_err(|e| {
+                    v.at(
+                        z.referenced.line(),
+                        format!("{k}.timezone"),
+                        format!("{:?} is not a known time zone ({e}); write an IANA name like Europe/Berlin", z.value),
+                    )
+                })?;
+                (tz, name.to_string())
+            }
+        };
+        let to = v.mailboxes(&tc.to, &format!("{k}.to"))?;
+        let max_age = v.duration(&tc.max_age, &format!("{k}.max_age"), DEFAULT_MAX_AGE)?;
+        let warn_before = v.duration(
+            &tc.warn_before,
+            &format!("{k}.warn_before"),
+            DEFAULT_WARN_BEFORE,
+        )?;
+        if max_age.is_zero() {
+            let l = tc.max_age.as_ref().map_or(line, |m| m.referenced.line());
+            return Err(v.at(l, format!("{k}.max_age"), "must be longer than zero"));
+        }
+        if warn_before >= max_age {
+            let l = tc
+                .warn_before
+                .as_ref()
+                .map_or(line, |m| m.referenced.line());
+            return Err(v.at(
+                l,
+                format!("{k}.warn_before"),
+                format!(
+                    "warn_before ({}) must be shorter than max_age ({})",
+                    humantime::format_duration(warn_before),
+                    humantime::format_duration(max_age)
+                ),
+            ));
+        }
+        Ok(ReportsConfig {
+            token_compliance: Some(TokenComplianceConfig {
+                schedule_text: tc.schedule.value.trim().to_string(),
+                schedule,
+                timezone,
+                timezone_name,
+                to,
+                policy: TokenPolicy {
+                    max_age,
+                    warn_before,
+                },
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn email(yaml: &str) -> Result<EmailConfig, ConfigError> {
+        let raw: RawEmail = serde_saphyr::from_str(yaml).expect("the test YAML parses");
+        raw.validate(Path::new("test.yaml"), "alerting.email")
+    }
+
+    fn reports(yaml: &str) -> Result<ReportsConfig, ConfigError> {
+        let raw: RawReports = serde_saphyr::from_str(yaml).expect("the test YAML parses");
+        raw.validate(Path::new("test.yaml"), "reports")
+    }
+
+    fn password_file(content: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(content.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn the_contract_example_validates_and_reads_the_password_without_its_newline() {
+        let pw = password_file("s3cret\n");
+        let yaml = format!(
+            "smtp: {{ host: smtp.example.com, port: 587, tls: starttls, username: alerts, password_file: {} }}\n\
+             from: \"Agent alerts <alerts@example.com>\"\nto: [\"ops@example.com\"]\n",
+            pw.path().display()
+        );
+        let cfg = email(&yaml).unwrap_or_else(|e| panic!("expected a valid config, got: {e}"));
+        assert_eq!(cfg.smtp.host, "smtp.example.com");
+        assert_eq!(cfg.smtp.port, 587);
+        assert_eq!(cfg.smtp.tls, TlsMode::Starttls);
+        let creds = cfg.smtp.credentials.as_ref().expect("credentials");
+        assert_eq!(creds.username, "alerts");
+        assert_eq!(creds.password.expose_secret(), "s3cret");
+        assert_eq!(cfg.from.name.as_deref(), Some("Agent alerts"));
+        assert_eq!(cfg.recipients(), vec!["ops@example.com".to_string()]);
+        assert!(
+            !format!("{cfg:?}").contains("s3cret"),
+            "Debug shows the password: {cfg:?}"
+        );
+    }
+
+    #[test]
+    fn the_port_defaults_by_tls_mode() {
+        for (mode, port) in [("none", 25), ("starttls", 587), ("tls", 465)] {
+            let cfg = email(&format!(
+                "smtp: {{ host: h, tls: {mode} }}\nfrom: a@b.c\nto: [d@e.f]\n"
+            ))
+            .unwrap();
+            assert_eq!(cfg.smtp.port, port, "tls: {mode}");
+        }
+    }
+
+    /// Each invalid input and the key path and message fragment its error must carry.
+    #[test]
+    fn invalid_email_sections_name_the_line_the_key_and_the_value() {
+        let cases: &[(&str, u64, &str, &str)] = &[
+            (
+                "smtp: { host: h, port: 70000 }\nfrom: a@b.c\nto: [d@e.f]\n",
+                1,
+                "alerting.email.smtp.port",
+                "70000",
+            ),
+            (
+                "smtp: { host: h }\nfrom: not-an-address\nto: [d@e.f]\n",
+                2,
+                "alerting.email.from",
+                "not-an-address",
+            ),
+            (
+                "smtp: { host: h }\nfrom: a@b.c\nto: []\n",
+                3,
+                "alerting.email.to",
+                "at least one",
+            ),
+            (
+                "smtp: { host: h }\nfrom: a@b.c\nto:\n  - d@e.f\n  - bad\n",
+                5,
+                "alerting.email.to[1]",
+                "\"bad\"",
+            ),
+            (
+                "smtp: { host: h, timeout: soon }\nfrom: a@b.c\nto: [d@e.f]\n",
+                1,
+                "alerting.email.smtp.timeout",
+                "soon",
+            ),
+            (
+                "smtp: { host: h, username: u }\nfrom: a@b.c\nto: [d@e.f]\n",
+                1,
+                "alerting.email.smtp.username",
+                "exactly one",
+            ),
+            (
+                "smtp: { host: h, password_env: X }\nfrom: a@b.c\nto: [d@e.f]\n",
+                1,
+                "alerting.email.smtp.password_env",
+                "needs a username",
+            ),
+            (
+                "smtp:\n  host: h\n  username: u\n  password_file: /nonexistent/smtp-password\nfrom: a@b.c\nto: [d@e.f]\n",
+                4,
+                "alerting.email.smtp.password_file",
+                "/nonexistent/smtp-password",
+            ),
+            (
+                "smtp: { host: h, username: u, password_env: ONPREM_TEST_SURELY_UNSET_VAR }\nfrom: a@b.c\nto: [d@e.f]\n",
+                1,
+                "alerting.email.smtp.password_env",
+                "ONPREM_TEST_SURELY_UNSET_VAR",
+            ),
+            (
+                "smtp: { host: \"a b\" }\nfrom: a@b.c\nto: [d@e.f]\n",
+                1,
+                "alerting.email.smtp.host",
+                "a b",
+            ),
+        ];
+        for (yaml, line, key, fragment) in cases {
+            match email(yaml) {
+                Err(ConfigError::Invalid {
+                    line: l,
+                    key: k,
+                    message,
+                    ..
+                }) => {
+                    assert_eq!(
+                        (l, k.as_str()),
+                        (*line, *key),
+                        "for YAML:\n{yaml}\nmessage: {message}"
+                    );
+                    assert!(
+                        message.contains(fragment),
+                        "message {message:?} lacks {fragment:?} for:\n{yaml}"
+                    );
+                }
+                other => panic!("expected Invalid at {key}, got {other:?} for:\n{yaml}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_tls_modes_are_rejected_by_the_parser() {
+        for yaml in [
+            "smtp: { host: h, tls: ssl }\nfrom: a@b.c\nto: [d@e.f]\n",
+            "smtp: { host: h, password: x }\nfrom: a@b.c\nto: [d@e.f]\n",
+            "smtp: { host: h }\nfrom: a@b.c\nto: [d@e.f]\ncc: [x@y.z]\n",
+        ] {
+            let parsed: Result<RawEmail, _> = serde_saphyr::from_str(yaml);
+            assert!(parsed.is_err(), "accepted:\n{yaml}");
+        }
+    }
+
+    #[test]
+    fn the_report_section_takes_defaults_and_parses_the_schedule_in_its_zone() {
+        let cfg = reports(
+            "token_compliance:\n  schedule: \"0 9 * * MON\"\n  timezone: Europe/Berlin\n  to: [\"security@example.com\"]\n",
+        )
+        .unwrap();
+        let tc = cfg.token_compliance.expect("token_compliance");
+        assert_eq!(tc.policy, TokenPolicy::default());
+        assert_eq!(tc.timezone_name, "Europe/Berlin");
+        assert_eq!(tc.schedule_text, "0 9 * * MON");
+        assert_eq!(tc.to.len(), 1);
+        assert!(reports("{}").unwrap().token_compliance.is_none());
+    }
+
+    #[test]
+    fn invalid_report_sections_name_the_line_the_key_and_the_value() {
+        let cases: &[(&str, u64, &str, &str)] = &[
+            (
+                "token_compliance:\n  schedule: \"0 9 * *\"\n  to: [a@b.c]\n",
+                2,
+                "reports.token_compliance.schedule",
+                "4 fields",
+            ),
+            (
+                "token_compliance:\n  schedule: \"0 9 * * * *\"\n  to: [a@b.c]\n",
+                2,
+                "reports.token_compliance.schedule",
+                "6 fields",
+            ),
+            (
+                "token_compliance:\n  schedule: \"0 25 * * *\"\n  to: [a@b.c]\n",
+                2,
+                "reports.token_compliance.schedule",
+                "0 25",
+            ),
+            (
+                "token_compliance:\n  schedule: \"0 9 * * *\"\n  timezone: Mars/Olympus\n  to: [a@b.c]\n",
+                3,
+                "reports.token_compliance.timezone",
+                "Mars/Olympus",
+            ),
+            (
+                "token_compliance:\n  schedule: \"0 9 * * *\"\n  to: []\n",
+                3,
+                "reports.token_compliance.to",
+                "at least one",
+            ),
+            (
+                "token_compliance:\n  schedule: \"0 9 * * *\"\n  to: [a@b.c]\n  max_age: 10d\n  warn_before: 10d\n",
+                5,
+                "reports.token_compliance.warn_before",
+                "shorter than max_age",
+            ),
+            (
+                "token_compliance:\n  schedule: \"0 9 * * *\"\n  to: [a@b.c]\n  max_age: ninety\n",
+                4,
+                "reports.token_compliance.max_age",
+                "ninety",
+            ),
+        ];
+        for (yaml, line, key, fragment) in cases {
+            match reports(yaml) {
+                Err(ConfigError::Invalid {
+                    line: l,
+                    key: k,
+                    message,
+                    ..
+                }) => {
+                    assert_eq!(
+                        (l, k.as_str()),
+                        (*line, *key),
+                        "for YAML:\n{yaml}\nmessage: {message}"
+                    );
+                    assert!(
+                        message.contains(fragment),
+                        "message {message:?} lacks {fragment:?} for:\n{yaml}"
+                    );
+                }
+                other => panic!("expected Invalid at {key}, got {other:?} for:\n{yaml}"),
+            }
+        }
+    }
+}

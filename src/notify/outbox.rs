@@ -1,0 +1,786 @@
+//! The durable outbox: every notification is written to disk before the rule engine is told it was taken, and a
+//! delivery worker sends it with retries and capped exponential backoff, deleting it only once the server accepted
+//! it. An SMTP outage or a restart therefore loses nothing.
+//!
+//! Layout, in a directory next to the state file (`state.json` → `state.json.outbox/`):
+//!
+//! ```text
+//! pending/<id>.json   one message waiting for delivery, written atomically (temp file, fsync, rename, fsync dir)
+//! delivered.log       the ids delivered lately, one per line, appended and fsync'd before the pending file goes
+//! ```
+//!
+//! Enqueue is idempotent by id: an id that is pending or in the delivered log is ignored, so the rule engine may hand
+//! the same notification over again after a crash and no second email goes out. Delivery is at least once in one
+//! narrow case only: a crash after the server accepted a message and before its id reached the log re-sends it on
+//! restart (SMTP has no idempotency key); the message keeps its `Message-ID`, so mail clients fold the copy.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::future::Future;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::email::{DeliveryError, EmailChannel, RenderedEmail};
+use super::{Notification, NotificationSink, NotifyError, SinkError};
+
+/// The counter of delivery attempts by `channel` and `outcome` (`sent`, `failed`, `dropped`), as exposed.
+pub const NOTIFICATIONS_TOTAL: &str = "onprem_agent_notifications_total";
+/// HELP text for [`NOTIFICATIONS_TOTAL`].
+pub const NOTIFICATIONS_TOTAL_HELP: &str = "Notification delivery attempts by channel and outcome: sent (accepted by \
+     the server), failed (will be retried) or dropped (malformed or older than the outbox age limit).";
+/// The gauge of messages waiting in the outbox, as exposed.
+pub const NOTIFICATION_QUEUE_LENGTH: &str = "onprem_agent_notification_queue_length";
+/// HELP text for [`NOTIFICATION_QUEUE_LENGTH`].
+pub const NOTIFICATION_QUEUE_LENGTH_HELP: &str =
+    "Notifications stored in the outbox and not yet delivered.";
+
+/// What the outbox holds for one message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Payload {
+    /// An alert notification from the rule engine, rendered at delivery time.
+    Alert(Notification),
+    /// A message rendered ahead of time (the compliance report).
+    Email(RenderedEmail),
+}
+
+/// One pending file's content.
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    id: String,
+    /// When it was enqueued; orders delivery and bounds its age.
+    enqueued_at: Timestamp,
+    payload: Payload,
+}
+
+/// Tunables; [`OutboxOptions::default`] suits production.
+#[derive(Debug, Clone)]
+pub struct OutboxOptions {
+    /// The wait after the first failed attempt; doubled per failure.
+    pub initial_backoff: Duration,
+    /// The longest wait between two attempts for one message, so a long outage is noticed soon after it ends.
+    pub max_backoff: Duration,
+    /// A message still undelivered this long after it was enqueued is dropped (and counted and logged): an alert
+    /// a week late helps nobody, and the outbox must not grow without bound.
+    pub max_age: Duration,
+    /// How many delivered ids the log keeps; far more than one engine restart can re-produce.
+    pub delivered_keep: usize,
+}
+
+impl Default for OutboxOptions {
+    fn default() -> OutboxOptions {
+        OutboxOptions {
+            initial_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(600),
+            max_age: Duration::from_secs(7 * 86_400),
+            delivered_keep: 10_000,
+        }
+    }
+}
+
+/// Delivery counters for the metrics renderer. Plain atomics: the worker increments, scrapes read.
+#[derive(Debug, Default)]
+pub struct OutboxMetrics {
+    sent: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+    queue_length: AtomicU64,
+}
+
+impl OutboxMetrics {
+    /// Messages the server accepted, since start.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+    /// Failed attempts that will be retried, since start.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+    /// Messages given up on, since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+    /// Messages waiting now.
+    pub fn queue_length(&self) -> u64 {
+        self.queue_length.load(Ordering::Relaxed)
+    }
+    /// `(channel, outcome, count)` for every series of [`NOTIFICATIONS_TOTAL`], zeros included, so that the
+    /// series exist before the first email.
+    pub fn totals(&self) -> [(&'static str, &'static str, u64); 3] {
+        [
+            (super::email::CHANNEL, "sent", self.sent()),
+            (super::email::CHANNEL, "failed", self.failed()),
+            (super::email::CHANNEL, "dropped", self.dropped()),
+        ]
+    }
+}
+
+/// Something that delivers payloads: the email channel, or a fake in tests.
+pub trait Deliver: Send + Sync {
+    /// Sends one payload; `Ok` only once the receiving server accepted it.
+    fn deliver<'a>(
+        &'a self,
+        payload: &'a Payload,
+    ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+}
+
+impl Deliver for EmailChannel {
+    fn deliver<'a>(
+        &'a self,
+        payload: &'a Payload,
+    ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>> {
+        Box::pin(async move {
+            match payload {
+                Payload::Alert(n) => self.send_notification(n).await,
+                Payload::Email(r) => self.send_rendered(r).await,
+            }
+        })
+    }
+}
+
+/// A pending message's place in the queue; the payload stays on disk.
+#[derive(Debug)]
+struct Meta {
+    enqueued_at: Timestamp,
+    /// Failed attempts so far (in this process; a restart retries at once).
+    attempts: u32,
+    /// Not before this instant; `None` means now.
+    next_attempt: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Pending ids.
+    pending: BTreeMap<String, Meta>,
+    /// Delivered ids, for idempotent enqueue; `delivered_order` keeps their order for trimming.
+    delivered: HashSet<String>,
+    delivered_order: VecDeque<String>,
+    /// Lines in `delivered.log`, to know when to compact it.
+    log_lines: usize,
+}
+
+/// The durable outbox. Share it as `Arc<Outbox>` between the rule engine (as its [`NotificationSink`]) and the
+/// delivery worker ([`run`]).
+#[derive(Debug)]
+pub struct Outbox {
+    dir: PathBuf,
+    pending_dir: PathBuf,
+    /// `std::sync::Mutex`: it is held for in-memory updates and short synchronous file writes, never across an
+    /// `.await`.
+    state: Mutex<State>,
+    /// Wakes the worker when something is enqueued.
+    wake: Notify,
+    metrics: OutboxMetrics,
+    options: OutboxOptions,
+}
+
+/// The outbox directory for a state file: `<state_file>.outbox`, next to it.
+pub fn dir_for_state_file(state_file: &Path) -> PathBuf {
+    let mut name = state_file
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "state".into());
+    name.push(".outbox");
+    state_file.with_file_name(name)
+}
+
+/// Returns true if and only if `id` is safe as a file name: 1 to 200 bytes of `[0-9A-Za-z._-]`, not starting
+/// with a dot.
+fn safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 200
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> NotifyError + '_ {
+    move |source| NotifyError::Outbox {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename, fsync the directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NotifyError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), NotifyError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+impl Outbox {
+    /// Opens (creating if needed) the outbox in `dir`, loading the pending messages and the delivered log.
+    ///
+    /// A pending file that does not parse is renamed to `<name>.corrupt`, logged and counted as dropped, so one
+    /// bad file cannot stop delivery of the others.
+    pub fn open(dir: impl Into<PathBuf>, options: OutboxOptions) -> Result<Outbox, NotifyError> {
+        let dir = dir.into();
+        let pending_dir = dir.join("pending");
+        fs::create_dir_all(&pending_dir).map_err(io_err(&pending_dir))?;
+        let metrics = OutboxMetrics::default();
+
+        let mut pending = BTreeMap::new();
+        for entry in fs::read_dir(&pending_dir).map_err(io_err(&pending_dir))? {
+            let entry = entry.map_err(io_err(&pending_dir))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                // A write interrupted before its rename: the enqueue never returned Ok, so the engine retries it.
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            let Some(id) = name.strip_suffix(".json") else {
+                continue;
+            };
+            match fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()))
+            {
+                Ok(e) if e.id == id => {
+                    pending.insert(
+                        e.id,
+                        Meta {
+                            enqueued_at: e.enqueued_at,
+                            attempts: 0,
+                            next_attempt: None,
+                        },
+                    );
+                }
+                Ok(e) => {
+                    tracing::error!(file = %path.display(), id = %e.id, "outbox file name and id differ; set aside");
+                    let _ = fs::rename(&path, path.with_extension("json.corrupt"));
+                    metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    tracing::error!(file = %path.display(), %error, "unreadable outbox file; set aside");
+                    let _ = fs::rename(&path, path.with_extension("json.corrupt"));
+                    metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+
+        let log_path = dir.join("delivered.log");
+        let mut delivered_order = VecDeque::new();
+        let mut log_lines = 0;
+        match File::open(&log_path) {
+            Ok(f) => {
+                for line in BufReader::new(f).lines() {
+                    let line = line.map_err(io_err(&log_path))?;
+                    let id = line.trim();
+                    if !id.is_empty() {
+                        delivered_order.push_back(id.to_string());
+                        log_lines += 1;
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&log_path)(e)),
+        }
+        while delivered_order.len() > options.delivered_keep {
+            delivered_order.pop_front();
+        }
+        let delivered = delivered_order.iter().cloned().collect();
+        // A message both pending and delivered: the crash came between the log append and the delete.
+        let mut state = State {
+            pending,
+            delivered,
+            delivered_order,
+            log_lines,
+        };
+        let stale: Vec<String> = state
+            .pending
+            .keys()
+            .filter(|id| state.delivered.contains(*id))
+            .cloned()
+            .collect();
+        for id in stale {
+            let _ = fs::remove_file(pending_dir.join(format!("{id}.json")));
+            state.pending.remove(&id);
+        }
+        metrics
+            .queue_length
+            .store(state.pending.len() as u64, Ordering::Relaxed);
+        Ok(Outbox {
+            dir,
+            pending_dir,
+            state: Mutex::new(state),
+            wake: Notify::new(),
+            metrics,
+            options,
+        })
+    }
+
+    /// The outbox directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Delivery counters and the queue length.
+    pub fn metrics(&self) -> &OutboxMetrics {
+        &self.metrics
+    }
+
+    /// The ids waiting for delivery, in id order.
+    pub fn pending_ids(&self) -> Vec<String> {
+        self.lock().pending.keys().cloned().collect()
+    }
+
+    /// Returns true if and only if `id` is pending or was delivered lately (within the delivered log).
+    pub fn knows(&self, id: &str) -> bool {
+        let state = self.lock();
+        state.pending.contains_key(id) || state.delivered.contains(id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent data (every update is a single insert or remove).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores one payload durably under `id` and wakes the worker. Returns `Ok(false)` if and only if the id was
+    /// already pending or delivered, in which case nothing is written.
+    pub fn enqueue_payload(&self, id: &str, payload: Payload) -> Result<bool, NotifyError> {
+        if !safe_id(id) {
+            return Err(NotifyError::BadId(id.to_string()));
+        }
+        let mut state = self.lock();
+        if state.pending.contains_key(id) || state.delivered.contains(id) {
+            return Ok(false);
+        }
+        let entry = Entry {
+            id: id.to_string(),
+            enqueued_at: Timestamp::now(),
+            payload,
+        };
+        let bytes = serde_json::to_vec_pretty(&entry).map_err(|source| NotifyError::Encode {
+            id: id.to_string(),
+            source,
+        })?;
+        write_atomic(&self.pending_dir.join(format!("{id}.json")), &bytes)?;
+        state.pending.insert(
+            id.to_string(),
+            Meta {
+                enqueued_at: entry.enqueued_at,
+                attempts: 0,
+                next_attempt: None,
+            },
+        );
+        self.metrics
+            .queue_length
+            .store(state.pending.len() as u64, Ordering::Relaxed);
+        drop(state);
+        self.wake.notify_one();
+        Ok(true)
+    }
+
+    /// The earliest instant a pending message may be tried again; `None` when nothing is pending.
+    pub fn next_due(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.lock()
+            .pending
+            .values()
+            .map(|m| m.next_attempt.unwrap_or(now))
+            .min()
+    }
+
+    /// Tries every message that is due now, oldest first, once. Returns how many were delivered. This is one
+    /// iteration of [`run`], callable directly from tests.
+    pub async fn deliver_due(&self, channel: &dyn Deliver) -> usize {
+        let now = Instant::now();
+        let mut due: Vec<(Timestamp, String)> = self
+            .lock()
+            .pending
+            .iter()
+            .filter(|(_, m)| m.next_attempt.is_none_or(|t| t <= now))
+            .map(|(id, m)| (m.enqueued_at, id.clone()))
+            .collect();
+        due.sort();
+        let mut sent = 0;
+        for (_, id) in due {
+            if self.deliver_one(channel, &id).await {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// Tries one message; returns true if and only if it was delivered.
+    async fn deliver_one(&self, channel: &dyn Deliver, id: &str) -> bool {
+        let path = self.pending_dir.join(format!("{id}.json"));
+        let entry = match fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(e) => e,
+            Err(error) => {
+                tracing::error!(file = %path.display(), %error, "outbox file vanished or became unreadable; dropped");
+                let _ = fs::rename(&path, path.with_extension("json.corrupt"));
+                self.forget(id);
+                self.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        };
+        match channel.deliver(&entry.payload).await {
+            Ok(()) => {
+                if let Err(error) = self.mark_delivered(id) {
+                    // The message went out but could not be recorded; keeping the file would send it again, so
+                    // the file goes anyway and the in-memory set still blocks a re-enqueue until restart.
+                    tracing::error!(error = %error_chain(&error), id, "cannot record a delivered notification");
+                }
+                let _ = fs::remove_file(&path);
+                let _ = sync_dir(&self.pending_dir);
+                self.forget(id);
+                self.metrics.sent.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(id, "notification delivered");
+                true
+            }
+            Err(error) => {
+                let age = Timestamp::now().duration_since(entry.enqueued_at);
+                let too_old = age.as_secs_f64() > self.options.max_age.as_secs_f64();
+                if error.is_permanent() || too_old {
+                    tracing::error!(
+                        error = %error_chain(&error),
+                        id,
+                        too_old,
+                        "notification dropped: it cannot be delivered"
+                    );
+                    let _ = fs::remove_file(&path);
+                    let _ = sync_dir(&self.pending_dir);
+                    self.forget(id);
+                    self.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                    return false;
+                }
+                let mut state = self.lock();
+                if let Some(m) = state.pending.get_mut(id) {
+                    m.attempts += 1;
+                    let wait = backoff(&self.options, m.attempts);
+                    m.next_attempt = Some(Instant::now() + wait);
+                    tracing::warn!(
+                        error = %error_chain(&error),
+                        id,
+                        attempts = m.attempts,
+                        retry_in_seconds = wait.as_secs(),
+                        "notification delivery failed; will retry"
+                    );
+                }
+                self.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        let mut state = self.lock();
+        state.pending.remove(id);
+        self.metrics
+            .queue_length
+            .store(state.pending.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Appends `id` to the delivered log (fsync'd) and remembers it; compacts the log when it has grown to twice
+    /// what it keeps.
+    fn mark_delivered(&self, id: &str) -> Result<(), NotifyError> {
+        let log_path = self.dir.join("delivered.log");
+        let mut state = self.lock();
+        state.delivered.insert(id.to_string());
+        state.delivered_order.push_back(id.to_string());
+        while state.delivered_order.len() > self.options.delivered_keep {
+            if let Some(old) = state.delivered_order.pop_front() {
+                state.delivered.remove(&old);
+            }
+        }
+        if state.log_lines + 1 > 2 * self.options.delivered_keep.max(1) {
+            let mut text = String::new();
+            for d in &state.delivered_order {
+                text.push_str(d);
+                text.push('\n');
+            }
+            write_atomic(&log_path, text.as_bytes())?;
+            state.log_lines = state.delivered_order.len();
+        } else {
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .map_err(io_err(&log_path))?;
+            f.write_all(format!("{id}\n").as_bytes())
+                .map_err(io_err(&log_path))?;
+            f.sync_all().map_err(io_err(&log_path))?;
+            state.log_lines += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The wait after `attempts` failures: `initial_backoff * 2^(attempts-1)`, capped at `max_backoff`.
+fn backoff(options: &OutboxOptions, attempts: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
+    options
+        .initial_backoff
+        .saturating_mul(factor)
+        .min(options.max_backoff)
+}
+
+/// `error: cause: cause`, the whole chain on one line for the log.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+impl NotificationSink for Outbox {
+    fn enqueue(&self, notifications: &[Notification]) -> Result<(), SinkError> {
+        for n in notifications {
+            self.enqueue_payload(&n.id, Payload::Alert(n.clone()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The delivery worker: delivers whatever is due, then sleeps until the next retry, a new message or shutdown.
+/// Returns when `shutdown` turns true (or its sender is dropped); a message being sent at that moment is finished
+/// first, bounded by the SMTP timeout, so that no accepted message stays in the outbox to be sent twice.
+pub async fn run(
+    outbox: std::sync::Arc<Outbox>,
+    channel: std::sync::Arc<dyn Deliver>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        outbox.deliver_due(channel.as_ref()).await;
+        let next = outbox.next_due();
+        let sleep = async {
+            match next {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+            _ = outbox.wake.notified() => {}
+            _ = sleep => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::notify::{NotificationStatus, Severity};
+
+    /// A channel that fails while `down` is set and records what it delivered.
+    #[derive(Default)]
+    struct FakeChannel {
+        down: AtomicBool,
+        delivered: Mutex<Vec<String>>,
+    }
+
+    impl Deliver for FakeChannel {
+        fn deliver<'a>(
+            &'a self,
+            payload: &'a Payload,
+        ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>> {
+            Box::pin(async move {
+                if self.down.load(Ordering::SeqCst) {
+                    return Err(DeliveryError::Smtp(
+                        super::super::email::SmtpError::StarttlsUnsupported {
+                            host: "fake".into(),
+                            port: 25,
+                        },
+                    ));
+                }
+                let id = match payload {
+                    Payload::Alert(n) => n.id.clone(),
+                    Payload::Email(r) => r.subject.clone(),
+                };
+                self.delivered.lock().unwrap().push(id);
+                Ok(())
+            })
+        }
+    }
+
+    fn notification(id: &str) -> Notification {
+        Notification {
+            id: id.into(),
+            group_key: "AgentOffline/prod".into(),
+            status: NotificationStatus::Firing,
+            alertname: "AgentOffline".into(),
+            severity: Severity::Critical,
+            account: "prod".into(),
+            provider: "celigo".into(),
+            to: vec!["ops@example.com".into()],
+            firing: vec![],
+            resolved: vec![],
+            created_at: Timestamp::now(),
+            external_url: None,
+        }
+    }
+
+    fn options() -> OutboxOptions {
+        OutboxOptions {
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(8),
+            max_age: Duration::from_secs(3600),
+            delivered_keep: 3,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_initial_wait_and_stops_at_the_cap() {
+        let o = options();
+        let waits: Vec<u64> = (1..=6).map(|a| backoff(&o, a).as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 8, 8]);
+        assert_eq!(backoff(&o, u32::MAX), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn the_outbox_sits_next_to_the_state_file() {
+        assert_eq!(
+            dir_for_state_file(Path::new("/var/lib/x/state.json")),
+            PathBuf::from("/var/lib/x/state.json.outbox")
+        );
+    }
+
+    #[tokio::test]
+    async fn enqueue_is_idempotent_against_pending_and_delivered_ids_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let ch = FakeChannel::default();
+        {
+            let ob = Outbox::open(dir.path(), options()).unwrap();
+            ob.enqueue(&[
+                notification("a-1"),
+                notification("a-1"),
+                notification("a-2"),
+            ])
+            .unwrap();
+            assert_eq!(ob.pending_ids(), vec!["a-1", "a-2"]);
+            assert_eq!(ob.metrics().queue_length(), 2);
+            assert_eq!(ob.deliver_due(&ch).await, 2);
+            assert_eq!(ob.metrics().queue_length(), 0);
+            ob.enqueue(&[notification("a-1")]).unwrap();
+            assert!(
+                ob.pending_ids().is_empty(),
+                "a delivered id was queued again"
+            );
+            ob.enqueue(&[notification("a-3")]).unwrap();
+        }
+        let ob = Outbox::open(dir.path(), options()).unwrap();
+        assert_eq!(ob.pending_ids(), vec!["a-3"], "pending after restart");
+        ob.enqueue(&[
+            notification("a-1"),
+            notification("a-2"),
+            notification("a-3"),
+        ])
+        .unwrap();
+        assert_eq!(ob.deliver_due(&ch).await, 1);
+        assert_eq!(*ch.delivered.lock().unwrap(), vec!["a-1", "a-2", "a-3"]);
+    }
+
+    #[tokio::test]
+    async fn unsafe_ids_are_refused_before_touching_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path(), options()).unwrap();
+        for id in ["", "../escape", ".hidden", "a/b", "a b"] {
+            let r = ob.enqueue_payload(id, Payload::Alert(notification(id)));
+            assert!(
+                matches!(r, Err(NotifyError::BadId(_))),
+                "id {id:?} gave {r:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_deliveries_back_off_and_succeed_once_the_server_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Arc::new(Outbox::open(dir.path(), options()).unwrap());
+        let ch = Arc::new(FakeChannel::default());
+        ch.down.store(true, Ordering::SeqCst);
+        let (tx, rx) = watch::channel(false);
+        let worker = tokio::spawn(run(ob.clone(), ch.clone(), rx));
+        ob.enqueue(&[notification("b-1"), notification("b-2")])
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let failed = ob.metrics().failed();
+        // Attempts at 0, 1, 3, 7, 15 s for each of two messages.
+        assert_eq!(failed, 10, "failed attempts after 20 s");
+        ch.down.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert_eq!(*ch.delivered.lock().unwrap(), vec!["b-1", "b-2"]);
+        assert_eq!((ob.metrics().sent(), ob.metrics().queue_length()), (2, 0));
+        tx.send(true).unwrap();
+        worker.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_pending_file_is_set_aside_and_counted_as_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("pending")).unwrap();
+        fs::write(dir.path().join("pending/x-1.json"), b"{not json").unwrap();
+        let ob = Outbox::open(dir.path(), options()).unwrap();
+        assert!(ob.pending_ids().is_empty());
+        assert_eq!(ob.metrics().dropped(), 1);
+        assert!(dir.path().join("pending/x-1.json.corrupt").exists());
+    }
+
+    #[tokio::test]
+    async fn the_delivered_log_is_compacted_but_keeps_the_latest_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let ch = FakeChannel::default();
+        let ob = Outbox::open(dir.path(), options()).unwrap();
+        for i in 0..10 {
+            ob.enqueue(&[notification(&format!("c-{i}"))]).unwrap();
+            ob.deliver_due(&ch).await;
+        }
+        let log = fs::read_to_string(dir.path().join("delivered.log")).unwrap();
+        assert!(log.lines().count() <= 6, "log not compacted:\n{log}");
+        drop(ob);
+        let ob = Outbox::open(dir.path(), options()).unwrap();
+        ob.enqueue(&[notification("c-9")]).unwrap();
+        assert!(
+            ob.pending_ids().is_empty(),
+            "the latest delivered id was forgotten; log:\n{log}"
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! The rule engine's HTTP face: `GET /api/v1/alerts`, `GET` and `POST /api/v1/silences`,
+//! `DELETE /api/v1/silences/{id}`, and the alerts section of the landing page.
+//!
+//! Handlers lock the engine only to copy or change a little data; the lock is a `std::sync::Mutex` and is never
+//! held across an `.await`.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::rules::engine::{Engine, NewSilence};
+use crate::rules::state::{Silence, severity_str};
+
+/// The engine as the HTTP server, the runner and the metrics renderer share it.
+pub type SharedEngine = Arc<Mutex<Engine>>;
+
+/// Locks the engine. A panic elsewhere while it was locked leaves the data usable (every change is a plain field
+/// update), so a poisoned lock is taken over rather than taking the API down with it.
+pub fn lock(engine: &SharedEngine) -> MutexGuard<'_, Engine> {
+    engine
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The routes above, ready to be merged into the exporter's router.
+pub fn router(engine: SharedEngine) -> Router {
+    Router::new()
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/silences", get(list_silences).post(create_silence))
+        .route("/api/v1/silences/{id}", delete(delete_silence))
+        .with_state(engine)
+}
+
+/// A silence as the API shows it: the stored fields plus its status now.
+#[derive(Debug, Serialize)]
+pub struct SilenceView {
+    #[serde(flatten)]
+    pub silence: Silence,
+    /// `pending`, `active` or `expired`.
+    pub status: &'static str,
+}
+
+fn view(s: &Silence, now: Timestamp) -> SilenceView {
+    SilenceView {
+        silence: s.clone(),
+        status: s.status(now),
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+async fn list_alerts(State(engine): State<SharedEngine>) -> Response {
+    let alerts = lock(&engine).alerts(Timestamp::now());
+    Json(serde_json::json!({ "alerts": alerts })).into_response()
+}
+
+async fn list_silences(State(engine): State<SharedEngine>) -> Response {
+    let now = Timestamp::now();
+    let silences: Vec<SilenceView> = lock(&engine)
+        .silences()
+        .iter()
+        .map(|s| view(s, now))
+        .collect();
+    Json(serde_json::json!({ "silences": silences })).into_response()
+}
+
+async fn create_silence(
+    State(engine): State<SharedEngine>,
+    body: Result<Json<NewSilence>, JsonRejection>,
+) -> Response {
+    let Json(new) = match body {
+        Ok(b) => b,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let now = Timestamp::now();
+    let result = lock(&engine).add_silence(new, now);
+    match result {
+        Ok(silence) => {
+            tracing::info!(id = %silence.id, ends_at = %silence.ends_at, "silence created");
+            (StatusCode::CREATED, Json(view(&silence, now))).into_response()
+        }
+        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    }
+}
+
+async fn delete_silence(State(engine): State<SharedEngine>, Path(id): Path<String>) -> Response {
+    if lock(&engine).delete_silence(&id) {
+        tracing::info!(%id, "silence deleted");
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, format!("no silence with id {id:?}"))
+    }
+}
+
+/// The landing page's alerts section: a `<section>` with a table of pending and firing alerts, most severe first.
+/// Every upstream string is HTML-escaped.
+pub fn alerts_html(engine: &Engine, now: Timestamp) -> String {
+    let alerts: Vec<_> = engine
+        .alerts(now)
+        .into_iter()
+        .filter(|a| a.state != "resolved")
+        .collect();
+    let mut html = String::from("<section id=\"alerts\">\n<h2>Alerts</h2>\n");
+    if alerts.is_empty() {
+        html.push_str("<p>No alerts.</p>\n");
+    } else {
+        html.push_str(
+            "<table>\n<thead><tr><th>Alert</th><th>Severity</th><th>State</th><th>Account</th><th>Agent</th>\
+             <th>Agent id</th><th>Value</th><th>Threshold</th><th>Since</th><th>Note</th></tr></thead>\n<tbody>\n",
+        );
+        for a in &alerts {
+            let note = if a.inhibited {
+                "inhibited".to_string()
+            } else if !a.silenced_by.is_empty() {
+                format!("silenced ({})", a.silenced_by.join(", "))
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td></tr>",
+                a.alertname,
+                severity_str(a.severity),
+                a.state,
+                escape(&a.account),
+                escape(a.agent_name.as_deref().unwrap_or("")),
+                escape(a.agent_id.as_deref().unwrap_or("")),
+                escape(&a.value),
+                escape(&a.threshold),
+                a.active_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                escape(&note),
+            );
+        }
+        html.push_str("</tbody>\n</table>\n");
+    }
+    let active = engine
+        .silences()
+        .iter()
+        .filter(|s| s.is_active(now))
+        .count();
+    let _ = writeln!(
+        html,
+        "<p><a href=\"api/v1/alerts\">/api/v1/alerts</a> · <a href=\"api/v1/silences\">/api/v1/silences</a> \
+         ({active} active)</p>\n</section>"
+    );
+    html
+}
+
+/// Escapes the five characters that matter in HTML text and attribute values.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{Agent, AgentList, Provider};
+    use crate::rules::config::EngineConfig;
+    use crate::rules::state::State as RuleState;
+    use crate::status::SourceStatus;
+
+    /// An engine with one firing `AgentHeartbeatStale` for an agent whose name carries HTML and quotes.
+    fn engine_with_an_alert() -> SharedEngine {
+        let now = Timestamp::now();
+        let mut agent = Agent::new("a1", "<b>edge \"1\"</b> & co");
+        agent.last_heartbeat = Some(now.checked_sub(Duration::from_secs(3600)).unwrap());
+        let mut s = SourceStatus::new("prod", Provider::Celigo);
+        s.agents = Some(Arc::new(AgentList {
+            polled_at: now,
+            agents: vec![agent],
+        }));
+        s.up = true;
+        s.polls = 1;
+        let mut engine = Engine::new(
+            EngineConfig::new("unused.json", vec![]),
+            RuleState::new(now),
+        );
+        engine.evaluate(&[Arc::new(s)], now);
+        Arc::new(Mutex::new(engine))
+    }
+
+    /// Serves `router(engine)` on 127.0.0.1 port 0 and returns its base URL.
+    async fn serve(engine: SharedEngine) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(engine)).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn get_alerts_lists_each_alert_with_its_labels_and_state() {
+        let base = serve(engine_with_an_alert()).await;
+        let body: serde_json::Value = reqwest::get(format!("{base}/api/v1/alerts"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let alert = &body["alerts"][0];
+        assert_eq!(alert["alertname"], "AgentHeartbeatStale", "saw {body}");
+        assert_eq!(alert["severity"], "critical", "saw {body}");
+        assert_eq!(alert["state"], "firing", "saw {body}");
+        assert_eq!(alert["account"], "prod", "saw {body}");
+        assert_eq!(alert["agent_id"], "a1", "saw {body}");
+        assert_eq!(alert["value"], "last heartbeat 1h ago", "saw {body}");
+        assert_eq!(alert["inhibited"], false, "saw {body}");
+    }
+
+    #[tokio::test]
+    async fn silences_are_created_listed_and_deleted() {
+        let engine = engine_with_an_alert();
+        let base = serve(Arc::clone(&engine)).await;
+        let client = reqwest::Client::new();
+        let created = client
+            .post(format!("{base}/api/v1/silences"))
+            .json(&serde_json::json!({
+                "matchers": [{"name": "agent_id", "value": "a1"}],
+                "duration": "2h",
+                "created_by": "ops",
+                "comment": "disk swap"
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let created: serde_json::Value = created.json().await.unwrap();
+        let id = created["id"].as_str().expect("an id").to_string();
+        assert_eq!(created["status"], "active", "saw {created}");
+
+        let listed: serde_json::Value = client
+            .get(format!("{base}/api/v1/silences"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed["silences"][0]["id"], id.as_str(), "saw {listed}");
+        assert_eq!(
+            listed["silences"][0]["matchers"][0]["value"], "a1",
+            "saw {listed}"
+        );
+        let alerts: serde_json::Value = client
+            .get(format!("{base}/api/v1/alerts"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            alerts["alerts"][0]["silenced_by"][0],
+            id.as_str(),
+            "saw {alerts}"
+        );
+        assert!(lock(&engine).take_dirty(), "a new silence must be saved");
+
+        let url = format!("{base}/api/v1/silences/{id}");
+        assert_eq!(client.delete(&url).send().await.unwrap().status(), 204);
+        let again = client.delete(&url).send().await.unwrap();
+        assert_eq!(again.status(), 404);
+        let body: serde_json::Value = again.json().await.unwrap();
+        assert_eq!(body["error"], format!("no silence with id {id:?}"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_silence_is_refused_with_a_reason() {
+        let base = serve(engine_with_an_alert()).await;
+        let client = reqwest::Client::new();
+        let cases = [
+            (
+                serde_json::json!({"matchers": [{"name": "agent_id", "value": "a1"}]}),
+                "give ends_at or duration",
+            ),
+            (
+                serde_json::json!({"matchers": [{"name": "agent_id", "value": "(", "is_regex": true}], "duration": "1h"}),
+                "bad regex \"(\": unclosed group",
+            ),
+            (
+                serde_json::json!({"matchers": [{"name": "colour", "value": "x"}], "duration": "1h"}),
+                "unknown variant",
+            ),
+        ];
+        for (request, want) in cases {
+            let response = client
+                .post(format!("{base}/api/v1/silences"))
+                .json(&request)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 400, "for {request}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            let error = body["error"].as_str().unwrap_or_default();
+            assert!(error.contains(want), "for {request}: saw {body}");
+        }
+    }
+
+    #[test]
+    fn the_landing_page_section_escapes_upstream_strings() {
+        let engine = engine_with_an_alert();
+        let html = alerts_html(&lock(&engine), Timestamp::now());
+        assert!(
+            html.contains("&lt;b&gt;edge &quot;1&quot;&lt;/b&gt; &amp; co"),
+            "saw {html}"
+        );
+        assert!(!html.contains("<b>"), "raw HTML from upstream in {html}");
+        assert!(
+            html.contains("<td>AgentHeartbeatStale</td><td>critical</td><td>firing</td>"),
+            "saw {html}"
+        );
+    }
+}

@@ -1,0 +1,1943 @@
+//! The pure rule engine: from the sources' snapshot, its state and `now`, decide which alerts are pending, firing or
+//! resolved, and which notifications are due. It does no I/O and never reads the clock.
+//!
+//! One call to [`Engine::evaluate`] does, in order:
+//! 1. **Observe.** Each rule looks at each source (and, for agent rules, each agent) and says whether its
+//!    condition holds and since when. A source whose last poll failed, or that has not been polled yet, is *held*:
+//!    its stale data starts nothing and resolves nothing (only `SourceDown` speaks for it).
+//! 2. **Lifecycle** (Prometheus): a new alert is pending, and fires once its condition has held for `for`; a firing
+//!    alert whose condition clears keeps firing for `keep_firing_for`, then resolves; a pending one just goes.
+//! 3. **Notify** (Alertmanager): firing alerts join their group (rule × source). A new group is looked at after
+//!    `group_wait`, then every `group_interval`. It notifies when an alert appeared that the last notification did
+//!    not list, when listed alerts resolved (if `send_resolved`), when everything resolved, or when nothing changed
+//!    for `repeat_interval`. Silenced and inhibited alerts are left out of notifications; a muted group waits.
+//!
+//! Inhibition: a firing `SourceDown` hides that source's agent alerts; a firing `AgentOffline` hides
+//! `AgentHeartbeatStale` for the same agent; a firing `AgentTokenRotationOverdue` hides `AgentTokenRotationDue` for
+//! the same agent. A hidden (inhibited or silenced) alert that was already notified stays listed in the log, so
+//! its resolved notice goes out once it is visible again, and it is not announced again as new.
+//!
+//! Notification ids are `<state epoch hex>-<group hash hex>-<n>`, with `n` counting per group and never reused:
+//! the same state and the same input give the same id, which is what lets the outbox drop a replay.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Agent;
+use crate::notify::{AlertLine, Notification, NotificationStatus, Severity};
+use crate::rules::AlertName;
+use crate::rules::config::{EngineConfig, Rules, parse_version};
+use crate::rules::matcher::{LabelName, Matcher, RawMatcher, all_match};
+use crate::rules::state::{
+    Alert, AlertKey, AlertState, GroupLog, Silence, State, group_key, severity_str,
+};
+use crate::status::SourceStatus;
+
+/// How long an expired silence stays listed before it is forgotten.
+const EXPIRED_SILENCE_KEPT: Duration = Duration::from_secs(24 * 3600);
+
+/// The rule engine and the state it owns. Shared with the HTTP API behind an `Arc<std::sync::Mutex<Engine>>`:
+/// every method is quick and synchronous, so the lock is never held across an `.await`.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    state: State,
+    /// Set when the state changed in a way worth saving; the runner takes it after each round. Set where the
+    /// change is made rather than by comparing states: a comparison would copy every alert each round.
+    dirty: bool,
+    /// What the last [`Engine::evaluate`] changed in the notification log, so that [`Engine::rollback`] can undo it
+    /// without a copy of the whole state per round.
+    undo: Option<Undo>,
+    /// [`Engine::alert_counts`] as of the last evaluation, for readers that must not wait for the engine's lock
+    /// (the `/metrics` scrape): an evaluation of a large fleet holds the lock for a noticeable time.
+    published: Arc<ArcSwap<AlertCounts>>,
+}
+
+/// `(alertname, severity, state, count)` rows for `onprem_agent_alerts{alertname,severity,state}`.
+pub type AlertCounts = Vec<(String, Severity, &'static str, u64)>;
+
+/// The notification log as it was before the last evaluation's flushes.
+#[derive(Debug)]
+struct Undo {
+    groups: BTreeMap<String, GroupLog>,
+    sequences: BTreeMap<String, u64>,
+    /// Resolved alerts that the flushes removed because their notice was handed over.
+    removed: Vec<Alert>,
+}
+
+/// What a rule saw for one alert in one evaluation.
+struct Observation {
+    /// When the condition started to hold, from the data when the data says; else `now`.
+    start: Timestamp,
+    /// The provider label.
+    provider: String,
+    /// `None` for source-level alerts.
+    agent_name: Option<String>,
+    /// The agent's reported version.
+    version: Option<String>,
+    /// The observed value in human units.
+    value: String,
+    /// The threshold in human units.
+    threshold: String,
+}
+
+/// A silence request, as `POST /api/v1/silences` takes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSilence {
+    /// At least one; every matcher must match for the silence to apply.
+    pub matchers: Vec<RawMatcher>,
+    /// Default: now.
+    #[serde(default)]
+    pub starts_at: Option<Timestamp>,
+    /// When the silence ends; give this or `duration`.
+    #[serde(default)]
+    pub ends_at: Option<Timestamp>,
+    /// How long from `starts_at` (`2h`, `1d`); give this or `ends_at`.
+    #[serde(default)]
+    pub duration: Option<String>,
+    /// Who asks; free text, at most 1000 characters.
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// Why; free text, at most 1000 characters.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// One alert as the API and the landing page show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    /// The rule.
+    pub alertname: AlertName,
+    /// The rule's severity for this source.
+    pub severity: Severity,
+    /// `pending`, `firing` or `resolved` (resolved, awaiting its notice).
+    pub state: &'static str,
+    /// The source name.
+    pub account: String,
+    /// The provider label.
+    pub provider: String,
+    /// `None` for source-level alerts.
+    pub agent_id: Option<String>,
+    /// As the upstream sent it: escape before rendering.
+    pub agent_name: Option<String>,
+    /// The agent's version.
+    pub version: Option<String>,
+    /// The observed value in human units.
+    pub value: String,
+    /// The threshold in human units.
+    pub threshold: String,
+    /// When the condition began.
+    pub active_at: Timestamp,
+    /// When the alert fired.
+    pub fired_at: Option<Timestamp>,
+    /// When it resolved.
+    pub resolved_at: Option<Timestamp>,
+    /// Ids of the active silences that match.
+    pub silenced_by: Vec<String>,
+    /// Whether another firing alert hides this one.
+    pub inhibited: bool,
+}
+
+/// Which firing alerts inhibit others, computed once per pass. Nested maps so that lookups need no allocation.
+struct Inhibitors {
+    /// Accounts with a firing `SourceDown`.
+    source_down: BTreeSet<String>,
+    /// Per account, agents with a firing `AgentOffline`.
+    offline: BTreeMap<String, BTreeSet<String>>,
+    /// Per account, agents with a firing `AgentTokenRotationOverdue`.
+    overdue: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Inhibitors {
+    fn from(alerts: &BTreeMap<AlertKey, Alert>) -> Inhibitors {
+        let mut inh = Inhibitors {
+            source_down: BTreeSet::new(),
+            offline: BTreeMap::new(),
+            overdue: BTreeMap::new(),
+        };
+        for (k, a) in alerts {
+            if a.state != AlertState::Firing {
+                continue;
+            }
+            let agents = match k.alertname {
+                AlertName::SourceDown => {
+                    inh.source_down.insert(k.account.clone());
+                    continue;
+                }
+                AlertName::AgentOffline => &mut inh.offline,
+                AlertName::AgentTokenRotationOverdue => &mut inh.overdue,
+                _ => continue,
+            };
+            agents
+                .entry(k.account.clone())
+                .or_default()
+                .insert(k.agent_id.clone());
+        }
+        inh
+    }
+
+    /// Returns true if and only if a firing alert hides the alert with key `k`.
+    fn inhibits(&self, k: &AlertKey) -> bool {
+        let hit = |m: &BTreeMap<String, BTreeSet<String>>| {
+            m.get(&k.account)
+                .is_some_and(|ids| ids.contains(&k.agent_id))
+        };
+        (k.alertname.is_agent_level() && self.source_down.contains(&k.account))
+            || (k.alertname == AlertName::AgentHeartbeatStale && hit(&self.offline))
+            || (k.alertname == AlertName::AgentTokenRotationDue && hit(&self.overdue))
+    }
+}
+
+impl Engine {
+    /// An engine running `config`, starting from `state` (fresh, or loaded from the state file).
+    pub fn new(config: EngineConfig, state: State) -> Engine {
+        Engine {
+            config,
+            state,
+            dirty: false,
+            undo: None,
+            published: Arc::new(ArcSwap::from_pointee(Vec::new())),
+        }
+    }
+
+    /// The configuration the engine runs on.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The current state, for saving and for tests.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Returns true if and only if the state changed in a way worth saving since the last call, and clears the flag.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Marks the state as needing a save, after a failed write.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Undoes the notification log changes of the last [`Engine::evaluate`], whose notifications the sink
+    /// refused: the groups, the sequences and the resolved alerts go back, so the next evaluation produces the same
+    /// notifications with the same ids. Alert lifecycles and silences stay as they are. Does nothing when there is
+    /// nothing to undo.
+    pub fn rollback(&mut self) {
+        if let Some(undo) = self.undo.take() {
+            self.state.groups = undo.groups;
+            self.state.sequences = undo.sequences;
+            for a in undo.removed {
+                self.state.alerts.insert(a.key(), a);
+            }
+        }
+    }
+
+    /// Evaluates every rule against `sources` at `now`, advances alert lifecycles, and returns the notifications
+    /// that are due, in group-key order. The caller hands them to the sink before saving the state.
+    pub fn evaluate(&mut self, sources: &[Arc<SourceStatus>], now: Timestamp) -> Vec<Notification> {
+        let (seen, held) = self.observe(sources, now);
+        self.advance(seen, &held, now);
+        self.undo = Some(Undo {
+            groups: self.state.groups.clone(),
+            sequences: self.state.sequences.clone(),
+            removed: Vec::new(),
+        });
+        let notifications = self.flush_due(now);
+        let cutoff = now
+            .checked_sub(EXPIRED_SILENCE_KEPT)
+            .unwrap_or(Timestamp::MIN);
+        let silences = self.state.silences.len();
+        self.state.silences.retain(|s| s.ends_at > cutoff);
+        self.dirty |= self.state.silences.len() != silences;
+        self.published.store(Arc::new(self.alert_counts()));
+        notifications
+    }
+
+    /// Step 1: what every rule sees now, and which `(account, agent level?)` pairs are held.
+    fn observe(
+        &self,
+        sources: &[Arc<SourceStatus>],
+        now: Timestamp,
+    ) -> (BTreeMap<AlertKey, Observation>, BTreeSet<(String, bool)>) {
+        let mut seen = BTreeMap::new();
+        let mut held = BTreeSet::new();
+        for s in sources {
+            let rules = self.config.rules_for(&s.name);
+            let provider = s.provider.as_str().to_string();
+            if s.polls == 0 {
+                held.insert((s.name.clone(), false));
+            } else if !s.up && rules.source_down.enabled {
+                let since = s.failing_since.unwrap_or(now);
+                let reason = s
+                    .last_error
+                    .as_ref()
+                    .map(|e| e.reason.as_str())
+                    .unwrap_or("unknown");
+                seen.insert(
+                    AlertKey {
+                        alertname: AlertName::SourceDown,
+                        account: s.name.clone(),
+                        agent_id: String::new(),
+                    },
+                    Observation {
+                        start: since,
+                        provider: provider.clone(),
+                        agent_name: None,
+                        version: None,
+                        value: format!(
+                            "polls failing for {} ({reason})",
+                            human(elapsed(now, since))
+                        ),
+                        threshold: format!("failing for {}", human(rules.source_down.for_)),
+                    },
+                );
+            }
+            match (&s.agents, s.up) {
+                (Some(list), true) => {
+                    for agent in &list.agents {
+                        observe_agent(&mut seen, rules, &s.name, &provider, agent, now);
+                    }
+                }
+                _ => {
+                    held.insert((s.name.clone(), true));
+                }
+            }
+        }
+        (seen, held)
+    }
+
+    /// Step 2: the lifecycle, and the groups of newly firing alerts.
+    fn advance(
+        &mut self,
+        mut seen: BTreeMap<AlertKey, Observation>,
+        held: &BTreeSet<(String, bool)>,
+        now: Timestamp,
+    ) {
+        let config = &self.config;
+        let alerts = &mut self.state.alerts;
+        let mut gone = Vec::new();
+        let mut changed = false;
+        for (key, alert) in alerts.iter_mut() {
+            let settings = config.rules_for(&key.account).settings(key.alertname);
+            match seen.remove(key) {
+                Some(obs) => {
+                    alert.provider = obs.provider;
+                    alert.agent_name = obs.agent_name;
+                    alert.version = obs.version;
+                    alert.value = obs.value;
+                    alert.threshold = obs.threshold;
+                    alert.severity = config.rules_for(&key.account).severity(key.alertname);
+                    changed |= alert.keep_firing_since.take().is_some();
+                    match alert.state {
+                        AlertState::Pending => {
+                            if now >= plus(alert.active_at, settings.for_) {
+                                alert.state = AlertState::Firing;
+                                alert.fired_at = Some(now);
+                                changed = true;
+                            }
+                        }
+                        AlertState::Firing => {}
+                        // The condition came back before the resolved notice went out: to the recipient it never
+                        // stopped, so it simply keeps firing.
+                        AlertState::Resolved => {
+                            alert.state = AlertState::Firing;
+                            alert.resolved_at = None;
+                            changed = true;
+                        }
+                    }
+                }
+                None if held.contains(&(key.account.clone(), key.alertname.is_agent_level())) => {}
+                None => match alert.state {
+                    AlertState::Pending => gone.push(key.clone()),
+                    AlertState::Firing => {
+                        changed |= alert.keep_firing_since.is_none();
+                        let since = *alert.keep_firing_since.get_or_insert(now);
+                        if now >= plus(since, settings.keep_firing_for) {
+                            alert.state = AlertState::Resolved;
+                            alert.resolved_at = Some(now);
+                            alert.keep_firing_since = None;
+                        }
+                    }
+                    AlertState::Resolved => {}
+                },
+            }
+        }
+        changed |= !gone.is_empty() || !seen.is_empty();
+        for key in gone {
+            alerts.remove(&key);
+        }
+        for (key, obs) in seen {
+            let rules = config.rules_for(&key.account);
+            let for_ = rules.settings(key.alertname).for_;
+            let firing = now >= plus(obs.start, for_);
+            let alert = Alert {
+                alertname: key.alertname,
+                account: key.account.clone(),
+                provider: obs.provider,
+                agent_id: key.alertname.is_agent_level().then(|| key.agent_id.clone()),
+                agent_name: obs.agent_name,
+                version: obs.version,
+                severity: rules.severity(key.alertname),
+                value: obs.value,
+                threshold: obs.threshold,
+                state: if firing {
+                    AlertState::Firing
+                } else {
+                    AlertState::Pending
+                },
+                active_at: obs.start,
+                fired_at: firing.then_some(now),
+                keep_firing_since: None,
+                resolved_at: None,
+            };
+            alerts.insert(key, alert);
+        }
+        // A resolved alert that no notification listed as firing has nobody to tell.
+        let groups = &mut self.state.groups;
+        let count = alerts.len();
+        alerts.retain(|k, a| {
+            a.state != AlertState::Resolved
+                || groups
+                    .get(&group_key(k.alertname, &k.account))
+                    .is_some_and(|g| g.notified.contains(&k.agent_id))
+        });
+        changed |= alerts.len() != count;
+        let firing: BTreeSet<(AlertName, &str)> = alerts
+            .values()
+            .filter(|a| a.state == AlertState::Firing)
+            .map(|a| (a.alertname, a.account.as_str()))
+            .collect();
+        for (alertname, account) in firing {
+            groups
+                .entry(group_key(alertname, account))
+                .or_insert_with(|| {
+                    changed = true;
+                    GroupLog {
+                        alertname,
+                        account: account.to_string(),
+                        created_at: now,
+                        next_flush: plus(now, config.group_wait),
+                        last_sent: None,
+                        notified: BTreeSet::new(),
+                    }
+                });
+        }
+        self.dirty |= changed;
+    }
+
+    /// Step 3: looks at every group that is due and returns the notifications to send.
+    fn flush_due(&mut self, now: Timestamp) -> Vec<Notification> {
+        let inhibitors = Inhibitors::from(&self.state.alerts);
+        let due: Vec<String> = self
+            .state
+            .groups
+            .iter()
+            .filter(|(_, g)| now >= g.next_flush)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        for gk in due {
+            if let Some(n) = self.flush(&gk, &inhibitors, now) {
+                out.push(n);
+            }
+            if let Some(g) = self.state.groups.get_mut(&gk) {
+                g.next_flush = plus(now, self.config.group_interval);
+                self.dirty = true;
+            }
+        }
+        // A group with nothing notified and no firing or resolved alert is over (pending alerts do not belong to
+        // a group yet); the next alert to fire starts a new one, with a fresh group_wait.
+        let alerts = &self.state.alerts;
+        let groups = self.state.groups.len();
+        self.state.groups.retain(|_, g| {
+            !g.notified.is_empty()
+                || alerts.values().any(|a| {
+                    a.alertname == g.alertname
+                        && a.account == g.account
+                        && a.state != AlertState::Pending
+                })
+        });
+        self.dirty |= self.state.groups.len() != groups;
+        out
+    }
+
+    /// Looks at one group, Alertmanager's dedup stage: returns the notification if one is needed, and updates the
+    /// notification log.
+    fn flush(&mut self, gk: &str, inhibitors: &Inhibitors, now: Timestamp) -> Option<Notification> {
+        let group = self.state.groups.get(gk)?.clone();
+        let rules = self.config.rules_for(&group.account);
+        let severity = rules.severity(group.alertname);
+        if self.muted(group.alertname, &group.account, severity, now) {
+            return None;
+        }
+        let members: Vec<(&AlertKey, &Alert)> = self
+            .state
+            .alerts
+            .range(
+                AlertKey {
+                    alertname: group.alertname,
+                    account: group.account.clone(),
+                    agent_id: String::new(),
+                }..,
+            )
+            .take_while(|(k, _)| k.alertname == group.alertname && k.account == group.account)
+            .collect();
+        let mut firing = Vec::new();
+        let mut firing_ids = BTreeSet::new();
+        let mut resolved = Vec::new();
+        let mut held_back = BTreeSet::new();
+        for &(key, a) in &members {
+            let suppressed = inhibitors.inhibits(key) || self.silenced_by(a, now).next().is_some();
+            match (a.state, suppressed) {
+                (AlertState::Pending, _) => {}
+                (AlertState::Firing, false) => {
+                    firing.push(a);
+                    firing_ids.insert(key.agent_id.clone());
+                }
+                (AlertState::Resolved, false) if group.notified.contains(&key.agent_id) => {
+                    resolved.push(a)
+                }
+                (AlertState::Resolved, false) => {}
+                (_, true) => {
+                    if group.notified.contains(&key.agent_id) {
+                        held_back.insert(key.agent_id.clone());
+                    }
+                }
+            }
+        }
+        if firing.is_empty() && resolved.is_empty() {
+            // Nothing visible. Forget listed agents whose alert no longer exists at all.
+            let g = self.state.groups.get_mut(gk)?;
+            let alerts = &self.state.alerts;
+            g.notified.retain(|id| {
+                alerts.contains_key(&AlertKey {
+                    alertname: group.alertname,
+                    account: group.account.clone(),
+                    agent_id: id.clone(),
+                })
+            });
+            return None;
+        }
+        let send_resolved = self.config.send_resolved;
+        let needed = !firing_ids.is_subset(&group.notified)
+            || firing.is_empty()
+            || (send_resolved && !resolved.is_empty())
+            || group
+                .last_sent
+                .is_none_or(|t| now >= plus(t, self.config.repeat_interval));
+        if !needed {
+            if !send_resolved {
+                // Nobody will be told these resolved; forget them now rather than at the next repeat.
+                let g = self.state.groups.get_mut(gk)?;
+                for a in &resolved {
+                    g.notified.remove(a.agent_id.as_deref().unwrap_or_default());
+                }
+                let done: Vec<AlertKey> = resolved.iter().map(|a| a.key()).collect();
+                self.forget(done);
+            }
+            return None;
+        }
+        let status = if firing.is_empty() {
+            NotificationStatus::Resolved
+        } else {
+            NotificationStatus::Firing
+        };
+        let emit = status == NotificationStatus::Firing || send_resolved;
+        let notification = emit.then(|| {
+            let seq = self.state.sequences.entry(gk.to_string()).or_insert(0);
+            *seq += 1;
+            let mut firing_lines: Vec<AlertLine> = firing.iter().map(|a| line(a)).collect();
+            let mut resolved_lines: Vec<AlertLine> = if send_resolved {
+                resolved.iter().map(|a| line(a)).collect()
+            } else {
+                Vec::new()
+            };
+            let order = |l: &AlertLine| (l.agent_name.clone(), l.agent_id.clone());
+            firing_lines.sort_by_key(order);
+            resolved_lines.sort_by_key(order);
+            Notification {
+                id: format!("{:x}-{:016x}-{}", self.state.epoch, fnv1a(gk), seq),
+                group_key: gk.to_string(),
+                status,
+                alertname: group.alertname.as_str().to_string(),
+                severity,
+                account: group.account.clone(),
+                provider: members
+                    .first()
+                    .map(|(_, a)| a.provider.clone())
+                    .unwrap_or_default(),
+                to: self
+                    .config
+                    .recipients(group.alertname, severity, &group.account),
+                firing: firing_lines,
+                resolved: resolved_lines,
+                created_at: now,
+                external_url: self.config.external_url.clone(),
+            }
+        });
+        let done: Vec<AlertKey> = resolved.iter().map(|a| a.key()).collect();
+        self.forget(done);
+        let g = self.state.groups.get_mut(gk)?;
+        g.notified = firing_ids.into_iter().chain(held_back).collect();
+        if notification.is_some() {
+            g.last_sent = Some(now);
+        }
+        notification
+    }
+
+    /// Removes resolved alerts whose notice is done, keeping them in the undo record.
+    fn forget(&mut self, keys: Vec<AlertKey>) {
+        for k in keys {
+            if let Some(a) = self.state.alerts.remove(&k) {
+                if let Some(undo) = &mut self.undo {
+                    undo.removed.push(a);
+                }
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Returns true if and only if a mute window holds back the group `(alertname, account)` at `now`.
+    fn muted(
+        &self,
+        alertname: AlertName,
+        account: &str,
+        severity: Severity,
+        now: Timestamp,
+    ) -> bool {
+        let label = |n: LabelName| match n {
+            LabelName::Alertname => alertname.as_str().to_string(),
+            LabelName::Account => account.to_string(),
+            LabelName::Severity => severity_str(severity).to_string(),
+            LabelName::AgentId | LabelName::AgentName => String::new(),
+        };
+        self.config
+            .mute_windows
+            .iter()
+            .any(|w| all_match(&w.matchers, &label) && w.contains(now))
+    }
+
+    /// The active silences that match `alert` at `now`.
+    fn silenced_by<'a>(
+        &'a self,
+        alert: &'a Alert,
+        now: Timestamp,
+    ) -> impl Iterator<Item = &'a Silence> + 'a {
+        self.state
+            .silences
+            .iter()
+            .filter(move |s| s.is_active(now) && s.matches(alert))
+    }
+
+    /// Every alert, most severe first, for `GET /api/v1/alerts` and the landing page.
+    pub fn alerts(&self, now: Timestamp) -> Vec<AlertView> {
+        let inhibitors = Inhibitors::from(&self.state.alerts);
+        let mut views: Vec<AlertView> = self
+            .state
+            .alerts
+            .iter()
+            .map(|(k, a)| AlertView {
+                alertname: a.alertname,
+                severity: a.severity,
+                state: a.state.as_str(),
+                account: a.account.clone(),
+                provider: a.provider.clone(),
+                agent_id: a.agent_id.clone(),
+                agent_name: a.agent_name.clone(),
+                version: a.version.clone(),
+                value: a.value.clone(),
+                threshold: a.threshold.clone(),
+                active_at: a.active_at,
+                fired_at: a.fired_at,
+                resolved_at: a.resolved_at,
+                silenced_by: self.silenced_by(a, now).map(|s| s.id.clone()).collect(),
+                inhibited: inhibitors.inhibits(k),
+            })
+            .collect();
+        views.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.alertname.cmp(&b.alertname))
+                .then(a.account.cmp(&b.account))
+                .then(a.agent_name.cmp(&b.agent_name))
+        });
+        views
+    }
+
+    /// Counts for `onprem_agent_alerts{alertname,severity,state}`: pending and firing alerts per rule and severity.
+    /// Every enabled rule appears with its default severity even at zero, so a query sees `0` rather than nothing.
+    pub fn alert_counts(&self) -> AlertCounts {
+        let mut counts: BTreeMap<(AlertName, Severity, &'static str), u64> = BTreeMap::new();
+        for name in AlertName::ALL {
+            if self.config.rules.settings(name).enabled {
+                let severity = self.config.rules.severity(name);
+                for state in [AlertState::Pending, AlertState::Firing] {
+                    counts.insert((name, severity, state.as_str()), 0);
+                }
+            }
+        }
+        for a in self.state.alerts.values() {
+            if a.state != AlertState::Resolved {
+                *counts
+                    .entry((a.alertname, a.severity, a.state.as_str()))
+                    .or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|((name, severity, state), n)| (name.as_str().to_string(), severity, state, n))
+            .collect()
+    }
+
+    /// A handle to [`Engine::alert_counts`] as of the last evaluation, to read without locking the engine. Take it
+    /// once at start; it is empty until the first evaluation.
+    pub fn published_counts(&self) -> Arc<ArcSwap<AlertCounts>> {
+        Arc::clone(&self.published)
+    }
+
+    /// Every silence, including those that expired in the last day.
+    pub fn silences(&self) -> &[Silence] {
+        &self.state.silences
+    }
+
+    /// Validates and adds a silence. The error is a sentence for the API client.
+    pub fn add_silence(&mut self, new: NewSilence, now: Timestamp) -> Result<Silence, String> {
+        if new.matchers.is_empty() {
+            return Err("a silence needs at least one matcher".into());
+        }
+        if new.matchers.len() > 32 {
+            return Err("a silence takes at most 32 matchers".into());
+        }
+        let matchers = new
+            .matchers
+            .into_iter()
+            .map(Matcher::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let starts_at = new.starts_at.unwrap_or(now);
+        let ends_at = match (new.ends_at, new.duration) {
+            (Some(_), Some(_)) => return Err("give ends_at or duration, not both".into()),
+            (None, None) => return Err("give ends_at or duration".into()),
+            (Some(t), None) => t,
+            (None, Some(d)) => {
+                let d = humantime::parse_duration(d.trim())
+                    .map_err(|e| format!("bad duration {d:?}: {e}"))?;
+                starts_at.checked_add(d).map_err(|_| {
+                    format!("duration {} is too long", humantime::format_duration(d))
+                })?
+            }
+        };
+        if ends_at <= starts_at {
+            return Err(format!(
+                "ends_at ({ends_at}) must be after starts_at ({starts_at})"
+            ));
+        }
+        if ends_at <= now {
+            return Err(format!("ends_at ({ends_at}) is in the past"));
+        }
+        let text = |s: Option<String>, what: &str| -> Result<String, String> {
+            let s = s.unwrap_or_default();
+            if s.chars().count() > 1000 {
+                return Err(format!("{what} is longer than 1000 characters"));
+            }
+            Ok(s)
+        };
+        let silence = Silence {
+            id: format!("{:x}-{}", self.state.epoch, self.state.next_silence),
+            matchers,
+            starts_at,
+            ends_at,
+            created_by: text(new.created_by, "created_by")?,
+            comment: text(new.comment, "comment")?,
+            created_at: now,
+        };
+        self.state.next_silence += 1;
+        self.state.silences.push(silence.clone());
+        self.dirty = true;
+        Ok(silence)
+    }
+
+    /// Removes the silence `id`. Returns true if and only if it existed.
+    pub fn delete_silence(&mut self, id: &str) -> bool {
+        let before = self.state.silences.len();
+        self.state.silences.retain(|s| s.id != id);
+        let removed = self.state.silences.len() != before;
+        self.dirty |= removed;
+        removed
+    }
+}
+
+/// Evaluates the agent rules for one agent.
+fn observe_agent(
+    seen: &mut BTreeMap<AlertKey, Observation>,
+    rules: &Rules,
+    account: &str,
+    provider: &str,
+    agent: &Agent,
+    now: Timestamp,
+) {
+    let label = |n: LabelName| match n {
+        LabelName::AgentId => agent.id.clone(),
+        LabelName::AgentName => agent.name.clone(),
+        _ => String::new(),
+    };
+    let mut add = |alertname: AlertName, start: Timestamp, value: String, threshold: String| {
+        seen.insert(
+            AlertKey {
+                alertname,
+                account: account.to_string(),
+                agent_id: agent.id.clone(),
+            },
+            Observation {
+                start,
+                provider: provider.to_string(),
+                agent_name: Some(agent.name.clone()),
+                version: agent.version.clone(),
+                value,
+                threshold,
+            },
+        );
+    };
+    let applies =
+        |s: &crate::rules::config::RuleSettings| s.enabled && all_match(&s.matchers, &label);
+
+    if applies(&rules.heartbeat_stale) {
+        let after = rules.heartbeat_after;
+        let threshold = || human(after);
+        match (agent.last_heartbeat, agent.created_at) {
+            (Some(hb), _) if elapsed(now, hb) > after => {
+                let value = format!("last heartbeat {} ago", human(elapsed(now, hb)));
+                add(
+                    AlertName::AgentHeartbeatStale,
+                    plus(hb, after),
+                    value,
+                    threshold(),
+                );
+            }
+            (None, Some(created)) if elapsed(now, created) > after => {
+                let value = format!("never (created {} ago)", human(elapsed(now, created)));
+                add(
+                    AlertName::AgentHeartbeatStale,
+                    plus(created, after),
+                    value,
+                    threshold(),
+                );
+            }
+            // No heartbeat and no creation date: nothing to measure from, so no verdict.
+            _ => {}
+        }
+    }
+    if applies(&rules.agent_offline) && agent.offline {
+        let threshold = if rules.agent_offline.for_.is_zero() {
+            "offline".to_string()
+        } else {
+            format!("offline for {}", human(rules.agent_offline.for_))
+        };
+        add(
+            AlertName::AgentOffline,
+            now,
+            "offline".to_string(),
+            threshold,
+        );
+    }
+    if let Some(rotated) = agent
+        .token_rotated
+        .filter(|_| applies(&rules.token_rotation))
+    {
+        let age = elapsed(now, rotated);
+        let max = rules.token_max_age;
+        let due_at = max.saturating_sub(rules.token_warn_before);
+        if age > max {
+            add(
+                AlertName::AgentTokenRotationOverdue,
+                plus(rotated, max),
+                human(age),
+                format!("max age {}", human(max)),
+            );
+        }
+        if age > due_at {
+            add(
+                AlertName::AgentTokenRotationDue,
+                plus(rotated, due_at),
+                human(age),
+                format!("due at {} (max age {})", human(due_at), human(max)),
+            );
+        }
+    }
+    if let (true, Some(min), Some(version)) = (
+        applies(&rules.version_outdated),
+        &rules.min_version,
+        agent.version.as_deref(),
+    ) {
+        // A version that is not semantic versioning cannot be compared, so it raises nothing.
+        if parse_version(version).is_some_and(|v| v < *min) {
+            add(
+                AlertName::AgentVersionOutdated,
+                now,
+                version.to_string(),
+                format!(">= {min}"),
+            );
+        }
+    }
+}
+
+/// The notification line for an alert. `since` is when the condition began (for a token, the day it became
+/// due), which reads better than when this process first saw it.
+fn line(a: &Alert) -> AlertLine {
+    AlertLine {
+        agent_id: a.agent_id.clone(),
+        agent_name: a.agent_name.clone(),
+        version: a.version.clone(),
+        value: a.value.clone(),
+        threshold: a.threshold.clone(),
+        since: a.active_at,
+        resolved_at: a.resolved_at,
+    }
+}
+
+/// `t + d`, saturating at the end of time.
+fn plus(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
+}
+
+/// `now - then`, or zero when `then` lies in the future (clock skew upstream).
+fn elapsed(now: Timestamp, then: Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(then)).unwrap_or(Duration::ZERO)
+}
+
+/// A duration for people: the two largest units, e.g. `97d 3h`, `3h 12m`, `4m 5s`, `42s`.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, minutes, seconds) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    let pair = |a: u64, ua: &str, b: u64, ub: &str| {
+        if b == 0 {
+            format!("{a}{ua}")
+        } else {
+            format!("{a}{ua} {b}{ub}")
+        }
+    };
+    if days > 0 {
+        pair(days, "d", hours, "h")
+    } else if hours > 0 {
+        pair(hours, "h", minutes, "m")
+    } else if minutes > 0 {
+        pair(minutes, "m", seconds, "s")
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+/// FNV-1a, 64 bits: a stable hash (unlike `DefaultHasher`) for the group part of notification ids.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AgentList, Provider};
+    use crate::rules::config::{MuteWindow, Route};
+    use crate::sources::ErrorReason;
+    use crate::status::SourceError;
+
+    const DAY: u64 = 86_400;
+
+    /// Monday 2026-01-05, 12:00 UTC (13:00 in Berlin).
+    fn t0() -> Timestamp {
+        "2026-01-05T12:00:00Z".parse().unwrap()
+    }
+
+    fn at(secs: u64) -> Timestamp {
+        plus(t0(), Duration::from_secs(secs))
+    }
+
+    fn ago(now: Timestamp, secs: u64) -> Timestamp {
+        now.checked_sub(Duration::from_secs(secs)).unwrap()
+    }
+
+    fn config() -> EngineConfig {
+        EngineConfig::new("state.json", vec!["ops@example.com".to_string()])
+    }
+
+    /// A healthy agent as of `now`: fresh heartbeat, young token, current version.
+    fn agent(id: &str, now: Timestamp) -> Agent {
+        let mut a = Agent::new(id, format!("edge-{id}"));
+        a.last_heartbeat = Some(now);
+        a.created_at = Some(ago(now, 365 * DAY));
+        a.token_rotated = Some(ago(now, 10 * DAY));
+        a.version = Some("1.5.0".to_string());
+        a
+    }
+
+    fn up(name: &str, agents: Vec<Agent>, now: Timestamp) -> Arc<SourceStatus> {
+        let mut s = SourceStatus::new(name, Provider::Celigo);
+        s.agents = Some(Arc::new(AgentList {
+            polled_at: now,
+            agents,
+        }));
+        s.up = true;
+        s.polls = 1;
+        s.last_attempt = Some(now);
+        s.last_success = Some(now);
+        Arc::new(s)
+    }
+
+    /// A source whose polls have failed since `since`, keeping `agents` from its last good poll.
+    fn down(name: &str, agents: Vec<Agent>, since: Timestamp) -> Arc<SourceStatus> {
+        let mut s = (*up(name, agents, since)).clone();
+        s.up = false;
+        s.polls = 2;
+        s.failing_since = Some(since);
+        s.last_error = Some(SourceError {
+            reason: ErrorReason::Unauthorized,
+            message: "401 Unauthorized".to_string(),
+        });
+        Arc::new(s)
+    }
+
+    /// One line per notification: `FIRING AgentOffline/prod-us firing=[a1,a2] resolved=[a3] to=[ops@example.com]`.
+    fn summary(n: &Notification) -> String {
+        let ids = |lines: &[AlertLine]| {
+            lines
+                .iter()
+                .map(|l| l.agent_id.clone().unwrap_or_else(|| "-".into()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let status = match n.status {
+            NotificationStatus::Firing => "FIRING",
+            NotificationStatus::Resolved => "RESOLVED",
+        };
+        format!(
+            "{status} {} firing=[{}] resolved=[{}] to=[{}]",
+            n.group_key,
+            ids(&n.firing),
+            ids(&n.resolved),
+            n.to.join(",")
+        )
+    }
+
+    fn summaries(ns: &[Notification]) -> Vec<String> {
+        ns.iter().map(summary).collect()
+    }
+
+    /// The alerts in the engine, as `alertname/account/agent:state`, for assertions that print what they saw.
+    fn alerts(e: &Engine) -> Vec<String> {
+        e.state()
+            .alerts
+            .values()
+            .map(|a| {
+                format!(
+                    "{}/{}/{}:{}",
+                    a.alertname,
+                    a.account,
+                    a.agent_id.as_deref().unwrap_or("-"),
+                    a.state.as_str()
+                )
+            })
+            .collect()
+    }
+
+    /// Evaluates once on a fresh engine and returns the alerts.
+    fn alerts_after_one_round(
+        config: EngineConfig,
+        sources: &[Arc<SourceStatus>],
+        now: Timestamp,
+    ) -> Vec<String> {
+        let mut e = Engine::new(config, State::new(now));
+        e.evaluate(sources, now);
+        alerts(&e)
+    }
+
+    #[test]
+    fn heartbeat_staleness_fires_just_past_after_and_includes_agents_that_never_sent_one() {
+        let now = t0();
+        // (heartbeat age in s, created age in s, expected alerts)
+        let cases: [(Option<u64>, Option<u64>, &[&str]); 6] = [
+            (Some(599), Some(DAY), &[]),
+            (Some(600), Some(DAY), &[]),
+            (Some(601), Some(DAY), &["AgentHeartbeatStale/prod/a:firing"]),
+            (None, Some(601), &["AgentHeartbeatStale/prod/a:firing"]),
+            (None, Some(599), &[]),
+            (None, None, &[]),
+        ];
+        for (hb, created, want) in cases {
+            let mut a = agent("a", now);
+            a.last_heartbeat = hb.map(|s| ago(now, s));
+            a.created_at = created.map(|s| ago(now, s));
+            let got = alerts_after_one_round(config(), &[up("prod", vec![a], now)], now);
+            assert_eq!(got, want, "heartbeat age {hb:?}, created {created:?} ago");
+        }
+    }
+
+    #[test]
+    fn an_offline_agent_is_pending_then_fires_after_for() {
+        let mut a = agent("a", t0());
+        a.offline = true;
+        let mut e = Engine::new(config(), State::new(t0()));
+        let mut seen = Vec::new();
+        for secs in [0, 299, 300] {
+            let now = at(secs);
+            a.last_heartbeat = Some(now);
+            e.evaluate(&[up("prod", vec![a.clone()], now)], now);
+            seen.push((secs, alerts(&e)));
+        }
+        let want = vec![
+            (0, vec!["AgentOffline/prod/a:pending".to_string()]),
+            (299, vec!["AgentOffline/prod/a:pending".to_string()]),
+            (300, vec!["AgentOffline/prod/a:firing".to_string()]),
+        ];
+        assert_eq!(seen, want);
+        let healthy =
+            alerts_after_one_round(config(), &[up("prod", vec![agent("a", t0())], t0())], t0());
+        assert!(healthy.is_empty(), "a healthy agent raised {healthy:?}");
+    }
+
+    #[test]
+    fn token_rotation_is_due_before_max_age_and_overdue_after_it() {
+        let now = t0();
+        // (token age in days, expected alerts); max_age 90d, warn_before 14d.
+        let cases: [(Option<u64>, &[&str]); 5] = [
+            (Some(75), &[]),
+            (Some(77), &["AgentTokenRotationDue/prod/a:firing"]),
+            (Some(89), &["AgentTokenRotationDue/prod/a:firing"]),
+            (
+                Some(91),
+                &[
+                    "AgentTokenRotationDue/prod/a:firing",
+                    "AgentTokenRotationOverdue/prod/a:firing",
+                ],
+            ),
+            // A provider without token dates never triggers the token rules.
+            (None, &[]),
+        ];
+        for (days, want) in cases {
+            let mut a = agent("a", now);
+            a.token_rotated = days.map(|d| ago(now, d * DAY));
+            let got = alerts_after_one_round(config(), &[up("prod", vec![a], now)], now);
+            assert_eq!(got, want, "token age {days:?} days");
+        }
+    }
+
+    #[test]
+    fn source_down_fires_once_polls_have_failed_for_longer_than_for() {
+        let now = t0();
+        // (failing for s, expected)
+        let cases: [(u64, &[&str]); 3] = [
+            (0, &["SourceDown/prod/-:pending"]),
+            (599, &["SourceDown/prod/-:pending"]),
+            (600, &["SourceDown/prod/-:firing"]),
+        ];
+        for (secs, want) in cases {
+            let got =
+                alerts_after_one_round(config(), &[down("prod", vec![], ago(now, secs))], now);
+            assert_eq!(got, want, "failing for {secs}s");
+        }
+        let e = {
+            let mut e = Engine::new(config(), State::new(now));
+            e.evaluate(&[down("prod", vec![], ago(now, 3600))], now);
+            e
+        };
+        let a = e.state().alerts.values().next().unwrap();
+        assert_eq!(a.value, "polls failing for 1h (unauthorized)", "saw {a:?}");
+        let never_polled = Arc::new(SourceStatus::new("prod", Provider::Celigo));
+        assert!(alerts_after_one_round(config(), &[never_polled], now).is_empty());
+    }
+
+    #[test]
+    fn version_outdated_is_off_without_min_version_and_compares_semantic_versions() {
+        let now = t0();
+        let mut with_min = config();
+        with_min.rules.min_version = Some(semver::Version::new(1, 4, 0));
+        with_min.rules.version_outdated.enabled = true;
+        let cases: [(Option<&str>, bool); 6] = [
+            (Some("1.3.9"), true),
+            (Some("1.4.0"), false),
+            (Some("1.10.0"), false),
+            (Some("v1.2"), true),
+            (Some("not a version"), false),
+            (None, false),
+        ];
+        for (version, fires) in cases {
+            let mut a = agent("a", now);
+            a.version = version.map(str::to_string);
+            let sources = [up("prod", vec![a], now)];
+            let got = alerts_after_one_round(with_min.clone(), &sources, now);
+            let want: &[&str] = if fires {
+                &["AgentVersionOutdated/prod/a:firing"]
+            } else {
+                &[]
+            };
+            assert_eq!(got, want, "version {version:?}");
+            assert!(
+                alerts_after_one_round(config(), &sources, now).is_empty(),
+                "fired without min_version"
+            );
+        }
+    }
+
+    /// Drives an engine through time, one evaluation per call.
+    struct World {
+        engine: Engine,
+    }
+
+    impl World {
+        fn new(config: EngineConfig) -> World {
+            World {
+                engine: Engine::new(config, State::new(t0())),
+            }
+        }
+
+        fn eval(&mut self, secs: u64, sources: &[Arc<SourceStatus>]) -> Vec<String> {
+            summaries(&self.engine.evaluate(sources, at(secs)))
+        }
+    }
+
+    fn stale(id: &str, now: Timestamp) -> Agent {
+        let mut a = agent(id, now);
+        a.last_heartbeat = Some(ago(now, 3600));
+        a
+    }
+
+    #[test]
+    fn source_down_inhibits_the_agent_alerts_of_that_source() {
+        let mut w = World::new(config());
+        assert_eq!(
+            w.eval(0, &[up("prod", vec![stale("a", at(0))], at(0))]),
+            Vec::<String>::new()
+        );
+        // The API key is revoked: polls fail from t0 - 20m on, so SourceDown fires at once.
+        let broken = [down("prod", vec![stale("a", at(0))], ago(at(10), 1200))];
+        assert_eq!(w.eval(10, &broken), Vec::<String>::new());
+        let got = w.eval(40, &broken);
+        assert_eq!(
+            got,
+            vec!["FIRING SourceDown/prod firing=[-] resolved=[] to=[ops@example.com]"]
+        );
+        assert!(alerts(&w.engine).contains(&"AgentHeartbeatStale/prod/a:firing".to_string()));
+    }
+
+    #[test]
+    fn agent_offline_inhibits_heartbeat_stale_for_the_same_agent_only() {
+        let mut cfg = config();
+        cfg.rules.agent_offline.for_ = Duration::ZERO;
+        let mut w = World::new(cfg);
+        let mut a = stale("a", at(0));
+        a.offline = true;
+        let b = stale("b", at(0));
+        let sources = [up("prod", vec![a, b], at(0))];
+        w.eval(0, &sources);
+        let got = w.eval(30, &sources);
+        assert_eq!(
+            got,
+            vec![
+                "FIRING AgentHeartbeatStale/prod firing=[b] resolved=[] to=[ops@example.com]",
+                "FIRING AgentOffline/prod firing=[a] resolved=[] to=[ops@example.com]",
+            ]
+        );
+    }
+
+    #[test]
+    fn overdue_inhibits_due_for_the_same_agent() {
+        let mut w = World::new(config());
+        let mut a = agent("a", at(0));
+        a.token_rotated = Some(ago(at(0), 100 * DAY));
+        let mut b = agent("b", at(0));
+        b.token_rotated = Some(ago(at(0), 80 * DAY));
+        let sources = [up("prod", vec![a, b], at(0))];
+        w.eval(0, &sources);
+        let got = w.eval(30, &sources);
+        assert_eq!(
+            got,
+            vec![
+                "FIRING AgentTokenRotationDue/prod firing=[b] resolved=[] to=[ops@example.com]",
+                "FIRING AgentTokenRotationOverdue/prod firing=[a] resolved=[] to=[ops@example.com]",
+            ]
+        );
+    }
+
+    #[test]
+    fn group_wait_then_group_interval_batch_alerts_of_one_rule_and_account() {
+        let mut w = World::new(config());
+        let mut log = Vec::new();
+        for secs in (0..=660).step_by(10) {
+            let now = at(secs);
+            let mut agents = vec![stale("a", now)];
+            if secs >= 60 {
+                agents.push(stale("b", now));
+            }
+            if secs >= 120 {
+                agents.push(stale("c", now));
+            }
+            let mut other = stale("x", now);
+            other.offline = secs >= 100;
+            agents.push(other);
+            for line in w.eval(secs, &[up("prod", agents, now)]) {
+                log.push(format!("{secs}s {line}"));
+            }
+        }
+        assert_eq!(
+            log,
+            vec![
+                // group_wait 30s after the first alert.
+                "30s FIRING AgentHeartbeatStale/prod firing=[a,x] resolved=[] to=[ops@example.com]",
+                // b and c joined later: they wait for the next group_interval (5m after 30s).
+                "330s FIRING AgentHeartbeatStale/prod firing=[a,b,c,x] resolved=[] to=[ops@example.com]",
+                // x went offline at 100s: that group fires 5m later (for) plus its own group_wait.
+                "430s FIRING AgentOffline/prod firing=[x] resolved=[] to=[ops@example.com]",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_condition_that_clears_before_for_sends_nothing() {
+        let mut w = World::new(config());
+        let mut log = Vec::new();
+        for secs in (0..=900).step_by(30) {
+            let now = at(secs);
+            let mut a = agent("a", now);
+            a.offline = secs < 240;
+            log.extend(w.eval(secs, &[up("prod", vec![a], now)]));
+        }
+        assert!(log.is_empty(), "saw {log:?}");
+        assert!(alerts(&w.engine).is_empty(), "saw {:?}", alerts(&w.engine));
+        assert!(
+            w.engine.state().groups.is_empty(),
+            "saw {:?}",
+            w.engine.state().groups
+        );
+    }
+
+    #[test]
+    fn repeat_interval_resends_an_unchanged_firing_group() {
+        let mut w = World::new(config());
+        let mut times = Vec::new();
+        for secs in (0..=(9 * 3600)).step_by(60) {
+            let now = at(secs);
+            if !w
+                .eval(secs, &[up("prod", vec![stale("a", now)], now)])
+                .is_empty()
+            {
+                times.push(secs);
+            }
+        }
+        // First at group_wait (rounded up to the next evaluation), then each time 4h have passed at a flush.
+        assert_eq!(times, vec![60, 60 + 4 * 3600, 60 + 8 * 3600]);
+    }
+
+    #[test]
+    fn keep_firing_for_holds_a_cleared_alert_before_it_resolves() {
+        let mut cfg = config();
+        cfg.rules.heartbeat_stale.keep_firing_for = Duration::from_secs(120);
+        let mut e = Engine::new(cfg, State::new(t0()));
+        let mut seen = Vec::new();
+        for secs in [0, 60, 120, 179, 180] {
+            let now = at(secs);
+            let a = if secs == 0 {
+                stale("a", now)
+            } else {
+                agent("a", now)
+            };
+            e.evaluate(&[up("prod", vec![a], now)], now);
+            seen.push((secs, alerts(&e)));
+        }
+        let firing = vec!["AgentHeartbeatStale/prod/a:firing".to_string()];
+        let resolved = vec!["AgentHeartbeatStale/prod/a:resolved".to_string()];
+        // The condition held at 0s only. As in Prometheus, keep_firing_for counts from the first evaluation that saw
+        // it clear (60s), so the alert resolves at 180s; it was notified at 60s, so the resolved alert stays for its
+        // notice.
+        assert_eq!(
+            seen,
+            vec![
+                (0, firing.clone()),
+                (60, firing.clone()),
+                (120, firing.clone()),
+                (179, firing),
+                (180, resolved),
+            ]
+        );
+    }
+
+    /// Fires `a` and `b`, notifies, then lets `a` recover; returns everything sent after the first notification.
+    fn partial_then_full_recovery(send_resolved: bool) -> Vec<String> {
+        let mut cfg = config();
+        cfg.send_resolved = send_resolved;
+        let mut w = World::new(cfg);
+        let both = |now| vec![stale("a", now), stale("b", now)];
+        w.eval(0, &[up("prod", both(at(0)), at(0))]);
+        let first = w.eval(30, &[up("prod", both(at(30)), at(30))]);
+        assert_eq!(
+            first,
+            vec!["FIRING AgentHeartbeatStale/prod firing=[a,b] resolved=[] to=[ops@example.com]"]
+        );
+        let mut log = Vec::new();
+        for secs in (60..=1200).step_by(30) {
+            let now = at(secs);
+            let a = agent("a", now);
+            let b = if secs < 500 {
+                stale("b", now)
+            } else {
+                agent("b", now)
+            };
+            for line in w.eval(secs, &[up("prod", vec![a, b], now)]) {
+                log.push(format!("{secs}s {line}"));
+            }
+        }
+        assert!(
+            w.engine.state().alerts.is_empty(),
+            "saw {:?}",
+            alerts(&w.engine)
+        );
+        assert!(
+            w.engine.state().groups.is_empty(),
+            "saw {:?}",
+            w.engine.state().groups
+        );
+        log
+    }
+
+    #[test]
+    fn resolved_notices_follow_send_resolved() {
+        assert_eq!(
+            partial_then_full_recovery(true),
+            vec![
+                "330s FIRING AgentHeartbeatStale/prod firing=[b] resolved=[a] to=[ops@example.com]",
+                "630s RESOLVED AgentHeartbeatStale/prod firing=[] resolved=[b] to=[ops@example.com]",
+            ]
+        );
+        assert_eq!(partial_then_full_recovery(false), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_silence_holds_back_matching_alerts_until_it_expires() {
+        let mut w = World::new(config());
+        let silence = NewSilence {
+            matchers: vec![RawMatcher {
+                name: LabelName::AgentName,
+                value: "edge-(a|b)".into(),
+                is_regex: true,
+                is_equal: true,
+            }],
+            starts_at: None,
+            ends_at: Some(at(600)),
+            duration: None,
+            created_by: Some("ops".into()),
+            comment: Some("planned maintenance".into()),
+        };
+        let s = w.engine.add_silence(silence, at(0)).unwrap();
+        assert_eq!(s.id, format!("{:x}-1", t0().as_millisecond()));
+        let mut log = Vec::new();
+        for secs in (0..=1000).step_by(10) {
+            let now = at(secs);
+            let sources = [up("prod", vec![stale("a", now), stale("c", now)], now)];
+            for line in w.eval(secs, &sources) {
+                log.push(format!("{secs}s {line}"));
+            }
+        }
+        assert_eq!(
+            log,
+            vec![
+                "30s FIRING AgentHeartbeatStale/prod firing=[c] resolved=[] to=[ops@example.com]",
+                // The silence ended at 600s; the next flush (330s + 5m) lists a as new.
+                "630s FIRING AgentHeartbeatStale/prod firing=[a,c] resolved=[] to=[ops@example.com]",
+            ]
+        );
+        let views = w.engine.alerts(at(100));
+        let a = views
+            .iter()
+            .find(|v| v.agent_id.as_deref() == Some("a"))
+            .unwrap();
+        assert_eq!(a.silenced_by, vec![s.id.clone()], "saw {a:?}");
+    }
+
+    #[test]
+    fn silences_are_validated_with_sentences() {
+        let mut e = Engine::new(config(), State::new(t0()));
+        let m = RawMatcher {
+            name: LabelName::Account,
+            value: "prod".into(),
+            is_regex: false,
+            is_equal: true,
+        };
+        let new = |matchers: Vec<RawMatcher>,
+                   ends_at: Option<Timestamp>,
+                   duration: Option<&str>| NewSilence {
+            matchers,
+            starts_at: None,
+            ends_at,
+            duration: duration.map(str::to_string),
+            created_by: None,
+            comment: None,
+        };
+        let bad_regex = RawMatcher {
+            value: "(".into(),
+            is_regex: true,
+            ..m.clone()
+        };
+        let cases = [
+            (
+                new(vec![], Some(at(60)), None),
+                "a silence needs at least one matcher".to_string(),
+            ),
+            (
+                new(vec![m.clone()], None, None),
+                "give ends_at or duration".to_string(),
+            ),
+            (
+                new(vec![m.clone()], Some(at(60)), Some("1h")),
+                "give ends_at or duration, not both".to_string(),
+            ),
+            (
+                new(vec![m.clone()], None, Some("soon")),
+                "bad duration \"soon\": expected number at 0".to_string(),
+            ),
+            (
+                new(vec![m.clone()], Some(ago(t0(), 60)), None),
+                "ends_at (2026-01-05T11:59:00Z) must be after starts_at (2026-01-05T12:00:00Z)"
+                    .to_string(),
+            ),
+        ];
+        for (request, want) in cases {
+            let got = e.add_silence(request.clone(), t0());
+            assert_eq!(got.as_ref().map(|s| &s.id), Err(&want), "for {request:?}");
+        }
+        let err = e
+            .add_silence(new(vec![bad_regex], Some(at(60)), None), t0())
+            .unwrap_err();
+        assert!(err.starts_with("bad regex \"(\""), "saw {err:?}");
+        let ok = e.add_silence(new(vec![m], None, Some("2h")), t0()).unwrap();
+        assert_eq!(ok.ends_at, at(7200));
+        assert!(e.delete_silence(&ok.id));
+        assert!(!e.delete_silence(&ok.id), "deleted twice");
+    }
+
+    fn berlin_lunch() -> MuteWindow {
+        MuteWindow {
+            name: "lunch".into(),
+            time_zone: jiff::tz::TimeZone::get("Europe/Berlin").unwrap(),
+            weekdays: 1, // Monday only
+            times: vec![(12 * 60 + 30, 14 * 60)],
+            matchers: vec![],
+        }
+    }
+
+    #[test]
+    fn a_mute_window_is_read_in_its_time_zone() {
+        // (UTC instant, inside Berlin's Monday 12:30–14:00?)
+        let cases = [
+            ("2026-01-05T11:29:00Z", false), // 12:29 in Berlin (UTC+1)
+            ("2026-01-05T11:30:00Z", true),  // 12:30
+            ("2026-01-05T12:59:00Z", true),  // 13:59
+            ("2026-01-05T13:00:00Z", false), // 14:00
+            ("2026-01-12T11:30:00Z", true),  // next Monday
+            ("2026-01-06T11:30:00Z", false), // Tuesday
+            ("2026-07-06T10:30:00Z", true),  // summer time, UTC+2: 12:30 on a Monday
+            ("2026-07-06T11:30:00Z", true),  // 13:30
+            ("2026-07-06T12:00:00Z", false), // 14:00
+        ];
+        let w = berlin_lunch();
+        for (utc, want) in cases {
+            let now: Timestamp = utc.parse().unwrap();
+            assert_eq!(w.contains(now), want, "at {utc}");
+        }
+    }
+
+    #[test]
+    fn a_mute_window_past_midnight_belongs_to_the_day_it_starts() {
+        let w = MuteWindow {
+            name: "friday night".into(),
+            time_zone: jiff::tz::TimeZone::get("America/New_York").unwrap(),
+            weekdays: 1 << 4, // Friday
+            times: vec![(22 * 60, 2 * 60)],
+            matchers: vec![],
+        };
+        let cases = [
+            ("2026-01-10T02:59:00Z", false), // Fri 21:59 in New York (UTC-5)
+            ("2026-01-10T03:00:00Z", true),  // Fri 22:00
+            ("2026-01-10T06:59:00Z", true),  // Sat 01:59
+            ("2026-01-10T07:00:00Z", false), // Sat 02:00
+            ("2026-01-11T03:30:00Z", false), // Sat 22:30
+        ];
+        for (utc, want) in cases {
+            assert_eq!(w.contains(utc.parse().unwrap()), want, "at {utc}");
+        }
+    }
+
+    #[test]
+    fn a_muted_group_waits_for_the_window_to_end_then_notifies() {
+        let mut cfg = config();
+        cfg.mute_windows = vec![berlin_lunch()];
+        let mut w = World::new(cfg);
+        let mut log = Vec::new();
+        // t0 is 13:00 in Berlin, inside the window until 14:00 (t0 + 1h).
+        for secs in (0..=4200).step_by(30) {
+            let now = at(secs);
+            for line in w.eval(secs, &[up("prod", vec![stale("a", now)], now)]) {
+                log.push(format!("{secs}s {line}"));
+            }
+        }
+        // Flushes at 30s, 330s, ... 3330s are muted; 3630s (13:00 UTC + 30s = 14:00:30 Berlin) is not.
+        assert_eq!(
+            log,
+            vec![
+                "3630s FIRING AgentHeartbeatStale/prod firing=[a] resolved=[] to=[ops@example.com]"
+            ]
+        );
+    }
+
+    #[test]
+    fn routes_pick_recipients_by_rule_or_severity_first_match_wins() {
+        let mut cfg = config();
+        cfg.routes = vec![
+            Route {
+                alertname: Some(AlertName::SourceDown),
+                severity: None,
+                account: None,
+                to: vec!["oncall@example.com".into()],
+            },
+            Route {
+                alertname: None,
+                severity: Some(Severity::Warning),
+                account: None,
+                to: vec!["security@example.com".into()],
+            },
+            Route {
+                alertname: Some(AlertName::SourceDown),
+                severity: None,
+                account: None,
+                to: vec!["never@example.com".into()],
+            },
+        ];
+        let cases = [
+            (AlertName::SourceDown, "oncall@example.com"),
+            (AlertName::AgentTokenRotationDue, "security@example.com"),
+            (AlertName::AgentTokenRotationOverdue, "ops@example.com"),
+            (AlertName::AgentOffline, "ops@example.com"),
+        ];
+        for (name, want) in cases {
+            let severity = cfg.rules.severity(name);
+            assert_eq!(
+                cfg.recipients(name, severity, "prod"),
+                vec![want.to_string()],
+                "for {name}"
+            );
+        }
+        // And end to end.
+        let mut w = World::new(cfg);
+        let mut a = agent("a", at(0));
+        a.token_rotated = Some(ago(at(0), 80 * DAY));
+        w.eval(0, &[up("prod", vec![a.clone()], at(0))]);
+        let got = w.eval(30, &[up("prod", vec![a], at(30))]);
+        assert_eq!(
+            got,
+            vec![
+                "FIRING AgentTokenRotationDue/prod firing=[a] resolved=[] to=[security@example.com]"
+            ]
+        );
+    }
+
+    #[test]
+    fn overrides_change_thresholds_for_one_source_only() {
+        let mut cfg = config();
+        let mut relaxed = cfg.rules.clone();
+        relaxed.heartbeat_after = Duration::from_secs(2 * 3600);
+        cfg.overrides.insert("lab".into(), relaxed);
+        let now = t0();
+        let sources = [
+            up("prod", vec![stale("a", now)], now),
+            up("lab", vec![stale("b", now)], now),
+        ];
+        let got = alerts_after_one_round(cfg, &sources, now);
+        assert_eq!(got, vec!["AgentHeartbeatStale/prod/a:firing"]);
+    }
+
+    #[test]
+    fn rule_matchers_narrow_a_rule_to_some_agents() {
+        let mut cfg = config();
+        cfg.rules.heartbeat_stale.matchers = vec![
+            Matcher::new(RawMatcher {
+                name: LabelName::AgentName,
+                value: "edge-lab.*".into(),
+                is_regex: true,
+                is_equal: false,
+            })
+            .unwrap(),
+        ];
+        let now = t0();
+        let sources = [up("prod", vec![stale("a", now), stale("lab1", now)], now)];
+        assert_eq!(
+            alerts_after_one_round(cfg, &sources, now),
+            vec!["AgentHeartbeatStale/prod/a:firing"]
+        );
+    }
+
+    #[test]
+    fn a_failing_source_holds_its_agent_alerts_instead_of_resolving_or_starting_them() {
+        let mut w = World::new(config());
+        w.eval(
+            0,
+            &[up(
+                "prod",
+                vec![stale("a", at(0)), agent("b", at(0))],
+                at(0),
+            )],
+        );
+        // The poll fails: `a` stays firing although the data is old; `b` does not turn stale on old data.
+        let failing = [down(
+            "prod",
+            vec![stale("a", at(0)), agent("b", at(0))],
+            at(3500),
+        )];
+        w.eval(3600, &failing);
+        assert_eq!(
+            alerts(&w.engine),
+            vec![
+                "AgentHeartbeatStale/prod/a:firing",
+                "SourceDown/prod/-:pending"
+            ],
+        );
+    }
+
+    #[test]
+    fn alerts_of_a_source_no_longer_configured_resolve() {
+        let mut w = World::new(config());
+        w.eval(0, &[up("old", vec![stale("a", at(0))], at(0))]);
+        w.eval(30, &[up("old", vec![stale("a", at(30))], at(30))]);
+        let got = w.eval(330, &[]);
+        assert_eq!(
+            got,
+            vec!["RESOLVED AgentHeartbeatStale/old firing=[] resolved=[a] to=[ops@example.com]"]
+        );
+    }
+
+    #[test]
+    fn notification_ids_are_unique_and_the_same_state_gives_the_same_id() {
+        let mut w = World::new(config());
+        w.eval(0, &[up("prod", vec![stale("a", at(0))], at(0))]);
+        let before = w.engine.state().clone();
+        let first = w
+            .engine
+            .evaluate(&[up("prod", vec![stale("a", at(30))], at(30))], at(30));
+        // The same round again from the same state (a crash before the state was saved) gives the same id.
+        let mut again = Engine::new(config(), before.clone());
+        let replay = again.evaluate(&[up("prod", vec![stale("a", at(30))], at(30))], at(30));
+        assert_eq!(first[0].id, replay[0].id);
+        // So does a rollback after the sink refused the batch.
+        w.engine.rollback();
+        let retried = w
+            .engine
+            .evaluate(&[up("prod", vec![stale("a", at(31))], at(31))], at(31));
+        assert_eq!(retried[0].id, first[0].id);
+        let later = w
+            .engine
+            .evaluate(&[up("prod", vec![agent("a", at(400))], at(400))], at(400));
+        assert_eq!(
+            summaries(&later),
+            vec!["RESOLVED AgentHeartbeatStale/prod firing=[] resolved=[a] to=[ops@example.com]"]
+        );
+        assert_ne!(later[0].id, first[0].id);
+        assert!(
+            first[0]
+                .id
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == '-'),
+            "id {:?} is not [0-9a-f-]",
+            first[0].id
+        );
+    }
+
+    #[test]
+    fn a_restart_sends_no_duplicate_and_still_sends_the_resolved_notice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut e = Engine::new(config(), State::new(t0()));
+        e.evaluate(&[up("prod", vec![stale("a", at(0))], at(0))], at(0));
+        let sent = e.evaluate(&[up("prod", vec![stale("a", at(30))], at(30))], at(30));
+        assert_eq!(sent.len(), 1, "saw {:?}", summaries(&sent));
+        e.state().save(&path).unwrap();
+        drop(e);
+
+        // The restarted process has not polled yet, then polls the same problem.
+        let loaded = crate::rules::state::load(&path, at(100));
+        assert!(loaded.problem.is_none(), "saw {:?}", loaded.problem);
+        let mut e = Engine::new(config(), loaded.state);
+        let mut log = Vec::new();
+        let not_polled = Arc::new(SourceStatus::new("prod", Provider::Celigo));
+        log.extend(summaries(&e.evaluate(&[not_polled], at(100))));
+        for secs in (110..=600).step_by(10) {
+            let now = at(secs);
+            log.extend(summaries(
+                &e.evaluate(&[up("prod", vec![stale("a", now)], now)], now),
+            ));
+        }
+        assert!(log.is_empty(), "a restart sent {log:?}");
+        // The agent recovers: the resolved notice still arrives.
+        let got = e.evaluate(&[up("prod", vec![agent("a", at(700))], at(700))], at(700));
+        assert_eq!(
+            summaries(&got),
+            vec!["RESOLVED AgentHeartbeatStale/prod firing=[] resolved=[a] to=[ops@example.com]"]
+        );
+    }
+
+    #[test]
+    fn alert_counts_list_every_enabled_rule_at_zero_and_count_pending_and_firing() {
+        let mut a = stale("a", t0());
+        a.offline = true;
+        let mut e = Engine::new(config(), State::new(t0()));
+        e.evaluate(&[up("prod", vec![a], t0())], t0());
+        let counts: Vec<String> = e
+            .alert_counts()
+            .into_iter()
+            .filter(|(name, ..)| name.starts_with("Agent"))
+            .map(|(name, sev, state, n)| format!("{name} {} {state} {n}", severity_str(sev)))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![
+                "AgentHeartbeatStale critical firing 1",
+                "AgentHeartbeatStale critical pending 0",
+                "AgentOffline critical firing 0",
+                "AgentOffline critical pending 1",
+                "AgentTokenRotationDue warning firing 0",
+                "AgentTokenRotationDue warning pending 0",
+                "AgentTokenRotationOverdue critical firing 0",
+                "AgentTokenRotationOverdue critical pending 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_state_keeps_the_failure_reason_but_not_the_upstream_error_message() {
+        let mut s = (*down("prod", vec![], ago(t0(), 3600))).clone();
+        s.last_error = Some(SourceError {
+            reason: ErrorReason::Unauthorized,
+            message: "401 from https://api.example/v1/agents?token=SECRET-TOKEN".to_string(),
+        });
+        let mut e = Engine::new(config(), State::new(t0()));
+        e.evaluate(&[Arc::new(s)], t0());
+        let json = String::from_utf8(e.state().to_json()).unwrap();
+        assert!(
+            json.contains("unauthorized"),
+            "the reason is missing from {json}"
+        );
+        assert!(
+            !json.contains("SECRET-TOKEN"),
+            "the upstream message leaked into {json}"
+        );
+    }
+
+    #[test]
+    fn the_published_counts_follow_each_evaluation_without_the_lock() {
+        let mut e = Engine::new(config(), State::new(t0()));
+        let handle = e.published_counts();
+        assert!(
+            handle.load().is_empty(),
+            "counts before the first evaluation"
+        );
+        e.evaluate(&[up("prod", vec![stale("a", t0())], t0())], t0());
+        assert_eq!(**handle.load(), e.alert_counts());
+        let firing: u64 = handle
+            .load()
+            .iter()
+            .filter(|(_, _, state, _)| *state == "firing")
+            .map(|(.., n)| n)
+            .sum();
+        assert_eq!(firing, 1, "saw {:?}", handle.load());
+    }
+
+    #[test]
+    fn the_state_changes_worth_saving_are_flagged_and_growing_ages_are_not() {
+        let mut e = Engine::new(config(), State::new(t0()));
+        e.evaluate(&[up("prod", vec![stale("a", at(0))], at(0))], at(0));
+        assert!(e.take_dirty(), "a new alert was not flagged");
+        e.evaluate(&[up("prod", vec![stale("a", at(0))], at(5))], at(5));
+        assert!(!e.take_dirty(), "a growing age was flagged");
+    }
+
+    #[test]
+    fn an_inhibited_alert_sends_no_resolved_notice_until_it_really_resolves() {
+        let mut w = World::new(config());
+        let mut log = Vec::new();
+        // The token is 89 days old at 0s: due now, overdue a day later; it is rotated at 2 days.
+        for secs in (0..=(3 * DAY)).step_by(300) {
+            let now = at(secs);
+            let mut a = agent("a", now);
+            a.token_rotated = Some(if secs < 2 * DAY {
+                ago(at(0), 89 * DAY)
+            } else {
+                at(2 * DAY)
+            });
+            for line in w.eval(secs, &[up("prod", vec![a], now)]) {
+                log.push(format!("{}h {line}", secs / 3600));
+            }
+        }
+        let due = "AgentTokenRotationDue/prod";
+        let overdue = "AgentTokenRotationOverdue/prod";
+        let ops = "to=[ops@example.com]";
+        // Due repeats every 4h until the token is overdue at 24h; from then on Due is hidden, neither repeated nor
+        // reported resolved, while Overdue repeats. Rotated at 48h: both resolve, and both groups say so.
+        let mut want: Vec<String> = (0..24)
+            .step_by(4)
+            .map(|h| format!("{h}h FIRING {due} firing=[a] resolved=[] {ops}"))
+            .collect();
+        want.extend(
+            (24..48)
+                .step_by(4)
+                .map(|h| format!("{h}h FIRING {overdue} firing=[a] resolved=[] {ops}")),
+        );
+        want.push(format!("48h RESOLVED {due} firing=[] resolved=[a] {ops}"));
+        want.push(format!(
+            "48h RESOLVED {overdue} firing=[] resolved=[a] {ops}"
+        ));
+        assert_eq!(log, want);
+    }
+
+    #[test]
+    fn the_demo_timings_fire_and_resolve_within_two_minutes() {
+        let mut w = World::new(EngineConfig::demo(
+            "demo.json",
+            vec!["demo@example.com".into()],
+        ));
+        let mut log = Vec::new();
+        for secs in (0..=120).step_by(5) {
+            let now = at(secs);
+            let mut a = agent("a", now);
+            a.offline = (5..50).contains(&secs);
+            for line in w.eval(secs, &[up("demo", vec![a], now)]) {
+                log.push(format!("{secs}s {line}"));
+            }
+        }
+        assert_eq!(
+            log,
+            vec![
+                "20s FIRING AgentOffline/demo firing=[a] resolved=[] to=[demo@example.com]",
+                "60s RESOLVED AgentOffline/demo firing=[] resolved=[a] to=[demo@example.com]",
+            ]
+        );
+    }
+
+    #[test]
+    fn durations_read_as_two_units() {
+        let cases = [
+            (0, "0s"),
+            (42, "42s"),
+            (60, "1m"),
+            (245, "4m 5s"),
+            (3600, "1h"),
+            (11_520, "3h 12m"),
+            (86_400 * 97 + 3 * 3600 + 59, "97d 3h"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human(Duration::from_secs(secs)), want, "{secs}s");
+        }
+    }
+}

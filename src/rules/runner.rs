@@ -1,0 +1,380 @@
+//! The loop around the pure engine: evaluate every few seconds, hand notifications to the sink, then save the
+//! state. The order is what makes delivery exactly-once across crashes (see [`run_once`]).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+
+use crate::rules::NotificationSink;
+use crate::rules::api::{SharedEngine, lock};
+use crate::rules::config::EngineConfig;
+use crate::rules::engine::Engine;
+use crate::rules::state::{load_or_fresh, write_atomic};
+use crate::status::Registry;
+
+/// Builds the shared engine for `config`, starting from its state file. A missing file starts fresh; an unreadable
+/// one is moved aside and logged as an error (see [`crate::rules::state::load_or_fresh`]).
+///
+/// A fresh state is written at once: its epoch is part of every notification id, so it must be on disk before the
+/// first notification is handed over, or a crash right after that hand-over would restart with another epoch and
+/// send the same alert again under a new id.
+pub fn start_engine(config: EngineConfig) -> SharedEngine {
+    let state = load_or_fresh(&config.state_file, Timestamp::now());
+    let alerts = state.alerts.len();
+    let silences = state.silences.len();
+    let fresh = state.alerts.is_empty()
+        && state.groups.is_empty()
+        && state.sequences.is_empty()
+        && silences == 0;
+    let path = config.state_file.clone();
+    let mut engine = Engine::new(config, state);
+    if fresh {
+        if let Err(e) = engine.state().save(&path) {
+            tracing::error!(error = %e, "cannot write the alert state file; will try again after each evaluation");
+            engine.mark_dirty();
+        }
+    }
+    tracing::info!(path = %path.display(), alerts, silences, "alert state loaded");
+    Arc::new(Mutex::new(engine))
+}
+
+/// Evaluates every `interval` until `shutdown` turns true (or its sender goes away), then saves the state one last
+/// time. Takes wall-clock time from [`Timestamp::now`].
+pub async fn run(
+    engine: SharedEngine,
+    registry: Arc<Registry>,
+    sink: Arc<dyn NotificationSink>,
+    interval: Duration,
+    shutdown: watch::Receiver<bool>,
+) {
+    run_with_clock(engine, registry, sink, interval, shutdown, Timestamp::now).await
+}
+
+/// [`run`] with the clock given, so tests can drive it from tokio's paused clock.
+pub async fn run_with_clock(
+    engine: SharedEngine,
+    registry: Arc<Registry>,
+    sink: Arc<dyn NotificationSink>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    clock: impl Fn() -> Timestamp,
+) {
+    let state_file = lock(&engine).config().state_file.clone();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = ticker.tick() => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                continue;
+            }
+        }
+        run_once(&engine, &registry, &sink, &state_file, clock()).await;
+    }
+    lock(&engine).take_dirty();
+    save(&engine, &state_file).await;
+    tracing::debug!("rule engine stopped");
+}
+
+/// What one round did, for tests and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// Evaluated; `notified` notifications went to the sink; `saved` says whether the state file was written.
+    Done { notified: usize, saved: bool },
+    /// The sink refused the batch; the engine was rolled back and will produce the same batch next round.
+    SinkFailed,
+}
+
+/// One round: evaluate at `now`, enqueue the notifications durably, and only then save the state.
+///
+/// If the process dies after the enqueue but before the save, the reloaded state makes the engine produce the same
+/// notifications again, with the same ids, and the outbox drops them as duplicates. If the sink fails, the engine
+/// is rolled back so nothing is marked sent that was not stored.
+pub async fn run_once(
+    engine: &SharedEngine,
+    registry: &Registry,
+    sink: &Arc<dyn NotificationSink>,
+    state_file: &Path,
+    now: Timestamp,
+) -> Round {
+    let sources = registry.snapshot();
+    let started = std::time::Instant::now();
+    let notifications = lock(engine).evaluate(&sources, now);
+    tracing::debug!(
+        took_ms = started.elapsed().as_millis() as u64,
+        "rules evaluated"
+    );
+    let notified = notifications.len();
+    if notified > 0 {
+        for n in &notifications {
+            tracing::info!(
+                id = %n.id,
+                group = %n.group_key,
+                status = ?n.status,
+                firing = n.firing.len(),
+                resolved = n.resolved.len(),
+                "notification due"
+            );
+        }
+        let sink = Arc::clone(sink);
+        let handed = tokio::task::spawn_blocking(move || sink.enqueue(&notifications)).await;
+        let failure = match handed {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(error_chain(e.as_ref())),
+            Err(e) => Some(format!("the sink panicked: {e}")),
+        };
+        if let Some(cause) = failure {
+            tracing::error!(error = %cause, "could not queue notifications; will try again next round");
+            lock(engine).rollback();
+            return Round::SinkFailed;
+        }
+    }
+    let saved = if lock(engine).take_dirty() {
+        save(engine, state_file).await
+    } else {
+        false
+    };
+    Round::Done { notified, saved }
+}
+
+/// Writes the current state; on failure logs it and marks the engine dirty so the next round tries again.
+/// Returns true if and only if the file was written.
+async fn save(engine: &SharedEngine, path: &Path) -> bool {
+    let bytes = lock(engine).state().to_json();
+    let target = path.to_path_buf();
+    let written = tokio::task::spawn_blocking(move || write_atomic(&target, &bytes)).await;
+    let failure = match written {
+        Ok(Ok(())) => return true,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => format!("the writer panicked: {e}"),
+    };
+    tracing::error!(path = %path.display(), error = %failure, "cannot write the alert state file");
+    lock(engine).mark_dirty();
+    false
+}
+
+/// `error: cause: cause`, the whole chain on one line.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::model::{Agent, AgentList, Provider};
+    use crate::notify::{Notification, SinkError};
+    use crate::rules::config::EngineConfig;
+    use crate::rules::engine::Engine;
+    use crate::rules::state::{State, load};
+    use crate::status::SourceStatus;
+
+    fn t0() -> Timestamp {
+        "2026-01-05T12:00:00Z".parse().unwrap()
+    }
+
+    /// A clock that follows tokio's (paused) clock from `t0`.
+    fn tokio_clock() -> impl Fn() -> Timestamp {
+        let start = tokio::time::Instant::now();
+        move || t0().checked_add(start.elapsed()).unwrap()
+    }
+
+    /// A registry with one source that has polled once and has one agent silent for an hour.
+    fn registry_with_a_stale_agent() -> Arc<Registry> {
+        let registry = Registry::new([("prod", Provider::Celigo)]);
+        let mut agent = Agent::new("a1", "edge-1");
+        agent.last_heartbeat = Some(t0().checked_sub(Duration::from_secs(3600)).unwrap());
+        let mut s = SourceStatus::new("prod", Provider::Celigo);
+        s.agents = Some(Arc::new(AgentList {
+            polled_at: t0(),
+            agents: vec![agent],
+        }));
+        s.up = true;
+        s.polls = 1;
+        registry.publish(0, s);
+        Arc::new(registry)
+    }
+
+    /// Records what it is given, refuses the first `fail_first` batches, and notes whether the state file already
+    /// listed the notification's group as sent when the batch arrived (it must not).
+    struct RecordingSink {
+        got: Mutex<Vec<Notification>>,
+        fail_first: AtomicUsize,
+        state_file: std::path::PathBuf,
+        saw_sent_state_early: Mutex<bool>,
+    }
+
+    impl crate::notify::NotificationSink for RecordingSink {
+        fn enqueue(&self, notifications: &[Notification]) -> Result<(), SinkError> {
+            let on_disk = load(&self.state_file, t0()).state;
+            if on_disk.groups.values().any(|g| g.last_sent.is_some()) {
+                *self.saw_sent_state_early.lock().unwrap() = true;
+            }
+            if self
+                .fail_first
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err("outbox disk full".into());
+            }
+            self.got
+                .lock()
+                .unwrap()
+                .extend(notifications.iter().cloned());
+            Ok(())
+        }
+    }
+
+    fn setup(fail_first: usize) -> (tempfile::TempDir, SharedEngine, Arc<RecordingSink>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let config = EngineConfig::new(&path, vec!["ops@example.com".into()]);
+        let engine = Arc::new(Mutex::new(Engine::new(config, State::new(t0()))));
+        let sink = Arc::new(RecordingSink {
+            got: Mutex::new(Vec::new()),
+            fail_first: AtomicUsize::new(fail_first),
+            state_file: path,
+            saw_sent_state_early: Mutex::new(false),
+        });
+        (dir, engine, sink)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_hands_notifications_over_before_it_saves_the_state_and_saves_on_shutdown() {
+        let (_dir, engine, sink) = setup(0);
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(run_with_clock(
+            Arc::clone(&engine),
+            registry_with_a_stale_agent(),
+            sink.clone() as Arc<dyn crate::notify::NotificationSink>,
+            Duration::from_secs(5),
+            shutdown,
+            tokio_clock(),
+        ));
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert!(
+            sink.got.lock().unwrap().is_empty(),
+            "sent before group_wait"
+        );
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let got: Vec<String> = sink
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.group_key.clone())
+            .collect();
+        assert_eq!(got, vec!["AgentHeartbeatStale/prod"]);
+        assert!(
+            !*sink.saw_sent_state_early.lock().unwrap(),
+            "the state was saved before the hand-over"
+        );
+        let on_disk = load(&sink.state_file, t0());
+        assert!(on_disk.problem.is_none(), "saw {:?}", on_disk.problem);
+        assert!(
+            on_disk.state.groups.values().all(|g| g.last_sent.is_some()),
+            "saw {:?}",
+            on_disk.state.groups
+        );
+        std::fs::remove_file(&sink.state_file).unwrap();
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("the loop stops promptly")
+            .unwrap();
+        assert!(
+            sink.state_file.exists(),
+            "the state was not saved on shutdown"
+        );
+        assert_eq!(
+            sink.got.lock().unwrap().len(),
+            1,
+            "a notification was sent twice"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_batch_comes_again_with_the_same_id_and_is_sent_once() {
+        let (_dir, engine, sink) = setup(2);
+        let registry = registry_with_a_stale_agent();
+        let dyn_sink = sink.clone() as Arc<dyn crate::notify::NotificationSink>;
+        let clock = tokio_clock();
+        let path = sink.state_file.clone();
+        let mut rounds = Vec::new();
+        for _ in 0..12 {
+            rounds.push(run_once(&engine, &registry, &dyn_sink, &path, clock()).await);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        let failed = rounds.iter().filter(|r| **r == Round::SinkFailed).count();
+        assert_eq!(failed, 2, "rounds: {rounds:?}");
+        let got = sink.got.lock().unwrap();
+        assert_eq!(got.len(), 1, "saw {got:?}");
+        let first_id = lock(&engine).state().epoch;
+        assert!(
+            got[0].id.starts_with(&format!("{first_id:x}-")),
+            "id {:?}",
+            got[0].id
+        );
+        assert!(
+            got[0].id.ends_with("-1"),
+            "the retried notification took a new sequence: {:?}",
+            got[0].id
+        );
+    }
+
+    #[test]
+    fn a_fresh_state_is_written_at_start_so_its_ids_survive_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let engine = start_engine(EngineConfig::new(&path, vec![]));
+        let epoch = lock(&engine).state().epoch;
+        let on_disk = load(&path, t0());
+        assert!(on_disk.problem.is_none(), "saw {:?}", on_disk.problem);
+        assert_eq!(on_disk.state.epoch, epoch, "the file holds another epoch");
+        drop(engine);
+        let again = start_engine(EngineConfig::new(&path, vec![]));
+        assert_eq!(
+            lock(&again).state().epoch,
+            epoch,
+            "a restart changed the epoch"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_shutdown_sender_stops_the_loop() {
+        let (_dir, engine, sink) = setup(0);
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(run_with_clock(
+            engine,
+            registry_with_a_stale_agent(),
+            sink as Arc<dyn crate::notify::NotificationSink>,
+            Duration::from_secs(5),
+            shutdown,
+            tokio_clock(),
+        ));
+        drop(stop);
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("the loop stops")
+            .unwrap();
+    }
+}

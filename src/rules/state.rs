@@ -1,0 +1,519 @@
+//! What the rule engine must remember across restarts — alert states, the notification log, silences — and the
+//! JSON file that keeps it, written atomically.
+//!
+//! The state holds no secret: agent ids, names and versions, ages and thresholds, and silence matchers only. An
+//! unreadable file is renamed aside (`state.json.corrupt-<unix seconds>`) so nobody loses the evidence, and the
+//! engine starts fresh.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::notify::Severity;
+use crate::rules::AlertName;
+use crate::rules::matcher::{LabelName, Matcher};
+
+/// The state file format version; a file with another version is set aside like a corrupt one.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Identifies one alert: the rule, the source and the agent (empty for source-level alerts).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AlertKey {
+    /// The rule; first, so that a group's alerts are adjacent in a map ordered by key.
+    pub alertname: AlertName,
+    /// The source name.
+    pub account: String,
+    /// The agent's id; empty for source-level alerts.
+    pub agent_id: String,
+}
+
+/// Where an alert is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    /// The condition holds but not yet for `for`.
+    Pending,
+    /// The condition has held for `for` (or stopped less than `keep_firing_for` ago).
+    Firing,
+    /// It fired, notified someone, and stopped; kept until the resolved notice has gone out.
+    Resolved,
+}
+
+impl AlertState {
+    /// The `state` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// The rule that raised it.
+    pub alertname: AlertName,
+    /// The source name.
+    pub account: String,
+    /// The provider (`celigo`), for the notification.
+    pub provider: String,
+    /// `None` for source-level alerts.
+    pub agent_id: Option<String>,
+    /// As the upstream sent it; untrusted.
+    pub agent_name: Option<String>,
+    /// The agent's version at the last observation, for the email's table.
+    pub version: Option<String>,
+    /// The rule's severity for this source.
+    pub severity: Severity,
+    /// The observed value in human units, as of the last evaluation that saw the condition.
+    pub value: String,
+    /// The threshold in human units.
+    pub threshold: String,
+    /// Pending, firing, or resolved awaiting its notice.
+    pub state: AlertState,
+    /// When the condition started to hold: derived from the data where it can be (heartbeat + `after`, the first
+    /// failed poll, token date + allowed age), else the first evaluation that saw it. `for` counts from here.
+    pub active_at: Timestamp,
+    /// When the alert went from pending to firing.
+    pub fired_at: Option<Timestamp>,
+    /// The first evaluation that saw the condition clear while the alert was firing; `keep_firing_for` counts from
+    /// here, as in Prometheus. `None` while the condition holds.
+    #[serde(default)]
+    pub keep_firing_since: Option<Timestamp>,
+    /// When it resolved.
+    pub resolved_at: Option<Timestamp>,
+}
+
+impl Alert {
+    /// The alert's identity.
+    pub fn key(&self) -> AlertKey {
+        AlertKey {
+            alertname: self.alertname,
+            account: self.account.clone(),
+            agent_id: self.agent_id.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The alert's group key, `"<alertname>/<account>"`.
+    pub fn group_key(&self) -> String {
+        group_key(self.alertname, &self.account)
+    }
+
+    /// The value of a label, empty when the alert does not carry it (Alertmanager semantics).
+    pub fn label(&self, name: LabelName) -> String {
+        match name {
+            LabelName::Alertname => self.alertname.as_str().to_string(),
+            LabelName::Account => self.account.clone(),
+            LabelName::AgentId => self.agent_id.clone().unwrap_or_default(),
+            LabelName::AgentName => self.agent_name.clone().unwrap_or_default(),
+            LabelName::Severity => severity_str(self.severity).to_string(),
+        }
+    }
+}
+
+/// `info`, `warning` or `critical`.
+pub fn severity_str(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    }
+}
+
+/// The group key of `(alertname, account)`.
+pub fn group_key(alertname: AlertName, account: &str) -> String {
+    format!("{alertname}/{account}")
+}
+
+/// The notification log of one group (one rule on one source).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupLog {
+    /// The group's rule.
+    pub alertname: AlertName,
+    /// The group's source.
+    pub account: String,
+    /// When the group's first alert fired; `group_wait` counts from here.
+    pub created_at: Timestamp,
+    /// When the group is next looked at: `created_at + group_wait`, then every `group_interval`.
+    pub next_flush: Timestamp,
+    /// When the last notification went out.
+    pub last_sent: Option<Timestamp>,
+    /// The agent ids (empty for the source) listed as firing by the last notification. The next notification
+    /// reports as resolved exactly those of them that resolved.
+    pub notified: BTreeSet<String>,
+}
+
+/// A silence made at run time: alerts matching every matcher are not notified between `starts_at` and `ends_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    /// `<state epoch hex>-<n>`, unique for the life of the state file.
+    pub id: String,
+    /// All must match an alert's labels for the silence to apply.
+    pub matchers: Vec<Matcher>,
+    /// When it starts to apply.
+    pub starts_at: Timestamp,
+    /// When it stops applying; expired silences stay listed for a day.
+    pub ends_at: Timestamp,
+    /// Who made it, as they said; free text.
+    #[serde(default)]
+    pub created_by: String,
+    /// Why; free text.
+    #[serde(default)]
+    pub comment: String,
+    /// When the API received it.
+    pub created_at: Timestamp,
+}
+
+impl Silence {
+    /// Returns true if and only if the silence mutes matching alerts at `now`.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.starts_at <= now && now < self.ends_at
+    }
+
+    /// `pending`, `active` or `expired`, as Alertmanager says.
+    pub fn status(&self, now: Timestamp) -> &'static str {
+        if now < self.starts_at {
+            "pending"
+        } else if now < self.ends_at {
+            "active"
+        } else {
+            "expired"
+        }
+    }
+
+    /// Returns true if and only if every matcher matches `alert`.
+    pub fn matches(&self, alert: &Alert) -> bool {
+        self.matchers.iter().all(|m| m.matches(&|n| alert.label(n)))
+    }
+}
+
+/// Everything the engine remembers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
+    /// When this state was first created, unix milliseconds. Part of every notification id, so that a state lost
+    /// and started afresh can never reuse an id an outbox has already seen.
+    pub epoch: i64,
+    /// Every pending, firing, or resolved-but-not-yet-notified alert.
+    #[serde(with = "alert_list")]
+    pub alerts: BTreeMap<AlertKey, Alert>,
+    /// The notification log, by group key.
+    pub groups: BTreeMap<String, GroupLog>,
+    /// The last notification sequence number used per group key. Never pruned (there are at most rules × sources
+    /// keys), so a group that ends and starts again never repeats an id.
+    pub sequences: BTreeMap<String, u64>,
+    /// Silences, including expired ones for a day, so `GET` can show what just ended.
+    pub silences: Vec<Silence>,
+    /// The number used by the next silence id.
+    pub next_silence: u64,
+}
+
+impl State {
+    /// An empty state created at `now`.
+    pub fn new(now: Timestamp) -> State {
+        State {
+            version: FORMAT_VERSION,
+            epoch: now.as_millisecond(),
+            alerts: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            sequences: BTreeMap::new(),
+            silences: Vec::new(),
+            next_silence: 1,
+        }
+    }
+
+    /// The state as JSON, for the file.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Compact: with a large fleet the file holds tens of thousands of alerts. Serializing plain data with
+        // string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Writes the state to `path` atomically (see [`write_atomic`]).
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        write_atomic(path, &self.to_json()).map_err(|source| StateError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// A state file problem.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The state could not be written; the previous file is intact.
+    #[error("cannot write state file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What [`load`] found.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The state to start from.
+    pub state: State,
+    /// When the file was unreadable: why, and where it was moved (or `None` if moving it failed too).
+    pub problem: Option<(String, Option<PathBuf>)>,
+}
+
+/// Loads the state from `path`. A missing file gives a fresh state. A file that cannot be read or parsed is renamed
+/// to `<path>.corrupt-<unix seconds>` and a fresh state is returned with the reason; nothing here fails.
+pub fn load(path: &Path, now: Timestamp) -> Loaded {
+    let reason = match fs::read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Loaded {
+                state: State::new(now),
+                problem: None,
+            };
+        }
+        Err(e) => format!("cannot read it: {e}"),
+        Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
+            Ok(state) if state.version == FORMAT_VERSION => {
+                return Loaded {
+                    state,
+                    problem: None,
+                };
+            }
+            Ok(state) => format!("format version {} is not {FORMAT_VERSION}", state.version),
+            Err(e) => format!("cannot parse it: {e}"),
+        },
+    };
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{}", now.as_second()));
+    let aside = PathBuf::from(aside);
+    let moved = fs::rename(path, &aside).ok().map(|_| aside);
+    Loaded {
+        state: State::new(now),
+        problem: Some((reason, moved)),
+    }
+}
+
+/// [`load`], logging an unreadable file as an error once.
+pub fn load_or_fresh(path: &Path, now: Timestamp) -> State {
+    let loaded = load(path, now);
+    match &loaded.problem {
+        None => {}
+        Some((reason, Some(aside))) => tracing::error!(
+            path = %path.display(),
+            kept_as = %aside.display(),
+            "alert state file is unreadable ({reason}); kept it aside and started with no alerts, no notification \
+             log and no silences"
+        ),
+        Some((reason, None)) => tracing::error!(
+            path = %path.display(),
+            "alert state file is unreadable ({reason}) and could not be moved aside; started with an empty state"
+        ),
+    }
+    loaded.state
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content, never a mix: write a
+/// temporary file in the same directory, fsync it, rename it over `path`, then fsync the directory so the rename
+/// itself survives a power cut.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the state file path has no file name",
+        )
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Serializes the alert map as a list: JSON object keys must be strings, and each alert carries its key anyway.
+mod alert_list {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<AlertKey, Alert>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.values())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<AlertKey, Alert>, D::Error> {
+        let list = Vec::<Alert>::deserialize(d)?;
+        Ok(list.into_iter().map(|a| (a.key(), a)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn sample() -> State {
+        let now = ts("2026-01-05T10:00:00Z");
+        let mut state = State::new(now);
+        let alert = Alert {
+            alertname: AlertName::AgentOffline,
+            account: "prod-us".into(),
+            provider: "celigo".into(),
+            agent_id: Some("a1".into()),
+            agent_name: Some("edge \"1\"\n<b>".into()),
+            version: Some("1.2.3".into()),
+            severity: Severity::Critical,
+            value: "offline".into(),
+            threshold: "for 5m".into(),
+            state: AlertState::Firing,
+            active_at: now,
+            fired_at: Some(now),
+            keep_firing_since: None,
+            resolved_at: None,
+        };
+        state.groups.insert(
+            alert.group_key(),
+            GroupLog {
+                alertname: alert.alertname,
+                account: alert.account.clone(),
+                created_at: now,
+                next_flush: now,
+                last_sent: Some(now),
+                notified: ["a1".to_string()].into(),
+            },
+        );
+        state.sequences.insert(alert.group_key(), 3);
+        state.alerts.insert(alert.key(), alert);
+        state.silences.push(Silence {
+            id: "s1".into(),
+            matchers: vec![Matcher::equal(LabelName::Account, "prod-us")],
+            starts_at: now,
+            ends_at: ts("2026-01-05T12:00:00Z"),
+            created_by: "ops".into(),
+            comment: "maintenance".into(),
+            created_at: now,
+        });
+        state
+    }
+
+    #[test]
+    fn the_state_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let state = sample();
+        state.save(&path).unwrap();
+        let loaded = load(&path, ts("2026-01-06T00:00:00Z"));
+        assert!(loaded.problem.is_none(), "saw {:?}", loaded.problem);
+        assert_eq!(loaded.state, state);
+    }
+
+    #[test]
+    fn a_missing_file_gives_a_fresh_state_without_complaint() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = ts("2026-01-06T00:00:00Z");
+        let loaded = load(&dir.path().join("none.json"), now);
+        assert!(loaded.problem.is_none(), "saw {:?}", loaded.problem);
+        assert_eq!(loaded.state, State::new(now));
+    }
+
+    #[test]
+    fn a_corrupt_file_is_kept_aside_and_the_engine_starts_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        fs::write(&path, b"{\"version\": 1, \"alerts\": [trunc").unwrap();
+        let now = ts("2026-01-06T00:00:00Z");
+        let loaded = load(&path, now);
+        let (reason, aside) = loaded.problem.expect("a problem is reported");
+        assert!(reason.starts_with("cannot parse it: "), "saw {reason:?}");
+        let aside = aside.expect("the file was moved");
+        assert_eq!(
+            aside,
+            dir.path()
+                .join(format!("state.json.corrupt-{}", now.as_second()))
+        );
+        assert_eq!(
+            fs::read(&aside).unwrap(),
+            b"{\"version\": 1, \"alerts\": [trunc"
+        );
+        assert!(
+            !path.exists(),
+            "the corrupt file still sits at {}",
+            path.display()
+        );
+        assert_eq!(loaded.state, State::new(now));
+    }
+
+    #[test]
+    fn a_file_from_another_format_version_is_kept_aside_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut state = sample();
+        state.version = 99;
+        fs::write(&path, state.to_json()).unwrap();
+        let loaded = load(&path, ts("2026-01-06T00:00:00Z"));
+        let (reason, aside) = loaded.problem.expect("a problem is reported");
+        assert_eq!(reason, "format version 99 is not 1");
+        assert!(aside.is_some(), "the file was not moved");
+    }
+
+    #[test]
+    fn an_atomic_write_replaces_the_file_and_leaves_no_temporary_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        fs::write(&path, b"old").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["state.json".to_string()], "saw {names:?}");
+    }
+
+    #[test]
+    fn a_failed_atomic_write_leaves_the_old_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join("state.json");
+        let err = write_atomic(&path, b"new").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "saw {err}");
+        let real = dir.path().join("state.json");
+        fs::write(&real, b"old").unwrap();
+        // A directory in the way of the rename makes it fail after the temporary file was written.
+        let blocked = dir.path().join("blocked");
+        fs::create_dir(blocked.join("").as_path()).unwrap();
+        fs::write(blocked.join("x"), b"x").unwrap();
+        assert!(write_atomic(&blocked, b"new").is_err());
+        assert_eq!(fs::read(&real).unwrap(), b"old");
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "saw {leftovers:?}");
+    }
+}
