@@ -1023,8 +1023,11 @@ fn start_prometheus(target: &Url) -> Prometheus {
             log,
         },
         base: format!("http://{listen}"),
+        // No idle connections: the stack outlives the test (and so the tokio runtime) that started it, and a pooled
+        // connection whose task lived on a finished test's runtime fails the next request with "dispatch gone".
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(0)
             .build()
             .expect("an HTTP client"),
         _dir: dir,
@@ -1041,8 +1044,16 @@ impl Prometheus {
             .send()
             .await;
         match response {
-            Ok(response) => response.json().await.unwrap_or(Value::Null),
-            Err(_) => Value::Null,
+            Ok(response) => {
+                let status = response.status();
+                match response.text().await {
+                    Ok(text) => serde_json::from_str(&text).unwrap_or_else(|_| {
+                        serde_json::json!({"errorType": format!("HTTP {status}"), "error": text})
+                    }),
+                    Err(e) => serde_json::json!({"errorType": "body", "error": format!("{e:?}")}),
+                }
+            }
+            Err(e) => serde_json::json!({"errorType": "transport", "error": format!("{e:?}")}),
         }
     }
 
