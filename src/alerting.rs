@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use jiff::Timestamp;
 use tokio::sync::watch;
@@ -15,6 +16,7 @@ use crate::notify::config::ReportsConfig;
 use crate::notify::outbox::{self, Deliver, Outbox, OutboxOptions};
 use crate::notify::{NotificationSink, NotifyError};
 use crate::rules::api::SharedEngine;
+use crate::rules::engine::AlertCounts;
 use crate::rules::{EngineConfig, api};
 use crate::server::LandingSection;
 use crate::status::Registry;
@@ -29,6 +31,9 @@ pub struct Alerting {
     pub engine: SharedEngine,
     /// The outbox, shared with its delivery worker.
     pub outbox: Arc<Outbox>,
+    /// Alert counts as of the last evaluation. Scrapes read these instead of locking the engine, which at a large
+    /// fleet can be busy evaluating for a good fraction of a second.
+    counts: Arc<ArcSwap<AlertCounts>>,
 }
 
 impl Alerting {
@@ -47,6 +52,7 @@ impl Alerting {
             OutboxOptions::default(),
         )?);
         let engine = crate::rules::runner::start_engine(engine_config);
+        let counts = api::lock(&engine).published_counts();
 
         let (e, r, sink, stop) = (
             engine.clone(),
@@ -70,7 +76,11 @@ impl Alerting {
                 "report schedule".to_string()
             });
         }
-        Ok(Alerting { engine, outbox })
+        Ok(Alerting {
+            engine,
+            outbox,
+            counts,
+        })
     }
 
     /// The `/api/v1/alerts` and `/api/v1/silences` routes.
@@ -81,22 +91,22 @@ impl Alerting {
 
 impl ExtraMetrics for Alerting {
     fn encode(&self, enc: &mut Encoder) {
-        let counts = api::lock(&self.engine).alert_counts();
+        let counts = self.counts.load();
         enc.family(
             names::ALERTS,
             Kind::Gauge,
             "Alerts of the built-in rule engine by name, severity and state (pending or firing)",
         );
-        for (alertname, severity, state, n) in counts {
+        for (alertname, severity, state, n) in counts.iter() {
             enc.sample(
                 names::ALERTS,
                 "",
                 &[
                     ("alertname", alertname.as_str()),
-                    ("severity", crate::rules::state::severity_str(severity)),
-                    ("state", state),
+                    ("severity", crate::rules::state::severity_str(*severity)),
+                    ("state", *state),
                 ],
-                n as f64,
+                *n as f64,
             );
         }
         let m = self.outbox.metrics();

@@ -11,22 +11,6 @@ use jiff::Timestamp;
 use crate::model::age_seconds;
 use crate::status::SourceStatus;
 
-/// Returns `s` with `&`, `<`, `>`, `"` and `'` replaced by entities, safe in element content and quoted attributes.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Formats a number of seconds as a short human duration (`3d 4h`, `12m 5s`, `-30s` for clock skew).
 pub fn human_age(seconds: f64) -> String {
     if seconds < 0.0 {
@@ -79,7 +63,7 @@ pub fn render(sources: &[Arc<SourceStatus>], extra_sections: &[String], now: Tim
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{state}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape_html(&s.name),
+            crate::html::escape(&s.name),
             s.provider,
             s.agents.as_ref().map_or(0, |a| a.agents.len()),
             s.last_success.map_or("never".to_string(), |t| format!(
@@ -88,7 +72,7 @@ pub fn render(sources: &[Arc<SourceStatus>], extra_sections: &[String], now: Tim
             )),
             s.last_error
                 .as_ref()
-                .map_or(String::new(), |e| escape_html(&format!(
+                .map_or(String::new(), |e| crate::html::escape(&format!(
                     "{}: {}",
                     e.reason, e.message
                 ))),
@@ -114,10 +98,10 @@ pub fn render(sources: &[Arc<SourceStatus>], extra_sections: &[String], now: Tim
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape_html(&s.name),
-                escape_html(&a.name),
-                escape_html(&a.id),
-                escape_html(a.version.as_deref().unwrap_or("")),
+                crate::html::escape(&s.name),
+                crate::html::escape(&a.name),
+                crate::html::escape(&a.id),
+                crate::html::escape(a.version.as_deref().unwrap_or("")),
                 if a.offline {
                     "<span class=\"down\">yes</span>"
                 } else {
@@ -144,14 +128,6 @@ pub fn render(sources: &[Arc<SourceStatus>], extra_sections: &[String], now: Tim
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escape_html_neutralises_markup_and_quotes() {
-        assert_eq!(
-            escape_html("<b a=\"x\">'&'</b>"),
-            "&lt;b a=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/b&gt;"
-        );
-    }
 
     #[test]
     fn human_age_picks_the_two_largest_units() {

@@ -22,7 +22,7 @@ use crate::model::TokenDateSource;
 use crate::notify::NotifyError;
 use crate::notify::config::{EmailConfig, TokenComplianceConfig, TokenPolicy};
 use crate::notify::email::{
-    DeliveryError, EmailAttachment, EmailChannel, RenderedEmail, html_escape, html_text, text_safe,
+    DeliveryError, EmailAttachment, EmailChannel, RenderedEmail, html_text, text_safe,
 };
 use crate::notify::outbox::{Outbox, Payload};
 use crate::status::{Registry, SourceStatus};
@@ -409,7 +409,7 @@ fn render_html(report: &Report) -> String {
     let _ = writeln!(
         h,
         "<h2>Token rotation compliance</h2>\n<p>{} (max age {}, due soon {} before; generated {}).</p>",
-        html_escape(&report.summary_line()),
+        crate::html::escape(&report.summary_line()),
         format_age(report.max_age_seconds),
         format_age(report.warn_before_seconds),
         report.generated_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -438,7 +438,7 @@ fn render_html(report: &Report) -> String {
                 r.token_age_seconds
                     .map(format_age)
                     .unwrap_or_else(|| "-".into()),
-                html_escape(&rotated_text(r)),
+                crate::html::escape(&rotated_text(r)),
                 date(r.due_at),
             );
         }

@@ -1036,25 +1036,27 @@ fn start_prometheus(target: &Url) -> Prometheus {
 
 impl Prometheus {
     /// GETs an API path and returns its JSON body, or `null` while Prometheus is not answering yet.
+    ///
+    /// A transport error is retried a few times: a pooled keep-alive connection that Prometheus closed just as a
+    /// request went out fails that request, which says nothing about the query.
     async fn get(&self, path: &str, params: &[(&str, &str)]) -> Value {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .query(params)
-            .send()
-            .await;
-        match response {
-            Ok(response) => {
-                let status = response.status();
-                match response.text().await {
-                    Ok(text) => serde_json::from_str(&text).unwrap_or_else(|_| {
-                        serde_json::json!({"errorType": format!("HTTP {status}"), "error": text})
-                    }),
-                    Err(e) => serde_json::json!({"errorType": "body", "error": format!("{e:?}")}),
-                }
+        for attempt in 0..3 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(e) => serde_json::json!({"errorType": "transport", "error": format!("{e:?}")}),
+            let response = self
+                .client
+                .get(format!("{}{path}", self.base))
+                .query(params)
+                .send()
+                .await;
+            if let Ok(response) = response
+                && let Ok(body) = response.json::<Value>().await
+            {
+                return body;
+            }
         }
+        Value::Null
     }
 
     /// Runs an instant query: `Ok` with the result samples (a scalar counts as one), or `Err` with Prometheus's

@@ -290,7 +290,10 @@ pub async fn test_email(cfg: &EmailConfig, to: Option<&str>) -> Result<(), TestE
         "This is a test message from onprem-agent-exporter.\n\nIt went through {}:{} (tls: {}).\n",
         cfg.smtp.host, cfg.smtp.port, cfg.smtp.tls
     );
-    let html = format!("<p>{}</p>", html_escape(&text).replace("\n\n", "</p><p>"));
+    let html = format!(
+        "<p>{}</p>",
+        crate::html::escape(&text).replace("\n\n", "</p><p>")
+    );
     let mut b = Message::builder()
         .from(cfg.from.clone())
         .subject("[TEST] onprem-agent-exporter email")
@@ -543,25 +546,9 @@ pub fn header_safe(s: &str) -> String {
     replaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Escapes `& < > " '` for HTML text and attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// An untrusted value for HTML text: control characters shown as escapes (as in the text part), then HTML-escaped.
 pub fn html_text(s: &str) -> String {
-    html_escape(&text_safe(s))
+    crate::html::escape(&text_safe(s))
 }
 
 /// Shows control characters of an untrusted value as escapes (`\n`), so that a name cannot forge lines of the
@@ -625,7 +612,7 @@ pub fn render_notification(n: &Notification) -> (String, String) {
 
     let mut html = String::new();
     html.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body style=\"font-family: sans-serif\">\n");
-    let _ = writeln!(html, "<p>{}</p>", html_escape(&intro));
+    let _ = writeln!(html, "<p>{}</p>", crate::html::escape(&intro));
     for (title, lines) in [("Firing", &n.firing), ("Resolved", &n.resolved)] {
         if lines.is_empty() {
             continue;
@@ -648,19 +635,19 @@ pub fn render_notification(n: &Notification) -> (String, String) {
                 html_text(&l.value),
                 html_text(&l.threshold),
                 html_text(l.version.as_deref().unwrap_or("")),
-                html_escape(&since),
+                crate::html::escape(&since),
             );
         }
         html.push_str("</table>\n");
     }
     if let Some(url) = link_target(n.external_url.as_deref()) {
-        let u = html_escape(url);
+        let u = crate::html::escape(url);
         let _ = writeln!(html, "<p><a href=\"{u}\">Open the exporter</a> ({u})</p>");
     }
     let _ = writeln!(
         html,
         "<p style=\"color: #666\">Group: {}</p>",
-        html_escape(&n.group_key)
+        crate::html::escape(&n.group_key)
     );
     html.push_str("</body></html>\n");
     (text, html)

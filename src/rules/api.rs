@@ -134,13 +134,13 @@ pub fn alerts_html(engine: &Engine, now: Timestamp) -> String {
                 a.alertname,
                 severity_str(a.severity),
                 a.state,
-                escape(&a.account),
-                escape(a.agent_name.as_deref().unwrap_or("")),
-                escape(a.agent_id.as_deref().unwrap_or("")),
-                escape(&a.value),
-                escape(&a.threshold),
+                crate::html::escape(&a.account),
+                crate::html::escape(a.agent_name.as_deref().unwrap_or("")),
+                crate::html::escape(a.agent_id.as_deref().unwrap_or("")),
+                crate::html::escape(&a.value),
+                crate::html::escape(&a.threshold),
                 a.active_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                escape(&note),
+                crate::html::escape(&note),
             );
         }
         html.push_str("</tbody>\n</table>\n");
@@ -156,22 +156,6 @@ pub fn alerts_html(engine: &Engine, now: Timestamp) -> String {
          ({active} active)</p>\n</section>"
     );
     html
-}
-
-/// Escapes the five characters that matter in HTML text and attribute values.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
