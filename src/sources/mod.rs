@@ -2,7 +2,7 @@
 //!
 //! A source performs one complete poll of its account and returns either every agent or an [`UpstreamError`]; it
 //! never returns a partial list. Shared HTTP mechanics (auth header, retries, `Retry-After`, body cap, pagination
-//! loop detection) live in [`http`], and lenient record decoding for the newer providers in [`record`], so each
+//! loop detection) live in [`http`], and lenient record decoding in [`record`], so each
 //! provider file only knows its own URLs and JSON.
 
 pub mod calyptia;

@@ -1,4 +1,4 @@
-//! Lenient decoding of vendor JSON records, shared by the Planasonix and Calyptia parsers.
+//! Lenient decoding of vendor JSON records, shared by the Celigo, Planasonix and Calyptia parsers.
 //!
 //! A provider describes the fields it reads with [`Fields`]: a list of key names and a setter. [`Record`] then reads
 //! one element of a list: an object fills the provider's fields (every other key, secrets included, is skipped by the
@@ -36,6 +36,14 @@ impl Scalar {
     pub fn string(self) -> Option<String> {
         match self {
             Scalar::Str(s) if !s.is_empty() => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if and only if the value is `true` or `false`.
+    pub fn bool(self) -> Option<bool> {
+        match self {
+            Scalar::Bool(b) => Some(b),
             _ => None,
         }
     }
