@@ -8,7 +8,8 @@
 //!   costs, with nothing of ours in the way.
 //! - **full poll**: `CeligoSource::poll()` in this process, with its requests and bytes, and its ratio to the
 //!   baseline. Baseline and poll runs alternate, and the medians are reported.
-//! - **render**: `metrics::render` on a registry holding the poll's outcome, 50 times in this process; then 50 real
+//! - **render**: `metrics::render_into` (reusing its buffer, as the server does) on a registry holding the poll's
+//!   outcome, 50 times in this process; then 50 real
 //!   `/metrics` scrapes without and 50 with gzip against an exporter process (`run --config`).
 //! - **exposition size**, raw and gzipped at the level the server uses.
 //! - **peak RSS** of that exporter process (`VmHWM`), after its first poll and 100 scrapes, and again after its
@@ -264,7 +265,8 @@ async fn measure(client: &reqwest::Client, agents: usize) -> anyhow::Result<Figu
     for _ in 0..RENDERS {
         let before = Cpu::thread();
         let started = Instant::now();
-        text = metrics::render(&snapshot, &[], Timestamp::now(), Format::OpenMetrics);
+        // As the server does: the previous exposition's buffer is reused for the next one.
+        text = metrics::render_into(text, &snapshot, &[], Timestamp::now(), Format::OpenMetrics);
         renders.push(started.elapsed().as_secs_f64());
         let used = Cpu::thread().since(before);
         render_cpu.push(used.on_cpu);

@@ -35,6 +35,9 @@ pub struct AppState {
     pub extras: Vec<Arc<dyn ExtraMetrics>>,
     /// Further landing page sections.
     pub sections: Vec<Arc<dyn LandingSection>>,
+    /// The exposition buffer of the last gzip scrape, kept for the next one: at 100k agents it is ~80 MiB, and
+    /// faulting in that much fresh memory on every scrape costs more than writing it.
+    buffer: Arc<std::sync::Mutex<String>>,
 }
 
 impl AppState {
@@ -44,6 +47,7 @@ impl AppState {
             registry,
             extras: Vec::new(),
             sections: Vec::new(),
+            buffer: Arc::default(),
         }
     }
 }
@@ -85,11 +89,21 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let sources = state.registry.snapshot();
     let extras = state.extras.clone();
     // Rendering 100k agents is CPU work of tens of milliseconds; keep it off the async workers.
+    let pool = state.buffer.clone();
     let rendered = tokio::task::spawn_blocking(move || {
         let refs: Vec<&dyn ExtraMetrics> = extras.iter().map(|e| e.as_ref()).collect();
-        let body = crate::metrics::render(&sources, &refs, Timestamp::now(), format);
+        // Concurrent scrapes each get a buffer: the pooled one if free, else a new one.
+        let buffer = pool
+            .try_lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default();
+        let body = crate::metrics::render_into(buffer, &sources, &refs, Timestamp::now(), format);
         if gzip {
-            gzip_bytes(body.as_bytes()).map(|b| (b, true))
+            let compressed = gzip_bytes(body.as_bytes());
+            if let Ok(mut slot) = pool.try_lock() {
+                *slot = body;
+            }
+            compressed.map(|b| (b, true))
         } else {
             Ok((body.into_bytes(), false))
         }

@@ -1,0 +1,697 @@
+//! The alerting half as a real process: the exporter binary (`run --config`) against the in-process simulator and
+//! Debian's aiosmtpd, on 127.0.0.1 only. It is SIGKILLed after a notification and restarted from its state file,
+//! its SMTP server is missing while alerts fire, and everything it writes or sends is searched for secrets.
+//!
+//! Every wait is bounded and, when it runs out, says what it saw: the emails received so far and the tail of the
+//! exporter's log. Every child process is killed when its guard is dropped, so a failed assertion leaves nothing
+//! running.
+
+// The SMTP helpers of the email tests: the server process, the received-mail parser and a free port. Not every
+// helper is used here.
+#[allow(dead_code)]
+#[path = "email/smtp.rs"]
+mod smtp;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use onprem_agent_exporter::notify::config::TlsMode;
+use onprem_agent_exporter::sim::{SimOptions, Simulator};
+use smtp::{PASSWORD, Received, ServerOptions, SmtpServer, USER, free_port};
+use tokio::sync::watch;
+
+const EXE: &str = env!("CARGO_BIN_EXE_onprem-agent-exporter");
+const API_TOKEN: &str = "alerting-api-key-7d41c0e9b2f85a36";
+/// The source's name, and so the account every subject ends with.
+const ACCOUNT: &str = "e2e";
+/// The longest any single wait in these tests may take.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A simulator serving on a free port of 127.0.0.1 until dropped.
+struct TestSim {
+    sim: Simulator,
+    addr: SocketAddr,
+    _stop: watch::Sender<bool>,
+}
+
+async fn spawn_sim(opts: SimOptions) -> TestSim {
+    let sim = Simulator::new(SimOptions {
+        token: API_TOKEN.to_string(),
+        ..opts
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the simulator");
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut rx) = watch::channel(false);
+    let server = sim.clone();
+    tokio::spawn(async move {
+        let _ = server
+            .serve(listener, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    TestSim {
+        sim,
+        addr,
+        _stop: tx,
+    }
+}
+
+/// One test's files: the config, the API token and SMTP password files, the state file (with its outbox next to
+/// it) and the logs of every exporter process started from them.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// Writes a config with one Celigo source polling `sim` every second, and an `alerting` section mailing to
+    /// aiosmtpd on `smtp_port` with AUTH; `alerting_extra` is added to the `alerting` section as is.
+    fn new(sim: &TestSim, smtp_port: u16, alerting_extra: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("token"), format!("{API_TOKEN}\n")).unwrap();
+        std::fs::write(p.join("smtp-password"), format!("{PASSWORD}\n")).unwrap();
+        let config = format!(
+            "listen_address: 127.0.0.1:0\n\
+             sources:\n\
+             \x20 - name: {ACCOUNT}\n\
+             \x20   provider: celigo\n\
+             \x20   base_url: http://{sim}\n\
+             \x20   token_file: {token}\n\
+             \x20   poll_interval: 1s\n\
+             \x20   request_timeout: 1s\n\
+             \x20   max_attempts: 1\n\
+             alerting:\n\
+             \x20 state_file: {state}\n\
+             \x20 external_url: http://exporter.example.com:9877\n\
+             {alerting_extra}\
+             \x20 email:\n\
+             \x20   smtp: {{ host: 127.0.0.1, port: {smtp_port}, tls: none, username: {USER}, password_file: {pw}, timeout: 5s }}\n\
+             \x20   from: \"Agent alerts <alerts@example.com>\"\n\
+             \x20   to: [\"ops@example.com\"]\n",
+            sim = sim.addr,
+            token = p.join("token").display(),
+            state = p.join("state.json").display(),
+            pw = p.join("smtp-password").display(),
+        );
+        std::fs::write(p.join("config.yaml"), config).unwrap();
+        Setup { dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config.yaml")
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.dir.path().join("state.json")
+    }
+
+    fn outbox_dir(&self) -> PathBuf {
+        self.dir.path().join("state.json.outbox")
+    }
+
+    /// Starts `run --config` with JSON logs at debug level going to `<log_name>.log`, and waits until it listens.
+    fn start(&self, log_name: &str) -> TestExporter {
+        let log = self.dir.path().join(format!("{log_name}.log"));
+        let child = Command::new(EXE)
+            .args([
+                "--log-format",
+                "json",
+                "--log-level",
+                "debug",
+                "run",
+                "--config",
+            ])
+            .arg(self.config())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start the exporter");
+        // Owned by the guard from here on, so a failed start still kills the process.
+        let mut exporter = TestExporter {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = exporter.logs();
+            if let Some(addr) = text.lines().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                (v["message"] == "listening").then(|| v["addr"].as_str()?.parse().ok())?
+            }) {
+                exporter.addr = addr;
+                return exporter;
+            }
+            if let Ok(Some(status)) = exporter.child.try_wait() {
+                panic!("the exporter exited at start ({status}); log:\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the exporter did not report its address within 20 s; log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// An exporter process; killed when dropped.
+struct TestExporter {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Drop for TestExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestExporter {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last 40 lines of the log, for failure messages.
+    fn log_tail(&self) -> String {
+        let text = self.logs();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Sends SIGKILL, as a crash or the OOM killer would, and reaps the process.
+    fn sigkill(mut self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -KILL failed: {status}");
+        let exit = self.child.wait().unwrap();
+        assert_eq!(exit.signal(), Some(9), "the exporter ended with {exit}");
+    }
+
+    /// The ids of the notifications the rule engine handed to the outbox, from its `notification due` log lines.
+    fn notification_ids(&self) -> Vec<String> {
+        self.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == "notification due")
+            .filter_map(|v| v["id"].as_str().map(String::from))
+            .collect()
+    }
+}
+
+async fn get(url: &str) -> String {
+    let r = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert!(r.status().is_success(), "GET {url}: {}", r.status());
+    r.text().await.unwrap()
+}
+
+/// The value of the first sample whose line starts with `prefix` in a text exposition.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+const QUEUE: &str = "onprem_agent_notification_queue_length ";
+const FAILED: &str = "onprem_agent_notifications_total{channel=\"email\",outcome=\"failed\"}";
+const SENT: &str = "onprem_agent_notifications_total{channel=\"email\",outcome=\"sent\"}";
+const SOURCE_DOWN_FIRING: &str =
+    "onprem_agent_alerts{alertname=\"SourceDown\",severity=\"critical\",state=\"firing\"}";
+
+/// One line per message received so far: its Message-ID and subject.
+fn summary(server: &SmtpServer) -> String {
+    let got = server.received();
+    if got.is_empty() {
+        return "(no email)".to_string();
+    }
+    got.iter()
+        .map(|m| {
+            format!(
+                "{} {}",
+                m.header("Message-ID").unwrap_or_default(),
+                m.header("Subject").unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, for at most [`WAIT`]; then fails naming `what` and showing
+/// `seen()`.
+async fn wait_until<T>(
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+    seen: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited {WAIT:?} for {what}; saw:\n{}",
+            seen()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What a failed wait shows: the emails so far and the exporter's log tail.
+fn context(server: Option<&SmtpServer>, exp: &TestExporter) -> String {
+    format!(
+        "--- emails received ---\n{}\n--- exporter log (tail) ---\n{}",
+        server.map_or("(no SMTP server running)".to_string(), summary),
+        exp.log_tail()
+    )
+}
+
+fn subjects_starting(server: &SmtpServer, prefix: &str) -> Vec<Received> {
+    server
+        .received()
+        .into_iter()
+        .filter(|m| m.header("Subject").is_some_and(|s| s.starts_with(prefix)))
+        .collect()
+}
+
+/// Asserts what every alert email must be, as mailparse reads it: the subject, `To:`, the envelope recipient, AUTH,
+/// and both a text and an HTML part that name the account and carry `body_marker`.
+fn assert_readable(m: &Received, subject: &str, body_marker: &str) {
+    let raw = m.raw_text();
+    assert_eq!(
+        m.header("Subject").as_deref(),
+        Some(subject),
+        "message:\n{raw}"
+    );
+    assert_eq!(
+        m.header("To").as_deref(),
+        Some("ops@example.com"),
+        "message:\n{raw}"
+    );
+    assert_eq!(m.rcpt_tos, vec!["ops@example.com"], "message:\n{raw}");
+    assert_eq!(
+        m.auth_user.as_deref(),
+        Some(USER),
+        "no AUTH; message:\n{raw}"
+    );
+    let text = m
+        .part("text/plain")
+        .unwrap_or_else(|| panic!("no text part:\n{raw}"));
+    let html = m
+        .part("text/html")
+        .unwrap_or_else(|| panic!("no HTML part:\n{raw}"));
+    for (name, part) in [("text", &text), ("HTML", &html)] {
+        assert!(
+            part.contains(&format!("on account {ACCOUNT} (celigo)")),
+            "the {name} part does not name the account:\n{part}"
+        );
+        assert!(
+            part.contains(body_marker),
+            "the {name} part lacks {body_marker:?}:\n{part}"
+        );
+    }
+    assert!(
+        html.contains("href=\"http://exporter.example.com:9877\""),
+        "no link to the exporter:\n{html}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives_exactly_once() {
+    let started = Instant::now();
+    let server = SmtpServer::start(ServerOptions {
+        mode: TlsMode::None,
+        cert: None,
+        auth: true,
+        port: None,
+    });
+    let sim = spawn_sim(SimOptions::default()).await;
+    // Only SourceDown is on, so every email this test sees is about the outage.
+    let setup = Setup::new(
+        &sim,
+        server.port,
+        "  group_wait: 1s\n  group_interval: 2s\n  rules:\n\
+         \x20   heartbeat_stale: { enabled: false }\n\
+         \x20   agent_offline: { enabled: false }\n\
+         \x20   token_rotation: { enabled: false }\n\
+         \x20   source_down: { for: 1s }\n",
+    );
+    let exp = setup.start("first");
+
+    sim.sim.control().set_status_override(Some(500));
+    let firing_subject = format!("[FIRING:1] SourceDown {ACCOUNT}");
+    let resolved_subject = format!("[RESOLVED] SourceDown {ACCOUNT}");
+    wait_until(
+        "the FIRING SourceDown email",
+        async || (!subjects_starting(&server, &firing_subject).is_empty()).then_some(()),
+        || context(Some(&server), &exp),
+    )
+    .await;
+    let fired_after = started.elapsed();
+    exp.sigkill();
+
+    // The fault is still there: the restarted process sees the source down again, from its own first failed poll.
+    let exp = setup.start("second");
+    let state_log = exp
+        .logs()
+        .lines()
+        .find(|l| l.contains("alert state loaded"))
+        .map(String::from);
+    wait_until(
+        "the restarted exporter to report SourceDown firing",
+        async || {
+            let text = get(&exp.url("/metrics")).await;
+            (sample(&text, "onprem_agent_source_up{") == Some(0.0)
+                && sample(&text, SOURCE_DOWN_FIRING) == Some(1.0))
+            .then_some(())
+        },
+        || context(Some(&server), &exp),
+    )
+    .await;
+    // Three evaluation rounds (every 5 s) with the group due every 2 s: time enough for a duplicate to show.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let firing = subjects_starting(&server, "[FIRING");
+    assert_eq!(
+        firing.len(),
+        1,
+        "a second FIRING email after the restart (state: {state_log:?}):\n{}",
+        context(Some(&server), &exp)
+    );
+
+    sim.sim.control().set_status_override(None);
+    wait_until(
+        "the RESOLVED SourceDown email",
+        async || (!subjects_starting(&server, &resolved_subject).is_empty()).then_some(()),
+        || context(Some(&server), &exp),
+    )
+    .await;
+    // Let a duplicate resolved notice, or a late firing one, arrive if one were coming.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let all = server.received();
+    let subjects: Vec<String> = all
+        .iter()
+        .map(|m| m.header("Subject").unwrap_or_default())
+        .collect();
+    assert_eq!(
+        subjects,
+        vec![firing_subject.clone(), resolved_subject.clone()],
+        "exactly one FIRING and one RESOLVED SourceDown email, in that order:\n{}",
+        context(Some(&server), &exp)
+    );
+    assert_readable(&all[0], &firing_subject, "polls failing for");
+    assert_readable(&all[1], &resolved_subject, "Resolved");
+    let ids: Vec<String> = all
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap_or_default())
+        .collect();
+    assert_ne!(ids[0], ids[1], "both emails carry one Message-ID");
+    eprintln!(
+        "fired after {fired_after:?}, resolved notice after {:?} in all",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_queued_during_an_smtp_outage_arrive_exactly_once_after_recovery() {
+    let started = Instant::now();
+    // Nothing listens here until the outage ends.
+    let port = free_port();
+    let sim = spawn_sim(SimOptions::default()).await;
+    // The default fleet always has overdue and due tokens and stale heartbeats. A group interval of an hour makes
+    // every group mail exactly once during the test, so each expected email is one notification id.
+    let setup = Setup::new(
+        &sim,
+        port,
+        "  group_wait: 1s\n  group_interval: 1h\n  repeat_interval: 1h\n",
+    );
+    let exp = setup.start("exporter");
+
+    // The first delivery attempt fails at once, and a retry follows 5 s later (the outbox's first backoff).
+    let (queued, failed) = wait_until(
+        "queued emails and two failed delivery attempts",
+        async || {
+            let text = get(&exp.url("/metrics")).await;
+            let queued = sample(&text, QUEUE)?;
+            let failed = sample(&text, FAILED)?;
+            (queued > 0.0 && failed >= queued + 1.0).then_some((queued, failed))
+        },
+        || context(None, &exp),
+    )
+    .await;
+    let expected = exp.notification_ids();
+    assert_eq!(
+        expected.len() as f64,
+        queued,
+        "the queue does not hold the notifications the engine handed over ({expected:?}):\n{}",
+        exp.log_tail()
+    );
+    let pending = std::fs::read_dir(setup.outbox_dir().join("pending"))
+        .unwrap()
+        .count();
+    assert_eq!(pending, expected.len(), "pending outbox files");
+    let outage = started.elapsed();
+
+    let server = SmtpServer::start(ServerOptions {
+        mode: TlsMode::None,
+        cert: None,
+        auth: true,
+        port: Some(port),
+    });
+    wait_until(
+        "the queue to drain",
+        async || {
+            let text = get(&exp.url("/metrics")).await;
+            (sample(&text, QUEUE) == Some(0.0)).then_some(())
+        },
+        || context(Some(&server), &exp),
+    )
+    .await;
+    // Let any duplicate arrive if one were coming.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let text = get(&exp.url("/metrics")).await;
+    let got = server.received();
+    assert_eq!(
+        exp.notification_ids(),
+        expected,
+        "new notifications during the test make the expected set uncertain:\n{}",
+        exp.log_tail()
+    );
+    assert_eq!(
+        sample(&text, SENT),
+        Some(expected.len() as f64),
+        "sent counter:\n{}",
+        context(Some(&server), &exp)
+    );
+    let mut by_message_id: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_subject: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &got {
+        *by_message_id
+            .entry(m.header("Message-ID").unwrap_or_default())
+            .or_default() += 1;
+        *by_subject
+            .entry(m.header("Subject").unwrap_or_default())
+            .or_default() += 1;
+    }
+    let mut want: Vec<String> = expected
+        .iter()
+        .map(|id| format!("<{id}@example.com>"))
+        .collect();
+    want.sort();
+    assert_eq!(
+        by_message_id.keys().cloned().collect::<Vec<_>>(),
+        want,
+        "the Message-IDs received are not the notifications queued:\n{}",
+        summary(&server)
+    );
+    assert!(
+        by_message_id.values().all(|&n| n == 1) && by_subject.values().all(|&n| n == 1),
+        "a duplicate arrived:\n{}",
+        summary(&server)
+    );
+    for m in &got {
+        let subject = m.header("Subject").unwrap_or_default();
+        assert!(
+            subject.starts_with("[FIRING:") && subject.ends_with(&format!(" {ACCOUNT}")),
+            "unexpected subject {subject:?}"
+        );
+        assert_readable(m, &subject, "Firing");
+    }
+    let pending = std::fs::read_dir(setup.outbox_dir().join("pending"))
+        .unwrap()
+        .count();
+    assert_eq!(pending, 0, "pending outbox files after the drain");
+    eprintln!(
+        "{} emails; {failed} failed attempts in the first {outage:?}; done after {:?}",
+        got.len(),
+        started.elapsed()
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `(description, content)` of every file in the outbox now. A file that vanished between listing and reading (a
+/// temp file renamed, a delivered message removed) is skipped: its content is in the renamed file or the email.
+fn outbox_files(dir: &Path, when: &str) -> Vec<(String, String)> {
+    walk(dir)
+        .into_iter()
+        .filter_map(|f| {
+            let content = std::fs::read_to_string(&f).ok()?;
+            Some((format!("outbox file {} ({when})", f.display()), content))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_emails_the_state_file_the_outbox_or_the_logs() {
+    // The simulator ignores `include` and sends full records, each with its agent's `accessToken`.
+    let sim = spawn_sim(SimOptions {
+        honour_projection: false,
+        ..SimOptions::default()
+    })
+    .await;
+    let tokens = sim.sim.access_tokens();
+    assert_eq!(tokens.len(), 25);
+    // SMTP is down at first, so the notifications sit in the outbox as files that can be searched.
+    let port = free_port();
+    let setup = Setup::new(&sim, port, "  group_wait: 1s\n  group_interval: 2s\n");
+    let exp = setup.start("exporter");
+
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    wait_until(
+        "queued notifications",
+        async || {
+            let text = get(&exp.url("/metrics")).await;
+            (sample(&text, QUEUE)? > 0.0 && sample(&text, FAILED)? > 0.0).then_some(())
+        },
+        || context(None, &exp),
+    )
+    .await;
+    outputs.extend(outbox_files(&setup.outbox_dir(), "during the outage"));
+    assert!(
+        outputs.iter().any(|(what, _)| what.contains("pending")),
+        "no pending outbox file to search: {:?}",
+        outputs.iter().map(|(w, _)| w).collect::<Vec<_>>()
+    );
+
+    let server = SmtpServer::start(ServerOptions {
+        mode: TlsMode::None,
+        cert: None,
+        auth: true,
+        port: Some(port),
+    });
+    wait_until(
+        "the queue to drain",
+        async || {
+            let text = get(&exp.url("/metrics")).await;
+            (sample(&text, QUEUE) == Some(0.0) && sample(&text, SENT)? > 0.0).then_some(())
+        },
+        || context(Some(&server), &exp),
+    )
+    .await;
+
+    let got = server.received();
+    assert!(!got.is_empty(), "no email to search");
+    // The emails list agents from the full records: what is searched below really came from them.
+    let agents: serde_json::Value =
+        serde_json::from_str(&get(&exp.url("/api/v1/agents")).await).unwrap();
+    let ids: Vec<String> = agents["sources"][0]["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["id"].as_str().map(String::from))
+        .collect();
+    assert!(
+        got.iter().any(|m| m
+            .part("text/plain")
+            .is_some_and(|t| ids.iter().any(|id| t.contains(id.as_str())))),
+        "no email lists an agent id of {ids:?}:\n{}",
+        summary(&server)
+    );
+    for (i, m) in got.iter().enumerate() {
+        outputs.push((format!("email {i}"), m.raw_text()));
+        for (mime, part) in [
+            ("text", m.part("text/plain")),
+            ("html", m.part("text/html")),
+        ] {
+            outputs.push((format!("email {i} {mime} part"), part.unwrap_or_default()));
+        }
+    }
+    outputs.push((
+        "the state file".into(),
+        std::fs::read_to_string(setup.state_file()).unwrap(),
+    ));
+    outputs.extend(outbox_files(&setup.outbox_dir(), "after the outage"));
+    let alerts = get(&exp.url("/api/v1/alerts")).await;
+    let doc: serde_json::Value = serde_json::from_str(&alerts).unwrap();
+    assert!(
+        doc["alerts"].as_array().is_some_and(|a| !a.is_empty()),
+        "no alerts listed: {alerts}"
+    );
+    outputs.push(("/api/v1/alerts".into(), alerts));
+    outputs.push(("the exporter's debug log".into(), exp.logs()));
+
+    // The fleet really was served with tokens: otherwise this test would prove nothing.
+    let raw = reqwest::Client::new()
+        .get(format!("http://{}/v1/agents", sim.addr))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        tokens.iter().all(|t| raw.contains(t.as_str())),
+        "the simulator did not send every accessToken"
+    );
+
+    for (what, text) in &outputs {
+        assert!(!text.is_empty(), "{what} is empty");
+        assert!(!text.contains(API_TOKEN), "the API key leaked into {what}");
+        assert!(
+            !text.contains(PASSWORD),
+            "the SMTP password leaked into {what}"
+        );
+        for t in &tokens {
+            assert!(
+                !text.contains(t.as_str()),
+                "an agent accessToken leaked into {what}"
+            );
+        }
+        assert!(
+            !text.contains("accessToken"),
+            "an accessToken field leaked into {what}"
+        );
+    }
+}
