@@ -1,5 +1,5 @@
-//! `demo`: the simulator and the exporter in one process, with no config file and no account, so a newcomer sees
-//! the whole product working with one command.
+//! `demo`: three simulators (Celigo, Planasonix, Calyptia) and the exporter in one process, with no config file and
+//! no account, so a newcomer sees the whole product working on a mixed fleet with one command.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ use crate::sim::{SimOptions, Simulator};
 pub struct DemoOptions {
     /// Where the exporter listens (the simulator takes a free port on 127.0.0.1).
     pub listen: SocketAddr,
-    /// Agents in the simulated fleet.
+    /// Agents in each simulated fleet.
     pub agents: usize,
     /// Time between polls. Short, so that the demo visibly moves.
     pub poll_interval: Duration,
@@ -46,7 +46,20 @@ impl Default for DemoOptions {
     }
 }
 
-/// Runs the demo until `shutdown` turns true. Prints the URLs to open on stdout once both servers listen.
+/// One simulated account of the demo: the source name, the provider and the simulator's seed.
+const ACCOUNTS: [(&str, Provider, u64); 3] = [
+    ("demo-us", Provider::Celigo, crate::sim::DEFAULT_SEED),
+    (
+        "etl-prod",
+        Provider::Planasonix,
+        crate::sim::DEFAULT_SEED + 1,
+    ),
+    ("logging", Provider::Calyptia, crate::sim::DEFAULT_SEED + 2),
+];
+
+/// Runs the demo until `shutdown` turns true: one simulator per provider (Celigo, Planasonix with health polling,
+/// Calyptia), each with `opts.agents` agents, and one exporter polling all three, so the dashboard shows a mixed
+/// fleet. Prints the URLs to open on stdout once every server listens.
 pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
     // Bind the exporter first: a busy port is the likeliest failure and should be reported before anything starts.
     let listener = crate::app::bind(opts.listen).await?;
@@ -54,55 +67,69 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
         addr: opts.listen,
         source,
     })?;
-    let sim_bind = SocketAddr::from(([127, 0, 0, 1], 0));
-    let sim_listener = crate::app::bind(sim_bind).await?;
-    let sim_addr = sim_listener.local_addr().map_err(|source| AppError::Bind {
-        addr: sim_bind,
-        source,
-    })?;
 
-    // A fresh random key per run: nothing outside this process needs to know it.
-    let token = format!("demo-{:032x}", rand::random::<u128>());
-    let simulator = Simulator::new(SimOptions {
-        agents: opts.agents,
-        token: token.clone(),
-        ..SimOptions::default()
-    });
-    let base_url =
-        Url::parse(&format!("http://{sim_addr}")).expect("a socket address makes a valid URL");
-    let mut source = SourceConfig::new(
-        "demo-us",
-        Provider::Celigo,
-        base_url,
-        SecretString::from(token),
-    );
-    source.poll_interval = opts.poll_interval;
-    source.request_timeout = Duration::from_secs(5).min(opts.poll_interval);
-
-    let exporter = Exporter::new(&[source])?;
     let mut tasks = JoinSet::new();
-    let mut sim_shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        let stop = async move {
-            let _ = sim_shutdown.wait_for(|s| *s).await;
-        };
-        if let Err(e) = simulator.serve(sim_listener, stop).await {
-            tracing::error!(error = %e, "the simulator stopped");
-        }
-        "simulator".to_string()
-    });
+    let mut sources = Vec::with_capacity(ACCOUNTS.len());
+    let mut upstreams = Vec::with_capacity(ACCOUNTS.len());
+    for (name, provider, seed) in ACCOUNTS {
+        let sim_bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        let sim_listener = crate::app::bind(sim_bind).await?;
+        let sim_addr = sim_listener.local_addr().map_err(|source| AppError::Bind {
+            addr: sim_bind,
+            source,
+        })?;
+        // A fresh random key per run: nothing outside this process needs to know it.
+        let simulator = Simulator::new(SimOptions {
+            provider,
+            agents: opts.agents,
+            seed,
+            token: format!("demo-{:032x}", rand::random::<u128>()),
+            ..SimOptions::default()
+        });
+        let base_url =
+            Url::parse(&format!("http://{sim_addr}")).expect("a socket address makes a valid URL");
+        let mut source = SourceConfig::new(
+            name,
+            provider,
+            base_url,
+            SecretString::from(simulator.api_token().to_string()),
+        );
+        source.poll_interval = opts.poll_interval;
+        source.request_timeout = Duration::from_secs(5).min(opts.poll_interval);
+        source.health = provider == Provider::Planasonix;
+        sources.push(source);
+        upstreams.push(format!(
+            "http://{sim_addr}{} ({provider} simulator, account {name})",
+            simulator.list_path()
+        ));
+
+        let mut sim_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let stop = async move {
+                let _ = sim_shutdown.wait_for(|s| *s).await;
+            };
+            if let Err(e) = simulator.serve(sim_listener, stop).await {
+                tracing::error!(error = %e, "the simulator stopped");
+            }
+            format!("{provider} simulator")
+        });
+    }
+
+    let exporter = Exporter::new(&sources)?;
     exporter.spawn_pollers(&mut tasks, &shutdown);
 
     let base = format!("http://{exporter_addr}");
     println!(
-        "onprem-agent-exporter demo: a simulated integrator.io fleet of {} agents",
+        "onprem-agent-exporter demo: simulated Celigo, Planasonix and Calyptia fleets of {} agents each",
         opts.agents
     );
     println!("  landing:  {base}/");
     println!("  metrics:  {base}/metrics");
     println!("  agents:   {base}/api/v1/agents");
     println!("  ready:    {base}/readyz");
-    println!("  upstream: http://{sim_addr}/v1/agents (simulator)");
+    for upstream in &upstreams {
+        println!("  upstream: {upstream}");
+    }
 
     // The rule engine runs with short demo timings; its mail goes to .eml files instead of an SMTP server.
     let mut state = AppState::new(exporter.registry.clone());

@@ -1,5 +1,5 @@
 //! onprem-agent-exporter: a Prometheus exporter and alerting sidecar for the on-premise agents of data-integration
-//! platforms (Celigo integrator.io first; Planasonix and Calyptia next).
+//! platforms (Celigo integrator.io, Planasonix and Calyptia Cloud).
 //!
 //! Data flows one way:
 //!
@@ -22,8 +22,9 @@
 //! - [`rules`] is the pure rule engine (evaluate snapshots, state and `now`, return notifications) with its state
 //!   file, silences and API; [`notify`] renders and delivers notifications through a durable outbox;
 //!   [`report`] builds the token-age compliance report; [`alerting`] wires these into a running process.
-//! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the simulator.
-//! - [`sim`] is a faithful stand-in for the upstream APIs, used by `demo`, the tests and the bench.
+//! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the three simulators.
+//! - [`sim`] is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
+//!   and the bench.
 //! - [`telemetry`] sets up logging; [`html`] escapes untrusted strings for every page and email.
 
 pub mod alerting;

@@ -57,12 +57,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OnceFormat::Openmetrics)]
         format: OnceFormat,
     },
-    /// Start the simulator and the exporter together, with no config and no account, and print the URLs to open.
+    /// Start Celigo, Planasonix and Calyptia simulators and the exporter together, with no config and no account,
+    /// and print the URLs to open.
     Demo {
         /// Where the exporter listens; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:9877")]
         listen: SocketAddr,
-        /// Agents in the simulated fleet.
+        /// Agents in each simulated fleet.
         #[arg(long, default_value_t = 25)]
         agents: usize,
         /// Time between polls of the simulator.
@@ -72,11 +73,17 @@ enum Command {
         #[arg(long, default_value = "demo-outbox")]
         outbox: PathBuf,
     },
-    /// Serve the integrator.io agents API (`GET /v1/agents`) from a simulated fleet, for trying configs and proxies.
+    /// Serve a vendor's agents API from a simulated fleet, for trying configs and proxies: integrator.io
+    /// (`GET /v1/agents`), Planasonix (`GET /api/agents` and `/api/agents/{id}/health`) or Calyptia Cloud
+    /// (`GET /v1/projects/{id}/agents`).
     ///
-    /// The API key it accepts is read from ONPREM_AGENT_SIM_TOKEN (default `sim-api-token`). `PUT /_sim/control`
-    /// injects faults at run time; see the simulator's documentation.
+    /// The API key it accepts is read from ONPREM_AGENT_SIM_TOKEN (default `sim-api-token`). For Calyptia a key that
+    /// is not already a project token is wrapped into one, which is printed so a config can use it.
+    /// `PUT /_sim/control` injects faults at run time; see the simulator's documentation.
     Simulate {
+        /// Which vendor's API to serve.
+        #[arg(long, value_enum, default_value_t = ProviderArg::Celigo)]
+        provider: ProviderArg,
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:18089")]
         listen: SocketAddr,
@@ -137,6 +144,25 @@ enum Command {
     },
 }
 
+/// A provider on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ProviderArg {
+    Celigo,
+    Planasonix,
+    Calyptia,
+}
+
+impl From<ProviderArg> for onprem_agent_exporter::model::Provider {
+    fn from(p: ProviderArg) -> Self {
+        use onprem_agent_exporter::model::Provider;
+        match p {
+            ProviderArg::Celigo => Provider::Celigo,
+            ProviderArg::Planasonix => Provider::Planasonix,
+            ProviderArg::Calyptia => Provider::Calyptia,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum OnceFormat {
     /// OpenMetrics 1.0, as Prometheus scrapes it.
@@ -183,6 +209,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
+            // Building the sources catches what only a client can check (a Calyptia token without a project id),
+            // so that check-config fails exactly where run would.
+            app::Exporter::new(&config.sources)?;
             println!(
                 "{}: OK ({} source{}, listening on {})",
                 file.display(),
@@ -232,6 +261,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate {
+            provider,
             listen,
             agents,
             page_size,
@@ -245,9 +275,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let token = std::env::var("ONPREM_AGENT_SIM_TOKEN")
                 .unwrap_or_else(|_| DEFAULT_TOKEN.to_string());
             let sim = Simulator::new(SimOptions {
+                provider: provider.into(),
                 agents,
                 page_size,
-                token,
+                token: token.clone(),
                 honour_projection: !no_projection,
                 seed,
                 faults: Faults {
@@ -259,7 +290,17 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             });
             let listener = app::bind(listen).await?;
             let addr = listener.local_addr()?;
-            println!("simulator: http://{addr}/v1/agents ({agents} agents)");
+            println!(
+                "simulator: http://{addr}{} ({agents} {} agents)",
+                sim.list_path(),
+                sim.provider()
+            );
+            if sim.provider() == onprem_agent_exporter::model::Provider::Calyptia
+                && sim.api_token() != token
+            {
+                // A fake credential for a local simulator; printed because the operator cannot derive it by hand.
+                println!("project token: {}", sim.api_token());
+            }
             let mut stop = shutdown_signal();
             sim.serve(listener, async move {
                 let _ = stop.wait_for(|s| *s).await;

@@ -31,6 +31,7 @@ pub async fn poll_once(source: &dyn Source, registry: &Registry, index: usize) -
                 requests = outcome.stats.requests,
                 bytes = outcome.stats.bytes,
                 invalid_records = outcome.stats.invalid_records,
+                health_failures = outcome.stats.health_failures,
                 took_ms = took.as_millis() as u64,
                 "poll succeeded"
             );
@@ -39,6 +40,13 @@ pub async fn poll_once(source: &dyn Source, registry: &Registry, index: usize) -
                     source = source.name(),
                     skipped = outcome.stats.invalid_records,
                     "skipped agent records without a usable id"
+                );
+            }
+            if outcome.stats.health_failures > 0 {
+                tracing::warn!(
+                    source = source.name(),
+                    failed = outcome.stats.health_failures,
+                    "some per-agent health calls failed; those agents are exported without health figures"
                 );
             }
             if !previous.up && previous.polls > 0 {

@@ -1,7 +1,8 @@
 //! Proves the dashboard, the alerting rules and the container files against a real Prometheus scraping a real
 //! exporter, rather than by reading them.
 //!
-//! The exporter runs as `onprem-agent-exporter demo` (its built-in simulator, 25 agents) and Debian's `prometheus`
+//! The exporter runs as `onprem-agent-exporter demo` (its built-in simulators: Celigo, Planasonix and Calyptia
+//! fleets of 25 agents each) and Debian's `prometheus`
 //! scrapes it every 2 s with `alerts/*.rules.yml` loaded. Every dashboard query and every rule expression then goes
 //! to Prometheus's HTTP API, filled in the way Grafana and the rule manager fill them in. `promtool` checks and
 //! unit-tests the rules, and `amtool` checks the example Alertmanager configuration.
@@ -259,6 +260,84 @@ async fn an_overdue_token_in_the_demo_fleet_fires_an_alert_in_a_real_prometheus(
     assert!(
         both.is_empty(),
         "agents with both AgentTokenRotationDue and AgentTokenRotationOverdue: {both:?}"
+    );
+}
+
+/// The providers the demo runs, and whether each exposes token dates.
+const DEMO_PROVIDERS: [(&str, bool); 3] =
+    [("celigo", true), ("planasonix", false), ("calyptia", false)];
+
+#[tokio::test]
+async fn the_dashboard_and_rules_work_unchanged_for_every_provider_of_the_mixed_demo() {
+    let stack = stack().await;
+    let dashboard = dashboard();
+    let queries = panel_queries(&dashboard);
+    let mut failures = Vec::new();
+    for (provider, has_tokens) in DEMO_PROVIDERS {
+        // The dashboard as a user sees it with only this provider selected.
+        let values: Vec<(String, String)> = variable_values(&dashboard)
+            .into_iter()
+            .map(|(name, value)| {
+                if name == "provider" {
+                    (name, provider.to_owned())
+                } else {
+                    (name, value)
+                }
+            })
+            .collect();
+        let agents = stack
+            .prometheus
+            .scalar(&format!(
+                r#"count(onprem_agent_info{{provider="{provider}"}})"#
+            ))
+            .await;
+        if agents != 25.0 {
+            failures.push(format!("{provider}: {agents} agents instead of 25"));
+        }
+        for query in &queries {
+            let expr = interpolate(&query.expr, &values);
+            // Token panels may legitimately be empty (or show only their `or vector(0)`) for providers that expose
+            // no token date; every other panel must show data for every provider.
+            let tokens_only = query.expr.contains("token") && !has_tokens;
+            match stack.prometheus.query(&expr).await {
+                Err(error) => failures.push(format!("{provider}: {query}: {error} for\n{expr}")),
+                Ok(result) if result.is_empty() && !tokens_only => {
+                    failures.push(format!("{provider}: {query}: empty result for\n{expr}"))
+                }
+                Ok(result) if tokens_only => {
+                    if let Some(series) = result.iter().find(|s| label(s, "provider") == provider) {
+                        failures.push(format!(
+                            "{provider}: {query}: a token series for a provider without token dates: {series}"
+                        ));
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    // The rules: offline agents of every provider are caught, and the token rules stay silent for the providers
+    // that expose no token date.
+    for rule in rules() {
+        let result = stack.prometheus.query(&rule.expr).await.unwrap_or_default();
+        let providers: BTreeSet<String> = result.iter().map(|s| label(s, "provider")).collect();
+        if rule.alert == "AgentOffline" && providers.len() != DEMO_PROVIDERS.len() {
+            failures.push(format!(
+                "AgentOffline's expression found offline agents of {providers:?} only"
+            ));
+        }
+        if rule.alert.starts_with("AgentToken") {
+            for (provider, has_tokens) in DEMO_PROVIDERS {
+                if !has_tokens && providers.contains(provider) {
+                    failures.push(format!("{} matched {provider} agents", rule.alert));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "the mixed demo broke the dashboard or the rules:\n\n{}\n\n{}",
+        failures.join("\n\n"),
+        stack.diagnostics().await
     );
 }
 
@@ -944,8 +1023,11 @@ fn start_prometheus(target: &Url) -> Prometheus {
             log,
         },
         base: format!("http://{listen}"),
+        // No idle connections: the stack outlives the test (and so the tokio runtime) that started it, and a pooled
+        // connection whose task lived on a finished test's runtime fails the next request with "dispatch gone".
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(0)
             .build()
             .expect("an HTTP client"),
         _dir: dir,

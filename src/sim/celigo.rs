@@ -47,7 +47,7 @@ async fn list_agents(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Some(refused) = gate(&sim, &headers).await {
+    if let Some(refused) = super::gate(&sim, &headers).await {
         return refused;
     }
     let query = match ListQuery::parse(query.as_deref().unwrap_or("")) {
@@ -104,7 +104,7 @@ async fn get_agent(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Some(refused) = gate(&sim, &headers).await {
+    if let Some(refused) = super::gate(&sim, &headers).await {
         return refused;
     }
     let fleet = sim.control().fleet();
@@ -120,45 +120,8 @@ async fn get_agent(
             );
             sim.respond(StatusCode::OK, None, body)
         }
-        None => not_found(&sim),
+        None => sim.not_found(),
     }
-}
-
-/// The 404 for an unknown agent or path, in the usual envelope.
-pub(super) fn not_found(sim: &Simulator) -> Response {
-    error(sim, StatusCode::NOT_FOUND, "not_found", "Object not found.")
-}
-
-/// What every API request goes through before its handler; returns the refusal, if any, in the order a real deployment applies it: latency,
-/// the forced status, authentication, then the injected faults (which count only authenticated requests, so a
-/// test's "every Nth request" is not shifted by its own auth probes).
-async fn gate(sim: &Simulator, headers: &HeaderMap) -> Option<Response> {
-    sim.count_request();
-    let control = sim.control();
-    let faults = control.faults();
-    if !faults.latency.is_zero() {
-        tokio::time::sleep(faults.latency).await;
-    }
-    if let Some(status) = control.status_override() {
-        return Some(forced_status(sim, status, faults.retry_after_secs));
-    }
-    if let Some(refused) = authenticate(sim, headers) {
-        return Some(refused);
-    }
-    let n = control.tick();
-    if faults
-        .rate_limit_every
-        .is_some_and(|every| every > 0 && n % u64::from(every) == 0)
-    {
-        return Some(rate_limited(sim, faults.retry_after_secs));
-    }
-    if faults
-        .fail_every
-        .is_some_and(|every| every > 0 && n % u64::from(every) == 0)
-    {
-        return Some(forced_status(sim, 500, faults.retry_after_secs));
-    }
-    None
 }
 
 /// Checks `Authorization: Bearer <token>`. Returns the middleware's bare 401 if and only if it is missing or wrong.
@@ -167,17 +130,13 @@ pub(super) fn authenticate(sim: &Simulator, headers: &HeaderMap) -> Option<Respo
         return Some(unauthorized(sim, "Unauthorized"));
     };
     let presented = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer "));
-    if presented.is_some_and(|token| constant_time_eq(token.as_bytes(), sim.inner.token.as_bytes()))
+    if presented
+        .is_some_and(|token| super::constant_time_eq(token.as_bytes(), sim.inner.token.as_bytes()))
     {
         None
     } else {
         Some(unauthorized(sim, "Bearer Authentication Failed"))
     }
-}
-
-/// Compares without an early exit, so a timing probe learns nothing; the habit matters more than the simulator.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn unauthorized(sim: &Simulator, message: &str) -> Response {
@@ -200,13 +159,14 @@ fn rate_limited(sim: &Simulator, retry_after_secs: u64) -> Response {
 
 /// The response for a status forced by the control plane or a fault, with the body integrator.io would send.
 ///
-/// 401 gets the bare middleware body, 429 a `Retry-After`, 204 nothing, 5xx an envelope whose `code` is the status
+/// 401 gets the bare middleware body, 404 `Object not found.`, 429 a `Retry-After`, 204 nothing, 5xx an envelope whose `code` is the status
 /// as an integer (the contract allows it), anything else an envelope with the reason phrase as a string code.
-fn forced_status(sim: &Simulator, status: u16, retry_after_secs: u64) -> Response {
+pub(super) fn forced_status(sim: &Simulator, status: u16, retry_after_secs: u64) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let reason = status.canonical_reason().unwrap_or("Error");
     match status.as_u16() {
         401 => unauthorized(sim, "Bearer Authentication Failed"),
+        404 => error(sim, status, "not_found", "Object not found."),
         429 => rate_limited(sim, retry_after_secs),
         204 => sim.respond(status, None, Vec::new()),
         500..=599 => {

@@ -2,7 +2,7 @@
 //! vendor's JSON.
 //!
 //! Nothing here knows about integrator.io: an agent is an id, a name, a few instants and a [`Behaviour`]. The
-//! provider files (today [`super::celigo`]) turn it into wire records.
+//! provider files ([`super::celigo`], [`super::planasonix`], [`super::calyptia`]) turn it into wire records.
 //!
 //! Two properties matter more than realism:
 //!
@@ -326,7 +326,13 @@ impl FleetAgent {
 
     /// The agent's fake secret: `simtok_` and 32 hex digits, recognisable in any log or page it leaks into.
     pub fn access_token(&self) -> String {
-        format!("simtok_{}", hex(&self.derived::<16>(salt::TOKEN)))
+        format!("simtok_{}", self.secret_hex())
+    }
+
+    /// The 32 random hex digits of the agent's fake secret, which each provider simulator wraps in its own vendor's
+    /// token format.
+    pub fn secret_hex(&self) -> String {
+        hex(&self.derived::<16>(salt::TOKEN))
     }
 
     /// A fake server-side hash of [`FleetAgent::access_token`]: 64 hex digits. Not a real hash; only its shape matters.
@@ -494,8 +500,9 @@ pub fn timestamp_ms(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-/// The SplitMix64 finaliser: a good 64-bit mix, used to turn `(seed, index)` into an agent key.
-fn mix(mut z: u64) -> u64 {
+/// The SplitMix64 finaliser: a good 64-bit mix, used to turn `(seed, index)` into an agent key, and by the provider
+/// simulators to derive time-varying figures from an agent key.
+pub fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -2,7 +2,10 @@
 //!
 //! - [`fleet`] is a deterministic, time-driven fleet of fake agents that knows no provider.
 //! - [`celigo`] serves that fleet as integrator.io's `GET /v1/agents`.
-//! - This module holds the options, the runtime [`Control`] knobs, the request counters, and the router.
+//! - [`planasonix`] serves it as Planasonix's `GET /api/agents` and `GET /api/agents/{id}/health`.
+//! - [`calyptia`] serves it as Calyptia Cloud's `GET /v1/projects/{projectID}/agents`.
+//! - This module holds the options (including which provider to be), the runtime [`Control`] knobs, the request
+//!   counters, the gate every API request passes (latency, forced status, auth, faults), and the router.
 //!
 //! The simulator has no background task: agent liveness is computed from the wall clock at request time, and the
 //! fleet is generated once, so a request costs only the records on its page.
@@ -10,14 +13,15 @@
 //! # The control endpoint
 //!
 //! `GET /_sim/control` returns the current knobs and counters; `PUT /_sim/control` changes them. Both need the same
-//! bearer token as the API; neither is part of integrator.io, and neither is subject to the forced status, the
-//! faults or the latency (so a forced 500 can always be lifted). The body of a `PUT` is a JSON object whose keys are
-//! all optional; an absent key leaves its knob alone:
+//! credentials as the API (for Calyptia, the project token in `X-Project-Token` or as a bearer); neither is part of
+//! any vendor's API, and neither is subject to the forced status, the faults or the latency (so a forced 500 can
+//! always be lifted). The body of a `PUT` is a JSON object whose keys are all optional; an absent key leaves its knob
+//! alone:
 //!
 //! | key | value | effect |
 //! |---|---|---|
 //! | `status` | HTTP status or `null` | answer every API request with this status (`null` lifts it) |
-//! | `agents` | count | show the first N agents (0 gives 204), generating more if needed |
+//! | `agents` | count | show the first N agents (0 gives Celigo's 204, or an empty list), generating more if needed |
 //! | `latency_ms` | milliseconds | delay every API response |
 //! | `rate_limit_every` | N or `null` | every Nth authenticated request gets 429 |
 //! | `retry_after_secs` | seconds | the `Retry-After` of those 429s |
@@ -27,8 +31,10 @@
 //! curl -X PUT -H 'Authorization: Bearer sim-api-token' -d '{"status":500}' http://127.0.0.1:18089/_sim/control
 //! ```
 
+pub mod calyptia;
 pub mod celigo;
 pub mod fleet;
+pub mod planasonix;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
@@ -47,6 +53,8 @@ use serde::Deserialize;
 
 use fleet::Fleet;
 
+pub use crate::model::Provider;
+
 /// The API key a simulator accepts unless told otherwise.
 pub const DEFAULT_TOKEN: &str = "sim-api-token";
 
@@ -60,11 +68,15 @@ pub const MAX_AGENTS: usize = 1_000_000;
 /// How a simulator starts.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
+    /// Which vendor's API to serve (default Celigo).
+    pub provider: Provider,
     /// Agents in the fleet (default 25), at most [`MAX_AGENTS`].
     pub agents: usize,
     /// Records per page when the client sends no `limit` (default 100), clamped to 1..=[`celigo::MAX_LIMIT`].
     pub page_size: usize,
-    /// The API key the simulator accepts as `Authorization: Bearer <token>`.
+    /// The API key the simulator accepts as `Authorization: Bearer <token>`. For Calyptia it must be a project token
+    /// (see [`calyptia::project_token`]); any other string is wrapped into one for [`calyptia::DEFAULT_PROJECT_ID`],
+    /// and [`Simulator::api_token`] tells what is then accepted.
     pub token: String,
     /// Whether `include`/`exclude` are honoured (default true). Off, every record is a full one with its
     /// `accessToken`, which is what a client must survive if production ignores projection.
@@ -78,6 +90,7 @@ pub struct SimOptions {
 impl Default for SimOptions {
     fn default() -> SimOptions {
         SimOptions {
+            provider: Provider::Celigo,
             agents: 25,
             page_size: 100,
             token: DEFAULT_TOKEN.to_owned(),
@@ -131,7 +144,11 @@ pub struct Simulator {
 }
 
 struct Inner {
+    provider: Provider,
+    /// The credential accepted; for Calyptia a project token.
     token: String,
+    /// Calyptia only: the project the token grants, the `{projectID}` of the list path.
+    project_id: String,
     page_size: usize,
     honour_projection: bool,
     control: Control,
@@ -143,6 +160,7 @@ struct Inner {
 impl std::fmt::Debug for Simulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Simulator")
+            .field("provider", &self.inner.provider)
             .field("agents", &self.control().agent_count())
             .field("page_size", &self.inner.page_size)
             .field("honour_projection", &self.inner.honour_projection)
@@ -156,9 +174,15 @@ impl Simulator {
     pub fn new(opts: SimOptions) -> Simulator {
         let agents = opts.agents.min(MAX_AGENTS);
         let fleet = Fleet::generate(agents, opts.seed, Timestamp::now());
+        let (token, project_id) = match opts.provider {
+            Provider::Calyptia => calyptia::accepted_token(&opts.token),
+            _ => (opts.token, String::new()),
+        };
         Simulator {
             inner: Arc::new(Inner {
-                token: opts.token,
+                provider: opts.provider,
+                token,
+                project_id,
                 page_size: opts.page_size.clamp(1, celigo::MAX_LIMIT),
                 honour_projection: opts.honour_projection,
                 control: Control {
@@ -176,16 +200,40 @@ impl Simulator {
         }
     }
 
-    /// The HTTP routes: the integrator.io API and the control endpoint.
+    /// The HTTP routes: the chosen provider's API and the control endpoint.
     pub fn router(&self) -> Router {
+        let api = match self.inner.provider {
+            Provider::Celigo => celigo::routes(),
+            Provider::Planasonix => planasonix::routes(),
+            Provider::Calyptia => calyptia::routes(),
+        };
         Router::new()
-            .merge(celigo::routes())
+            .merge(api)
             .route("/_sim/control", get(get_control).put(put_control))
             .fallback(|State(sim): State<Simulator>| async move {
                 sim.count_request();
-                celigo::not_found(&sim)
+                sim.not_found()
             })
             .with_state(self.clone())
+    }
+
+    /// The provider this simulator serves.
+    pub fn provider(&self) -> Provider {
+        self.inner.provider
+    }
+
+    /// The credential the API accepts: the configured token, or for Calyptia the project token built from it.
+    pub fn api_token(&self) -> &str {
+        &self.inner.token
+    }
+
+    /// The path of the agent list, for messages: `/v1/agents`, `/api/agents` or `/v1/projects/{id}/agents`.
+    pub fn list_path(&self) -> String {
+        match self.inner.provider {
+            Provider::Celigo => "/v1/agents".to_string(),
+            Provider::Planasonix => "/api/agents".to_string(),
+            Provider::Calyptia => format!("/v1/projects/{}/agents", self.inner.project_id),
+        }
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets open requests finish.
@@ -213,15 +261,39 @@ impl Simulator {
         }
     }
 
-    /// Every fake agent `accessToken` the simulator has generated (hidden agents included), so that leak tests can
-    /// search outputs for them.
+    /// Every fake per-agent secret the simulator has generated (hidden agents included), in the provider's own form
+    /// (Celigo `accessToken`, Planasonix `enrollment_token`, Calyptia `token`), so that leak tests can search outputs
+    /// for them.
     pub fn access_tokens(&self) -> Vec<String> {
-        self.control()
-            .fleet()
-            .agents()
-            .iter()
-            .map(fleet::FleetAgent::access_token)
-            .collect()
+        let secret: fn(&fleet::FleetAgent) -> String = match self.inner.provider {
+            Provider::Celigo => fleet::FleetAgent::access_token,
+            Provider::Planasonix => planasonix::enrollment_token,
+            Provider::Calyptia => calyptia::agent_token,
+        };
+        self.control().fleet().agents().iter().map(secret).collect()
+    }
+
+    /// Checks the request's credentials the way the provider's API does; returns the refusal, if any.
+    fn authenticate(&self, headers: &HeaderMap) -> Option<Response> {
+        match self.inner.provider {
+            Provider::Celigo => celigo::authenticate(self, headers),
+            Provider::Planasonix => planasonix::authenticate(self, headers),
+            Provider::Calyptia => calyptia::authenticate(self, headers),
+        }
+    }
+
+    /// The response for a status forced by the control plane or a fault, in the provider's own error shape.
+    fn forced_status(&self, status: u16, retry_after_secs: u64) -> Response {
+        match self.inner.provider {
+            Provider::Celigo => celigo::forced_status(self, status, retry_after_secs),
+            Provider::Planasonix => planasonix::forced_status(self, status, retry_after_secs),
+            Provider::Calyptia => calyptia::forced_status(self, status, retry_after_secs),
+        }
+    }
+
+    /// The 404 for an unknown path or agent, in the provider's own error shape.
+    fn not_found(&self) -> Response {
+        self.forced_status(404, 0)
     }
 
     fn count_request(&self) {
@@ -251,6 +323,43 @@ impl Simulator {
         }
         response
     }
+}
+
+/// What every API request goes through before its handler; returns the refusal, if any, in the order a real
+/// deployment applies it: latency, the forced status, authentication, then the injected faults (which count only
+/// authenticated requests, so a test's "every Nth request" is not shifted by its own auth probes).
+async fn gate(sim: &Simulator, headers: &HeaderMap) -> Option<Response> {
+    sim.count_request();
+    let control = sim.control();
+    let faults = control.faults();
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    if let Some(status) = control.status_override() {
+        return Some(sim.forced_status(status, faults.retry_after_secs));
+    }
+    if let Some(refused) = sim.authenticate(headers) {
+        return Some(refused);
+    }
+    let n = control.tick();
+    if faults
+        .rate_limit_every
+        .is_some_and(|every| every > 0 && n % u64::from(every) == 0)
+    {
+        return Some(sim.forced_status(429, faults.retry_after_secs));
+    }
+    if faults
+        .fail_every
+        .is_some_and(|every| every > 0 && n % u64::from(every) == 0)
+    {
+        return Some(sim.forced_status(500, faults.retry_after_secs));
+    }
+    None
+}
+
+/// Compares without an early exit, so a timing probe learns nothing; the habit matters more than the simulator.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Runtime knobs, shared by every clone of a [`Simulator`]. Each setter takes effect from the next request.
@@ -362,14 +471,14 @@ where
 }
 
 async fn get_control(State(sim): State<Simulator>, headers: HeaderMap) -> Response {
-    if let Some(refused) = celigo::authenticate(&sim, &headers) {
+    if let Some(refused) = sim.authenticate(&headers) {
         return refused;
     }
     control_state(&sim)
 }
 
 async fn put_control(State(sim): State<Simulator>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refused) = celigo::authenticate(&sim, &headers) {
+    if let Some(refused) = sim.authenticate(&headers) {
         return refused;
     }
     let request: ControlRequest = match serde_json::from_slice(&body) {

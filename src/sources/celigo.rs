@@ -3,21 +3,19 @@
 //!
 //! The request asks for a projection (`include=`) of only the fields we use, so a conforming server never sends the
 //! agents' `accessToken`. Whether `/v1/agents` honours projection is unconfirmed, so parsing does not rely on it: each
-//! record is read field by field into `RawAgent`, and every other field, `accessToken` included, is skipped by the
-//! parser without being stored.
+//! record is read field by field into `RawAgent` (see [`super::record`]), and every other field, `accessToken`
+//! included, is skipped by the parser without being stored.
 
 use std::fmt;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use reqwest::StatusCode;
-use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use url::Url;
 
 use crate::config::SourceConfig;
 use crate::model::{Agent, Provider, TokenDateSource};
 use crate::sources::http::{Auth, HttpClient, Pager, display_url, next_link};
+use crate::sources::record::{Fields, Record, Scalar, describe, timestamp};
 use crate::sources::{BoxFuture, PollOutcome, PollStats, Source, UpstreamError};
 
 /// The fields we ask the server to project. `_id` and `name` always come back; we list `name` anyway so the request
@@ -86,10 +84,10 @@ impl CeligoSource {
             if page.status == StatusCode::NO_CONTENT {
                 break;
             }
-            let records: Vec<Record> =
+            let records: Vec<Record<RawAgent>> =
                 serde_json::from_slice(&page.body).map_err(|e| UpstreamError::Decode {
                     url: display_url(&page.url),
-                    message: describe(&e),
+                    message: describe(&e, AGENT_ARRAY),
                 })?;
             agents.reserve(records.len());
             for (index, record) in records.into_iter().enumerate() {
@@ -144,25 +142,11 @@ fn first_page(base: &Url, page_size: Option<u32>) -> Url {
     url
 }
 
-/// A decode error in words that never quote the body: serde_json's own messages can repeat a value from it.
-fn describe(e: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    let what = match e.classify() {
-        Category::Syntax => "malformed JSON",
-        Category::Eof => "truncated or empty JSON",
-        Category::Data => "expected a JSON array of agent records",
-        Category::Io => "cannot read the body",
-    };
-    format!("{what} (line {}, column {})", e.line(), e.column())
-}
-
-/// One element of the page array: `Some` for an object, `None` for anything else (a string, a number, `null`, an
-/// array), which the caller skips and counts. Decoding an element never fails on its type, so one bad record cannot
-/// throw away its page; only malformed JSON fails the page.
-struct Record(Option<RawAgent>);
+/// What a page must be, for decode messages.
+const AGENT_ARRAY: &str = "a JSON array of agent records";
 
 /// The fields of an agent record we read; everything else is skipped unread. Not `Debug`, and holds no secret: the
-/// record's `accessToken` never reaches it.
+/// record's `accessToken` never reaches it. A wrongly typed field (`"offline": "yes"`, `"_id": 42`) drops only itself.
 #[derive(Default)]
 struct RawAgent {
     id: Option<String>,
@@ -174,8 +158,32 @@ struct RawAgent {
     created_at: Option<String>,
 }
 
+impl Fields for RawAgent {
+    const KEYS: &'static [&'static str] = &[
+        "_id",
+        "name",
+        "version",
+        "offline",
+        "lastHeartbeatAt",
+        "__accessTokenLastModifiedAt",
+        "createdAt",
+    ];
+
+    fn set(&mut self, index: usize, value: Scalar) {
+        match index {
+            0 => self.id = value.string(),
+            1 => self.name = value.string(),
+            2 => self.version = value.string(),
+            3 => self.offline = value.bool(),
+            4 => self.last_heartbeat_at = value.string(),
+            5 => self.token_modified_at = value.string(),
+            _ => self.created_at = value.string(),
+        }
+    }
+}
+
 impl RawAgent {
-    /// The agent, or `None` when the record has no string `_id` (or an empty one).
+    /// The agent, or `None` when the record has no non-empty string `_id`.
     fn into_agent(self) -> Option<Agent> {
         let id = self.id.filter(|id| !id.is_empty())?;
         // Assumed: `name` is always present (projection always returns it); a record without one gets an empty name
@@ -205,203 +213,12 @@ impl RawAgent {
     }
 }
 
-/// Parses an RFC 3339 timestamp, with or without fractional seconds. A value that does not parse drops only this
-/// field; the rest of the record stays.
-fn timestamp(id: &str, field: &'static str, value: Option<String>) -> Option<Timestamp> {
-    let value = value?;
-    match value.parse() {
-        Ok(t) => Some(t),
-        Err(_) => {
-            let shown: String = value.chars().take(64).collect();
-            tracing::debug!(agent_id = %id, field, value = ?shown, "ignoring a timestamp that does not parse");
-            None
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Record {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Record, D::Error> {
-        deserializer.deserialize_any(RecordVisitor)
-    }
-}
-
-struct RecordVisitor;
-
-impl<'de> Visitor<'de> for RecordVisitor {
-    type Value = Record;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an agent record")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record, A::Error> {
-        let mut raw = RawAgent::default();
-        while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::Id => raw.id = map.next_value::<Scalar>()?.string(),
-                Key::Name => raw.name = map.next_value::<Scalar>()?.string(),
-                Key::Version => raw.version = map.next_value::<Scalar>()?.string(),
-                Key::Offline => raw.offline = map.next_value::<Scalar>()?.bool(),
-                Key::LastHeartbeatAt => {
-                    raw.last_heartbeat_at = map.next_value::<Scalar>()?.string()
-                }
-                Key::TokenModifiedAt => {
-                    raw.token_modified_at = map.next_value::<Scalar>()?.string()
-                }
-                Key::CreatedAt => raw.created_at = map.next_value::<Scalar>()?.string(),
-                Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(Record(Some(raw)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Record, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Record(None))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Record, E> {
-        Ok(Record(None))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Record, E> {
-        Ok(Record(None))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Record, E> {
-        Ok(Record(None))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Record, E> {
-        Ok(Record(None))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Record, E> {
-        Ok(Record(None))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Record, E> {
-        Ok(Record(None))
-    }
-}
-
-/// The keys of an agent record we read. Matching on borrowed `&str` keeps unknown keys from being allocated.
-enum Key {
-    Id,
-    Name,
-    Version,
-    Offline,
-    LastHeartbeatAt,
-    TokenModifiedAt,
-    CreatedAt,
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-                Ok(match key {
-                    "_id" => Key::Id,
-                    "name" => Key::Name,
-                    "version" => Key::Version,
-                    "offline" => Key::Offline,
-                    "lastHeartbeatAt" => Key::LastHeartbeatAt,
-                    "__accessTokenLastModifiedAt" => Key::TokenModifiedAt,
-                    "createdAt" => Key::CreatedAt,
-                    _ => Key::Other,
-                })
-            }
-        }
-        deserializer.deserialize_identifier(KeyVisitor)
-    }
-}
-
-/// The value of a field we read, whatever its JSON type, so that a wrongly typed field (`"offline": "yes"`,
-/// `"_id": 42`) drops only that field instead of failing the page. Objects and arrays are skipped unread.
-enum Scalar {
-    Str(String),
-    Bool(bool),
-    Other,
-}
-
-impl Scalar {
-    fn string(self) -> Option<String> {
-        match self {
-            Scalar::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn bool(self) -> Option<bool> {
-        match self {
-            Scalar::Bool(b) => Some(b),
-            _ => None,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Scalar, D::Error> {
-        struct ScalarVisitor;
-        impl<'de> Visitor<'de> for ScalarVisitor {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar::Str(v.to_string()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
-                Ok(Scalar::Str(v))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar::Bool(v))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Scalar, E> {
-                Ok(Scalar::Other)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Scalar, E> {
-                Ok(Scalar::Other)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar, E> {
-                Ok(Scalar::Other)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
-                Ok(Scalar::Other)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Scalar, E> {
-                Ok(Scalar::Other)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Scalar, D::Error> {
-                d.deserialize_any(self)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Scalar::Other)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Scalar::Other)
-            }
-        }
-        deserializer.deserialize_any(ScalarVisitor)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(json: &str) -> Result<Vec<Option<Agent>>, serde_json::Error> {
-        let records: Vec<Record> = serde_json::from_str(json)?;
+        let records: Vec<Record<RawAgent>> = serde_json::from_str(json)?;
         Ok(records
             .into_iter()
             .map(|r| r.0.and_then(RawAgent::into_agent))
@@ -450,10 +267,10 @@ mod tests {
     #[test]
     fn malformed_json_and_a_non_array_fail_without_quoting_the_body() {
         for body in [r#"[{"_id":"a""#, r#"{"_id":"hunter2"}"#, r#""hunter2""#, ""] {
-            let e = serde_json::from_str::<Vec<Record>>(body)
+            let e = serde_json::from_str::<Vec<Record<RawAgent>>>(body)
                 .err()
                 .expect("must fail");
-            let message = describe(&e);
+            let message = describe(&e, AGENT_ARRAY);
             assert!(
                 !message.contains("hunter2"),
                 "body {body:?} gave {message:?}"

@@ -1,7 +1,7 @@
 //! Shared, provider-neutral HTTP mechanics for the upstream clients: the client itself, the auth header, retries with
 //! `Retry-After` and backoff, the body cap, upstream error messages, `Link` pagination and pagination-loop detection.
 //!
-//! Provider files (`celigo.rs`, later Planasonix and Calyptia) only build URLs and decode JSON; everything that must
+//! Provider files (`celigo.rs`, `planasonix.rs`, `calyptia.rs`) only build URLs and decode JSON; everything that must
 //! behave the same for every vendor lives here, so that a fix to, say, `Retry-After` handling fixes every source.
 //!
 //! Secrets: the token lives in a [`SecretString`] and in a header value marked sensitive, so neither `Debug` nor

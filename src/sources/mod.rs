@@ -2,10 +2,14 @@
 //!
 //! A source performs one complete poll of its account and returns either every agent or an [`UpstreamError`]; it
 //! never returns a partial list. Shared HTTP mechanics (auth header, retries, `Retry-After`, body cap, pagination
-//! loop detection) live in [`http`], so each provider file only knows its own URLs and JSON.
+//! loop detection) live in [`http`], and lenient record decoding in [`record`], so each
+//! provider file only knows its own URLs and JSON.
 
+pub mod calyptia;
 pub mod celigo;
 pub mod http;
+pub mod planasonix;
+pub mod record;
 
 use std::fmt;
 use std::future::Future;
@@ -206,20 +210,39 @@ pub enum BuildError {
         #[source]
         source: reqwest::Error,
     },
-    /// The provider is known to the config but has no client in this build.
-    #[error("source {name}: provider {provider} is not supported yet")]
-    Unsupported { name: String, provider: Provider },
+    /// A Calyptia source without `project_id` whose token carries no project id. The message describes the token's
+    /// shape and never repeats it.
+    #[error("source {name}: {source}")]
+    ProjectId {
+        name: String,
+        #[source]
+        source: calyptia::ProjectIdError,
+    },
 }
 
 /// Builds the client for one configured source.
 pub fn build(
     config: &crate::config::SourceConfig,
 ) -> Result<std::sync::Arc<dyn Source>, BuildError> {
+    use std::sync::Arc;
     let name = config.name.clone();
+    let client = |source| BuildError::Client {
+        name: name.clone(),
+        source,
+    };
     match config.provider {
         Provider::Celigo => celigo::CeligoSource::new(config.clone())
-            .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn Source>)
-            .map_err(|source| BuildError::Client { name, source }),
-        provider => Err(BuildError::Unsupported { name, provider }),
+            .map(|s| Arc::new(s) as Arc<dyn Source>)
+            .map_err(client),
+        Provider::Planasonix => planasonix::PlanasonixSource::new(config.clone())
+            .map(|s| Arc::new(s) as Arc<dyn Source>)
+            .map_err(client),
+        Provider::Calyptia => match calyptia::CalyptiaSource::new(config.clone()) {
+            Ok(s) => Ok(Arc::new(s) as Arc<dyn Source>),
+            Err(calyptia::CalyptiaBuildError::Client(source)) => Err(client(source)),
+            Err(calyptia::CalyptiaBuildError::ProjectId(source)) => {
+                Err(BuildError::ProjectId { name, source })
+            }
+        },
     }
 }

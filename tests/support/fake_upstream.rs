@@ -1,6 +1,11 @@
-//! A scripted fake upstream for the Celigo tests: it answers each request with the next reply of a script the test
-//! states (the last reply repeats once the script runs out) and records every request it saw.
+//! A scripted fake upstream for the source tests of every provider: it answers each request with the next reply of a
+//! script the test states (the last reply repeats once the script runs out), or with a reply chosen by the request's
+//! path, and records every request it saw and how many were in flight at once.
 
+// Each test binary includes this file and uses a different part of it.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,12 +72,26 @@ pub struct Seen {
     /// Path and query, as sent (`/v1/agents?include=...`).
     pub target: String,
     pub authorization: Option<String>,
+    /// `X-Project-Token` (Calyptia).
+    pub project_token: Option<String>,
     pub user_agent: Option<String>,
 }
 
+/// How the fake picks a reply.
+enum Script {
+    /// The n-th request gets the n-th reply; the last one repeats.
+    Sequence(Vec<Reply>),
+    /// The reply depends on the path and query only, whatever the order requests arrive in.
+    ByTarget(Box<dyn Fn(&str) -> Reply + Send + Sync>),
+}
+
 struct Shared {
-    script: Vec<Reply>,
+    script: Script,
     seen: Mutex<Vec<Seen>>,
+    /// Requests being answered right now.
+    in_flight: AtomicUsize,
+    /// The most requests ever answered at once.
+    max_in_flight: AtomicUsize,
 }
 
 /// A running fake upstream on 127.0.0.1 and an ephemeral port. It stops with the test's runtime.
@@ -95,9 +114,25 @@ impl FakeUpstream {
             !script.is_empty(),
             "a fake upstream needs at least one reply"
         );
+        FakeUpstream::serve(listener, base, Script::Sequence(script))
+    }
+
+    /// Starts a fake that answers each request with `reply(path_and_query)`, so that concurrent requests get the
+    /// reply meant for them whatever order they arrive in.
+    pub async fn route(reply: impl Fn(&str) -> Reply + Send + Sync + 'static) -> FakeUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        FakeUpstream::serve(listener, base, Script::ByTarget(Box::new(reply)))
+    }
+
+    fn serve(listener: TcpListener, base: Url, script: Script) -> FakeUpstream {
         let shared = Arc::new(Shared {
             script,
             seen: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
         });
         let app = Router::new().fallback(answer).with_state(shared.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -107,6 +142,11 @@ impl FakeUpstream {
     /// Every request seen so far, in order.
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
+    }
+
+    /// The most requests that were being answered at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// The path and query of every request seen so far, in order.
@@ -132,6 +172,7 @@ fn record(request: &Request) -> Seen {
             .map(|p| p.to_string())
             .unwrap_or_default(),
         authorization: text(header::AUTHORIZATION),
+        project_token: text(HeaderName::from_static("x-project-token")),
         user_agent: text(header::USER_AGENT),
     }
 }
@@ -139,13 +180,23 @@ fn record(request: &Request) -> Seen {
 async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let seen = record(&request);
     drop(request);
-    let reply = {
-        let mut all = shared.seen.lock().unwrap();
-        all.push(seen);
-        let index = (all.len() - 1).min(shared.script.len() - 1);
-        shared.script[index].clone()
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let reply = match &shared.script {
+        Script::Sequence(script) => {
+            let mut all = shared.seen.lock().unwrap();
+            all.push(seen);
+            let index = (all.len() - 1).min(script.len() - 1);
+            script[index].clone()
+        }
+        Script::ByTarget(reply) => {
+            let target = seen.target.clone();
+            shared.seen.lock().unwrap().push(seen);
+            reply(&target)
+        }
     };
     tokio::time::sleep(reply.delay).await;
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     let mut response = Response::new(Body::from(reply.body));
     *response.status_mut() = StatusCode::from_u16(reply.status).expect("a valid status");
     for (name, value) in reply.headers {
