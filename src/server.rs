@@ -3,7 +3,6 @@
 //! Handlers only read the registry's current snapshots; none of them touches the network, so a scrape answers
 //! even while every upstream is down or slow.
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use axum::Router;
@@ -35,9 +34,6 @@ pub struct AppState {
     pub extras: Vec<Arc<dyn ExtraMetrics>>,
     /// Further landing page sections.
     pub sections: Vec<Arc<dyn LandingSection>>,
-    /// The exposition buffer of the last gzip scrape, kept for the next one: at 100k agents it is ~80 MiB, and
-    /// faulting in that much fresh memory on every scrape costs more than writing it.
-    buffer: Arc<std::sync::Mutex<String>>,
 }
 
 impl AppState {
@@ -47,7 +43,6 @@ impl AppState {
             registry,
             extras: Vec::new(),
             sections: Vec::new(),
-            buffer: Arc::default(),
         }
     }
 }
@@ -89,23 +84,21 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let sources = state.registry.snapshot();
     let extras = state.extras.clone();
     // Rendering 100k agents is CPU work of tens of milliseconds; keep it off the async workers.
-    let pool = state.buffer.clone();
     let rendered = tokio::task::spawn_blocking(move || {
         let refs: Vec<&dyn ExtraMetrics> = extras.iter().map(|e| e.as_ref()).collect();
-        // Concurrent scrapes each get a buffer: the pooled one if free, else a new one.
-        let buffer = pool
-            .try_lock()
-            .map(|mut b| std::mem::take(&mut *b))
-            .unwrap_or_default();
-        let body = crate::metrics::render_into(buffer, &sources, &refs, Timestamp::now(), format);
+        let now = Timestamp::now();
         if gzip {
-            let compressed = gzip_bytes(body.as_bytes());
-            if let Ok(mut slot) = pool.try_lock() {
-                *slot = body;
-            }
-            compressed.map(|b| (b, true))
+            // Stream straight into the compressor: only the compressed exposition is ever held whole. Level 1:
+            // the exposition is highly repetitive, so it already shrinks about sixfold at a fraction of the
+            // default level's cost.
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            crate::metrics::render_to(&mut enc, &sources, &refs, now, format)?;
+            enc.finish().map(|b| (b, true))
         } else {
-            Ok((body.into_bytes(), false))
+            Ok((
+                crate::metrics::render(&sources, &refs, now, format).into_bytes(),
+                false,
+            ))
         }
     })
     .await;
@@ -152,17 +145,6 @@ fn accepts_gzip(value: &str) -> bool {
         });
         (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
     })
-}
-
-fn gzip_bytes(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    // Fast compression: the exposition is highly repetitive, so level 1 already shrinks it about tenfold at a
-    // fraction of the default level's cost.
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 8),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(data)?;
-    enc.finish()
 }
 
 async fn healthz() -> &'static str {
