@@ -267,7 +267,13 @@ async fn measure(client: &reqwest::Client, agents: usize) -> anyhow::Result<Figu
         let started = Instant::now();
         // As a gzip scrape does: streamed in chunks, never held whole (here into a sink, so that compression,
         // measured below, is not counted twice).
-        metrics::render_to(&mut std::io::sink(), &snapshot, &[], Timestamp::now(), Format::OpenMetrics)?;
+        metrics::render_to(
+            &mut std::io::sink(),
+            &snapshot,
+            &[],
+            Timestamp::now(),
+            Format::OpenMetrics,
+        )?;
         renders.push(started.elapsed().as_secs_f64());
         let used = Cpu::thread().since(before);
         render_cpu.push(used.on_cpu);

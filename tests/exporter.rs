@@ -627,3 +627,92 @@ fn demo_prints_the_urls_to_open() {
         assert!(text.contains(what), "demo output lacks {what}:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_prints_every_agent_as_json_and_csv_most_urgent_first() {
+    let sim = spawn_sim(SimOptions::default()).await;
+    let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
+    let config = exp.dir.path().join("config.yaml");
+    let json = Command::new(EXE)
+        .args(["report", "--format", "json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        json.status.success(),
+        "report failed: {}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", String::from_utf8_lossy(&json.stdout)));
+    let text = doc.to_string();
+    assert!(
+        text.contains("overdue"),
+        "the demo fleet has overdue tokens:\n{text}"
+    );
+    let csv = Command::new(EXE)
+        .args(["report", "--format", "csv", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    let csv = String::from_utf8_lossy(&csv.stdout);
+    // A header and one row per agent (names with newlines are quoted, so count agent ids instead of lines).
+    let ids = sim
+        .sim
+        .control()
+        .fleet()
+        .agents()
+        .iter()
+        .map(|a| a.id_hex())
+        .collect::<Vec<_>>();
+    assert_eq!(ids.len(), 25);
+    for id in &ids {
+        assert!(
+            csv.contains(id.as_str()),
+            "agent {id} missing from the CSV:\n{csv}"
+        );
+    }
+    let first_status = csv.lines().nth(1).unwrap_or_default();
+    assert!(
+        first_status.contains("overdue"),
+        "the most urgent agent should come first:\n{csv}"
+    );
+}
+
+#[test]
+fn test_email_names_the_step_that_failed() {
+    // A port nothing listens on: the connect step must fail, and the command must say so.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t\n").unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "sources:\n  - name: a\n    provider: celigo\n    token_file: token\nalerting:\n  state_file: {}/state.json\n  email:\n    smtp: {{ host: 127.0.0.1, port: {port}, tls: none, timeout: 5s }}\n    from: \"Alerts <alerts@example.com>\"\n    to: [\"ops@example.com\"]\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(EXE)
+        .arg("test-email")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("test email failed: connect"),
+        "stderr: {stderr}"
+    );
+}
