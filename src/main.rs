@@ -22,7 +22,21 @@ use tokio::sync::watch;
 /// Start with `demo` to see it work against the built-in simulator, then write a config (see
 /// examples/config.yaml), check it with `check-config` and run it with `run`.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about, propagate_version = true)]
+#[command(
+    version,
+    about,
+    long_about,
+    propagate_version = true,
+    after_long_help = "Examples:\n  \
+        onprem-agent-exporter demo                                    # see it work, no account needed\n  \
+        onprem-agent-exporter check-config /etc/onprem-agent-exporter/config.yaml\n  \
+        onprem-agent-exporter run --config /etc/onprem-agent-exporter/config.yaml\n  \
+        onprem-agent-exporter once --config config.yaml --format text  # one poll, exposition on stdout\n  \
+        onprem-agent-exporter test-email --config config.yaml --to me@example.com\n  \
+        onprem-agent-exporter report --config config.yaml --format csv > tokens.csv\n\n\
+        API tokens and SMTP passwords are read from files or environment variables named in the config, \
+        never from the command line. Documentation: README.md and CONFIGURATION.md."
+)]
 struct Cli {
     /// Log level: error, warn, info, debug or trace. Overrides RUST_LOG.
     #[arg(long, global = true, value_name = "LEVEL")]
