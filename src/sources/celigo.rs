@@ -71,43 +71,98 @@ impl CeligoSource {
     }
 
     /// One complete poll: every page, or the first error.
+    ///
+    /// Decoding a page costs more CPU than receiving it, so page n is decoded on a blocking thread while page n+1 is
+    /// fetched. At most one decode is in flight, which keeps memory bounded and the agents in upstream order.
     async fn poll_all(&self) -> Result<PollOutcome, UpstreamError> {
         let mut stats = PollStats::default();
         let mut pager = Pager::new(&self.first_page, self.max_pages);
         let mut agents = Vec::new();
+        let mut pending: Option<tokio::task::JoinHandle<Result<Decoded, UpstreamError>>> = None;
         let mut next = Some(self.first_page.clone());
         while let Some(url) = next.take() {
-            pager.visit(&url)?;
-            let page = self.http.get(&url, &mut stats).await?;
+            let fetched = match pager.visit(&url) {
+                Ok(()) => self.http.get(&url, &mut stats).await,
+                Err(e) => Err(e),
+            };
+            // The previous page's decode finishes before anything else is reported, so a bad page is named as
+            // such even when a later request also fails.
+            if let Some(handle) = pending.take() {
+                absorb(handle.await, &mut agents, &mut stats)?;
+            }
+            let page = fetched?;
             stats.pages += 1;
             // Assumed: a 204 on a later page also means "nothing more", like the documented 204 for an empty account.
             if page.status == StatusCode::NO_CONTENT {
                 break;
             }
-            let records: Vec<Record<RawAgent>> =
-                serde_json::from_slice(&page.body).map_err(|e| UpstreamError::Decode {
-                    url: display_url(&page.url),
-                    message: describe(&e, AGENT_ARRAY),
-                })?;
-            agents.reserve(records.len());
-            for (index, record) in records.into_iter().enumerate() {
-                match record.0.and_then(RawAgent::into_agent) {
-                    Some(agent) => agents.push(agent),
-                    None => {
-                        stats.invalid_records += 1;
-                        tracing::debug!(
-                            account = %self.name,
-                            page = %display_url(&page.url),
-                            index,
-                            "skipping an agent record that is not an object with a string _id"
-                        );
-                    }
-                }
-            }
-            next = next_link(&page.headers, &page.url).map_err(|e| e.at(&page.url))?;
+            let following = next_link(&page.headers, &page.url).map_err(|e| e.at(&page.url));
+            let account = self.name.clone();
+            let (body, page_url) = (page.body, page.url);
+            pending = Some(tokio::task::spawn_blocking(move || {
+                decode(&body, &page_url, &account)
+            }));
+            next = following?;
+        }
+        if let Some(handle) = pending.take() {
+            absorb(handle.await, &mut agents, &mut stats)?;
         }
         Ok(PollOutcome { agents, stats })
     }
+}
+
+/// The agents of one page and how many of its records were skipped.
+struct Decoded {
+    agents: Vec<Agent>,
+    invalid: u64,
+}
+
+/// Decodes one page of agent records. A record that is not an object with a string `_id` is skipped and counted;
+/// a body that is not an array fails the page.
+fn decode(body: &[u8], url: &Url, account: &str) -> Result<Decoded, UpstreamError> {
+    let records: Vec<Record<RawAgent>> =
+        serde_json::from_slice(body).map_err(|e| UpstreamError::Decode {
+            url: display_url(url),
+            message: describe(&e, AGENT_ARRAY),
+        })?;
+    let mut decoded = Decoded {
+        agents: Vec::with_capacity(records.len()),
+        invalid: 0,
+    };
+    for (index, record) in records.into_iter().enumerate() {
+        match record.0.and_then(RawAgent::into_agent) {
+            Some(agent) => decoded.agents.push(agent),
+            None => {
+                decoded.invalid += 1;
+                tracing::debug!(
+                    account,
+                    page = %display_url(url),
+                    index,
+                    "skipping an agent record that is not an object with a string _id"
+                );
+            }
+        }
+    }
+    Ok(decoded)
+}
+
+/// Appends a finished decode to the poll's results.
+fn absorb(
+    joined: Result<Result<Decoded, UpstreamError>, tokio::task::JoinError>,
+    agents: &mut Vec<Agent>,
+    stats: &mut PollStats,
+) -> Result<(), UpstreamError> {
+    let decoded = joined.map_err(|e| UpstreamError::Decode {
+        url: "an agent page".to_string(),
+        message: format!("the decoding task failed: {e}"),
+    })??;
+    stats.invalid_records += decoded.invalid;
+    if agents.is_empty() {
+        *agents = decoded.agents;
+    } else {
+        agents.extend(decoded.agents);
+    }
+    Ok(())
 }
 
 impl Source for CeligoSource {
