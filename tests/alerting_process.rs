@@ -8,59 +8,35 @@
 
 // The SMTP helpers of the email tests: the server process, the received-mail parser and a free port. Not every
 // helper is used here.
+#[path = "support/process.rs"]
+mod process;
 #[allow(dead_code)]
 #[path = "email/smtp.rs"]
 mod smtp;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use onprem_agent_exporter::notify::config::TlsMode;
 use onprem_agent_exporter::sim::{SimOptions, Simulator};
+use process::{TestExporter, TestSim, serve_sim};
 use smtp::{PASSWORD, Received, ServerOptions, SmtpServer, USER, free_port};
-use tokio::sync::watch;
 
-const EXE: &str = env!("CARGO_BIN_EXE_onprem-agent-exporter");
 const API_TOKEN: &str = "alerting-api-key-7d41c0e9b2f85a36";
 /// The source's name, and so the account every subject ends with.
 const ACCOUNT: &str = "e2e";
 /// The longest any single wait in these tests may take.
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A simulator serving on a free port of 127.0.0.1 until dropped.
-struct TestSim {
-    sim: Simulator,
-    addr: SocketAddr,
-    _stop: watch::Sender<bool>,
-}
-
 async fn spawn_sim(opts: SimOptions) -> TestSim {
-    let sim = Simulator::new(SimOptions {
+    serve_sim(Simulator::new(SimOptions {
         token: API_TOKEN.to_string(),
         ..opts
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the simulator");
-    let addr = listener.local_addr().unwrap();
-    let (tx, mut rx) = watch::channel(false);
-    let server = sim.clone();
-    tokio::spawn(async move {
-        let _ = server
-            .serve(listener, async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await;
-    });
-    TestSim {
-        sim,
-        addr,
-        _stop: tx,
-    }
+    }))
+    .await
 }
 
 /// One test's files: the config, the API token and SMTP password files, the state file (with its outbox next to
@@ -118,79 +94,14 @@ impl Setup {
 
     /// Starts `run --config` with JSON logs at debug level going to `<log_name>.log`, and waits until it listens.
     fn start(&self, log_name: &str) -> TestExporter {
-        let log = self.dir.path().join(format!("{log_name}.log"));
-        let child = Command::new(EXE)
-            .args([
-                "--log-format",
-                "json",
-                "--log-level",
-                "debug",
-                "run",
-                "--config",
-            ])
-            .arg(self.config())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the exporter");
-        // Owned by the guard from here on, so a failed start still kills the process.
-        let mut exporter = TestExporter {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = exporter.logs();
-            if let Some(addr) = text.lines().find_map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                (v["message"] == "listening").then(|| v["addr"].as_str()?.parse().ok())?
-            }) {
-                exporter.addr = addr;
-                return exporter;
-            }
-            if let Ok(Some(status)) = exporter.child.try_wait() {
-                panic!("the exporter exited at start ({status}); log:\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the exporter did not report its address within 20 s; log:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// An exporter process; killed when dropped.
-struct TestExporter {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Drop for TestExporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        TestExporter::start(
+            &self.config(),
+            self.dir.path().join(format!("{log_name}.log")),
+        )
     }
 }
 
 impl TestExporter {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The last 40 lines of the log, for failure messages.
-    fn log_tail(&self) -> String {
-        let text = self.logs();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
     /// Sends SIGKILL, as a crash or the OOM killer would, and reaps the process.
     fn sigkill(mut self) {
         let status = Command::new("kill")

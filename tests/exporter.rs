@@ -4,76 +4,47 @@
 //! at debug level captured to a file), so tests are independent and can run in parallel.
 
 use std::io::{BufRead, BufReader, Read as _};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use onprem_agent_exporter::sim::{SimOptions, Simulator};
-use tokio::sync::watch;
 
-const EXE: &str = env!("CARGO_BIN_EXE_onprem-agent-exporter");
+#[path = "support/process.rs"]
+mod process;
+
+use process::{EXE, TestExporter, TestSim, serve_sim};
+
 const API_TOKEN: &str = "e2e-api-key-0c9f3b7d5e2a41c8";
 
-/// A simulator serving on a free port until dropped.
-struct TestSim {
-    sim: Simulator,
-    addr: SocketAddr,
-    _stop: watch::Sender<bool>,
-}
-
 async fn spawn_sim(opts: SimOptions) -> TestSim {
-    let sim = Simulator::new(SimOptions {
+    serve_sim(Simulator::new(SimOptions {
         token: API_TOKEN.to_string(),
         ..opts
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the simulator");
-    let addr = listener.local_addr().unwrap();
-    let (tx, mut rx) = watch::channel(false);
-    let server = sim.clone();
-    tokio::spawn(async move {
-        let _ = server
-            .serve(listener, async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await;
-    });
-    TestSim {
-        sim,
-        addr,
-        _stop: tx,
-    }
+    }))
+    .await
 }
 
-/// An exporter process; killed when dropped.
-struct TestExporter {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
+/// A running exporter and the folder holding its config, token and log.
+struct Running {
+    exp: TestExporter,
     dir: tempfile::TempDir,
 }
 
-impl Drop for TestExporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Running {
+    type Target = TestExporter;
+    fn deref(&self) -> &TestExporter {
+        &self.exp
     }
 }
 
-impl TestExporter {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut TestExporter {
+        &mut self.exp
     }
 }
 
 /// Writes a config for one Celigo source pointing at `sim` (extra keys appended to the source) and starts `run`.
-fn spawn_exporter(sim: &TestSim, source_extra: &str) -> TestExporter {
+fn spawn_exporter(sim: &TestSim, source_extra: &str) -> Running {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), format!("{API_TOKEN}\n")).unwrap();
     let config = dir.path().join("config.yaml");
@@ -85,44 +56,8 @@ fn spawn_exporter(sim: &TestSim, source_extra: &str) -> TestExporter {
         ),
     )
     .unwrap();
-    let log = dir.path().join("exporter.log");
-    let child = Command::new(EXE)
-        .args([
-            "--log-format",
-            "json",
-            "--log-level",
-            "debug",
-            "run",
-            "--config",
-        ])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start the exporter");
-    // Owned by the guard from here on, so a failed start still kills the process.
-    let mut exporter = TestExporter {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        log,
-        dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = exporter.logs();
-        if let Some(addr) = text.lines().find_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            (v["message"] == "listening").then(|| v["addr"].as_str()?.parse().ok())?
-        }) {
-            exporter.addr = addr;
-            return exporter;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the exporter did not report its address; log:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let exp = TestExporter::start(&config, dir.path().join("exporter.log"));
+    Running { exp, dir }
 }
 
 async fn get(url: &str) -> (u16, String) {
@@ -133,7 +68,7 @@ async fn get(url: &str) -> (u16, String) {
     (status, r.text().await.unwrap())
 }
 
-async fn wait_ready(exp: &TestExporter) {
+async fn wait_ready(exp: &Running) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if get(&exp.url("/readyz")).await.0 == 200 {

@@ -3,26 +3,19 @@
 //! of any provider in `/metrics`, `/api/v1/agents`, the landing page or the logs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use onprem_agent_exporter::sim::{Provider, SimOptions, Simulator};
 use serde_json::Value;
-use tokio::sync::watch;
 
-const EXE: &str = env!("CARGO_BIN_EXE_onprem-agent-exporter");
+#[path = "support/process.rs"]
+mod process;
+
+use process::{TestExporter, TestSim, serve_sim};
 
 /// Agents per simulated account.
 const AGENTS: usize = 12;
-
-/// A simulator serving on a free port until dropped.
-struct TestSim {
-    sim: Simulator,
-    addr: SocketAddr,
-    _stop: watch::Sender<bool>,
-}
 
 async fn spawn_sim(provider: Provider, token: &str, seed: u64) -> TestSim {
     let sim = Simulator::new(SimOptions {
@@ -35,53 +28,11 @@ async fn spawn_sim(provider: Provider, token: &str, seed: u64) -> TestSim {
         seed,
         ..SimOptions::default()
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the simulator");
-    let addr = listener.local_addr().unwrap();
-    let (tx, mut rx) = watch::channel(false);
-    let server = sim.clone();
-    tokio::spawn(async move {
-        let _ = server
-            .serve(listener, async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await;
-    });
-    TestSim {
-        sim,
-        addr,
-        _stop: tx,
-    }
-}
-
-/// An exporter process; killed when dropped.
-struct TestExporter {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for TestExporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl TestExporter {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+    serve_sim(sim).await
 }
 
 /// Writes a config with one source per simulator (token files next to it) and starts `run`.
-fn spawn_exporter(sims: &[(&str, &TestSim, &str)]) -> TestExporter {
+fn spawn_exporter(sims: &[(&str, &TestSim, &str)]) -> (TestExporter, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = String::from("listen_address: 127.0.0.1:0\nsources:\n");
     for (name, sim, extra) in sims {
@@ -98,43 +49,8 @@ fn spawn_exporter(sims: &[(&str, &TestSim, &str)]) -> TestExporter {
     }
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, config).unwrap();
-    let log = dir.path().join("exporter.log");
-    let child = Command::new(EXE)
-        .args([
-            "--log-format",
-            "json",
-            "--log-level",
-            "debug",
-            "run",
-            "--config",
-        ])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start the exporter");
-    let mut exporter = TestExporter {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        log,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = exporter.logs();
-        if let Some(addr) = text.lines().find_map(|l| {
-            let v: Value = serde_json::from_str(l).ok()?;
-            (v["message"] == "listening").then(|| v["addr"].as_str()?.parse().ok())?
-        }) {
-            exporter.addr = addr;
-            return exporter;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the exporter did not report its address; log:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let exp = TestExporter::start(&path, dir.path().join("exporter.log"));
+    (exp, dir)
 }
 
 async fn get(url: &str, accept: Option<&str>) -> String {
@@ -223,7 +139,7 @@ async fn one_exporter_serves_a_mixed_fleet_with_the_right_labels_and_no_secret_o
     let celigo = spawn_sim(Provider::Celigo, "mixed-celigo-key-1a2b3c4d", 1).await;
     let planasonix = spawn_sim(Provider::Planasonix, "mixed-plnx-key-5e6f7a8b", 2).await;
     let calyptia = spawn_sim(Provider::Calyptia, "mixed-calyptia-sig-9c0d1e2f", 3).await;
-    let exp = spawn_exporter(&[
+    let (exp, _dir) = spawn_exporter(&[
         ("us-prod", &celigo, ""),
         (
             "etl-prod",
