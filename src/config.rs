@@ -178,22 +178,17 @@ struct RawSource {
     project_id: Option<Spanned<String>>,
 }
 
-/// Where validation is, for error messages.
-struct Ctx<'a> {
-    file: &'a Path,
+/// Builds [`ConfigError::Invalid`] values for one config file and parses the value kinds every section shares, so
+/// that each section's validation reports errors (and durations) the same way.
+#[derive(Debug, Clone, Copy)]
+pub struct Located<'a> {
+    /// The config file the errors are about.
+    pub file: &'a Path,
 }
 
-impl Ctx<'_> {
-    fn resolve(&self, path: &str) -> PathBuf {
-        resolve_path(self.file, Path::new(path))
-    }
-
-    fn invalid(
-        &self,
-        line: u64,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> ConfigError {
+impl Located<'_> {
+    /// An error at `line` of the file, about the value at key path `key`.
+    pub fn at(&self, line: u64, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.to_path_buf(),
             line,
@@ -202,27 +197,52 @@ impl Ctx<'_> {
         }
     }
 
-    fn duration(
+    /// Parses a duration such as `30s`, `5m`, `1h30m` or `90d`. Zero is accepted; callers that need more say so.
+    pub fn duration(&self, raw: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
+        humantime::parse_duration(raw.value.trim()).map_err(|e| {
+            self.at(
+                raw.referenced.line(),
+                key,
+                format!(
+                    "invalid duration {:?}: {e} (write for example 30s, 5m, 4h or 90d)",
+                    raw.value
+                ),
+            )
+        })
+    }
+
+    /// [`Located::duration`] of an optional value, `default` when it is absent.
+    pub fn opt_duration(
+        &self,
+        raw: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match raw {
+            Some(r) => self.duration(r, key),
+            None => Ok(default),
+        }
+    }
+
+    /// Resolves a path written in this file (see [`resolve_path`]).
+    fn resolve(&self, path: &str) -> PathBuf {
+        resolve_path(self.file, Path::new(path))
+    }
+
+    /// A source timing: a duration that must be greater than zero.
+    fn positive_duration(
         &self,
         value: &Option<Spanned<String>>,
         key: String,
         default: Duration,
     ) -> Result<Duration, ConfigError> {
-        let Some(v) = value else { return Ok(default) };
-        let d = humantime::parse_duration(v.value.trim()).map_err(|e| {
-            self.invalid(
-                v.referenced.line(),
-                key.clone(),
-                format!(
-                    "invalid duration {:?}: {e} (examples: 30s, 5m, 1h30m)",
-                    v.value
-                ),
-            )
-        })?;
-        if d.is_zero() {
-            return Err(self.invalid(v.referenced.line(), key, "must be greater than zero"));
+        let d = self.opt_duration(value, &key, default)?;
+        match value {
+            Some(v) if d.is_zero() => {
+                Err(self.at(v.referenced.line(), key, "must be greater than zero"))
+            }
+            _ => Ok(d),
         }
-        Ok(d)
     }
 }
 
@@ -246,11 +266,11 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let raw = parse_yaml::<RawConfig>(text, file)?;
-        let ctx = Ctx { file };
+        let ctx = Located { file };
         let listen_address = match &raw.listen_address {
             None => DEFAULT_LISTEN.parse().expect("the default listen address is valid"),
             Some(v) => v.value.trim().parse::<SocketAddr>().map_err(|_| {
-                ctx.invalid(
+                ctx.at(
                     v.referenced.line(),
                     "listen_address",
                     format!("invalid listen address {:?}: expected HOST:PORT with an IP, e.g. 0.0.0.0:9877", v.value),
@@ -258,7 +278,7 @@ impl Config {
             })?,
         };
         if raw.sources.is_empty() {
-            return Err(ctx.invalid(1, "sources", "at least one source is required"));
+            return Err(ctx.at(1, "sources", "at least one source is required"));
         }
         let mut seen: HashMap<String, u64> = HashMap::new();
         let mut sources = Vec::with_capacity(raw.sources.len());
@@ -267,7 +287,7 @@ impl Config {
             let src = validate_source(&ctx, &key, &entry.value, env)?;
             let line = entry.value.name.referenced.line();
             if let Some(first) = seen.insert(src.name.clone(), line) {
-                return Err(ctx.invalid(
+                return Err(ctx.at(
                     line,
                     format!("{key}.name"),
                     format!("duplicate source name {:?} (first used at line {first}); names must be unique", src.name),
@@ -291,7 +311,7 @@ impl Config {
             .map(|t| t.referenced.line());
         let reports = raw.reports.validate(file, "reports")?;
         if let (Some(line), None) = (report_line, alerting_line) {
-            return Err(ctx.invalid(
+            return Err(ctx.at(
                 line,
                 "reports.token_compliance",
                 "a scheduled report is mailed through alerting.email, but there is no alerting section",
@@ -345,7 +365,7 @@ fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &Path) -> Result
 }
 
 fn validate_source(
-    ctx: &Ctx<'_>,
+    ctx: &Located<'_>,
     key: &str,
     raw: &RawSource,
     env: &dyn Fn(&str) -> Option<String>,
@@ -353,14 +373,14 @@ fn validate_source(
     let line = raw.name.referenced.line();
     let name = raw.name.value.trim().to_string();
     if name.is_empty() {
-        return Err(ctx.invalid(line, format!("{key}.name"), "must not be empty"));
+        return Err(ctx.at(line, format!("{key}.name"), "must not be empty"));
     }
     let provider = match raw.provider.value.trim() {
         "celigo" => Provider::Celigo,
         "planasonix" => Provider::Planasonix,
         "calyptia" => Provider::Calyptia,
         other => {
-            return Err(ctx.invalid(
+            return Err(ctx.at(
                 raw.provider.referenced.line(),
                 format!("{key}.provider"),
                 format!("unknown provider {other:?}; expected one of celigo, planasonix, calyptia"),
@@ -370,7 +390,7 @@ fn validate_source(
     let mut base = default_base_url(provider).to_string();
     if let Some(region) = &raw.region {
         if provider != Provider::Celigo {
-            return Err(ctx.invalid(
+            return Err(ctx.at(
                 region.referenced.line(),
                 format!("{key}.region"),
                 format!("region applies only to provider celigo, not {provider}"),
@@ -379,7 +399,7 @@ fn validate_source(
         match REGIONS.iter().find(|(r, _)| *r == region.value.trim()) {
             Some((_, url)) => base = url.to_string(),
             None => {
-                return Err(ctx.invalid(
+                return Err(ctx.at(
                     region.referenced.line(),
                     format!("{key}.region"),
                     format!("unknown region {:?}; expected us or eu", region.value),
@@ -392,21 +412,21 @@ fn validate_source(
     }
     let url_line = raw.base_url.as_ref().map_or(line, |u| u.referenced.line());
     let base_url = Url::parse(&base).map_err(|e| {
-        ctx.invalid(
+        ctx.at(
             url_line,
             format!("{key}.base_url"),
             format!("invalid URL {base:?}: {e}"),
         )
     })?;
     if !matches!(base_url.scheme(), "http" | "https") || base_url.host().is_none() {
-        return Err(ctx.invalid(
+        return Err(ctx.at(
             url_line,
             format!("{key}.base_url"),
             format!("invalid URL {base:?}: expected an http:// or https:// URL with a host"),
         ));
     }
     if !base_url.username().is_empty() || base_url.password().is_some() {
-        return Err(ctx.invalid(
+        return Err(ctx.at(
             url_line,
             format!("{key}.base_url"),
             "credentials do not belong in the URL; use token_file or token_env",
@@ -414,14 +434,14 @@ fn validate_source(
     }
     let token = match (&raw.token_file, &raw.token_env) {
         (Some(_), Some(env_key)) => {
-            return Err(ctx.invalid(
+            return Err(ctx.at(
                 env_key.referenced.line(),
                 format!("{key}.token_env"),
                 "token_file and token_env are both set; set exactly one",
             ));
         }
         (None, None) => {
-            return Err(ctx.invalid(
+            return Err(ctx.at(
                 line,
                 key.to_string(),
                 "no API token: set token_file (a path) or token_env (a variable name)",
@@ -430,7 +450,7 @@ fn validate_source(
         (Some(f), None) => {
             let path = ctx.resolve(f.value.trim());
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                ctx.invalid(
+                ctx.at(
                     f.referenced.line(),
                     format!("{key}.token_file"),
                     format!("cannot read token file {:?}: {e}", f.value),
@@ -438,7 +458,7 @@ fn validate_source(
             })?;
             let t = text.trim();
             if t.is_empty() {
-                return Err(ctx.invalid(
+                return Err(ctx.at(
                     f.referenced.line(),
                     format!("{key}.token_file"),
                     format!("token file {:?} is empty", f.value),
@@ -449,7 +469,7 @@ fn validate_source(
         (None, Some(v)) => match env(v.value.trim()) {
             Some(t) if !t.trim().is_empty() => t.trim().to_string(),
             _ => {
-                return Err(ctx.invalid(
+                return Err(ctx.at(
                     v.referenced.line(),
                     format!("{key}.token_env"),
                     format!("environment variable {:?} is not set or empty", v.value),
@@ -464,24 +484,24 @@ fn validate_source(
             (_, Some(e)) => (e.referenced.line(), "token_env"),
             _ => (line, "token_file"),
         };
-        return Err(ctx.invalid(
+        return Err(ctx.at(
             l,
             format!("{key}.{k}"),
             "the token contains spaces or control characters",
         ));
     }
     let mut cfg = SourceConfig::new(&name, provider, base_url, SecretString::from(token));
-    cfg.poll_interval = ctx.duration(
+    cfg.poll_interval = ctx.positive_duration(
         &raw.poll_interval,
         format!("{key}.poll_interval"),
         cfg.poll_interval,
     )?;
-    cfg.request_timeout = ctx.duration(
+    cfg.request_timeout = ctx.positive_duration(
         &raw.request_timeout,
         format!("{key}.request_timeout"),
         cfg.request_timeout,
     )?;
-    cfg.max_retry_after = ctx.duration(
+    cfg.max_retry_after = ctx.positive_duration(
         &raw.max_retry_after,
         format!("{key}.max_retry_after"),
         cfg.max_retry_after,
@@ -490,7 +510,7 @@ fn validate_source(
         |v: &Option<Spanned<u32>>, field: &str, default: u32| -> Result<u32, ConfigError> {
             match v {
                 None => Ok(default),
-                Some(s) if s.value == 0 => Err(ctx.invalid(
+                Some(s) if s.value == 0 => Err(ctx.at(
                     s.referenced.line(),
                     format!("{key}.{field}"),
                     "must be at least 1",
@@ -505,7 +525,7 @@ fn validate_source(
     }
     if let Some(b) = &raw.max_body_bytes {
         if b.value < 1024 {
-            return Err(ctx.invalid(
+            return Err(ctx.at(
                 b.referenced.line(),
                 format!("{key}.max_body_bytes"),
                 "must be at least 1024",
@@ -515,7 +535,7 @@ fn validate_source(
     }
     if let Some(h) = raw.health {
         if provider != Provider::Planasonix && h {
-            return Err(ctx.invalid(
+            return Err(ctx.at(
                 line,
                 format!("{key}.health"),
                 format!("health polling exists only for provider planasonix, not {provider}"),
@@ -525,7 +545,7 @@ fn validate_source(
     }
     if let Some(c) = &raw.health_concurrency {
         if c.value == 0 || c.value > 64 {
-            return Err(ctx.invalid(
+            return Err(ctx.at(
                 c.referenced.line(),
                 format!("{key}.health_concurrency"),
                 "must be between 1 and 64",
@@ -535,7 +555,7 @@ fn validate_source(
     }
     if let Some(p) = &raw.project_id {
         if provider != Provider::Calyptia {
-            return Err(ctx.invalid(
+            return Err(ctx.at(
                 p.referenced.line(),
                 format!("{key}.project_id"),
                 format!("project_id applies only to provider calyptia, not {provider}"),
@@ -548,7 +568,7 @@ fn validate_source(
             .request_timeout
             .as_ref()
             .map_or(line, |v| v.referenced.line());
-        return Err(ctx.invalid(
+        return Err(ctx.at(
             l,
             format!("{key}.request_timeout"),
             format!(

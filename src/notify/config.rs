@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::config::ConfigError;
+use crate::config::Located as Invalid;
 
 /// The SMTP timeout when `alerting.email.smtp.timeout` is not set: long enough for a slow relay, short enough
 /// that one stuck connection does not hold the outbox for minutes.
@@ -230,42 +231,7 @@ impl Default for TokenPolicy {
     }
 }
 
-/// Builds [`ConfigError::Invalid`]s for one file.
-struct Invalid<'a> {
-    file: &'a Path,
-}
-
 impl Invalid<'_> {
-    fn at(&self, line: u64, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            file: self.file.to_path_buf(),
-            line,
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
-    fn duration(
-        &self,
-        raw: &Option<Spanned<String>>,
-        key: &str,
-        default: Duration,
-    ) -> Result<Duration, ConfigError> {
-        match raw {
-            None => Ok(default),
-            Some(s) => humantime::parse_duration(s.value.trim()).map_err(|e| {
-                self.at(
-                    s.referenced.line(),
-                    key,
-                    format!(
-                        "{:?} is not a duration ({e}); write for example 30s, 5m, 4h or 90d",
-                        s.value
-                    ),
-                )
-            }),
-        }
-    }
-
     fn mailboxes(
         &self,
         raw: &Spanned<Vec<Spanned<String>>>,
@@ -331,7 +297,8 @@ impl RawEmail {
                 }
             },
         };
-        let timeout = v.duration(&raw.timeout, &format!("{k}.timeout"), DEFAULT_SMTP_TIMEOUT)?;
+        let timeout =
+            v.opt_duration(&raw.timeout, &format!("{k}.timeout"), DEFAULT_SMTP_TIMEOUT)?;
         if timeout.is_zero() {
             let line = raw
                 .timeout
@@ -506,8 +473,8 @@ impl RawReports {
             }
         };
         let to = v.mailboxes(&tc.to, &format!("{k}.to"))?;
-        let max_age = v.duration(&tc.max_age, &format!("{k}.max_age"), DEFAULT_MAX_AGE)?;
-        let warn_before = v.duration(
+        let max_age = v.opt_duration(&tc.max_age, &format!("{k}.max_age"), DEFAULT_MAX_AGE)?;
+        let warn_before = v.opt_duration(
             &tc.warn_before,
             &format!("{k}.warn_before"),
             DEFAULT_WARN_BEFORE,

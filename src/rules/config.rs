@@ -17,6 +17,7 @@ use serde_saphyr::Spanned;
 use url::Url;
 
 use crate::config::ConfigError;
+use crate::config::Located as Invalid;
 use crate::notify::Severity;
 use crate::notify::config::{EmailConfig, RawEmail};
 use crate::rules::AlertName;
@@ -518,47 +519,7 @@ impl AlertingConfig {
     }
 }
 
-/// Builds [`ConfigError::Invalid`] values with the file fixed.
-struct Invalid<'a> {
-    file: &'a Path,
-}
-
 impl Invalid<'_> {
-    fn at(&self, line: u64, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            file: self.file.to_path_buf(),
-            line,
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
-    /// Parses a humantime duration such as `30s`, `5m` or `90d`.
-    fn duration(&self, raw: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
-        humantime::parse_duration(raw.value.trim()).map_err(|e| {
-            self.at(
-                raw.referenced.line(),
-                key,
-                format!(
-                    "bad duration {:?} ({e}); write for example 30s, 5m, 4h or 90d",
-                    raw.value
-                ),
-            )
-        })
-    }
-
-    fn opt_duration(
-        &self,
-        raw: &Option<Spanned<String>>,
-        key: &str,
-        default: Duration,
-    ) -> Result<Duration, ConfigError> {
-        match raw {
-            Some(r) => self.duration(r, key),
-            None => Ok(default),
-        }
-    }
-
     /// Compiles matchers whose names are in `allowed`.
     fn matchers(
         &self,
@@ -1181,8 +1142,8 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "group_wait: soon\n",
-                "config.yaml:1: alerting.group_wait: bad duration \"soon\" (expected number at 0); write for \
-                 example 30s, 5m, 4h or 90d",
+                "config.yaml:1: alerting.group_wait: invalid duration \"soon\": expected number at 0 (write for \
+                 example 30s, 5m, 4h or 90d)",
             ),
             (
                 "group_interval: 10m\nrepeat_interval: 5m\n",
@@ -1207,8 +1168,8 @@ mod tests {
             ),
             (
                 "rules:\n  agent_offline:\n    for: 5 minutes please\n",
-                "config.yaml:3: alerting.rules.agent_offline.for: bad duration \"5 minutes please\" (expected \
-                 number at 10); write for example 30s, 5m, 4h or 90d",
+                "config.yaml:3: alerting.rules.agent_offline.for: invalid duration \"5 minutes please\": expected \
+                 number at 10 (write for example 30s, 5m, 4h or 90d)",
             ),
             (
                 "rules:\n  token_rotation:\n    max_age: 30d\n    warn_before: 30d\n",
