@@ -12,7 +12,7 @@ use onprem_agent_exporter::sim::{SimOptions, Simulator};
 #[path = "support/process.rs"]
 mod process;
 
-use process::{EXE, TestExporter, TestSim, serve_sim};
+use process::{EXE, TestExporter, TestSim, parse_with_reference_parser, serve_sim};
 
 const API_TOKEN: &str = "e2e-api-key-0c9f3b7d5e2a41c8";
 
@@ -89,35 +89,6 @@ fn sample(text: &str, prefix: &str) -> Option<f64> {
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
-}
-
-fn parse_with_reference_parser(exposition: &str) -> serde_json::Value {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/support/parse_openmetrics.py"
-    );
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("/usr/bin/python3 must exist; `make test` installs python3-prometheus-client");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the reference OpenMetrics parser rejected the exposition: {}\n--- exposition head ---\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        exposition.lines().take(40).collect::<Vec<_>>().join("\n")
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

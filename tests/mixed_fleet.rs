@@ -3,7 +3,6 @@
 //! of any provider in `/metrics`, `/api/v1/agents`, the landing page or the logs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use onprem_agent_exporter::sim::{Provider, SimOptions, Simulator};
@@ -12,7 +11,7 @@ use serde_json::Value;
 #[path = "support/process.rs"]
 mod process;
 
-use process::{TestExporter, TestSim, serve_sim};
+use process::{TestExporter, TestSim, parse_with_reference_parser, serve_sim};
 
 /// Agents per simulated account.
 const AGENTS: usize = 12;
@@ -87,35 +86,6 @@ async fn wait_for_every_source(exp: &TestExporter) -> String {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn parse_with_reference_parser(exposition: &str) -> Value {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/support/parse_openmetrics.py"
-    );
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("/usr/bin/python3 must exist; `make test` installs python3-prometheus-client");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the reference OpenMetrics parser rejected the exposition: {}\n--- exposition head ---\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        exposition.lines().take(40).collect::<Vec<_>>().join("\n")
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// `(account, provider)` → number of samples of `family` carrying them.
