@@ -32,14 +32,10 @@ use tokio::time::Instant;
 use super::email::{DeliveryError, EmailChannel, RenderedEmail};
 use super::{Notification, NotificationSink, NotifyError, SinkError};
 
-/// The counter of delivery attempts by `channel` and `outcome` (`sent`, `failed`, `dropped`), as exposed.
-pub const NOTIFICATIONS_TOTAL: &str = "onprem_agent_notifications_total";
-/// HELP text for [`NOTIFICATIONS_TOTAL`].
+/// HELP text of `onprem_agent_notifications_total` (named in [`crate::metrics::names::NOTIFICATIONS`]).
 pub const NOTIFICATIONS_TOTAL_HELP: &str = "Notification delivery attempts by channel and outcome: sent (accepted by \
      the server), failed (will be retried) or dropped (malformed or older than the outbox age limit).";
-/// The gauge of messages waiting in the outbox, as exposed.
-pub const NOTIFICATION_QUEUE_LENGTH: &str = "onprem_agent_notification_queue_length";
-/// HELP text for [`NOTIFICATION_QUEUE_LENGTH`].
+/// HELP text of [`crate::metrics::names::NOTIFICATION_QUEUE`].
 pub const NOTIFICATION_QUEUE_LENGTH_HELP: &str =
     "Notifications stored in the outbox and not yet delivered.";
 
@@ -113,7 +109,7 @@ impl OutboxMetrics {
     pub fn queue_length(&self) -> u64 {
         self.queue_length.load(Ordering::Relaxed)
     }
-    /// `(channel, outcome, count)` for every series of [`NOTIFICATIONS_TOTAL`], zeros included, so that the
+    /// `(channel, outcome, count)` for every series of `onprem_agent_notifications_total`, zeros included, so that the
     /// series exist before the first email.
     pub fn totals(&self) -> [(&'static str, &'static str, u64); 3] {
         [
