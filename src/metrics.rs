@@ -461,7 +461,7 @@ fn encode_all(
         for (name, help, get) in health_families {
             enc.family(name, Kind::Gauge, help);
             for r in &rows {
-                if let Some(v) = r.agent.health.as_ref().and_then(get) {
+                if let Some(v) = r.agent.health.as_deref().and_then(get) {
                     enc.sample(name, l(r), &[], v);
                 }
             }

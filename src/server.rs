@@ -244,7 +244,7 @@ impl AgentView {
                 .iter()
                 .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
                 .collect(),
-            health: a.health.clone(),
+            health: a.health.as_deref().cloned(),
         }
     }
 }

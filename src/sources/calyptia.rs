@@ -19,7 +19,8 @@ use url::Url;
 use crate::config::SourceConfig;
 use crate::model::{Agent, Provider};
 use crate::sources::http::{Auth, HttpClient, Pager, display_url, next_link};
-use crate::sources::record::{Fields, Record, Scalar, describe, timestamp};
+use crate::sources::list::each_record;
+use crate::sources::record::{Fields, Scalar, timestamp};
 use crate::sources::{BoxFuture, PollOutcome, PollStats, Source, UpstreamError};
 
 /// The header Calyptia reads the project token from.
@@ -99,14 +100,9 @@ impl CalyptiaSource {
             if page.status == StatusCode::NO_CONTENT {
                 break;
             }
-            let records: Vec<Record<AgentFields>> =
-                serde_json::from_slice(&page.body).map_err(|e| UpstreamError::Decode {
-                    url: display_url(&page.url),
-                    message: describe(&e, "a JSON array of agent records"),
-                })?;
-            agents.reserve(records.len());
-            for (index, record) in records.into_iter().enumerate() {
-                match record.0.and_then(AgentFields::into_agent) {
+            let mut index = 0usize;
+            each_record(&page.body, |record: Option<AgentFields>| {
+                match record.and_then(AgentFields::into_agent) {
                     Some(agent) => agents.push(agent),
                     None => {
                         stats.invalid_records += 1;
@@ -118,7 +114,12 @@ impl CalyptiaSource {
                         );
                     }
                 }
-            }
+                index += 1;
+            })
+            .map_err(|e| UpstreamError::Decode {
+                url: display_url(&page.url),
+                message: e.describe("a JSON array of agent records"),
+            })?;
             next = next_link(&page.headers, &page.url).map_err(|e| e.at(&page.url))?;
         }
         Ok(PollOutcome { agents, stats })
@@ -178,9 +179,9 @@ pub fn project_id_from_token(token: &str) -> Result<String, ProjectIdError> {
     }
     let json = base64_decode(head).ok_or(ProjectIdError("its first part is not base64url"))?;
     #[derive(serde::Deserialize)]
-    struct Claims {
-        #[serde(rename = "ProjectID")]
-        project_id: Option<Scalar>,
+    struct Claims<'a> {
+        #[serde(rename = "ProjectID", borrow)]
+        project_id: Option<Scalar<'a>>,
     }
     let claims: Claims = serde_json::from_slice(&json)
         .map_err(|_| ProjectIdError("its first part is not a JSON object"))?;
@@ -234,7 +235,7 @@ struct AgentFields {
     created_at: Option<String>,
 }
 
-impl Fields for AgentFields {
+impl Fields<'_> for AgentFields {
     const KEYS: &'static [&'static str] = &[
         "id",
         "name",
@@ -248,7 +249,7 @@ impl Fields for AgentFields {
         "createdAt",
     ];
 
-    fn set(&mut self, index: usize, value: Scalar) {
+    fn set(&mut self, index: usize, value: Scalar<'_>) {
         let value = value.string();
         match index {
             0 => self.id = value,
@@ -280,9 +281,12 @@ impl AgentFields {
             .status
             .as_deref()
             .is_some_and(|s| s.eq_ignore_ascii_case("unhealthy"));
-        agent.last_heartbeat =
-            timestamp(&agent.id, "lastMetricsAddedAt", self.last_metrics_added_at);
-        agent.created_at = timestamp(&agent.id, "createdAt", self.created_at);
+        agent.last_heartbeat = timestamp(
+            &agent.id,
+            "lastMetricsAddedAt",
+            self.last_metrics_added_at.as_deref(),
+        );
+        agent.created_at = timestamp(&agent.id, "createdAt", self.created_at.as_deref());
         agent.info = vec![
             ("type", self.kind.unwrap_or_default()),
             ("edition", self.edition.unwrap_or_default()),
@@ -359,16 +363,14 @@ mod tests {
 
     #[test]
     fn unhealthy_means_offline_and_the_token_is_never_read() {
-        let records: Vec<Record<AgentFields>> = serde_json::from_str(
-            r#"[{"id":"a","name":"fb-1","token":"secret-agent-token","status":"unhealthy","type":"fluentbit",
+        let mut agents: Vec<Agent> = Vec::new();
+        each_record(
+            br#"[{"id":"a","name":"fb-1","token":"secret-agent-token","status":"unhealthy","type":"fluentbit",
                  "edition":"community","os":"linux","arch":"x86_64","lastMetricsAddedAt":null},
                 {"id":"b","status":"healthy","lastMetricsAddedAt":"2025-01-22T20:59:27.690Z"}]"#,
+            |r: Option<AgentFields>| agents.extend(r.and_then(AgentFields::into_agent)),
         )
         .unwrap();
-        let agents: Vec<Agent> = records
-            .into_iter()
-            .filter_map(|r| r.0.and_then(AgentFields::into_agent))
-            .collect();
         assert!(agents[0].offline && !agents[1].offline);
         assert_eq!(agents[0].last_heartbeat, None);
         assert!(agents[1].last_heartbeat.is_some());

@@ -6,7 +6,9 @@
 //! record is read field by field into `RawAgent` (see [`super::record`]), and every other field, `accessToken`
 //! included, is skipped by the parser without being stored.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -15,7 +17,8 @@ use url::Url;
 use crate::config::SourceConfig;
 use crate::model::{Agent, Provider, TokenDateSource};
 use crate::sources::http::{Auth, HttpClient, Pager, display_url, next_link};
-use crate::sources::record::{Fields, Record, Scalar, describe, timestamp};
+use crate::sources::list::each_record;
+use crate::sources::record::{Fields, Scalar, timestamp};
 use crate::sources::{BoxFuture, PollOutcome, PollStats, Source, UpstreamError};
 
 /// The fields we ask the server to project. `_id` and `name` always come back; we list `name` anyway so the request
@@ -32,6 +35,9 @@ pub struct CeligoSource {
     /// The page cap for one poll.
     max_pages: u32,
     http: HttpClient,
+    /// How many agents the last successful poll returned: the next poll reserves room for about as many up front,
+    /// instead of growing (and copying) its list page by page.
+    last_count: AtomicUsize,
 }
 
 impl fmt::Debug for CeligoSource {
@@ -58,6 +64,7 @@ impl CeligoSource {
             name: config.name,
             max_pages: config.max_pages,
             http,
+            last_count: AtomicUsize::new(0),
         })
     }
 
@@ -72,68 +79,97 @@ impl CeligoSource {
 
     /// One complete poll: every page, or the first error.
     ///
-    /// Decoding a page costs more CPU than receiving it, so page n is decoded on a blocking thread while page n+1 is
-    /// fetched. At most one decode is in flight, which keeps memory bounded and the agents in upstream order.
+    /// Decoding a page costs more CPU than receiving it, so pages are decoded on a blocking thread of their own while
+    /// the following pages are fetched. The fetcher runs at most [`DECODE_QUEUE`] pages ahead of the decoder, which
+    /// keeps memory bounded; the decoder appends each page's agents to one list, in upstream order.
     async fn poll_all(&self) -> Result<PollOutcome, UpstreamError> {
         let mut stats = PollStats::default();
         let mut pager = Pager::new(&self.first_page, self.max_pages);
-        let mut agents = Vec::new();
-        let mut pending: Option<tokio::task::JoinHandle<Result<Decoded, UpstreamError>>> = None;
+        let expected = self.last_count.load(Ordering::Relaxed);
+        let (pages, decoder) = spawn_decoder(self.name.clone(), expected + expected / 16);
         let mut next = Some(self.first_page.clone());
-        while let Some(url) = next.take() {
-            let fetched = match pager.visit(&url) {
-                Ok(()) => self.http.get(&url, &mut stats).await,
-                Err(e) => Err(e),
-            };
-            // The previous page's decode finishes before anything else is reported, so a bad page is named as
-            // such even when a later request also fails.
-            if let Some(handle) = pending.take() {
-                absorb(handle.await, &mut agents, &mut stats)?;
+        let fetched = async {
+            while let Some(url) = next.take() {
+                pager.visit(&url)?;
+                let page = self.http.get(&url, &mut stats).await?;
+                stats.pages += 1;
+                // Assumed: a 204 on a later page also means "nothing more", like the documented 204 for an empty
+                // account.
+                if page.status == StatusCode::NO_CONTENT {
+                    break;
+                }
+                let following = next_link(&page.headers, &page.url).map_err(|e| e.at(&page.url));
+                if pages.send((page.body, page.url)).await.is_err() {
+                    // The decoder stopped at a bad page; its error is the one to report.
+                    break;
+                }
+                next = following?;
             }
-            let page = fetched?;
-            stats.pages += 1;
-            // Assumed: a 204 on a later page also means "nothing more", like the documented 204 for an empty account.
-            if page.status == StatusCode::NO_CONTENT {
-                break;
-            }
-            let following = next_link(&page.headers, &page.url).map_err(|e| e.at(&page.url));
-            let account = self.name.clone();
-            let (body, page_url) = (page.body, page.url);
-            pending = Some(tokio::task::spawn_blocking(move || {
-                decode(&body, &page_url, &account)
-            }));
-            next = following?;
+            Ok(())
         }
-        if let Some(handle) = pending.take() {
-            absorb(handle.await, &mut agents, &mut stats)?;
-        }
+        .await;
+        drop(pages);
+        // A page that failed to decode came before whatever the fetcher ran into, so its error wins.
+        let (agents, invalid) = decoder.await.map_err(|e| UpstreamError::Decode {
+            url: "an agent page".to_string(),
+            message: format!("the decoding task failed: {e}"),
+        })??;
+        fetched?;
+        stats.invalid_records += invalid;
+        self.last_count.store(agents.len(), Ordering::Relaxed);
         Ok(PollOutcome { agents, stats })
     }
 }
 
-/// The agents of one page and how many of its records were skipped.
-struct Decoded {
-    agents: Vec<Agent>,
-    invalid: u64,
+/// How many fetched pages may wait for the decoder. Two keep the decoder busy while the next request is in flight;
+/// more would only hold bodies in memory.
+const DECODE_QUEUE: usize = 2;
+
+/// A fetched page on its way to the decoder: the body and the URL it came from.
+type PageBody = (Vec<u8>, Url);
+
+/// What the decoder hands back: every agent in upstream order and how many records were skipped, or the first page
+/// that failed.
+type DecoderResult = Result<(Vec<Agent>, u64), UpstreamError>;
+
+/// Starts the decoder of one poll on a blocking thread. It decodes the pages sent to it in order until the sender is
+/// dropped, or stops at the first page that fails (dropping the receiver, so the fetcher stops too). `capacity` is
+/// room reserved up front for the agents, so the list is not grown and copied page by page.
+fn spawn_decoder(
+    account: String,
+    capacity: usize,
+) -> (
+    tokio::sync::mpsc::Sender<PageBody>,
+    tokio::task::JoinHandle<DecoderResult>,
+) {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<PageBody>(DECODE_QUEUE);
+    let handle = tokio::task::spawn_blocking(move || {
+        let mut agents = Vec::with_capacity(capacity);
+        let mut invalid = 0;
+        while let Some((body, url)) = receiver.blocking_recv() {
+            invalid += decode(&body, &url, &account, &mut agents)?;
+        }
+        Ok((agents, invalid))
+    });
+    (sender, handle)
 }
 
-/// Decodes one page of agent records. A record that is not an object with a string `_id` is skipped and counted;
-/// a body that is not an array fails the page.
-fn decode(body: &[u8], url: &Url, account: &str) -> Result<Decoded, UpstreamError> {
-    let records: Vec<Record<RawAgent>> =
-        serde_json::from_slice(body).map_err(|e| UpstreamError::Decode {
-            url: display_url(url),
-            message: describe(&e, AGENT_ARRAY),
-        })?;
-    let mut decoded = Decoded {
-        agents: Vec::with_capacity(records.len()),
-        invalid: 0,
-    };
-    for (index, record) in records.into_iter().enumerate() {
-        match record.0.and_then(RawAgent::into_agent) {
-            Some(agent) => decoded.agents.push(agent),
+/// Decodes one page of agent records onto the end of `agents` and returns how many were skipped. A record that is
+/// not an object with a string `_id` is skipped and counted; a body that is not an array fails the page (what it
+/// had appended is then thrown away with the poll).
+fn decode(
+    body: &[u8],
+    url: &Url,
+    account: &str,
+    agents: &mut Vec<Agent>,
+) -> Result<u64, UpstreamError> {
+    let mut invalid = 0;
+    let mut index = 0usize;
+    each_record(body, |record: Option<RawAgent<'_>>| {
+        match record.and_then(RawAgent::into_agent) {
+            Some(agent) => agents.push(agent),
             None => {
-                decoded.invalid += 1;
+                invalid += 1;
                 tracing::debug!(
                     account,
                     page = %display_url(url),
@@ -142,27 +178,13 @@ fn decode(body: &[u8], url: &Url, account: &str) -> Result<Decoded, UpstreamErro
                 );
             }
         }
-    }
-    Ok(decoded)
-}
-
-/// Appends a finished decode to the poll's results.
-fn absorb(
-    joined: Result<Result<Decoded, UpstreamError>, tokio::task::JoinError>,
-    agents: &mut Vec<Agent>,
-    stats: &mut PollStats,
-) -> Result<(), UpstreamError> {
-    let decoded = joined.map_err(|e| UpstreamError::Decode {
-        url: "an agent page".to_string(),
-        message: format!("the decoding task failed: {e}"),
-    })??;
-    stats.invalid_records += decoded.invalid;
-    if agents.is_empty() {
-        *agents = decoded.agents;
-    } else {
-        agents.extend(decoded.agents);
-    }
-    Ok(())
+        index += 1;
+    })
+    .map_err(|e| UpstreamError::Decode {
+        url: display_url(url),
+        message: e.describe(AGENT_ARRAY),
+    })?;
+    Ok(invalid)
 }
 
 impl Source for CeligoSource {
@@ -202,18 +224,19 @@ const AGENT_ARRAY: &str = "a JSON array of agent records";
 
 /// The fields of an agent record we read; everything else is skipped unread. Not `Debug`, and holds no secret: the
 /// record's `accessToken` never reaches it. A wrongly typed field (`"offline": "yes"`, `"_id": 42`) drops only itself.
+/// Strings are borrowed from the page where they hold no escape, so the timestamps are parsed without being copied.
 #[derive(Default)]
-struct RawAgent {
-    id: Option<String>,
-    name: Option<String>,
-    version: Option<String>,
+struct RawAgent<'de> {
+    id: Option<Cow<'de, str>>,
+    name: Option<Cow<'de, str>>,
+    version: Option<Cow<'de, str>>,
     offline: Option<bool>,
-    last_heartbeat_at: Option<String>,
-    token_modified_at: Option<String>,
-    created_at: Option<String>,
+    last_heartbeat_at: Option<Cow<'de, str>>,
+    token_modified_at: Option<Cow<'de, str>>,
+    created_at: Option<Cow<'de, str>>,
 }
 
-impl Fields for RawAgent {
+impl<'de> Fields<'de> for RawAgent<'de> {
     const KEYS: &'static [&'static str] = &[
         "_id",
         "name",
@@ -224,35 +247,39 @@ impl Fields for RawAgent {
         "createdAt",
     ];
 
-    fn set(&mut self, index: usize, value: Scalar) {
+    fn set(&mut self, index: usize, value: Scalar<'de>) {
         match index {
-            0 => self.id = value.string(),
-            1 => self.name = value.string(),
-            2 => self.version = value.string(),
+            0 => self.id = value.text(),
+            1 => self.name = value.text(),
+            2 => self.version = value.text(),
             3 => self.offline = value.bool(),
-            4 => self.last_heartbeat_at = value.string(),
-            5 => self.token_modified_at = value.string(),
-            _ => self.created_at = value.string(),
+            4 => self.last_heartbeat_at = value.text(),
+            5 => self.token_modified_at = value.text(),
+            _ => self.created_at = value.text(),
         }
     }
 }
 
-impl RawAgent {
+impl RawAgent<'_> {
     /// The agent, or `None` when the record has no non-empty string `_id`.
     fn into_agent(self) -> Option<Agent> {
-        let id = self.id.filter(|id| !id.is_empty())?;
+        let id = self.id?.into_owned();
         // Assumed: `name` is always present (projection always returns it); a record without one gets an empty name
         // rather than being dropped, because the id alone identifies the agent.
-        let mut agent = Agent::new(id, self.name.unwrap_or_default());
-        agent.version = self.version;
+        let mut agent = Agent::new(id, self.name.map(Cow::into_owned).unwrap_or_default());
+        agent.version = self.version.map(Cow::into_owned);
         // Assumed: a missing `offline` means the platform does not consider the agent offline.
         agent.offline = self.offline.unwrap_or(false);
-        agent.last_heartbeat = timestamp(&agent.id, "lastHeartbeatAt", self.last_heartbeat_at);
-        agent.created_at = timestamp(&agent.id, "createdAt", self.created_at);
+        agent.last_heartbeat = timestamp(
+            &agent.id,
+            "lastHeartbeatAt",
+            self.last_heartbeat_at.as_deref(),
+        );
+        agent.created_at = timestamp(&agent.id, "createdAt", self.created_at.as_deref());
         match timestamp(
             &agent.id,
             "__accessTokenLastModifiedAt",
-            self.token_modified_at,
+            self.token_modified_at.as_deref(),
         ) {
             Some(rotated) => {
                 agent.token_rotated = Some(rotated);
@@ -272,12 +299,12 @@ impl RawAgent {
 mod tests {
     use super::*;
 
-    fn parse(json: &str) -> Result<Vec<Option<Agent>>, serde_json::Error> {
-        let records: Vec<Record<RawAgent>> = serde_json::from_str(json)?;
-        Ok(records
-            .into_iter()
-            .map(|r| r.0.and_then(RawAgent::into_agent))
-            .collect())
+    fn parse(json: &str) -> Result<Vec<Option<Agent>>, crate::sources::list::ListError> {
+        let mut agents = Vec::new();
+        each_record(json.as_bytes(), |r: Option<RawAgent<'_>>| {
+            agents.push(r.and_then(RawAgent::into_agent))
+        })?;
+        Ok(agents)
     }
 
     #[test]
@@ -322,10 +349,8 @@ mod tests {
     #[test]
     fn malformed_json_and_a_non_array_fail_without_quoting_the_body() {
         for body in [r#"[{"_id":"a""#, r#"{"_id":"hunter2"}"#, r#""hunter2""#, ""] {
-            let e = serde_json::from_str::<Vec<Record<RawAgent>>>(body)
-                .err()
-                .expect("must fail");
-            let message = describe(&e, AGENT_ARRAY);
+            let e = each_record(body.as_bytes(), |_: Option<RawAgent<'_>>| {}).expect_err(body);
+            let message = e.describe(AGENT_ARRAY);
             assert!(
                 !message.contains("hunter2"),
                 "body {body:?} gave {message:?}"

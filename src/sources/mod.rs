@@ -2,12 +2,13 @@
 //!
 //! A source performs one complete poll of its account and returns either every agent or an [`UpstreamError`]; it
 //! never returns a partial list. Shared HTTP mechanics (auth header, retries, `Retry-After`, body cap, pagination
-//! loop detection) live in [`http`], and lenient record decoding in [`record`], so each
-//! provider file only knows its own URLs and JSON.
+//! loop detection) live in [`http`], lenient record decoding in [`record`] and the fast reader of record lists in
+//! [`list`], so each provider file only knows its own URLs and JSON.
 
 pub mod calyptia;
 pub mod celigo;
 pub mod http;
+pub mod list;
 pub mod planasonix;
 pub mod record;
 

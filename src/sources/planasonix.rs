@@ -319,7 +319,7 @@ struct AgentFields {
     created_at: Option<String>,
 }
 
-impl Fields for AgentFields {
+impl Fields<'_> for AgentFields {
     const KEYS: &'static [&'static str] = &[
         "id",
         "label",
@@ -330,7 +330,7 @@ impl Fields for AgentFields {
         "created_at",
     ];
 
-    fn set(&mut self, index: usize, value: Scalar) {
+    fn set(&mut self, index: usize, value: Scalar<'_>) {
         let value = value.string();
         match index {
             0 => self.id = value,
@@ -353,8 +353,8 @@ impl AgentFields {
         let id = self.id?;
         let mut agent = Agent::new(id, self.label.unwrap_or_default());
         agent.version = self.version;
-        agent.last_heartbeat = timestamp(&agent.id, "last_seen_at", self.last_seen_at);
-        agent.created_at = timestamp(&agent.id, "created_at", self.created_at);
+        agent.last_heartbeat = timestamp(&agent.id, "last_seen_at", self.last_seen_at.as_deref());
+        agent.created_at = timestamp(&agent.id, "created_at", self.created_at.as_deref());
         let status = self.status.unwrap_or_default();
         let active = status.eq_ignore_ascii_case("active");
         let revoked = status.eq_ignore_ascii_case("revoked");
@@ -391,7 +391,7 @@ struct HealthFields {
     last_error: Option<String>,
 }
 
-impl Fields for HealthFields {
+impl Fields<'_> for HealthFields {
     const KEYS: &'static [&'static str] = &[
         "heartbeat_at",
         "cpu_percent",
@@ -405,7 +405,7 @@ impl Fields for HealthFields {
         "last_error",
     ];
 
-    fn set(&mut self, index: usize, value: Scalar) {
+    fn set(&mut self, index: usize, value: Scalar<'_>) {
         match index {
             0 => self.heartbeat_at = value.string(),
             1 => self.cpu_percent = value.number(),
@@ -425,7 +425,7 @@ impl HealthFields {
     /// Attaches the figures to `agent`. A `heartbeat_at` later than the list's `last_seen_at` replaces it: both are
     /// heartbeats the platform received, and the health call happened after the list was read.
     fn apply(self, agent: &mut Agent) {
-        if let Some(beat) = timestamp(&agent.id, "heartbeat_at", self.heartbeat_at) {
+        if let Some(beat) = timestamp(&agent.id, "heartbeat_at", self.heartbeat_at.as_deref()) {
             if agent.last_heartbeat.is_none_or(|listed| beat > listed) {
                 agent.last_heartbeat = Some(beat);
             }
@@ -437,7 +437,7 @@ impl HealthFields {
                 .map(|r| r.min(1.0))
         };
         let count = |v: Option<f64>| v.filter(|v| *v >= 0.0);
-        agent.health = Some(Health {
+        agent.health = Some(Box::new(Health {
             cpu_ratio: ratio(self.cpu_ratio, self.cpu_percent),
             memory_ratio: ratio(self.memory_ratio, self.memory_percent),
             disk_free_bytes: count(
@@ -447,7 +447,7 @@ impl HealthFields {
             active_jobs: count(self.active_jobs),
             queue_depth: count(self.queue_depth),
             last_error: self.last_error,
-        });
+        }));
     }
 }
 
@@ -494,7 +494,7 @@ impl<'de> Visitor<'de> for PageVisitor {
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "data" => records = Some(map.next_value::<Vec<Record<AgentFields>>>()?),
-                "meta" => cursor = map.next_value::<Meta>()?.page.and_then(|p| p.cursor),
+                "meta" => cursor = map.next_value::<Meta<'de>>()?.page.and_then(|p| p.cursor),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -502,7 +502,7 @@ impl<'de> Visitor<'de> for PageVisitor {
         }
         let records = records.ok_or_else(|| de::Error::missing_field("data"))?;
         let cursor = cursor.and_then(|c| match c {
-            Scalar::Str(s) if !s.is_empty() => Some(s),
+            Scalar::Str(s) if !s.is_empty() => Some(s.into_owned()),
             Scalar::Num(n) if n.fract() == 0.0 => Some(format!("{n:.0}")),
             _ => None,
         });
@@ -512,16 +512,16 @@ impl<'de> Visitor<'de> for PageVisitor {
 
 /// `meta` of a list page; every other key is ignored.
 #[derive(Deserialize)]
-struct Meta {
-    #[serde(default)]
-    page: Option<PageMeta>,
+struct Meta<'a> {
+    #[serde(default, borrow)]
+    page: Option<PageMeta<'a>>,
 }
 
 /// `meta.page`.
 #[derive(Deserialize)]
-struct PageMeta {
-    #[serde(default)]
-    cursor: Option<Scalar>,
+struct PageMeta<'a> {
+    #[serde(default, borrow)]
+    cursor: Option<Scalar<'a>>,
 }
 
 #[cfg(test)]
