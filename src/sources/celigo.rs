@@ -79,14 +79,14 @@ impl CeligoSource {
 
     /// One complete poll: every page, or the first error.
     ///
-    /// Decoding a page costs more CPU than receiving it, so pages are decoded on a blocking thread of their own while
-    /// the following pages are fetched. The fetcher runs at most [`DECODE_QUEUE`] pages ahead of the decoder, which
+    /// Decoding a page costs more CPU than receiving it, so pages are decoded on a thread of their own while the
+    /// following pages are fetched. The fetcher runs at most [`DECODE_QUEUE`] pages ahead of the decoder, which
     /// keeps memory bounded; the decoder appends each page's agents to one list, in upstream order.
     async fn poll_all(&self) -> Result<PollOutcome, UpstreamError> {
         let mut stats = PollStats::default();
         let mut pager = Pager::new(&self.first_page, self.max_pages);
         let expected = self.last_count.load(Ordering::Relaxed);
-        let (pages, decoder) = spawn_decoder(self.name.clone(), expected + expected / 16);
+        let (pages, decoder) = spawn_decoder(self.name.clone(), expected + expected / 16)?;
         let mut next = Some(self.first_page.clone());
         let fetched = async {
             while let Some(url) = next.take() {
@@ -110,9 +110,9 @@ impl CeligoSource {
         .await;
         drop(pages);
         // A page that failed to decode came before whatever the fetcher ran into, so its error wins.
-        let (agents, invalid) = decoder.await.map_err(|e| UpstreamError::Decode {
+        let (agents, invalid) = decoder.await.map_err(|_| UpstreamError::Decode {
             url: "an agent page".to_string(),
-            message: format!("the decoding task failed: {e}"),
+            message: "the decoding thread stopped before it finished".to_string(),
         })??;
         fetched?;
         stats.invalid_records += invalid;
@@ -125,6 +125,15 @@ impl CeligoSource {
 /// more would only hold bodies in memory.
 const DECODE_QUEUE: usize = 2;
 
+/// How much lower than the rest of the process the decoding thread runs (a nice increment, Linux only).
+///
+/// A poll is two chains of work: the fetcher and the upstream answer each other one page at a time, so that chain
+/// is bound by latency, while the decoder has a queue of pages to chew through. When they compete for a core, the
+/// fetcher should win: the decoder catches up in the gaps and the poll ends soon after the last page arrives. On a
+/// 2-core machine this took a 100k-agent poll from about 1.45 to about 1.3 times the time of fetching alone. It also
+/// keeps decoding from delaying scrapes, which run at the process's own priority.
+const DECODER_NICE: i32 = 10;
+
 /// A fetched page on its way to the decoder: the body and the URL it came from.
 type PageBody = (Vec<u8>, Url);
 
@@ -132,26 +141,52 @@ type PageBody = (Vec<u8>, Url);
 /// that failed.
 type DecoderResult = Result<(Vec<Agent>, u64), UpstreamError>;
 
-/// Starts the decoder of one poll on a blocking thread. It decodes the pages sent to it in order until the sender is
-/// dropped, or stops at the first page that fails (dropping the receiver, so the fetcher stops too). `capacity` is
-/// room reserved up front for the agents, so the list is not grown and copied page by page.
+/// Starts the decoder of one poll on a thread of its own, at a lower priority (see [`DECODER_NICE`]); the thread
+/// ends with the poll, so its priority never leaks into other work. It decodes the pages sent to it in order until
+/// the sender is dropped, or stops at the first page that fails (dropping the receiver, so the fetcher stops too).
+/// `capacity` is room reserved up front for the agents, so the list is not grown and copied page by page.
 fn spawn_decoder(
     account: String,
     capacity: usize,
-) -> (
-    tokio::sync::mpsc::Sender<PageBody>,
-    tokio::task::JoinHandle<DecoderResult>,
-) {
+) -> Result<
+    (
+        tokio::sync::mpsc::Sender<PageBody>,
+        tokio::sync::oneshot::Receiver<DecoderResult>,
+    ),
+    UpstreamError,
+> {
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<PageBody>(DECODE_QUEUE);
-    let handle = tokio::task::spawn_blocking(move || {
+    let (done, result) = tokio::sync::oneshot::channel();
+    let decode_all = move || {
+        lower_priority();
         let mut agents = Vec::with_capacity(capacity);
         let mut invalid = 0;
         while let Some((body, url)) = receiver.blocking_recv() {
-            invalid += decode(&body, &url, &account, &mut agents)?;
+            match decode(&body, &url, &account, &mut agents) {
+                Ok(skipped) => invalid += skipped,
+                Err(e) => {
+                    let _ = done.send(Err(e));
+                    return;
+                }
+            }
         }
-        Ok((agents, invalid))
-    });
-    (sender, handle)
+        let _ = done.send(Ok((agents, invalid)));
+    };
+    std::thread::Builder::new()
+        .name("celigo-decode".to_string())
+        .spawn(decode_all)
+        .map_err(|e| UpstreamError::Decode {
+            url: "an agent page".to_string(),
+            message: format!("cannot start a decoding thread: {e}"),
+        })?;
+    Ok((sender, result))
+}
+
+/// Lowers the calling thread's priority by [`DECODER_NICE`]. On Linux the nice value belongs to the thread; elsewhere
+/// it would renice the whole process, so nothing is done. A refusal only costs speed, so it is ignored.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::nice(DECODER_NICE);
 }
 
 /// Decodes one page of agent records onto the end of `agents` and returns how many were skipped. A record that is
@@ -344,6 +379,33 @@ mod tests {
             "saw {:?}",
             &agents[1..]
         );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_decoding_thread_runs_below_its_creator_and_leaves_the_creator_alone() {
+        // Field 19 of /proc/thread-self/stat is the thread's nice value; fields are counted after the command name,
+        // which may hold spaces.
+        fn nice() -> i32 {
+            let stat = std::fs::read_to_string("/proc/thread-self/stat")
+                .expect("read /proc/thread-self/stat");
+            let after_name = stat.rsplit(')').next().expect("a stat line");
+            after_name
+                .split_whitespace()
+                .nth(16)
+                .expect("a nice field")
+                .parse()
+                .expect("a number")
+        }
+        let before = nice();
+        let decoder = std::thread::spawn(|| {
+            lower_priority();
+            nice()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(decoder, (before + DECODER_NICE).min(19));
+        assert_eq!(nice(), before, "the calling thread's priority changed");
     }
 
     #[test]
