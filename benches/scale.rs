@@ -576,9 +576,15 @@ impl Cpu {
         Cpu::read(Path::new("/proc/thread-self/schedstat"))
     }
 
-    /// Every thread of this process.
+    /// Every thread of this process. On-CPU time comes from the process CPU clock, which also counts threads that
+    /// have ended (the Celigo source decodes on a thread that lives only as long as one poll); the run-queue wait is
+    /// summed over the threads alive now.
     fn process_self() -> Cpu {
-        Cpu::tasks(Path::new("/proc/self/task"))
+        let clock = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Cpu {
+            on_cpu: clock.tv_sec as f64 + clock.tv_nsec as f64 / 1e9,
+            ..Cpu::tasks(Path::new("/proc/self/task"))
+        }
     }
 
     /// Every thread of process `pid`.
