@@ -11,7 +11,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use reqwest::header::HeaderName;
 use secrecy::ExposeSecret;
 use url::Url;
@@ -93,13 +92,10 @@ impl CalyptiaSource {
         let mut agents = Vec::new();
         let mut next = Some(self.first_page.clone());
         while let Some(url) = next.take() {
-            pager.visit(&url)?;
-            let page = self.http.get(&url, &mut stats).await?;
-            stats.pages += 1;
             // Assumed: Calyptia answers an empty project with `[]`; a 204 is read the same way.
-            if page.status == StatusCode::NO_CONTENT {
+            let Some(page) = self.http.page(&mut pager, &url, &mut stats).await? else {
                 break;
-            }
+            };
             let mut index = 0usize;
             each_record(&page.body, |record: Option<AgentFields>| {
                 match record.and_then(AgentFields::into_agent) {

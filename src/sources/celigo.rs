@@ -11,7 +11,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use url::Url;
 
 use crate::config::SourceConfig;
@@ -90,14 +89,11 @@ impl CeligoSource {
         let mut next = Some(self.first_page.clone());
         let fetched = async {
             while let Some(url) = next.take() {
-                pager.visit(&url)?;
-                let page = self.http.get(&url, &mut stats).await?;
-                stats.pages += 1;
                 // Assumed: a 204 on a later page also means "nothing more", like the documented 204 for an empty
                 // account.
-                if page.status == StatusCode::NO_CONTENT {
+                let Some(page) = self.http.page(&mut pager, &url, &mut stats).await? else {
                     break;
-                }
+                };
                 let following = next_link(&page.headers, &page.url).map_err(|e| e.at(&page.url));
                 if pages.send((page.body, page.url)).await.is_err() {
                     // The decoder stopped at a bad page; its error is the one to report.

@@ -417,6 +417,21 @@ impl HttpClient {
         }
     }
 
+    /// One page of a paginated list: `pager` checks the URL first (loop, cap, origin), then the page is fetched as by
+    /// [`HttpClient::get`] and counted in `stats.pages`. `None` for a 204: every provider reads it as "no (more)
+    /// agents" (each says why where it calls this).
+    pub async fn page(
+        &self,
+        pager: &mut Pager,
+        url: &Url,
+        stats: &mut PollStats,
+    ) -> Result<Option<Fetched>, UpstreamError> {
+        pager.visit(url)?;
+        let page = self.get(url, stats).await?;
+        stats.pages += 1;
+        Ok((page.status != StatusCode::NO_CONTENT).then_some(page))
+    }
+
     /// One request: the response for a 2xx, or whether and why to try again.
     async fn attempt(
         &self,

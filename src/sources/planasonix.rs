@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use reqwest::StatusCode;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use tokio::sync::Semaphore;
@@ -126,13 +125,10 @@ impl PlanasonixSource {
         let mut listed: Vec<Listed> = Vec::new();
         let mut next = Some(self.first_page.clone());
         while let Some(url) = next.take() {
-            pager.visit(&url)?;
-            let page = self.http.get(&url, &mut stats).await?;
-            stats.pages += 1;
             // Assumed: a 204 means "no agents", as it does for Celigo, though Planasonix documents 200 with `data: []`.
-            if page.status == StatusCode::NO_CONTENT {
+            let Some(page) = self.http.page(&mut pager, &url, &mut stats).await? else {
                 break;
-            }
+            };
             let parsed: Page =
                 serde_json::from_slice(&page.body).map_err(|e| UpstreamError::Decode {
                     url: display_url(&page.url),
