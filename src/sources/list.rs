@@ -9,9 +9,8 @@
 //! commas, no control characters inside strings, every escape checked, a number's grammar checked, one document with
 //! nothing but whitespace after it; UTF-8 and surrogate pairs are checked in the strings it decodes, that is keys and
 //! the values read, so a stray byte in a field nobody reads does not cost the page); a test compares the two on
-//! thousands of damaged bodies. Two deliberate differences, both on input no real API sends: nesting deeper than
-//! [`MAX_DEPTH`] is an error wherever it occurs (serde_json skips deeper unread values), and a decoded number too
-//! large for an `f64` is an error only in a field we read, as in serde_json.
+//! thousands of damaged bodies. One deliberate difference, on input no real API sends: nesting deeper than
+//! [`MAX_DEPTH`] is an error wherever it occurs, where serde_json skips an unread value of any depth.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -21,7 +20,7 @@ use crate::sources::record::{Fields, Scalar};
 /// How deeply arrays and objects may nest, counting the top-level array: the deepest serde_json reads.
 pub const MAX_DEPTH: usize = 127;
 
-/// Why a body is not a list of records, and where: a byte offset into the body.
+/// Why a body is not a list of records, and where (line and column, both from 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListError {
     kind: ErrorKind,
@@ -29,7 +28,8 @@ pub struct ListError {
     column: usize,
 }
 
-/// The kinds of [`ListError`], worded as `describe` words serde_json's categories.
+/// The kinds of [`ListError`]; [`ListError::describe`] words them as `record::describe` words serde_json's
+/// categories, so a decode error reads the same whichever reader met it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ErrorKind {
     /// Bytes that are not JSON.
