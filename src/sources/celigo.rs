@@ -129,6 +129,7 @@ const DECODE_QUEUE: usize = 2;
 /// Decoding also never delays a scrape, which runs at the process's own priority. On the 2-core bench machine the
 /// gain on a 100k-agent poll was small next to the noise of a shared machine; the ordering is kept because it is
 /// the right one whatever the machine.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const DECODER_NICE: i32 = 10;
 
 /// A fetched page on its way to the decoder: the body and the URL it came from.
