@@ -121,17 +121,6 @@ impl CeligoSource {
 /// more would only hold bodies in memory.
 const DECODE_QUEUE: usize = 2;
 
-/// How much lower than the rest of the process the decoding thread runs (a nice increment, Linux only).
-///
-/// A poll is two chains of work: the fetcher and the upstream answer each other one page at a time, so that chain
-/// is bound by latency, while the decoder has a queue of pages to work through. When they compete for a core, the
-/// fetcher should win: the decoder catches up in the gaps and the poll ends soon after the last page arrives.
-/// Decoding also never delays a scrape, which runs at the process's own priority. On the 2-core bench machine the
-/// gain on a 100k-agent poll was small next to the noise of a shared machine; the ordering is kept because it is
-/// the right one whatever the machine.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-const DECODER_NICE: i32 = 10;
-
 /// A fetched page on its way to the decoder: the body and the URL it came from.
 type PageBody = (Vec<u8>, Url);
 
@@ -139,10 +128,13 @@ type PageBody = (Vec<u8>, Url);
 /// that failed.
 type DecoderResult = Result<(Vec<Agent>, u64), UpstreamError>;
 
-/// Starts the decoder of one poll on a thread of its own, at a lower priority (see [`DECODER_NICE`]); the thread
-/// ends with the poll, so its priority never leaks into other work. It decodes the pages sent to it in order until
-/// the sender is dropped, or stops at the first page that fails (dropping the receiver, so the fetcher stops too).
-/// `capacity` is room reserved up front for the agents, so the list is not grown and copied page by page.
+/// Starts the decoder of one poll on a thread of its own, named `celigo-decode` so that it can be told apart in
+/// `top -H`, which ends with the poll. It decodes the pages sent to it in
+/// order until the sender is dropped, or stops at the first page that fails (dropping the receiver, so the fetcher
+/// stops too). `capacity` is room reserved up front for the agents, so the list is not grown and copied page by page.
+///
+/// The thread runs at the process's own priority. Lowering it (nice +10, +19) was measured and made polls slower:
+/// with the fetcher at most [`DECODE_QUEUE`] pages ahead, a decoder that yields its core stalls the fetcher too.
 fn spawn_decoder(
     account: String,
     capacity: usize,
@@ -156,7 +148,6 @@ fn spawn_decoder(
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<PageBody>(DECODE_QUEUE);
     let (done, result) = tokio::sync::oneshot::channel();
     let decode_all = move || {
-        lower_priority();
         let mut agents = Vec::with_capacity(capacity);
         let mut invalid = 0;
         while let Some((body, url)) = receiver.blocking_recv() {
@@ -178,13 +169,6 @@ fn spawn_decoder(
             message: format!("cannot start a decoding thread: {e}"),
         })?;
     Ok((sender, result))
-}
-
-/// Lowers the calling thread's priority by [`DECODER_NICE`]. On Linux the nice value belongs to the thread; elsewhere
-/// it would renice the whole process, so nothing is done. A refusal only costs speed, so it is ignored.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    let _ = rustix::process::nice(DECODER_NICE);
 }
 
 /// Decodes one page of agent records onto the end of `agents` and returns how many were skipped. A record that is
@@ -377,33 +361,6 @@ mod tests {
             "saw {:?}",
             &agents[1..]
         );
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_decoding_thread_runs_below_its_creator_and_leaves_the_creator_alone() {
-        // Field 19 of /proc/thread-self/stat is the thread's nice value; fields are counted after the command name,
-        // which may hold spaces.
-        fn nice() -> i32 {
-            let stat = std::fs::read_to_string("/proc/thread-self/stat")
-                .expect("read /proc/thread-self/stat");
-            let after_name = stat.rsplit(')').next().expect("a stat line");
-            after_name
-                .split_whitespace()
-                .nth(16)
-                .expect("a nice field")
-                .parse()
-                .expect("a number")
-        }
-        let before = nice();
-        let decoder = std::thread::spawn(|| {
-            lower_priority();
-            nice()
-        })
-        .join()
-        .unwrap();
-        assert_eq!(decoder, (before + DECODER_NICE).min(19));
-        assert_eq!(nice(), before, "the calling thread's priority changed");
     }
 
     #[test]
