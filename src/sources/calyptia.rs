@@ -18,7 +18,7 @@ use url::Url;
 use crate::config::SourceConfig;
 use crate::model::{Agent, Provider};
 use crate::sources::http::{Auth, HttpClient, Pager, display_url, next_link};
-use crate::sources::list::each_record;
+use crate::sources::list::read_agents;
 use crate::sources::record::{Fields, Scalar, timestamp};
 use crate::sources::{BoxFuture, PollOutcome, PollStats, Source, UpstreamError};
 
@@ -96,26 +96,13 @@ impl CalyptiaSource {
             let Some(page) = self.http.page(&mut pager, &url, &mut stats).await? else {
                 break;
             };
-            let mut index = 0usize;
-            each_record(&page.body, |record: Option<AgentFields>| {
-                match record.and_then(AgentFields::into_agent) {
-                    Some(agent) => agents.push(agent),
-                    None => {
-                        stats.invalid_records += 1;
-                        tracing::debug!(
-                            account = %self.name,
-                            page = %display_url(&page.url),
-                            index,
-                            "skipping an agent record that is not an object with a string id"
-                        );
-                    }
-                }
-                index += 1;
-            })
-            .map_err(|e| UpstreamError::Decode {
-                url: display_url(&page.url),
-                message: e.describe("a JSON array of agent records"),
-            })?;
+            stats.invalid_records += read_agents(
+                &page.body,
+                &page.url,
+                &self.name,
+                AgentFields::into_agent,
+                &mut agents,
+            )?;
             next = next_link(&page.headers, &page.url).map_err(|e| e.at(&page.url))?;
         }
         Ok(PollOutcome { agents, stats })
@@ -296,6 +283,7 @@ impl AgentFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::list::each_record;
 
     #[test]
     fn the_project_id_is_read_from_padded_and_unpadded_tokens() {

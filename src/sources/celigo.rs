@@ -16,7 +16,7 @@ use url::Url;
 use crate::config::SourceConfig;
 use crate::model::{Agent, Provider, TokenDateSource};
 use crate::sources::http::{Auth, HttpClient, Pager, display_url, next_link};
-use crate::sources::list::each_record;
+use crate::sources::list::read_agents;
 use crate::sources::record::{Fields, Scalar, timestamp};
 use crate::sources::{BoxFuture, PollOutcome, PollStats, Source, UpstreamError};
 
@@ -151,7 +151,7 @@ fn spawn_decoder(
         let mut agents = Vec::with_capacity(capacity);
         let mut invalid = 0;
         while let Some((body, url)) = receiver.blocking_recv() {
-            match decode(&body, &url, &account, &mut agents) {
+            match read_agents(&body, &url, &account, RawAgent::into_agent, &mut agents) {
                 Ok(skipped) => invalid += skipped,
                 Err(e) => {
                     let _ = done.send(Err(e));
@@ -169,39 +169,6 @@ fn spawn_decoder(
             message: format!("cannot start a decoding thread: {e}"),
         })?;
     Ok((sender, result))
-}
-
-/// Decodes one page of agent records onto the end of `agents` and returns how many were skipped. A record that is
-/// not an object with a string `_id` is skipped and counted; a body that is not an array fails the page (what it
-/// had appended is then thrown away with the poll).
-fn decode(
-    body: &[u8],
-    url: &Url,
-    account: &str,
-    agents: &mut Vec<Agent>,
-) -> Result<u64, UpstreamError> {
-    let mut invalid = 0;
-    let mut index = 0usize;
-    each_record(body, |record: Option<RawAgent<'_>>| {
-        match record.and_then(RawAgent::into_agent) {
-            Some(agent) => agents.push(agent),
-            None => {
-                invalid += 1;
-                tracing::debug!(
-                    account,
-                    page = %display_url(url),
-                    index,
-                    "skipping an agent record that is not an object with a string _id"
-                );
-            }
-        }
-        index += 1;
-    })
-    .map_err(|e| UpstreamError::Decode {
-        url: display_url(url),
-        message: e.describe(AGENT_ARRAY),
-    })?;
-    Ok(invalid)
 }
 
 impl Source for CeligoSource {
@@ -235,9 +202,6 @@ fn first_page(base: &Url, page_size: Option<u32>) -> Url {
     }
     url
 }
-
-/// What a page must be, for decode messages.
-const AGENT_ARRAY: &str = "a JSON array of agent records";
 
 /// The fields of an agent record we read; everything else is skipped unread. Not `Debug`, and holds no secret: the
 /// record's `accessToken` never reaches it. A wrongly typed field (`"offline": "yes"`, `"_id": 42`) drops only itself.
@@ -315,6 +279,7 @@ impl RawAgent<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::list::each_record;
 
     fn parse(json: &str) -> Result<Vec<Option<Agent>>, crate::sources::list::ListError> {
         let mut agents = Vec::new();
@@ -367,7 +332,7 @@ mod tests {
     fn malformed_json_and_a_non_array_fail_without_quoting_the_body() {
         for body in [r#"[{"_id":"a""#, r#"{"_id":"hunter2"}"#, r#""hunter2""#, ""] {
             let e = each_record(body.as_bytes(), |_: Option<RawAgent<'_>>| {}).expect_err(body);
-            let message = e.describe(AGENT_ARRAY);
+            let message = e.describe("a JSON array of agent records");
             assert!(
                 !message.contains("hunter2"),
                 "body {body:?} gave {message:?}"

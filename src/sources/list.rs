@@ -15,7 +15,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::sources::record::{Fields, Scalar};
+use url::Url;
+
+use crate::model::Agent;
+use crate::sources::UpstreamError;
+use crate::sources::http::display_url;
+use crate::sources::record::{Fields, Problem, Scalar, decode_message, keep_or_skip};
 
 /// How deeply arrays and objects may nest, counting the top-level array: the deepest serde_json reads.
 pub const MAX_DEPTH: usize = 127;
@@ -23,33 +28,16 @@ pub const MAX_DEPTH: usize = 127;
 /// Why a body is not a list of records, and where (line and column, both from 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListError {
-    kind: ErrorKind,
+    problem: Problem,
     line: usize,
     column: usize,
-}
-
-/// The kinds of [`ListError`]; [`ListError::describe`] words them as `record::describe` words serde_json's
-/// categories, so a decode error reads the same whichever reader met it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ErrorKind {
-    /// Bytes that are not JSON.
-    Syntax,
-    /// The body ended inside the document, or was empty.
-    Eof,
-    /// Well-formed JSON, but not an array.
-    NotArray,
 }
 
 impl ListError {
     /// The error in words that never quote the body. `expected` says what the body should have been, e.g. "a JSON
     /// array of agent records".
     pub fn describe(&self, expected: &str) -> String {
-        let what = match self.kind {
-            ErrorKind::Syntax => "malformed JSON".to_string(),
-            ErrorKind::Eof => "truncated or empty JSON".to_string(),
-            ErrorKind::NotArray => format!("expected {expected}"),
-        };
-        format!("{what} (line {}, column {})", self.line, self.column)
+        decode_message(self.problem, expected, self.line, self.column)
     }
 }
 
@@ -72,11 +60,36 @@ pub fn each_record<'de, F: Fields<'de>>(
     let mut reader = Reader::new(body);
     reader
         .list(&mut each)
-        .map_err(|kind| error_at(body, reader.at, kind))
+        .map_err(|problem| error_at(body, reader.at, problem))
+}
+
+/// Reads a page that is a JSON array of agent records onto the end of `agents`, and returns how many records were
+/// skipped: `into_agent` turns a record into an agent, or refuses it (no usable id) and the record is counted (see
+/// [`keep_or_skip`]). A body that is not such an array fails the page with a [`UpstreamError::Decode`] that never
+/// quotes it; what was appended before is then the caller's to throw away with the poll.
+pub fn read_agents<'de, F: Fields<'de>>(
+    body: &'de [u8],
+    page: &Url,
+    account: &str,
+    into_agent: impl Fn(F) -> Option<Agent>,
+    agents: &mut Vec<Agent>,
+) -> Result<u64, UpstreamError> {
+    let mut skipped = 0;
+    let mut index = 0;
+    each_record(body, |record: Option<F>| {
+        let agent = record.and_then(&into_agent);
+        keep_or_skip(agent, agents, &mut skipped, account, page, index);
+        index += 1;
+    })
+    .map_err(|e| UpstreamError::Decode {
+        url: display_url(page),
+        message: e.describe("a JSON array of agent records"),
+    })?;
+    Ok(skipped)
 }
 
 /// The line and column (both from 1) of a byte offset.
-fn error_at(body: &[u8], offset: usize, kind: ErrorKind) -> ListError {
+fn error_at(body: &[u8], offset: usize, problem: Problem) -> ListError {
     let before = &body[..offset.min(body.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
     let column = before.len()
@@ -85,7 +98,11 @@ fn error_at(body: &[u8], offset: usize, kind: ErrorKind) -> ListError {
             .rposition(|&b| b == b'\n')
             .map_or(0, |i| i + 1)
         + 1;
-    ListError { kind, line, column }
+    ListError {
+        problem,
+        line,
+        column,
+    }
 }
 
 /// Bytes that end the fast scan of a string: the closing quote, a backslash, and the control characters JSON forbids.
@@ -101,7 +118,7 @@ static STRING_STOP: [bool; 256] = {
     table
 };
 
-type Step<T> = Result<T, ErrorKind>;
+type Step<T> = Result<T, Problem>;
 
 /// A cursor over the body. On error, `at` is where the problem was found.
 struct Reader<'de> {
@@ -121,10 +138,6 @@ impl<'de> Reader<'de> {
         }
     }
 
-    fn bytes(&self) -> &'de [u8] {
-        self.bytes
-    }
-
     /// `bytes[start..end]` as text; an error at the first bad byte if it is not UTF-8.
     fn text(&mut self, start: usize, end: usize) -> Step<&'de str> {
         // Strings start and end next to ASCII bytes (quotes, escapes), so the slice falls on character boundaries.
@@ -133,12 +146,12 @@ impl<'de> Reader<'de> {
         }
         std::str::from_utf8(&self.bytes[start..end]).map_err(|e| {
             self.at = start + e.valid_up_to();
-            ErrorKind::Syntax
+            Problem::Syntax
         })
     }
 
     fn peek(&self) -> Option<u8> {
-        self.bytes().get(self.at).copied()
+        self.bytes.get(self.at).copied()
     }
 
     /// The next byte after any whitespace, not consumed; `Eof` at the end.
@@ -149,7 +162,7 @@ impl<'de> Reader<'de> {
                 _ => return Ok(b),
             }
         }
-        Err(ErrorKind::Eof)
+        Err(Problem::Eof)
     }
 
     /// The whole document: one array, then only whitespace.
@@ -162,9 +175,9 @@ impl<'de> Reader<'de> {
                 self.skip_value(1)?;
                 self.end()?;
                 self.at = start;
-                return Err(ErrorKind::NotArray);
+                return Err(Problem::Data);
             }
-            _ => return Err(ErrorKind::Syntax),
+            _ => return Err(Problem::Syntax),
         }
         if self.peek_token()? == b']' {
             self.at += 1;
@@ -190,7 +203,7 @@ impl<'de> Reader<'de> {
                     self.at += 1;
                     return self.end();
                 }
-                _ => return Err(ErrorKind::Syntax),
+                _ => return Err(Problem::Syntax),
             }
         }
     }
@@ -198,8 +211,8 @@ impl<'de> Reader<'de> {
     /// Only whitespace may follow the document.
     fn end(&mut self) -> Step<()> {
         match self.peek_token() {
-            Err(ErrorKind::Eof) => Ok(()),
-            _ => Err(ErrorKind::Syntax),
+            Err(Problem::Eof) => Ok(()),
+            _ => Err(Problem::Syntax),
         }
     }
 
@@ -216,7 +229,7 @@ impl<'de> Reader<'de> {
         }
         loop {
             if self.peek_token()? != b'"' {
-                return Err(ErrorKind::Syntax);
+                return Err(Problem::Syntax);
             }
             self.at += 1;
             let index = self.key(F::KEYS, follows[previous])?;
@@ -238,7 +251,7 @@ impl<'de> Reader<'de> {
                     self.at += 1;
                     return Ok(fields);
                 }
-                _ => return Err(ErrorKind::Syntax),
+                _ => return Err(Problem::Syntax),
             }
         }
     }
@@ -302,7 +315,7 @@ impl<'de> Reader<'de> {
 
     fn colon(&mut self) -> Step<()> {
         if self.peek_token()? != b':' {
-            return Err(ErrorKind::Syntax);
+            return Err(Problem::Syntax);
         }
         self.at += 1;
         Ok(())
@@ -332,7 +345,7 @@ impl<'de> Reader<'de> {
                     Ok(n) if n.is_finite() => Scalar::Num(n),
                     _ => {
                         self.at = start;
-                        return Err(ErrorKind::Syntax);
+                        return Err(Problem::Syntax);
                     }
                 }
             }
@@ -357,7 +370,7 @@ impl<'de> Reader<'de> {
             b'-' | b'0'..=b'9' => self.number(),
             open @ (b'[' | b'{') => {
                 if depth > MAX_DEPTH {
-                    return Err(ErrorKind::Syntax);
+                    return Err(Problem::Syntax);
                 }
                 self.at += 1;
                 let close = if open == b'[' { b']' } else { b'}' };
@@ -368,7 +381,7 @@ impl<'de> Reader<'de> {
                 loop {
                     if open == b'{' {
                         if self.peek_token()? != b'"' {
-                            return Err(ErrorKind::Syntax);
+                            return Err(Problem::Syntax);
                         }
                         self.at += 1;
                         // Keys inside a skipped value are skipped like strings, as serde_json skips them.
@@ -382,27 +395,27 @@ impl<'de> Reader<'de> {
                             self.at += 1;
                             return Ok(());
                         }
-                        _ => return Err(ErrorKind::Syntax),
+                        _ => return Err(Problem::Syntax),
                     }
                 }
             }
-            _ => Err(ErrorKind::Syntax),
+            _ => Err(Problem::Syntax),
         }
     }
 
     fn literal(&mut self, word: &[u8]) -> Step<()> {
         let end = self.at + word.len();
-        match self.bytes().get(self.at..end) {
+        match self.bytes.get(self.at..end) {
             Some(found) if found == word => {
                 self.at = end;
                 Ok(())
             }
-            Some(_) => Err(ErrorKind::Syntax),
-            None if word.starts_with(&self.bytes()[self.at..]) => {
-                self.at = self.bytes().len();
-                Err(ErrorKind::Eof)
+            Some(_) => Err(Problem::Syntax),
+            None if word.starts_with(&self.bytes[self.at..]) => {
+                self.at = self.bytes.len();
+                Err(Problem::Eof)
             }
-            None => Err(ErrorKind::Syntax),
+            None => Err(Problem::Syntax),
         }
     }
 
@@ -414,8 +427,8 @@ impl<'de> Reader<'de> {
         match self.peek() {
             Some(b'0') => self.at += 1,
             Some(b'1'..=b'9') => self.digits(),
-            Some(_) => return Err(ErrorKind::Syntax),
-            None => return Err(ErrorKind::Eof),
+            Some(_) => return Err(Problem::Syntax),
+            None => return Err(Problem::Eof),
         }
         if self.peek() == Some(b'.') {
             self.at += 1;
@@ -444,8 +457,8 @@ impl<'de> Reader<'de> {
                 self.digits();
                 Ok(())
             }
-            Some(_) => Err(ErrorKind::Syntax),
-            None => Err(ErrorKind::Eof),
+            Some(_) => Err(Problem::Syntax),
+            None => Err(Problem::Eof),
         }
     }
 
@@ -454,7 +467,7 @@ impl<'de> Reader<'de> {
     /// a lone surrogate (`\ud800`), while in a value it skips it checks only the escapes' shape (and so do we). A
     /// string that is not decoded comes back empty.
     fn string(&mut self, decode: bool) -> Step<Cow<'de, str>> {
-        let bytes = self.bytes();
+        let bytes = self.bytes;
         let mut owned: Option<String> = None;
         let mut run = self.at;
         let mut i = self.at;
@@ -492,11 +505,11 @@ impl<'de> Reader<'de> {
                 }
                 Some(_) => {
                     self.at = i;
-                    return Err(ErrorKind::Syntax);
+                    return Err(Problem::Syntax);
                 }
                 None => {
                     self.at = i;
-                    return Err(ErrorKind::Eof);
+                    return Err(Problem::Eof);
                 }
             }
         }
@@ -505,7 +518,7 @@ impl<'de> Reader<'de> {
     /// One escape, after its backslash, appended to `out` when there is one to decode into.
     fn escape(&mut self, out: Option<&mut String>) -> Step<()> {
         let Some(b) = self.peek() else {
-            return Err(ErrorKind::Eof);
+            return Err(Problem::Eof);
         };
         self.at += 1;
         let c = match b {
@@ -525,27 +538,27 @@ impl<'de> Reader<'de> {
                 match unit {
                     0xD800..=0xDBFF => {
                         // A leading surrogate must be followed by an escaped trailing one.
-                        match self.bytes().get(self.at..self.at + 2) {
+                        match self.bytes.get(self.at..self.at + 2) {
                             Some(b"\\u") => self.at += 2,
-                            Some(_) => return Err(ErrorKind::Syntax),
-                            None => return Err(ErrorKind::Eof),
+                            Some(_) => return Err(Problem::Syntax),
+                            None => return Err(Problem::Eof),
                         }
                         let trail = self.hex4()?;
                         if !(0xDC00..=0xDFFF).contains(&trail) {
-                            return Err(ErrorKind::Syntax);
+                            return Err(Problem::Syntax);
                         }
                         let c = 0x10000
                             + ((u32::from(unit) - 0xD800) << 10)
                             + (u32::from(trail) - 0xDC00);
-                        char::from_u32(c).ok_or(ErrorKind::Syntax)?
+                        char::from_u32(c).ok_or(Problem::Syntax)?
                     }
-                    0xDC00..=0xDFFF => return Err(ErrorKind::Syntax),
-                    _ => char::from_u32(u32::from(unit)).ok_or(ErrorKind::Syntax)?,
+                    0xDC00..=0xDFFF => return Err(Problem::Syntax),
+                    _ => char::from_u32(u32::from(unit)).ok_or(Problem::Syntax)?,
                 }
             }
             _ => {
                 self.at -= 1;
-                return Err(ErrorKind::Syntax);
+                return Err(Problem::Syntax);
             }
         };
         if let Some(out) = out {
@@ -559,9 +572,9 @@ impl<'de> Reader<'de> {
         let mut value = 0u16;
         for _ in 0..4 {
             let Some(b) = self.peek() else {
-                return Err(ErrorKind::Eof);
+                return Err(Problem::Eof);
             };
-            let digit = (b as char).to_digit(16).ok_or(ErrorKind::Syntax)?;
+            let digit = (b as char).to_digit(16).ok_or(Problem::Syntax)?;
             value = value * 16 + digit as u16;
             self.at += 1;
         }

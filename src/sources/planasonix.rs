@@ -21,7 +21,7 @@ use url::Url;
 use crate::config::SourceConfig;
 use crate::model::{Agent, Health, Provider};
 use crate::sources::http::{Auth, HttpClient, Pager, display_url};
-use crate::sources::record::{Document, Fields, Record, Scalar, describe, timestamp};
+use crate::sources::record::{Document, Fields, Record, Scalar, describe, keep_or_skip, timestamp};
 use crate::sources::{BoxFuture, PollOutcome, PollStats, Source, UpstreamError};
 
 /// How long after its last heartbeat an `active` agent still counts as online.
@@ -136,18 +136,15 @@ impl PlanasonixSource {
                 })?;
             listed.reserve(parsed.records.len());
             for (index, record) in parsed.records.into_iter().enumerate() {
-                match record.0.and_then(AgentFields::into_listed) {
-                    Some(agent) => listed.push(agent),
-                    None => {
-                        stats.invalid_records += 1;
-                        tracing::debug!(
-                            account = %self.name,
-                            page = %display_url(&page.url),
-                            index,
-                            "skipping an agent record that is not an object with a string id"
-                        );
-                    }
-                }
+                let agent = record.0.and_then(AgentFields::into_listed);
+                keep_or_skip(
+                    agent,
+                    &mut listed,
+                    &mut stats.invalid_records,
+                    &self.name,
+                    &page.url,
+                    index,
+                );
             }
             next = parsed
                 .cursor

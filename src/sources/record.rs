@@ -17,6 +17,9 @@ use std::marker::PhantomData;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use url::Url;
+
+use crate::sources::http::display_url;
 
 /// The fields of one record that a provider reads. `'de` is the lifetime of the body, which strings may borrow from.
 pub trait Fields<'de>: Default {
@@ -379,17 +382,68 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     (era - 1) * 146_097 + day_of_era - 719_468
 }
 
-/// A decode error in words that never quote the body: serde_json's own messages can repeat a value from it.
-/// `expected` says what the body should have been, e.g. "a JSON array of agent records".
+/// Keeps a decoded record, or counts it as skipped and says so at debug: a record that is not an object with a usable
+/// id costs only itself, never the page. `index` is its position in the page, for the log line; the record itself
+/// is never logged.
+pub fn keep_or_skip<T>(
+    record: Option<T>,
+    kept: &mut Vec<T>,
+    skipped: &mut u64,
+    account: &str,
+    page: &Url,
+    index: usize,
+) {
+    match record {
+        Some(record) => kept.push(record),
+        None => {
+            *skipped += 1;
+            tracing::debug!(
+                account,
+                page = %display_url(page),
+                index,
+                "skipping an agent record that is not an object with a usable id"
+            );
+        }
+    }
+}
+
+/// What was wrong with a body that did not decode, in the categories both readers share (serde_json's, and
+/// [`super::list`]'s), so that a decode error reads the same whichever reader met it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// Bytes that are not JSON.
+    Syntax,
+    /// The body ended inside the document, or was empty.
+    Eof,
+    /// Well-formed JSON of the wrong shape.
+    Data,
+    /// The body could not be read.
+    Io,
+}
+
+/// A decode problem in words that never quote the body: `expected` says what the body should have been, e.g. "a
+/// JSON array of agent records"; `line` and `column` count from 1.
+pub fn decode_message(problem: Problem, expected: &str, line: usize, column: usize) -> String {
+    let what = match problem {
+        Problem::Syntax => "malformed JSON".to_string(),
+        Problem::Eof => "truncated or empty JSON".to_string(),
+        Problem::Data => format!("expected {expected}"),
+        Problem::Io => "cannot read the body".to_string(),
+    };
+    format!("{what} (line {line}, column {column})")
+}
+
+/// A serde_json decode error in words that never quote the body: serde_json's own messages can repeat a value from
+/// it. `expected` says what the body should have been.
 pub fn describe(e: &serde_json::Error, expected: &str) -> String {
     use serde_json::error::Category;
-    let what = match e.classify() {
-        Category::Syntax => "malformed JSON".to_string(),
-        Category::Eof => "truncated or empty JSON".to_string(),
-        Category::Data => format!("expected {expected}"),
-        Category::Io => "cannot read the body".to_string(),
+    let problem = match e.classify() {
+        Category::Syntax => Problem::Syntax,
+        Category::Eof => Problem::Eof,
+        Category::Data => Problem::Data,
+        Category::Io => Problem::Io,
     };
-    format!("{what} (line {}, column {})", e.line(), e.column())
+    decode_message(problem, expected, e.line(), e.column())
 }
 
 #[cfg(test)]
