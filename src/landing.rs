@@ -11,24 +11,6 @@ use jiff::Timestamp;
 use crate::model::age_seconds;
 use crate::status::SourceStatus;
 
-/// Formats a number of seconds as a short human duration (`3d 4h`, `12m 5s`, `-30s` for clock skew).
-pub fn human_age(seconds: f64) -> String {
-    if seconds < 0.0 {
-        return format!("-{}", human_age(-seconds));
-    }
-    let s = seconds as u64;
-    let (d, h, m, sec) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60, s % 60);
-    if d > 0 {
-        format!("{d}d {h}h")
-    } else if h > 0 {
-        format!("{h}h {m}m")
-    } else if m > 0 {
-        format!("{m}m {sec}s")
-    } else {
-        format!("{sec}s")
-    }
-}
-
 /// The most agents listed on the page; beyond that the page links to the JSON API instead of growing without bound.
 const MAX_ROWS: usize = 2000;
 
@@ -68,7 +50,7 @@ pub fn render(sources: &[Arc<SourceStatus>], extra_sections: &[String], now: Tim
             s.agents.as_ref().map_or(0, |a| a.agents.len()),
             s.last_success.map_or("never".to_string(), |t| format!(
                 "{} ago",
-                human_age(age_seconds(now, t))
+                crate::humanize::age_seconds(age_seconds(now, t))
             )),
             s.last_error
                 .as_ref()
@@ -108,9 +90,13 @@ pub fn render(sources: &[Arc<SourceStatus>], extra_sections: &[String], now: Tim
                     "no"
                 },
                 a.last_heartbeat
-                    .map_or("never".to_string(), |t| human_age(age_seconds(now, t))),
+                    .map_or("never".to_string(), |t| crate::humanize::age_seconds(
+                        age_seconds(now, t)
+                    )),
                 a.token_rotated
-                    .map_or("n/a".to_string(), |t| human_age(age_seconds(now, t))),
+                    .map_or("n/a".to_string(), |t| crate::humanize::age_seconds(
+                        age_seconds(now, t)
+                    )),
             );
         }
     }
@@ -123,23 +109,4 @@ pub fn render(sources: &[Arc<SourceStatus>], extra_sections: &[String], now: Tim
     }
     h.push_str("</body></html>\n");
     h
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_age_picks_the_two_largest_units() {
-        let cases = [
-            (5.0, "5s"),
-            (65.0, "1m 5s"),
-            (3_700.0, "1h 1m"),
-            (90_000.0, "1d 1h"),
-            (-30.0, "-30s"),
-        ];
-        for (secs, want) in cases {
-            assert_eq!(human_age(secs), want, "human_age({secs})");
-        }
-    }
 }

@@ -25,13 +25,15 @@
 //! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the three simulators.
 //! - [`sim`] is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
 //!   and the bench.
-//! - [`telemetry`] sets up logging; [`html`] escapes untrusted strings for every page and email.
+//! - [`telemetry`] sets up logging; [`html`] escapes untrusted strings for every page and email; [`humanize`] writes
+//!   durations for people.
 
 pub mod alerting;
 pub mod app;
 pub mod config;
 pub mod demo;
 pub mod html;
+pub mod humanize;
 pub mod landing;
 pub mod metrics;
 pub mod model;

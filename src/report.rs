@@ -252,18 +252,9 @@ impl Report {
     }
 }
 
-/// Whole days and hours (`97d 3h`), or hours and minutes under a day (`5h 12m`).
-pub fn format_age(seconds: u64) -> String {
-    let (d, h, m) = (
-        seconds / 86_400,
-        seconds % 86_400 / 3600,
-        seconds % 3600 / 60,
-    );
-    if d > 0 {
-        format!("{d}d {h}h")
-    } else {
-        format!("{h}h {m}m")
-    }
+/// An age in whole seconds, for people (`97d 3h`).
+fn format_age(seconds: u64) -> String {
+    crate::humanize::duration(std::time::Duration::from_secs(seconds))
 }
 
 fn date(t: Option<Timestamp>) -> String {
@@ -696,7 +687,7 @@ mod tests {
         );
         let first_row = t.lines().find(|l| l.starts_with("overdue")).unwrap();
         assert!(
-            first_row.contains("a3") && first_row.contains("120d 0h"),
+            first_row.contains("a3") && first_row.contains("120d"),
             "first row: {first_row}"
         );
     }

@@ -18,10 +18,10 @@ use url::Url;
 
 use crate::config::ConfigError;
 use crate::config::Located as Invalid;
+use crate::humanize::duration as human;
 use crate::notify::Severity;
 use crate::notify::config::{EmailConfig, RawEmail};
 use crate::rules::AlertName;
-use crate::rules::engine::human;
 use crate::rules::matcher::{LabelName, Matcher, RawMatcher};
 
 /// The `alerting:` section as written. Durations are humantime strings (`30s`, `5m`, `4h`, `90d`).
