@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use jiff::Timestamp;
-use onprem_agent_exporter::config::SourceConfig;
+use onprem_agent_exporter::config::sources::SourceConfig;
 use onprem_agent_exporter::metrics::{self, Format};
 use onprem_agent_exporter::model::Provider;
 use onprem_agent_exporter::sources::Source as _;

@@ -11,19 +11,16 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::config::alerting::EngineConfig;
+use crate::config::reports::ReportsConfig;
 use crate::metrics::{Encoder, ExtraMetrics, Kind, names};
-use crate::notify::config::ReportsConfig;
 use crate::notify::outbox::{self, Deliver, Outbox, OutboxOptions};
 use crate::notify::{NotificationSink, NotifyError};
+use crate::rules::api;
 use crate::rules::api::SharedEngine;
 use crate::rules::engine::AlertCounts;
-use crate::rules::{EngineConfig, api};
 use crate::server::LandingSection;
 use crate::status::Registry;
-
-/// How often the rule engine evaluates the snapshots. Polls are a minute apart by default, so five seconds keeps
-/// `for` durations accurate to a few seconds without measurable cost.
-pub const EVALUATION_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The running alerting half, as the HTTP server sees it.
 pub struct Alerting {
@@ -37,10 +34,12 @@ pub struct Alerting {
 }
 
 impl Alerting {
-    /// Loads the state, opens the outbox next to the state file, and starts the engine loop, the delivery worker
-    /// and (when configured) the report schedule on `tasks`.
+    /// Loads the state, opens the outbox next to the state file, and starts the engine loop (every
+    /// `engine_config.evaluation_interval`), the delivery worker (first retry after `retry_initial_backoff`) and
+    /// (when configured) the report schedule on `tasks`.
     pub fn start(
         engine_config: EngineConfig,
+        retry_initial_backoff: Duration,
         reports: &ReportsConfig,
         channel: Arc<dyn Deliver>,
         registry: Arc<Registry>,
@@ -49,8 +48,12 @@ impl Alerting {
     ) -> Result<Alerting, NotifyError> {
         let outbox = Arc::new(Outbox::open(
             outbox::dir_for_state_file(&engine_config.state_file),
-            OutboxOptions::default(),
+            OutboxOptions {
+                initial_backoff: retry_initial_backoff,
+                ..OutboxOptions::default()
+            },
         )?);
+        let interval = engine_config.evaluation_interval;
         let engine = crate::rules::runner::start_engine(engine_config);
         let counts = api::lock(&engine).published_counts();
 
@@ -61,7 +64,7 @@ impl Alerting {
             shutdown.clone(),
         );
         tasks.spawn(async move {
-            crate::rules::runner::run(e, r, sink, EVALUATION_INTERVAL, stop).await;
+            crate::rules::runner::run(e, r, sink, interval, stop).await;
             "rule engine".to_string()
         });
         let (o, stop) = (outbox.clone(), shutdown.clone());

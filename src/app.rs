@@ -9,7 +9,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::alerting::Alerting;
-use crate::config::{Config, SourceConfig};
+use crate::config::Config;
+use crate::config::sources::SourceConfig;
 use crate::server::AppState;
 use crate::sources::{BuildError, Source};
 use crate::status::Registry;
@@ -131,6 +132,7 @@ pub async fn run(
         let channel = Arc::new(crate::notify::email::EmailChannel::smtp(&alerting.email));
         let running = Alerting::start(
             alerting.engine.clone(),
+            alerting.retry_initial_backoff,
             &config.reports,
             channel,
             exporter.registry.clone(),

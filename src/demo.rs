@@ -13,12 +13,12 @@ use url::Url;
 
 use crate::alerting::Alerting;
 use crate::app::{AppError, Exporter};
-use crate::config::SourceConfig;
+use crate::config::alerting::{DEFAULT_RETRY_INITIAL_BACKOFF, EngineConfig};
+use crate::config::reports::ReportsConfig;
+use crate::config::sources::SourceConfig;
 use crate::model::Provider;
 use crate::notify::NotifyError;
-use crate::notify::config::ReportsConfig;
 use crate::notify::email::EmailChannel;
-use crate::rules::EngineConfig;
 use crate::server::AppState;
 use crate::sim::{SimOptions, Simulator};
 
@@ -153,6 +153,7 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
     );
     let alerting = Alerting::start(
         engine,
+        DEFAULT_RETRY_INITIAL_BACKOFF,
         &ReportsConfig::default(),
         Arc::new(channel),
         exporter.registry.clone(),

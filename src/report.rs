@@ -18,9 +18,10 @@ use lettre::message::Mailbox;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::config::email::EmailConfig;
+use crate::config::reports::{TokenComplianceConfig, TokenPolicy};
 use crate::model::TokenDateSource;
 use crate::notify::NotifyError;
-use crate::notify::config::{EmailConfig, TokenComplianceConfig, TokenPolicy};
 use crate::notify::email::{
     DeliveryError, EmailAttachment, EmailChannel, RenderedEmail, html_text, text_safe,
 };
@@ -597,8 +598,8 @@ mod tests {
     use jiff::tz::TimeZone;
 
     use super::*;
+    use crate::config::reports::parse_schedule;
     use crate::model::{Agent, AgentList, Provider};
-    use crate::notify::config::parse_schedule;
 
     const DAY: i64 = 86_400;
 

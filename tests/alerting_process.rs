@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use onprem_agent_exporter::notify::config::TlsMode;
+use onprem_agent_exporter::config::email::TlsMode;
 use onprem_agent_exporter::sim::{SimOptions, Simulator};
 use process::{TestExporter, TestSim, serve_sim};
 use smtp::{PASSWORD, Received, ServerOptions, SmtpServer, USER, free_port};

@@ -8,7 +8,7 @@ mod fake;
 use std::time::{Duration, Instant};
 
 use fake::{FakeUpstream, Reply};
-use onprem_agent_exporter::config::SourceConfig;
+use onprem_agent_exporter::config::sources::SourceConfig;
 use onprem_agent_exporter::model::{Agent, Provider};
 use onprem_agent_exporter::sim::calyptia::project_token;
 use onprem_agent_exporter::sources::calyptia::CalyptiaSource;

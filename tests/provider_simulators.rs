@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use onprem_agent_exporter::config::SourceConfig;
+use onprem_agent_exporter::config::sources::SourceConfig;
 use onprem_agent_exporter::sim::calyptia::DEFAULT_PROJECT_ID;
 use onprem_agent_exporter::sim::{Faults, Provider, SimOptions, Simulator};
 use onprem_agent_exporter::sources::build;

@@ -26,8 +26,8 @@ use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::config::{EmailConfig, SmtpConfig, TlsMode};
 use super::{AlertLine, Notification, NotificationStatus};
+use crate::config::email::{EmailConfig, SmtpConfig, TlsMode};
 
 /// The `channel` label of this channel's metrics.
 pub const CHANNEL: &str = "email";

@@ -61,7 +61,8 @@ struct Entry {
 /// Tunables; [`OutboxOptions::default`] suits production.
 #[derive(Debug, Clone)]
 pub struct OutboxOptions {
-    /// The wait after the first failed attempt; doubled per failure.
+    /// The wait after the first failed attempt; doubled per failure up to `max_backoff`. Set from
+    /// `alerting.retry_initial_backoff`.
     pub initial_backoff: Duration,
     /// The longest wait between two attempts for one message, so a long outage is noticed soon after it ends.
     pub max_backoff: Duration,
@@ -75,7 +76,7 @@ pub struct OutboxOptions {
 impl Default for OutboxOptions {
     fn default() -> OutboxOptions {
         OutboxOptions {
-            initial_backoff: Duration::from_secs(5),
+            initial_backoff: crate::config::alerting::DEFAULT_RETRY_INITIAL_BACKOFF,
             max_backoff: Duration::from_secs(600),
             max_age: Duration::from_secs(7 * 86_400),
             delivered_keep: 10_000,

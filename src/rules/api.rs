@@ -163,8 +163,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::config::alerting::EngineConfig;
     use crate::model::{Agent, AgentList, Provider};
-    use crate::rules::config::EngineConfig;
     use crate::rules::state::State as RuleState;
     use crate::status::SourceStatus;
 

@@ -28,11 +28,11 @@ use arc_swap::ArcSwap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::config::alerting::{EngineConfig, Rules, parse_version};
 use crate::humanize::duration as human;
 use crate::model::Agent;
 use crate::notify::{AlertLine, Notification, NotificationStatus, Severity};
 use crate::rules::AlertName;
-use crate::rules::config::{EngineConfig, Rules, parse_version};
 use crate::rules::matcher::{LabelName, Matcher, RawMatcher, all_match};
 use crate::rules::state::{
     Alert, AlertKey, AlertState, GroupLog, Silence, State, group_key, severity_str,
@@ -807,7 +807,7 @@ fn observe_agent(
         );
     };
     let applies =
-        |s: &crate::rules::config::RuleSettings| s.enabled && all_match(&s.matchers, &label);
+        |s: &crate::config::alerting::RuleSettings| s.enabled && all_match(&s.matchers, &label);
 
     if applies(&rules.heartbeat_stale) {
         let after = rules.heartbeat_after;
@@ -923,8 +923,8 @@ fn fnv1a(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::alerting::{MuteWindow, Route};
     use crate::model::{AgentList, Provider};
-    use crate::rules::config::{MuteWindow, Route};
     use crate::sources::ErrorReason;
     use crate::status::SourceError;
 

@@ -8,7 +8,7 @@
 //!                          State (alerts, notification log, silences) ──▶ state_file   (after the sink said ok)
 //! ```
 //!
-//! - [`config`]: the `alerting:` section, raw serde types and their validated forms.
+//! - [`crate::config::alerting`] (not here): the `alerting:` section, raw serde types and their validated forms.
 //! - [`matcher`]: label matchers shared by rule scopes, mute windows, routes and silences.
 //! - [`engine`]: the pure evaluation. It reads the snapshot, its [`state::State`] and `now`, and returns
 //!   notifications; it does no I/O and never reads the clock, so tests drive it with any `now`.
@@ -21,7 +21,6 @@
 //! drops the ids it already holds.
 
 pub mod api;
-pub mod config;
 pub mod engine;
 pub mod matcher;
 pub mod runner;
@@ -32,9 +31,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use crate::notify::{NotificationSink, SinkError};
-pub use config::{AlertingConfig, EngineConfig, RawAlerting};
-pub use engine::Engine;
-pub use state::State;
 
 /// The built-in rules. The names are a contract: they appear in emails, in `alertname` labels, in routes and in
 /// silences.

@@ -9,9 +9,9 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+use crate::config::alerting::EngineConfig;
 use crate::rules::NotificationSink;
 use crate::rules::api::{SharedEngine, lock};
-use crate::rules::config::EngineConfig;
 use crate::rules::engine::Engine;
 use crate::rules::state::{load_or_fresh, write_atomic};
 use crate::status::Registry;
@@ -181,9 +181,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::config::alerting::EngineConfig;
     use crate::model::{Agent, AgentList, Provider};
     use crate::notify::{Notification, SinkError};
-    use crate::rules::config::EngineConfig;
     use crate::rules::engine::Engine;
     use crate::rules::state::{State, load};
     use crate::status::SourceStatus;

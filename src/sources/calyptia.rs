@@ -15,7 +15,7 @@ use reqwest::header::HeaderName;
 use secrecy::ExposeSecret;
 use url::Url;
 
-use crate::config::SourceConfig;
+use crate::config::sources::SourceConfig;
 use crate::model::{Agent, Provider};
 use crate::sources::http::{Auth, HttpClient, Pager, display_url, next_link};
 use crate::sources::list::read_agents;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::config::SourceConfig;
+use crate::config::sources::SourceConfig;
 use crate::model::{Agent, Provider, TokenDateSource};
 use crate::sources::http::{Auth, HttpClient, Pager, display_url, next_link};
 use crate::sources::list::read_agents;

@@ -20,7 +20,7 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::config::SourceConfig;
+use crate::config::sources::SourceConfig;
 use crate::sources::{PollStats, UpstreamError};
 
 /// The `User-Agent` sent on every request, so that upstream operators can tell our traffic apart.

@@ -223,7 +223,7 @@ pub enum BuildError {
 
 /// Builds the client for one configured source.
 pub fn build(
-    config: &crate::config::SourceConfig,
+    config: &crate::config::sources::SourceConfig,
 ) -> Result<std::sync::Arc<dyn Source>, BuildError> {
     use std::sync::Arc;
     let name = config.name.clone();

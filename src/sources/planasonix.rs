@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use url::Url;
 
-use crate::config::SourceConfig;
+use crate::config::sources::SourceConfig;
 use crate::model::{Agent, Health, Provider};
 use crate::sources::http::{Auth, HttpClient, Pager, display_url};
 use crate::sources::record::{Document, Fields, Record, Scalar, describe, keep_or_skip, timestamp};

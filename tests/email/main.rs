@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use onprem_agent_exporter::config::email::{RawEmail, TlsMode};
+use onprem_agent_exporter::config::reports::TokenPolicy;
 use onprem_agent_exporter::model::{Agent, AgentList, Provider};
-use onprem_agent_exporter::notify::config::{RawEmail, TlsMode, TokenPolicy};
 use onprem_agent_exporter::notify::email::{EmailChannel, SmtpError, TestEmailError, test_email};
 use onprem_agent_exporter::notify::outbox::{self, Outbox, OutboxOptions};
 use onprem_agent_exporter::notify::{

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use onprem_agent_exporter::config::alerting::RawAlerting;
+use onprem_agent_exporter::config::email::TlsMode;
 use onprem_agent_exporter::model::{Agent, AgentList, Provider};
 use onprem_agent_exporter::notify::NotificationSink;
-use onprem_agent_exporter::notify::config::TlsMode;
 use onprem_agent_exporter::notify::email::EmailChannel;
 use onprem_agent_exporter::notify::outbox::{self, Outbox, OutboxOptions};
-use onprem_agent_exporter::rules::config::RawAlerting;
 use onprem_agent_exporter::rules::runner::{run_once, start_engine};
 use onprem_agent_exporter::status::{Registry, SourceStatus};
 

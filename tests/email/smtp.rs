@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use lettre::message::Mailbox;
 use mailparse::{MailHeaderMap, ParsedMail};
-use onprem_agent_exporter::notify::config::{EmailConfig, SmtpConfig, SmtpCredentials, TlsMode};
+use onprem_agent_exporter::config::email::{EmailConfig, SmtpConfig, SmtpCredentials, TlsMode};
 use secrecy::SecretString;
 use tempfile::TempDir;
 

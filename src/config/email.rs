@@ -1,36 +1,26 @@
-//! The notifier's part of the YAML file: `alerting.email` (SMTP and default recipients) and the top-level
-//! `reports` section (the scheduled token-age compliance report).
+//! The `alerting.email` section: the SMTP server, how to secure and authenticate the session, and the default
+//! recipients.
 //!
-//! As in [`crate::config`], raw serde types reject unknown keys and keep the line of every value that validation
-//! may reject; `validate` turns them into types that cannot be wrong (parsed mailboxes, durations, a compiled cron
-//! schedule, a time zone, the SMTP password already read). Every error is a [`ConfigError::Invalid`] naming the file,
-//! the line, the key path (`alerting.email.smtp.port`) and the bad value; the password is never shown.
+//! Raw serde types reject unknown keys and keep the line of every value that validation may reject; `validate` turns
+//! them into types that cannot be wrong (parsed mailboxes, a duration, the SMTP password already read). Every error
+//! is a [`ConfigError::Invalid`] naming the file, the line, the key path (`alerting.email.smtp.port`) and the bad
+//! value; the password is never shown.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use croner::Cron;
-use croner::parser::{CronParser, Seconds, Year};
-use jiff::tz::TimeZone;
 use lettre::message::Mailbox;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::config::ConfigError;
-use crate::config::Located as Invalid;
+use crate::config::parse::{ConfigError, Located, resolve_path};
 
 /// The SMTP timeout when `alerting.email.smtp.timeout` is not set: long enough for a slow relay, short enough
 /// that one stuck connection does not hold the outbox for minutes.
 pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The token age at which a token is overdue when `reports.token_compliance.max_age` is not set: 90 days, the
-/// rotation policy most security teams start from.
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(90 * 86_400);
-
-/// How long before `max_age` a token counts as due soon when `warn_before` is not set: 14 days.
-pub const DEFAULT_WARN_BEFORE: Duration = Duration::from_secs(14 * 86_400);
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -150,123 +140,11 @@ pub struct SmtpCredentials {
     pub password: SecretString,
 }
 
-/// The top-level `reports` section as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawReports {
-    /// The token-age compliance report; absent means no scheduled report.
-    #[serde(default)]
-    pub token_compliance: Option<Spanned<RawTokenCompliance>>,
-}
-
-/// `reports.token_compliance` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTokenCompliance {
-    /// A 5-field cron expression (minute hour day-of-month month day-of-week), read in `timezone`.
-    pub schedule: Spanned<String>,
-    /// An IANA time zone name (default `UTC`).
-    #[serde(default)]
-    pub timezone: Option<Spanned<String>>,
-    /// Who gets the report.
-    pub to: Spanned<Vec<Spanned<String>>>,
-    /// A token older than this is overdue (default 90d).
-    #[serde(default)]
-    pub max_age: Option<Spanned<String>>,
-    /// A token within this of `max_age` is due soon (default 14d).
-    #[serde(default)]
-    pub warn_before: Option<Spanned<String>>,
-}
-
-/// The validated `reports` section.
-#[derive(Debug, Clone, Default)]
-pub struct ReportsConfig {
-    /// `None` when no compliance report is scheduled.
-    pub token_compliance: Option<TokenComplianceConfig>,
-}
-
-impl ReportsConfig {
-    /// The thresholds `report` measures against: the configured ones, or the defaults (90d, 14d) when no report is
-    /// scheduled.
-    pub fn policy(&self) -> TokenPolicy {
-        self.token_compliance
-            .as_ref()
-            .map(|t| t.policy)
-            .unwrap_or_default()
-    }
-}
-
-/// The validated `reports.token_compliance`.
-#[derive(Debug, Clone)]
-pub struct TokenComplianceConfig {
-    /// The schedule as written, for messages and logs.
-    pub schedule_text: String,
-    /// The compiled schedule; evaluated in [`Self::timezone`], so `0 9 * * MON` means 09:00 local time all year.
-    pub schedule: Cron,
-    /// The zone the schedule is read in.
-    pub timezone: TimeZone,
-    /// The zone's name as written (`Europe/Berlin`), for the report header.
-    pub timezone_name: String,
-    /// Recipients, never empty.
-    pub to: Vec<Mailbox>,
-    /// The policy thresholds the report measures against.
-    pub policy: TokenPolicy,
-}
-
-/// When a token is due and overdue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenPolicy {
-    /// A token older than this is overdue.
-    pub max_age: Duration,
-    /// A token older than `max_age - warn_before` is due soon. Always shorter than `max_age`.
-    pub warn_before: Duration,
-}
-
-impl Default for TokenPolicy {
-    fn default() -> TokenPolicy {
-        TokenPolicy {
-            max_age: DEFAULT_MAX_AGE,
-            warn_before: DEFAULT_WARN_BEFORE,
-        }
-    }
-}
-
-impl Invalid<'_> {
-    fn mailboxes(
-        &self,
-        raw: &Spanned<Vec<Spanned<String>>>,
-        key: &str,
-    ) -> Result<Vec<Mailbox>, ConfigError> {
-        if raw.value.is_empty() {
-            return Err(self.at(
-                raw.referenced.line(),
-                key,
-                "must list at least one recipient",
-            ));
-        }
-        raw.value
-            .iter()
-            .enumerate()
-            .map(|(i, a)| self.mailbox(a, &format!("{key}[{i}]")))
-            .collect()
-    }
-
-    fn mailbox(&self, raw: &Spanned<String>, key: &str) -> Result<Mailbox, ConfigError> {
-        raw.value.trim().parse::<Mailbox>().map_err(|e| {
-            self.at(
-                raw.referenced.line(),
-                key,
-                format!("{:?} is not an email address ({e})", raw.value),
-            )
-        })
-    }
-}
-
 impl RawEmail {
     /// Validates the section found at `key` (normally `alerting.email`) of `file`, and reads the SMTP password from
     /// its file or environment variable now, so that a missing secret fails at start-up and not at the first alert.
     pub fn validate(self, file: &Path, key: &str) -> Result<EmailConfig, ConfigError> {
-        let v = Invalid { file };
+        let v = Located { file };
         let smtp_line = self.smtp.referenced.line();
         let raw = self.smtp.value;
         let k = format!("{key}.smtp");
@@ -338,14 +216,13 @@ impl RawEmail {
                 ));
             }
             (Some(u), Some(f), None) => {
-                let text = std::fs::read_to_string(crate::config::resolve_path(file, &f.value))
-                    .map_err(|e| {
-                        v.at(
-                            f.referenced.line(),
-                            format!("{k}.password_file"),
-                            format!("cannot read {}: {e}", f.value.display()),
-                        )
-                    })?;
+                let text = std::fs::read_to_string(resolve_path(file, &f.value)).map_err(|e| {
+                    v.at(
+                        f.referenced.line(),
+                        format!("{k}.password_file"),
+                        format!("cannot read {}: {e}", f.value.display()),
+                    )
+                })?;
                 let password = strip_one_newline(text);
                 if password.is_empty() {
                     return Err(v.at(
@@ -383,7 +260,7 @@ impl RawEmail {
 
         let mut extra_roots_pem = Vec::new();
         if let Some(ca) = raw.ca_file {
-            let pem = std::fs::read(crate::config::resolve_path(file, &ca.value)).map_err(|e| {
+            let pem = std::fs::read(resolve_path(file, &ca.value)).map_err(|e| {
                 v.at(
                     ca.referenced.line(),
                     format!("{k}.ca_file"),
@@ -428,92 +305,6 @@ fn strip_one_newline(mut s: String) -> String {
     s
 }
 
-/// Parses a 5-field cron expression. Seconds and years are refused: the report runs at most once a minute, and a
-/// 6-field expression is more often a mistake (a field too many) than a wish for second precision.
-pub fn parse_schedule(text: &str) -> Result<Cron, String> {
-    let fields = text.split_whitespace().count();
-    if fields != 5 {
-        return Err(format!(
-            "{text:?} has {fields} fields; write 5 (minute hour day-of-month month day-of-week), as in \"0 9 * * MON\""
-        ));
-    }
-    CronParser::builder()
-        .seconds(Seconds::Disallowed)
-        .year(Year::Disallowed)
-        .build()
-        .parse(text)
-        .map_err(|e| format!("{text:?} is not a cron expression: {e}"))
-}
-
-impl RawReports {
-    /// Validates the section found at `key` (normally `reports`) of `file`.
-    pub fn validate(self, file: &Path, key: &str) -> Result<ReportsConfig, ConfigError> {
-        let v = Invalid { file };
-        let Some(tc) = self.token_compliance else {
-            return Ok(ReportsConfig::default());
-        };
-        let line = tc.referenced.line();
-        let tc = tc.value;
-        let k = format!("{key}.token_compliance");
-
-        let schedule = parse_schedule(tc.schedule.value.trim())
-            .map_err(|m| v.at(tc.schedule.referenced.line(), format!("{k}.schedule"), m))?;
-        let (timezone, timezone_name) = match &tc.timezone {
-            None => (TimeZone::UTC, "UTC".to_string()),
-            Some(z) => {
-                let name = z.value.trim();
-                let tz = TimeZone::get(name).map_err(|e| {
-                    v.at(
-                        z.referenced.line(),
-                        format!("{k}.timezone"),
-                        format!("{:?} is not a known time zone ({e}); write an IANA name like Europe/Berlin", z.value),
-                    )
-                })?;
-                (tz, name.to_string())
-            }
-        };
-        let to = v.mailboxes(&tc.to, &format!("{k}.to"))?;
-        let max_age = v.opt_duration(&tc.max_age, &format!("{k}.max_age"), DEFAULT_MAX_AGE)?;
-        let warn_before = v.opt_duration(
-            &tc.warn_before,
-            &format!("{k}.warn_before"),
-            DEFAULT_WARN_BEFORE,
-        )?;
-        if max_age.is_zero() {
-            let l = tc.max_age.as_ref().map_or(line, |m| m.referenced.line());
-            return Err(v.at(l, format!("{k}.max_age"), "must be longer than zero"));
-        }
-        if warn_before >= max_age {
-            let l = tc
-                .warn_before
-                .as_ref()
-                .map_or(line, |m| m.referenced.line());
-            return Err(v.at(
-                l,
-                format!("{k}.warn_before"),
-                format!(
-                    "warn_before ({}) must be shorter than max_age ({})",
-                    humantime::format_duration(warn_before),
-                    humantime::format_duration(max_age)
-                ),
-            ));
-        }
-        Ok(ReportsConfig {
-            token_compliance: Some(TokenComplianceConfig {
-                schedule_text: tc.schedule.value.trim().to_string(),
-                schedule,
-                timezone,
-                timezone_name,
-                to,
-                policy: TokenPolicy {
-                    max_age,
-                    warn_before,
-                },
-            }),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -525,11 +316,6 @@ mod tests {
     fn email(yaml: &str) -> Result<EmailConfig, ConfigError> {
         let raw: RawEmail = serde_saphyr::from_str(yaml).expect("the test YAML parses");
         raw.validate(Path::new("test.yaml"), "alerting.email")
-    }
-
-    fn reports(yaml: &str) -> Result<ReportsConfig, ConfigError> {
-        let raw: RawReports = serde_saphyr::from_str(yaml).expect("the test YAML parses");
-        raw.validate(Path::new("test.yaml"), "reports")
     }
 
     fn password_file(content: &str) -> tempfile::NamedTempFile {
@@ -669,89 +455,6 @@ mod tests {
         ] {
             let parsed: Result<RawEmail, _> = serde_saphyr::from_str(yaml);
             assert!(parsed.is_err(), "accepted:\n{yaml}");
-        }
-    }
-
-    #[test]
-    fn the_report_section_takes_defaults_and_parses_the_schedule_in_its_zone() {
-        let cfg = reports(
-            "token_compliance:\n  schedule: \"0 9 * * MON\"\n  timezone: Europe/Berlin\n  to: [\"security@example.com\"]\n",
-        )
-        .unwrap();
-        let tc = cfg.token_compliance.expect("token_compliance");
-        assert_eq!(tc.policy, TokenPolicy::default());
-        assert_eq!(tc.timezone_name, "Europe/Berlin");
-        assert_eq!(tc.schedule_text, "0 9 * * MON");
-        assert_eq!(tc.to.len(), 1);
-        assert!(reports("{}").unwrap().token_compliance.is_none());
-    }
-
-    #[test]
-    fn invalid_report_sections_name_the_line_the_key_and_the_value() {
-        let cases: &[(&str, u64, &str, &str)] = &[
-            (
-                "token_compliance:\n  schedule: \"0 9 * *\"\n  to: [a@b.c]\n",
-                2,
-                "reports.token_compliance.schedule",
-                "4 fields",
-            ),
-            (
-                "token_compliance:\n  schedule: \"0 9 * * * *\"\n  to: [a@b.c]\n",
-                2,
-                "reports.token_compliance.schedule",
-                "6 fields",
-            ),
-            (
-                "token_compliance:\n  schedule: \"0 25 * * *\"\n  to: [a@b.c]\n",
-                2,
-                "reports.token_compliance.schedule",
-                "0 25",
-            ),
-            (
-                "token_compliance:\n  schedule: \"0 9 * * *\"\n  timezone: Mars/Olympus\n  to: [a@b.c]\n",
-                3,
-                "reports.token_compliance.timezone",
-                "Mars/Olympus",
-            ),
-            (
-                "token_compliance:\n  schedule: \"0 9 * * *\"\n  to: []\n",
-                3,
-                "reports.token_compliance.to",
-                "at least one",
-            ),
-            (
-                "token_compliance:\n  schedule: \"0 9 * * *\"\n  to: [a@b.c]\n  max_age: 10d\n  warn_before: 10d\n",
-                5,
-                "reports.token_compliance.warn_before",
-                "shorter than max_age",
-            ),
-            (
-                "token_compliance:\n  schedule: \"0 9 * * *\"\n  to: [a@b.c]\n  max_age: ninety\n",
-                4,
-                "reports.token_compliance.max_age",
-                "ninety",
-            ),
-        ];
-        for (yaml, line, key, fragment) in cases {
-            match reports(yaml) {
-                Err(ConfigError::Invalid {
-                    line: l,
-                    key: k,
-                    message,
-                    ..
-                }) => {
-                    assert_eq!(
-                        (l, k.as_str()),
-                        (*line, *key),
-                        "for YAML:\n{yaml}\nmessage: {message}"
-                    );
-                    assert!(
-                        message.contains(fragment),
-                        "message {message:?} lacks {fragment:?} for:\n{yaml}"
-                    );
-                }
-                other => panic!("expected Invalid at {key}, got {other:?} for:\n{yaml}"),
-            }
         }
     }
 }

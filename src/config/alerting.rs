@@ -1,28 +1,44 @@
 //! The `alerting:` section of the config file: raw serde types that reject unknown keys, and the validated types
-//! the engine runs on (durations, severities, compiled regexes, time zones).
+//! the engine and its runner run on (durations, severities, compiled regexes, time zones, rules, mute windows,
+//! routes).
 //!
 //! Every key has a default except `state_file` and `email`, so the smallest useful section is those two. Per-source
 //! `overrides` change single fields of a rule for one source; anything they leave out comes from `rules`.
 //! Validation errors are [`ConfigError::Invalid`] naming the file, the line and the key path
-//! (`alerting.overrides[0].rules.token_rotation.warn_before`), and the bad value.
+//! (`alerting.overrides[0].rules.token_rotation.warn_before`), and the bad value. The `email` subsection is
+//! validated by [`crate::config::email`].
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 use url::Url;
 
-use crate::config::ConfigError;
-use crate::config::Located as Invalid;
+use crate::config::email::{EmailConfig, RawEmail};
+use crate::config::parse::{ConfigError, Located as Invalid};
 use crate::humanize::duration as human;
 use crate::notify::Severity;
-use crate::notify::config::{EmailConfig, RawEmail};
 use crate::rules::AlertName;
 use crate::rules::matcher::{LabelName, Matcher, RawMatcher};
+
+/// How often the rule engine evaluates when `alerting.evaluation_interval` is not set. Polls are a minute apart by
+/// default, so five seconds keeps `for` durations accurate to a few seconds without measurable cost.
+pub const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The wait after a first failed delivery when `alerting.retry_initial_backoff` is not set: long enough for a
+/// relay to come back from a blip, short enough that an alert is late by seconds, not minutes.
+pub const DEFAULT_RETRY_INITIAL_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The shortest `evaluation_interval` and `retry_initial_backoff` accepted: shorter would make the engine or the
+/// outbox spin, and no alert needs more precision.
+pub const MIN_LOOP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The `alerting:` section as written. Durations are humantime strings (`30s`, `5m`, `4h`, `90d`).
 #[derive(Debug, Deserialize)]
@@ -45,6 +61,13 @@ pub struct RawAlerting {
     /// Whether to email when a group's alerts resolve (default true).
     #[serde(default)]
     pub send_resolved: Option<bool>,
+    /// How often the rule engine evaluates the snapshots (default 5s, at least 100ms).
+    #[serde(default)]
+    pub evaluation_interval: Option<Spanned<String>>,
+    /// The wait after the first failed delivery of a notification or report, doubled per failure up to ten minutes
+    /// (default 5s, at least 100ms).
+    #[serde(default)]
+    pub retry_initial_backoff: Option<Spanned<String>>,
     /// The built-in rules' settings.
     #[serde(default)]
     pub rules: RawRules,
@@ -62,137 +85,204 @@ pub struct RawAlerting {
 }
 
 /// `alerting.rules`: one optional block per built-in rule; a missing block means the defaults.
+///
+/// Every block has the same shape, [`RawRule`]; its marker type says which keys that rule accepts, so a key that
+/// means nothing for a rule (`max_age` under `heartbeat_stale`) is rejected while parsing, naming its line.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRules {
-    /// `AgentHeartbeatStale`.
+    /// `AgentHeartbeatStale`: defaults `after: 10m, for: 0s, severity: critical`.
     #[serde(default)]
-    pub heartbeat_stale: Option<RawHeartbeatStale>,
-    /// `AgentOffline`.
+    pub heartbeat_stale: Option<RawRule<HeartbeatStale>>,
+    /// `AgentOffline`: defaults `for: 5m, severity: critical`.
     #[serde(default)]
-    pub agent_offline: Option<RawAgentOffline>,
-    /// `AgentTokenRotationDue` and `AgentTokenRotationOverdue`.
+    pub agent_offline: Option<RawRule<AgentOffline>>,
+    /// `AgentTokenRotationDue` (warning) and `AgentTokenRotationOverdue` (critical): defaults `max_age: 90d,
+    /// warn_before: 14d`. The severities are fixed: due is a warning, overdue is critical.
     #[serde(default)]
-    pub token_rotation: Option<RawTokenRotation>,
-    /// `SourceDown`.
+    pub token_rotation: Option<RawRule<TokenRotation>>,
+    /// `SourceDown`: defaults `for: 10m, severity: critical`. No matchers: it is about the source, not an agent.
     #[serde(default)]
-    pub source_down: Option<RawSourceDown>,
-    /// `AgentVersionOutdated`.
+    pub source_down: Option<RawRule<SourceDown>>,
+    /// `AgentVersionOutdated`: off unless `min_version` is set; default `severity: warning`.
     #[serde(default)]
-    pub agent_version_outdated: Option<RawVersionOutdated>,
+    pub agent_version_outdated: Option<RawRule<VersionOutdated>>,
 }
 
-/// `AgentHeartbeatStale`: defaults `after: 10m, for: 0s, severity: critical`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHeartbeatStale {
+/// The keys one block of `alerting.rules` accepts.
+pub trait RuleKeys {
+    /// Every key the block accepts, in the order an "unknown field" error lists them.
+    const KEYS: &'static [&'static str];
+}
+
+/// Marks a [`RawRule`] as `rules.heartbeat_stale`.
+#[derive(Debug)]
+pub struct HeartbeatStale;
+/// Marks a [`RawRule`] as `rules.agent_offline`.
+#[derive(Debug)]
+pub struct AgentOffline;
+/// Marks a [`RawRule`] as `rules.token_rotation`.
+#[derive(Debug)]
+pub struct TokenRotation;
+/// Marks a [`RawRule`] as `rules.source_down`.
+#[derive(Debug)]
+pub struct SourceDown;
+/// Marks a [`RawRule`] as `rules.agent_version_outdated`.
+#[derive(Debug)]
+pub struct VersionOutdated;
+
+impl RuleKeys for HeartbeatStale {
+    const KEYS: &'static [&'static str] = &[
+        "enabled",
+        "after",
+        "for",
+        "keep_firing_for",
+        "severity",
+        "matchers",
+    ];
+}
+impl RuleKeys for AgentOffline {
+    const KEYS: &'static [&'static str] =
+        &["enabled", "for", "keep_firing_for", "severity", "matchers"];
+}
+impl RuleKeys for TokenRotation {
+    const KEYS: &'static [&'static str] = &[
+        "enabled",
+        "max_age",
+        "warn_before",
+        "keep_firing_for",
+        "matchers",
+    ];
+}
+impl RuleKeys for SourceDown {
+    const KEYS: &'static [&'static str] = &["enabled", "for", "keep_firing_for", "severity"];
+}
+impl RuleKeys for VersionOutdated {
+    const KEYS: &'static [&'static str] = &[
+        "enabled",
+        "min_version",
+        "for",
+        "keep_firing_for",
+        "severity",
+        "matchers",
+    ];
+}
+
+/// One block of `alerting.rules` (or of an override's `rules`) as written: every rule's keys, each optional. The
+/// block accepts only `K::KEYS`; the other fields stay `None` because the parser rejects their keys.
+#[derive(Debug)]
+pub struct RawRule<K> {
     /// `false` turns the rule off (for one source, in an override); its alerts then resolve.
-    #[serde(default)]
     pub enabled: Option<bool>,
-    /// Heartbeat age above which the agent is stale; also how long after creation a never-seen agent is.
-    #[serde(default)]
+    /// How long the condition must hold before the alert fires (`for` in the file). Not for `token_rotation`.
+    pub for_: Option<Spanned<String>>,
+    /// How long a firing alert stays firing after its condition cleared, so a flapping agent sends one email.
+    pub keep_firing_for: Option<Spanned<String>>,
+    /// `info`, `warning` or `critical`; routes may choose recipients by it. Not for `token_rotation`, whose
+    /// severities are fixed.
+    pub severity: Option<Severity>,
+    /// Only agents matching all of these (on `agent_id`, `agent_name`) are checked; replaces, not extends, the
+    /// list it overrides. Not for `source_down`, which is about the source, not an agent.
+    pub matchers: Option<Vec<Spanned<RawMatcher>>>,
+    /// `heartbeat_stale` only: heartbeat age above which the agent is stale; also how long after creation a
+    /// never-seen agent is.
     pub after: Option<Spanned<String>>,
-    /// How long the condition must hold before the alert fires.
-    #[serde(default, rename = "for")]
-    pub for_: Option<Spanned<String>>,
-    /// How long a firing alert stays firing after its condition cleared, so a flapping agent sends one email.
-    #[serde(default)]
-    pub keep_firing_for: Option<Spanned<String>>,
-    /// `info`, `warning` or `critical`; routes may choose recipients by it.
-    #[serde(default)]
-    pub severity: Option<Severity>,
-    /// Only agents matching all of these (on `agent_id`, `agent_name`) are checked; replaces, not extends, the
-    /// list it overrides.
-    #[serde(default)]
-    pub matchers: Option<Vec<Spanned<RawMatcher>>>,
-}
-
-/// `AgentOffline`: defaults `for: 5m, severity: critical`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawAgentOffline {
-    /// `false` turns the rule off (for one source, in an override); its alerts then resolve.
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    /// How long the condition must hold before the alert fires.
-    #[serde(default, rename = "for")]
-    pub for_: Option<Spanned<String>>,
-    /// How long a firing alert stays firing after its condition cleared, so a flapping agent sends one email.
-    #[serde(default)]
-    pub keep_firing_for: Option<Spanned<String>>,
-    /// `info`, `warning` or `critical`; routes may choose recipients by it.
-    #[serde(default)]
-    pub severity: Option<Severity>,
-    /// Only agents matching all of these (on `agent_id`, `agent_name`) are checked; replaces, not extends, the
-    /// list it overrides.
-    #[serde(default)]
-    pub matchers: Option<Vec<Spanned<RawMatcher>>>,
-}
-
-/// `AgentTokenRotationDue` (warning) and `AgentTokenRotationOverdue` (critical): defaults `max_age: 90d,
-/// warn_before: 14d`. The severities are fixed: due is a warning, overdue is critical.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTokenRotation {
-    /// `false` turns the rule off (for one source, in an override); its alerts then resolve.
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    /// Token age at which rotation is overdue.
-    #[serde(default)]
+    /// `token_rotation` only: token age at which rotation is overdue.
     pub max_age: Option<Spanned<String>>,
-    /// How long before `max_age` rotation becomes due.
-    #[serde(default)]
+    /// `token_rotation` only: how long before `max_age` rotation becomes due.
     pub warn_before: Option<Spanned<String>>,
-    /// How long a firing alert stays firing after its condition cleared, so a flapping agent sends one email.
-    #[serde(default)]
-    pub keep_firing_for: Option<Spanned<String>>,
-    /// Only agents matching all of these (on `agent_id`, `agent_name`) are checked; replaces, not extends, the
-    /// list it overrides.
-    #[serde(default)]
-    pub matchers: Option<Vec<Spanned<RawMatcher>>>,
-}
-
-/// `SourceDown`: defaults `for: 10m, severity: critical`. No matchers: it is about the source, not an agent.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSourceDown {
-    /// `false` turns the rule off (for one source, in an override); its alerts then resolve.
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    /// How long the condition must hold before the alert fires.
-    #[serde(default, rename = "for")]
-    pub for_: Option<Spanned<String>>,
-    /// How long a firing alert stays firing after its condition cleared, so a flapping agent sends one email.
-    #[serde(default)]
-    pub keep_firing_for: Option<Spanned<String>>,
-    /// `info`, `warning` or `critical`; routes may choose recipients by it.
-    #[serde(default)]
-    pub severity: Option<Severity>,
-}
-
-/// `AgentVersionOutdated`: off unless `min_version` is set; default `severity: warning`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawVersionOutdated {
-    /// `false` turns the rule off (for one source, in an override); its alerts then resolve.
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    /// The lowest acceptable version; lenient semantic versioning (`1.4`, `v2` are accepted).
-    #[serde(default)]
+    /// `agent_version_outdated` only: the lowest acceptable version; lenient semantic versioning (`1.4`, `v2`).
     pub min_version: Option<Spanned<String>>,
-    /// How long the condition must hold before the alert fires.
-    #[serde(default, rename = "for")]
-    pub for_: Option<Spanned<String>>,
-    /// How long a firing alert stays firing after its condition cleared, so a flapping agent sends one email.
-    #[serde(default)]
-    pub keep_firing_for: Option<Spanned<String>>,
-    /// `info`, `warning` or `critical`; routes may choose recipients by it.
-    #[serde(default)]
-    pub severity: Option<Severity>,
-    /// Only agents matching all of these (on `agent_id`, `agent_name`) are checked; replaces, not extends, the
-    /// list it overrides.
-    #[serde(default)]
-    pub matchers: Option<Vec<Spanned<RawMatcher>>>,
+    /// Which rule the block belongs to.
+    kind: PhantomData<K>,
+}
+
+impl<K> Default for RawRule<K> {
+    fn default() -> RawRule<K> {
+        RawRule {
+            enabled: None,
+            for_: None,
+            keep_firing_for: None,
+            severity: None,
+            matchers: None,
+            after: None,
+            max_age: None,
+            warn_before: None,
+            min_version: None,
+            kind: PhantomData,
+        }
+    }
+}
+
+/// Hand-written because serde's `deny_unknown_fields` is per struct, and one derived struct per rule repeated the
+/// shared keys five times. Like the derived code, it checks each key against `K::KEYS` while reading the key, so
+/// an unknown key fails with the same message, at the key's line, with the key in the error's path.
+impl<'de, K: RuleKeys> Deserialize<'de> for RawRule<K> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawRule<K>, D::Error> {
+        deserializer.deserialize_struct("RawRule", K::KEYS, RuleVisitor(PhantomData))
+    }
+}
+
+/// Reads the map of one rule block.
+struct RuleVisitor<K>(PhantomData<K>);
+
+impl<'de, K: RuleKeys> Visitor<'de> for RuleVisitor<K> {
+    type Value = RawRule<K>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a rule block with keys among {}", K::KEYS.join(", "))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRule<K>, A::Error> {
+        let mut rule = RawRule::default();
+        let mut seen: Vec<&'static str> = Vec::new();
+        while let Some(key) = map.next_key_seed(RuleKey::<K>(PhantomData))? {
+            if seen.contains(&key) {
+                return Err(de::Error::duplicate_field(key));
+            }
+            seen.push(key);
+            match key {
+                "enabled" => rule.enabled = Some(map.next_value()?),
+                "for" => rule.for_ = Some(map.next_value()?),
+                "keep_firing_for" => rule.keep_firing_for = Some(map.next_value()?),
+                "severity" => rule.severity = Some(map.next_value()?),
+                "matchers" => rule.matchers = Some(map.next_value()?),
+                "after" => rule.after = Some(map.next_value()?),
+                "max_age" => rule.max_age = Some(map.next_value()?),
+                "warn_before" => rule.warn_before = Some(map.next_value()?),
+                "min_version" => rule.min_version = Some(map.next_value()?),
+                other => return Err(de::Error::unknown_field(other, K::KEYS)),
+            }
+        }
+        Ok(rule)
+    }
+}
+
+/// Reads one key of a rule block, accepting only `K::KEYS`.
+struct RuleKey<K>(PhantomData<K>);
+
+impl<'de, K: RuleKeys> DeserializeSeed<'de> for RuleKey<K> {
+    type Value = &'static str;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<&'static str, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
+}
+
+impl<K: RuleKeys> Visitor<'_> for RuleKey<K> {
+    type Value = &'static str;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a rule key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<&'static str, E> {
+        K::KEYS
+            .iter()
+            .copied()
+            .find(|k| *k == key)
+            .ok_or_else(|| E::unknown_field(key, K::KEYS))
+    }
 }
 
 /// `alerting.overrides[]`: rule fields that differ for one source.
@@ -260,6 +350,8 @@ pub struct AlertingConfig {
     pub engine: EngineConfig,
     /// SMTP settings and default recipients, for the notifier.
     pub email: EmailConfig,
+    /// See [`RawAlerting::retry_initial_backoff`]; the outbox of alerts and reports starts its backoff here.
+    pub retry_initial_backoff: Duration,
 }
 
 /// What the rule engine runs on. All fields are public so tests and the demo can build one from
@@ -278,6 +370,8 @@ pub struct EngineConfig {
     pub repeat_interval: Duration,
     /// See [`RawAlerting::send_resolved`].
     pub send_resolved: bool,
+    /// See [`RawAlerting::evaluation_interval`]; the runner's tick.
+    pub evaluation_interval: Duration,
     /// The rules for every source without an override.
     pub rules: Rules,
     /// Complete rule sets for sources with an override, by source name.
@@ -449,6 +543,7 @@ impl EngineConfig {
             group_interval: Duration::from_secs(5 * 60),
             repeat_interval: Duration::from_secs(4 * 3600),
             send_resolved: true,
+            evaluation_interval: DEFAULT_EVALUATION_INTERVAL,
             rules: Rules::default(),
             overrides: BTreeMap::new(),
             override_lines: BTreeMap::new(),
@@ -636,6 +731,19 @@ impl RawAlerting {
             ));
         }
 
+        let evaluation_interval = v.opt_duration_at_least(
+            &self.evaluation_interval,
+            &format!("{key}.evaluation_interval"),
+            defaults.evaluation_interval,
+            MIN_LOOP_INTERVAL,
+        )?;
+        let retry_initial_backoff = v.opt_duration_at_least(
+            &self.retry_initial_backoff,
+            &format!("{key}.retry_initial_backoff"),
+            DEFAULT_RETRY_INITIAL_BACKOFF,
+            MIN_LOOP_INTERVAL,
+        )?;
+
         let rules = validate_rules(&v, &self.rules, &Rules::default(), &format!("{key}.rules"))?;
         let mut overrides = BTreeMap::new();
         let mut override_lines = BTreeMap::new();
@@ -716,6 +824,7 @@ impl RawAlerting {
                 group_interval,
                 repeat_interval,
                 send_resolved: self.send_resolved.unwrap_or(true),
+                evaluation_interval,
                 rules,
                 overrides,
                 override_lines,
@@ -724,6 +833,7 @@ impl RawAlerting {
                 default_to,
             },
             email,
+            retry_initial_backoff,
         })
     }
 }
@@ -738,18 +848,7 @@ fn validate_rules(
     let mut rules = base.clone();
     if let Some(r) = &raw.heartbeat_stale {
         let k = format!("{key}.heartbeat_stale");
-        let s = &mut rules.heartbeat_stale;
-        s.enabled = r.enabled.unwrap_or(s.enabled);
-        s.for_ = v.opt_duration(&r.for_, &format!("{k}.for"), s.for_)?;
-        s.keep_firing_for = v.opt_duration(
-            &r.keep_firing_for,
-            &format!("{k}.keep_firing_for"),
-            s.keep_firing_for,
-        )?;
-        s.severity = r.severity.unwrap_or(s.severity);
-        if let Some(m) = &r.matchers {
-            s.matchers = v.matchers(m, &format!("{k}.matchers"), &AGENT_LABELS)?;
-        }
+        apply_shared(v, r, &mut rules.heartbeat_stale, &k)?;
         rules.heartbeat_after =
             v.opt_duration(&r.after, &format!("{k}.after"), rules.heartbeat_after)?;
         if rules.heartbeat_after.is_zero() {
@@ -758,32 +857,16 @@ fn validate_rules(
         }
     }
     if let Some(r) = &raw.agent_offline {
-        let k = format!("{key}.agent_offline");
-        let s = &mut rules.agent_offline;
-        s.enabled = r.enabled.unwrap_or(s.enabled);
-        s.for_ = v.opt_duration(&r.for_, &format!("{k}.for"), s.for_)?;
-        s.keep_firing_for = v.opt_duration(
-            &r.keep_firing_for,
-            &format!("{k}.keep_firing_for"),
-            s.keep_firing_for,
+        apply_shared(
+            v,
+            r,
+            &mut rules.agent_offline,
+            &format!("{key}.agent_offline"),
         )?;
-        s.severity = r.severity.unwrap_or(s.severity);
-        if let Some(m) = &r.matchers {
-            s.matchers = v.matchers(m, &format!("{k}.matchers"), &AGENT_LABELS)?;
-        }
     }
     if let Some(r) = &raw.token_rotation {
         let k = format!("{key}.token_rotation");
-        let s = &mut rules.token_rotation;
-        s.enabled = r.enabled.unwrap_or(s.enabled);
-        s.keep_firing_for = v.opt_duration(
-            &r.keep_firing_for,
-            &format!("{k}.keep_firing_for"),
-            s.keep_firing_for,
-        )?;
-        if let Some(m) = &r.matchers {
-            s.matchers = v.matchers(m, &format!("{k}.matchers"), &AGENT_LABELS)?;
-        }
+        apply_shared(v, r, &mut rules.token_rotation, &k)?;
         rules.token_max_age =
             v.opt_duration(&r.max_age, &format!("{k}.max_age"), rules.token_max_age)?;
         rules.token_warn_before = v.opt_duration(
@@ -813,16 +896,7 @@ fn validate_rules(
         }
     }
     if let Some(r) = &raw.source_down {
-        let k = format!("{key}.source_down");
-        let s = &mut rules.source_down;
-        s.enabled = r.enabled.unwrap_or(s.enabled);
-        s.for_ = v.opt_duration(&r.for_, &format!("{k}.for"), s.for_)?;
-        s.keep_firing_for = v.opt_duration(
-            &r.keep_firing_for,
-            &format!("{k}.keep_firing_for"),
-            s.keep_firing_for,
-        )?;
-        s.severity = r.severity.unwrap_or(s.severity);
+        apply_shared(v, r, &mut rules.source_down, &format!("{key}.source_down"))?;
     }
     if let Some(r) = &raw.agent_version_outdated {
         let k = format!("{key}.agent_version_outdated");
@@ -839,20 +913,34 @@ fn validate_rules(
             })?;
             rules.min_version = Some(parsed);
         }
-        let s = &mut rules.version_outdated;
-        s.enabled = rules.min_version.is_some() && r.enabled.unwrap_or(true);
-        s.for_ = v.opt_duration(&r.for_, &format!("{k}.for"), s.for_)?;
-        s.keep_firing_for = v.opt_duration(
-            &r.keep_firing_for,
-            &format!("{k}.keep_firing_for"),
-            s.keep_firing_for,
-        )?;
-        s.severity = r.severity.unwrap_or(s.severity);
-        if let Some(m) = &r.matchers {
-            s.matchers = v.matchers(m, &format!("{k}.matchers"), &AGENT_LABELS)?;
-        }
+        apply_shared(v, r, &mut rules.version_outdated, &k)?;
+        // Without a version to compare against, the rule has nothing to check.
+        rules.version_outdated.enabled = rules.min_version.is_some() && r.enabled.unwrap_or(true);
     }
     Ok(rules)
+}
+
+/// Applies the keys every rule shares (`enabled`, `for`, `keep_firing_for`, `severity`, `matchers`) to `s`, the
+/// block at key path `key`. Keys the rule does not accept are `None`, since the parser rejected them, and change
+/// nothing.
+fn apply_shared<K>(
+    v: &Invalid<'_>,
+    r: &RawRule<K>,
+    s: &mut RuleSettings,
+    key: &str,
+) -> Result<(), ConfigError> {
+    s.enabled = r.enabled.unwrap_or(s.enabled);
+    s.for_ = v.opt_duration(&r.for_, &format!("{key}.for"), s.for_)?;
+    s.keep_firing_for = v.opt_duration(
+        &r.keep_firing_for,
+        &format!("{key}.keep_firing_for"),
+        s.keep_firing_for,
+    )?;
+    s.severity = r.severity.unwrap_or(s.severity);
+    if let Some(m) = &r.matchers {
+        s.matchers = v.matchers(m, &format!("{key}.matchers"), &AGENT_LABELS)?;
+    }
+    Ok(())
 }
 
 fn validate_mute_window(

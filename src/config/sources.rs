@@ -1,12 +1,6 @@
-//! The YAML configuration: parsed into raw types that reject unknown keys, then validated into the types the rest of
-//! the program uses (socket addresses, URLs, durations, loaded secrets).
-//!
-//! Every error names the file, the line and the key path (`sources[1].poll_interval`), and the bad value where
-//! showing it is safe. Secrets are read from files or the environment at load time and never from the command line.
+//! The `sources` section: one upstream account per entry (provider, API root, token, timings and limits), validated
+//! into [`SourceConfig`] with its token already read from a file or the environment.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -14,53 +8,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use url::Url;
 
+use crate::config::parse::{ConfigError, Located};
 use crate::model::Provider;
-
-/// The default `listen_address`: every interface, port 9877.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:9877";
-
-/// A configuration that failed to load. `Display` names the file, line and key path.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file itself could not be read.
-    #[error("{file}: cannot read config file: {source}")]
-    Read {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The YAML is malformed, has an unknown key, or a value of the wrong type.
-    #[error("{file}:{line}: {key}: {message}")]
-    Syntax {
-        file: PathBuf,
-        line: u64,
-        key: String,
-        message: String,
-    },
-    /// The YAML parsed but a value is not acceptable.
-    #[error("{file}:{line}: {key}: {message}")]
-    Invalid {
-        file: PathBuf,
-        line: u64,
-        key: String,
-        message: String,
-    },
-}
-
-/// The validated configuration.
-#[derive(Debug)]
-pub struct Config {
-    /// Where the config came from, for messages.
-    pub path: PathBuf,
-    /// Where the HTTP server listens.
-    pub listen_address: SocketAddr,
-    /// Every upstream account, in file order. Names are unique.
-    pub sources: Vec<SourceConfig>,
-    /// The rule engine and email settings; `None` runs a plain exporter with no alerting.
-    pub alerting: Option<crate::rules::AlertingConfig>,
-    /// Scheduled reports; they are mailed through `alerting.email`.
-    pub reports: crate::notify::config::ReportsConfig,
-}
 
 /// One upstream account, validated.
 #[derive(Debug, Clone)]
@@ -117,18 +66,6 @@ impl SourceConfig {
     }
 }
 
-/// Resolves a path written in the config file `file`: relative paths are taken relative to the config file's
-/// folder, so a config and its secrets can move together; absolute paths are returned as they are.
-pub fn resolve_path(file: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        return path.to_path_buf();
-    }
-    match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
-        _ => path.to_path_buf(),
-    }
-}
-
 /// The `region` key of a Celigo source.
 const REGIONS: &[(&str, &str)] = &[
     ("us", "https://api.integrator.io"),
@@ -144,22 +81,10 @@ fn default_base_url(provider: Provider) -> &'static str {
     }
 }
 
-/// The file as written. Values that need a line number in later validation are `Spanned`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    listen_address: Option<Spanned<String>>,
-    #[serde(default)]
-    sources: Vec<Spanned<RawSource>>,
-    alerting: Option<Spanned<crate::rules::RawAlerting>>,
-    #[serde(default)]
-    reports: crate::notify::config::RawReports,
-}
-
 /// One `sources[]` entry as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSource {
+pub struct RawSource {
     name: Spanned<String>,
     provider: Spanned<String>,
     region: Option<Spanned<String>>,
@@ -178,193 +103,16 @@ struct RawSource {
     project_id: Option<Spanned<String>>,
 }
 
-/// Builds [`ConfigError::Invalid`] values for one config file and parses the value kinds every section shares, so
-/// that each section's validation reports errors (and durations) the same way.
-#[derive(Debug, Clone, Copy)]
-pub struct Located<'a> {
-    /// The config file the errors are about.
-    pub file: &'a Path,
-}
-
-impl Located<'_> {
-    /// An error at `line` of the file, about the value at key path `key`.
-    pub fn at(&self, line: u64, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            file: self.file.to_path_buf(),
-            line,
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
-    /// Parses a duration such as `30s`, `5m`, `1h30m` or `90d`. Zero is accepted; callers that need more say so.
-    pub fn duration(&self, raw: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
-        humantime::parse_duration(raw.value.trim()).map_err(|e| {
-            self.at(
-                raw.referenced.line(),
-                key,
-                format!(
-                    "invalid duration {:?}: {e} (write for example 30s, 5m, 4h or 90d)",
-                    raw.value
-                ),
-            )
-        })
-    }
-
-    /// [`Located::duration`] of an optional value, `default` when it is absent.
-    pub fn opt_duration(
-        &self,
-        raw: &Option<Spanned<String>>,
-        key: &str,
-        default: Duration,
-    ) -> Result<Duration, ConfigError> {
-        match raw {
-            Some(r) => self.duration(r, key),
-            None => Ok(default),
-        }
-    }
-
-    /// Resolves a path written in this file (see [`resolve_path`]).
-    fn resolve(&self, path: &str) -> PathBuf {
-        resolve_path(self.file, Path::new(path))
-    }
-
-    /// A source timing: a duration that must be greater than zero.
-    fn positive_duration(
-        &self,
-        value: &Option<Spanned<String>>,
-        key: String,
-        default: Duration,
-    ) -> Result<Duration, ConfigError> {
-        let d = self.opt_duration(value, &key, default)?;
-        match value {
-            Some(v) if d.is_zero() => {
-                Err(self.at(v.referenced.line(), key, "must be greater than zero"))
-            }
-            _ => Ok(d),
-        }
+impl RawSource {
+    /// The line of the entry's `name`, where messages about the entry as a whole point.
+    pub fn line(&self) -> u64 {
+        self.name.referenced.line()
     }
 }
 
-impl Config {
-    /// Reads, parses and validates the file at `path`, loading every source's token.
-    ///
-    /// Tokens come from `token_file` (trailing newline trimmed) or the environment variable named by `token_env`.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(&text, path, &|name| std::env::var(name).ok())
-    }
-
-    /// Parses and validates `text` as if read from `file`; `env` looks up environment variables (injectable so
-    /// tests need not touch the process environment).
-    pub fn parse(
-        text: &str,
-        file: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
-        let raw = parse_yaml::<RawConfig>(text, file)?;
-        let ctx = Located { file };
-        let listen_address = match &raw.listen_address {
-            None => DEFAULT_LISTEN.parse().expect("the default listen address is valid"),
-            Some(v) => v.value.trim().parse::<SocketAddr>().map_err(|_| {
-                ctx.at(
-                    v.referenced.line(),
-                    "listen_address",
-                    format!("invalid listen address {:?}: expected HOST:PORT with an IP, e.g. 0.0.0.0:9877", v.value),
-                )
-            })?,
-        };
-        if raw.sources.is_empty() {
-            return Err(ctx.at(1, "sources", "at least one source is required"));
-        }
-        let mut seen: HashMap<String, u64> = HashMap::new();
-        let mut sources = Vec::with_capacity(raw.sources.len());
-        for (i, entry) in raw.sources.iter().enumerate() {
-            let key = format!("sources[{i}]");
-            let src = validate_source(&ctx, &key, &entry.value, env)?;
-            let line = entry.value.name.referenced.line();
-            if let Some(first) = seen.insert(src.name.clone(), line) {
-                return Err(ctx.at(
-                    line,
-                    format!("{key}.name"),
-                    format!("duplicate source name {:?} (first used at line {first}); names must be unique", src.name),
-                ));
-            }
-            sources.push(src);
-        }
-        let alerting_line = raw.alerting.as_ref().map(|a| a.referenced.line());
-        let alerting = match raw.alerting {
-            None => None,
-            Some(a) => {
-                let a = a.value.validate(file, "alerting")?;
-                a.check_sources(file, "alerting", sources.iter().map(|s| s.name.as_str()))?;
-                Some(a)
-            }
-        };
-        let report_line = raw
-            .reports
-            .token_compliance
-            .as_ref()
-            .map(|t| t.referenced.line());
-        let reports = raw.reports.validate(file, "reports")?;
-        if let (Some(line), None) = (report_line, alerting_line) {
-            return Err(ctx.at(
-                line,
-                "reports.token_compliance",
-                "a scheduled report is mailed through alerting.email, but there is no alerting section",
-            ));
-        }
-        Ok(Config {
-            path: file.to_path_buf(),
-            listen_address,
-            sources,
-            alerting,
-            reports,
-        })
-    }
-}
-
-/// Deserializes `text`, turning serde errors into [`ConfigError::Syntax`] with the key path that failed.
-fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &Path) -> Result<T, ConfigError> {
-    let mut path = String::new();
-    let result = serde_saphyr::with_deserializer_from_str(text, |de| {
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            // `Spanned` wraps each value in a `value` field; that is our plumbing, not a key the user wrote.
-            path = e
-                .path()
-                .to_string()
-                .split('.')
-                .filter(|seg| *seg != "value")
-                .collect::<Vec<_>>()
-                .join(".");
-            e.into_inner()
-        })
-    });
-    result.map_err(|e| {
-        let line = e.location().map(|l| l.line()).unwrap_or(0);
-        let plain = e.without_snippet().to_string();
-        // The plain message ends in " at line N, column M"; the line is reported separately.
-        let message = match plain.rfind(" at line ") {
-            Some(i) => plain[..i].to_string(),
-            None => plain,
-        };
-        ConfigError::Syntax {
-            file: file.to_path_buf(),
-            line,
-            key: if path.is_empty() || path == "." {
-                "(top level)".to_string()
-            } else {
-                path
-            },
-            message,
-        }
-    })
-}
-
-fn validate_source(
+/// Validates the `sources[]` entry at key path `key` (`sources[0]`) and reads its token from its file or from the
+/// environment through `env`.
+pub fn validate_source(
     ctx: &Located<'_>,
     key: &str,
     raw: &RawSource,

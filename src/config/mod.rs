@@ -1,0 +1,145 @@
+//! The YAML configuration: parsed into raw types that reject unknown keys, then validated into the types the rest of
+//! the program uses (socket addresses, URLs, durations, loaded secrets).
+//!
+//! Every error names the file, the line and the key path (`sources[1].poll_interval`), and the bad value where
+//! showing it is safe. Secrets are read from files or the environment at load time and never from the command line.
+//!
+//! One file per YAML section, all built on the leaf [`parse`] (errors, [`Located`], paths, durations):
+//!
+//! - [`sources`]: `sources[]`, the upstream accounts.
+//! - [`alerting`]: `alerting`, the rule engine's settings (rules, overrides, mute windows, routes, timings).
+//! - [`email`]: `alerting.email`, the SMTP server and default recipients.
+//! - [`reports`]: `reports`, the scheduled token-age compliance report and its token policy.
+//!
+//! This file holds the root ([`Config`]) and the checks that span sections. The sections never import it back.
+
+pub mod alerting;
+pub mod email;
+pub mod parse;
+pub mod reports;
+pub mod sources;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub use parse::{ConfigError, Located, resolve_path};
+
+use alerting::{AlertingConfig, RawAlerting};
+use parse::parse_yaml;
+use reports::{RawReports, ReportsConfig};
+use sources::{RawSource, SourceConfig, validate_source};
+
+/// The default `listen_address`: every interface, port 9877.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9877";
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where the config came from, for messages.
+    pub path: PathBuf,
+    /// Where the HTTP server listens.
+    pub listen_address: SocketAddr,
+    /// Every upstream account, in file order. Names are unique.
+    pub sources: Vec<SourceConfig>,
+    /// The rule engine and email settings; `None` runs a plain exporter with no alerting.
+    pub alerting: Option<AlertingConfig>,
+    /// Scheduled reports; they are mailed through `alerting.email`.
+    pub reports: ReportsConfig,
+}
+
+/// The file as written. Values that need a line number in later validation are `Spanned`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen_address: Option<Spanned<String>>,
+    #[serde(default)]
+    sources: Vec<Spanned<RawSource>>,
+    alerting: Option<Spanned<RawAlerting>>,
+    #[serde(default)]
+    reports: RawReports,
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`, loading every source's token.
+    ///
+    /// Tokens come from `token_file` (trailing newline trimmed) or the environment variable named by `token_env`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates `text` as if read from `file`; `env` looks up environment variables (injectable so
+    /// tests need not touch the process environment).
+    pub fn parse(
+        text: &str,
+        file: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw = parse_yaml::<RawConfig>(text, file)?;
+        let ctx = Located { file };
+        let listen_address = match &raw.listen_address {
+            None => DEFAULT_LISTEN.parse().expect("the default listen address is valid"),
+            Some(v) => v.value.trim().parse::<SocketAddr>().map_err(|_| {
+                ctx.at(
+                    v.referenced.line(),
+                    "listen_address",
+                    format!("invalid listen address {:?}: expected HOST:PORT with an IP, e.g. 0.0.0.0:9877", v.value),
+                )
+            })?,
+        };
+        if raw.sources.is_empty() {
+            return Err(ctx.at(1, "sources", "at least one source is required"));
+        }
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        let mut sources = Vec::with_capacity(raw.sources.len());
+        for (i, entry) in raw.sources.iter().enumerate() {
+            let key = format!("sources[{i}]");
+            let src = validate_source(&ctx, &key, &entry.value, env)?;
+            let line = entry.value.line();
+            if let Some(first) = seen.insert(src.name.clone(), line) {
+                return Err(ctx.at(
+                    line,
+                    format!("{key}.name"),
+                    format!("duplicate source name {:?} (first used at line {first}); names must be unique", src.name),
+                ));
+            }
+            sources.push(src);
+        }
+        let alerting_line = raw.alerting.as_ref().map(|a| a.referenced.line());
+        let alerting = match raw.alerting {
+            None => None,
+            Some(a) => {
+                let a = a.value.validate(file, "alerting")?;
+                a.check_sources(file, "alerting", sources.iter().map(|s| s.name.as_str()))?;
+                Some(a)
+            }
+        };
+        let report_line = raw
+            .reports
+            .token_compliance
+            .as_ref()
+            .map(|t| t.referenced.line());
+        let reports = raw.reports.validate(file, "reports")?;
+        if let (Some(line), None) = (report_line, alerting_line) {
+            return Err(ctx.at(
+                line,
+                "reports.token_compliance",
+                "a scheduled report is mailed through alerting.email, but there is no alerting section",
+            ));
+        }
+        Ok(Config {
+            path: file.to_path_buf(),
+            listen_address,
+            sources,
+            alerting,
+            reports,
+        })
+    }
+}
