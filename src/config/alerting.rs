@@ -1239,6 +1239,19 @@ mod tests {
                  (10m); a group is only looked at every group_interval",
             ),
             (
+                "evaluation_interval: 50ms\n",
+                "config.yaml:1: alerting.evaluation_interval: \"50ms\" is too short: must be at least 100ms",
+            ),
+            (
+                "retry_initial_backoff: 0s\n",
+                "config.yaml:1: alerting.retry_initial_backoff: \"0s\" is too short: must be at least 100ms",
+            ),
+            (
+                "evaluation_interval: often\n",
+                "config.yaml:1: alerting.evaluation_interval: invalid duration \"often\": expected number at 0 \
+                 (write for example 30s, 5m, 4h or 90d)",
+            ),
+            (
                 "group_interval: 0s\n",
                 "config.yaml:1: alerting.group_interval: must be longer than 0s",
             ),
@@ -1347,6 +1360,69 @@ mod tests {
             let yaml = format!("{head}{TAIL}");
             let parsed: Result<RawAlerting, _> = serde_saphyr::from_str(&yaml);
             assert!(parsed.is_err(), "accepted:\n{yaml}");
+        }
+    }
+
+    #[test]
+    fn the_loop_intervals_default_to_five_seconds_and_may_be_shortened_to_100ms() {
+        let defaults = load("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (
+                defaults.engine.evaluation_interval,
+                defaults.retry_initial_backoff
+            ),
+            (Duration::from_secs(5), Duration::from_secs(5))
+        );
+        let fast = load("evaluation_interval: 200ms\nretry_initial_backoff: 100ms\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (fast.engine.evaluation_interval, fast.retry_initial_backoff),
+            (Duration::from_millis(200), Duration::from_millis(100))
+        );
+    }
+
+    /// Every rule block, a key it does not accept, and the exact error: the key's line and path, and the keys
+    /// that block does accept.
+    #[test]
+    fn a_key_a_rule_does_not_accept_is_rejected_at_its_line_listing_the_keys_it_does() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "rules:\n  heartbeat_stale:\n    after: 5m\n    max_age: 10d\n",
+                "config.yaml:4: rules.heartbeat_stale.max_age: unknown field `max_age`, expected one of enabled, \
+                 after, for, keep_firing_for, severity, matchers",
+            ),
+            (
+                "rules:\n  agent_offline: { after: 5m }\n",
+                "config.yaml:2: rules.agent_offline.after: unknown field `after`, expected one of enabled, for, \
+                 keep_firing_for, severity, matchers",
+            ),
+            (
+                "rules:\n  token_rotation:\n    severity: info\n",
+                "config.yaml:3: rules.token_rotation.severity: unknown field `severity`, expected one of enabled, \
+                 max_age, warn_before, keep_firing_for, matchers",
+            ),
+            (
+                "rules:\n  source_down:\n    for: 1m\n    matchers: []\n",
+                "config.yaml:4: rules.source_down.matchers: unknown field `matchers`, expected one of enabled, for, \
+                 keep_firing_for, severity",
+            ),
+            (
+                "overrides:\n  - source: lab\n    rules:\n      agent_version_outdated:\n        warn_before: 1d\n",
+                "config.yaml:5: overrides[0].rules.agent_version_outdated.warn_before: unknown field `warn_before`, \
+                 expected one of enabled, min_version, for, keep_firing_for, severity, matchers",
+            ),
+            (
+                "rules:\n  agent_offline:\n    severity: page\n",
+                "config.yaml:3: rules.agent_offline.severity: unknown variant `page`, expected one of info, \
+                 warning, critical",
+            ),
+        ];
+        for (head, want) in cases {
+            let yaml = format!("{head}{TAIL}");
+            match crate::config::parse::parse_yaml::<RawAlerting>(&yaml, Path::new("config.yaml")) {
+                Ok(_) => panic!("accepted:\n{yaml}"),
+                Err(e) => assert_eq!(e.to_string(), *want, "for:\n{yaml}"),
+            }
         }
     }
 

@@ -134,7 +134,7 @@ impl Located<'_> {
                 format!(
                     "{:?} is too short: must be at least {}",
                     r.value,
-                    crate::humanize::duration(min)
+                    humantime::format_duration(min)
                 ),
             )),
             _ => Ok(d),
