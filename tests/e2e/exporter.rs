@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use onprem_agent_exporter::sim::{SimOptions, Simulator};
 
-#[path = "support/process.rs"]
-mod process;
+use crate::support::process;
 
 use process::{EXE, TestExporter, TestSim, parse_with_reference_parser, serve_sim};
 

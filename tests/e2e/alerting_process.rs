@@ -6,13 +6,7 @@
 //! exporter's log. Every child process is killed when its guard is dropped, so a failed assertion leaves nothing
 //! running.
 
-// The SMTP helpers of the email tests: the server process, the received-mail parser and a free port. Not every
-// helper is used here.
-#[path = "support/process.rs"]
-mod process;
-#[allow(dead_code)]
-#[path = "email/smtp.rs"]
-mod smtp;
+use crate::support::{process, smtp};
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt as _;

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use onprem_agent_exporter::sim::{Provider, SimOptions, Simulator};
 use serde_json::Value;
 
-#[path = "support/process.rs"]
-mod process;
+use crate::support::process;
 
 use process::{TestExporter, TestSim, parse_with_reference_parser, serve_sim};
 

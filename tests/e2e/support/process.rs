@@ -124,7 +124,7 @@ pub fn parse_with_reference_parser(exposition: &str) -> serde_json::Value {
     use std::io::Write as _;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/support/parse_openmetrics.py"
+        "/tests/e2e/support/parse_openmetrics.py"
     );
     let mut child = Command::new("/usr/bin/python3")
         .arg(script)

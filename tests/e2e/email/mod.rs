@@ -3,7 +3,7 @@
 //! transport, and that the SMTP password never leaks.
 
 mod pipeline;
-mod smtp;
+use crate::support::smtp;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -109,7 +109,7 @@ pub struct ServerOptions<'a> {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/support/smtp_server.py")
 }
 
 /// Panics with instructions if the SMTP server cannot run here.
