@@ -5,7 +5,6 @@
 //! passed one.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -79,15 +78,6 @@ impl TestCa {
             _dir: dir,
         }
     }
-}
-
-/// A free port on 127.0.0.1 now; used to start a server later on a known port (the outage test).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One running aiosmtpd process. Killed on drop.
