@@ -26,6 +26,10 @@ use crate::support::wait::wait_until;
 const API_TOKEN: &str = "alerting-api-key-7d41c0e9b2f85a36";
 /// The source's name, and so the account every subject ends with.
 const ACCOUNT: &str = "e2e";
+/// Timer settings added to every test's `alerting` section. The rule evaluation interval and the outbox's first
+/// retry delay are 5 s by default; once `alerting.evaluation_interval` and `alerting.retry_initial_backoff` exist,
+/// setting both to 200ms here makes every wait below a fraction of a second.
+const FAST_TIMERS: &str = "";
 
 /// One test's files: the config, the API token and SMTP password files, the state file (with its outbox next to
 /// it) and the logs of every exporter process started from them.
@@ -54,6 +58,7 @@ impl Setup {
              alerting:\n\
              \x20 state_file: {state}\n\
              \x20 external_url: http://exporter.example.com:9877\n\
+             {FAST_TIMERS}\
              {alerting_extra}\
              \x20 email:\n\
              \x20   smtp: {{ host: 127.0.0.1, port: {smtp_port}, tls: none, username: {USER}, password_file: {pw}, timeout: 5s }}\n\
@@ -101,6 +106,14 @@ impl TestExporter {
         assert_eq!(exit.signal(), Some(9), "the exporter ended with {exit}");
     }
 
+    /// How many evaluation rounds the rule engine has logged so far.
+    fn rounds(&self) -> usize {
+        self.logs()
+            .lines()
+            .filter(|l| l.contains("\"rules evaluated\""))
+            .count()
+    }
+
     /// The ids of the notifications the rule engine handed to the outbox, from its `notification due` log lines.
     fn notification_ids(&self) -> Vec<String> {
         self.logs()
@@ -134,6 +147,26 @@ fn summary(server: &SmtpServer) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Waits out the shortest period after which a duplicate or late email would have arrived if one were coming: at
+/// least `span` (the group timing that could produce one), two more evaluation rounds (so the engine has looked
+/// again after `span`), and an empty notification queue (so whatever those rounds produced has been delivered).
+async fn quiet_period(exp: &TestExporter, server: &SmtpServer, span: Duration) {
+    let until = Instant::now() + span;
+    let rounds = exp.rounds();
+    wait_until(
+        "the quiet period to pass: the span, two more evaluation rounds and an empty queue",
+        async || {
+            if Instant::now() < until || exp.rounds() < rounds + 2 {
+                return None;
+            }
+            let text = get_ok(&exp.url("/metrics")).await;
+            (sample(&text, QUEUE) == Some(0.0)).then_some(())
+        },
+        || context(Some(server), exp),
+    )
+    .await;
 }
 
 /// What a failed wait shows: the emails so far and the exporter's log tail.
@@ -247,8 +280,8 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
         || context(Some(&server), &exp),
     )
     .await;
-    // Three evaluation rounds (every 5 s) with the group due every 2 s: time enough for a duplicate to show.
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // The restarted engine would mail a duplicate once group_wait (1 s) and group_interval (2 s) have passed.
+    quiet_period(&exp, &server, Duration::from_secs(3)).await;
     let firing = subjects_starting(&server, "[FIRING");
     assert_eq!(
         firing.len(),
@@ -264,8 +297,9 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
         || context(Some(&server), &exp),
     )
     .await;
-    // Let a duplicate resolved notice, or a late firing one, arrive if one were coming.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Let a duplicate resolved notice, or a late firing one, arrive if one were coming: the group is due again
+    // after group_interval (2 s).
+    quiet_period(&exp, &server, Duration::from_secs(2)).await;
 
     let all = server.received();
     let subjects: Vec<String> = all
@@ -346,8 +380,8 @@ async fn emails_queued_during_an_smtp_outage_arrive_exactly_once_after_recovery(
         || context(Some(&server), &exp),
     )
     .await;
-    // Let any duplicate arrive if one were coming.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let any duplicate arrive if one were coming: a redelivery would follow the outbox's next attempt.
+    quiet_period(&exp, &server, Duration::from_secs(1)).await;
 
     let text = get_ok(&exp.url("/metrics")).await;
     let got = server.received();
