@@ -1,57 +1,33 @@
 //! The Planasonix and Calyptia simulators over real sockets: auth, pagination, the embedded secrets, the health
 //! endpoint, faults, and a round trip through the real sources.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use onprem_agent_exporter::config::sources::SourceConfig;
 use onprem_agent_exporter::sim::calyptia::DEFAULT_PROJECT_ID;
-use onprem_agent_exporter::sim::{Faults, Provider, SimOptions, Simulator};
+use onprem_agent_exporter::sim::{Faults, Provider, SimOptions};
 use onprem_agent_exporter::sources::build;
 use onprem_agent_exporter::sources::calyptia::project_id_from_token;
 use secrecy::SecretString;
 use serde_json::Value;
-use tokio::sync::watch;
 use url::Url;
+
+use crate::support::simulator::{TestSim, spawn_sim};
 
 const KEY: &str = "sim-test-key-3d4e5f";
 
-struct TestSim {
-    sim: Simulator,
-    addr: SocketAddr,
-    _stop: watch::Sender<bool>,
-}
-
-impl TestSim {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
+/// Serves a `provider` simulator of `agents` agents, `page_size` to a page, that accepts [`KEY`].
 async fn spawn(provider: Provider, agents: usize, page_size: usize) -> TestSim {
-    let sim = Simulator::new(SimOptions {
-        provider,
-        agents,
-        page_size,
-        token: KEY.to_string(),
-        ..SimOptions::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, mut rx) = watch::channel(false);
-    let server = sim.clone();
-    tokio::spawn(async move {
-        let _ = server
-            .serve(listener, async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await;
-    });
-    TestSim {
-        sim,
-        addr,
-        _stop: tx,
-    }
+    spawn_sim(
+        KEY,
+        SimOptions {
+            provider,
+            agents,
+            page_size,
+            ..SimOptions::default()
+        },
+    )
+    .await
 }
 
 /// Sends `GET url` with the given headers; returns status, headers and the body as JSON (`Null` when empty).

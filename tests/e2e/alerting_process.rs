@@ -6,14 +6,6 @@
 //! exporter's log. Every child process is killed when its guard is dropped, so a failed assertion leaves nothing
 //! running.
 
-// The SMTP helpers of the email tests: the server process, the received-mail parser and a free port. Not every
-// helper is used here.
-#[path = "support/process.rs"]
-mod process;
-#[allow(dead_code)]
-#[path = "email/smtp.rs"]
-mod smtp;
-
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
@@ -21,23 +13,22 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use onprem_agent_exporter::config::email::TlsMode;
-use onprem_agent_exporter::sim::{SimOptions, Simulator};
-use process::{TestExporter, TestSim, serve_sim};
-use smtp::{PASSWORD, Received, ServerOptions, SmtpServer, USER, free_port};
+use onprem_agent_exporter::sim::SimOptions;
+
+use crate::support::exposition::sample;
+use crate::support::free_port;
+use crate::support::http::get_ok;
+use crate::support::process::TestExporter;
+use crate::support::simulator::{TestSim, spawn_sim};
+use crate::support::smtp::{PASSWORD, Received, ServerOptions, SmtpServer, USER};
+use crate::support::wait::wait_until;
 
 const API_TOKEN: &str = "alerting-api-key-7d41c0e9b2f85a36";
 /// The source's name, and so the account every subject ends with.
 const ACCOUNT: &str = "e2e";
-/// The longest any single wait in these tests may take.
-const WAIT: Duration = Duration::from_secs(60);
-
-async fn spawn_sim(opts: SimOptions) -> TestSim {
-    serve_sim(Simulator::new(SimOptions {
-        token: API_TOKEN.to_string(),
-        ..opts
-    }))
-    .await
-}
+/// Timer settings added to every test's `alerting` section. The rule evaluation interval and the outbox's first
+/// retry delay are 5 s by default; 200ms makes every wait below a fraction of a second.
+const FAST_TIMERS: &str = "  evaluation_interval: 200ms\n  retry_initial_backoff: 200ms\n";
 
 /// One test's files: the config, the API token and SMTP password files, the state file (with its outbox next to
 /// it) and the logs of every exporter process started from them.
@@ -66,6 +57,7 @@ impl Setup {
              alerting:\n\
              \x20 state_file: {state}\n\
              \x20 external_url: http://exporter.example.com:9877\n\
+             {FAST_TIMERS}\
              {alerting_extra}\
              \x20 email:\n\
              \x20   smtp: {{ host: 127.0.0.1, port: {smtp_port}, tls: none, username: {USER}, password_file: {pw}, timeout: 5s }}\n\
@@ -113,6 +105,14 @@ impl TestExporter {
         assert_eq!(exit.signal(), Some(9), "the exporter ended with {exit}");
     }
 
+    /// How many evaluation rounds the rule engine has logged so far.
+    fn rounds(&self) -> usize {
+        self.logs()
+            .lines()
+            .filter(|l| l.contains("\"rules evaluated\""))
+            .count()
+    }
+
     /// The ids of the notifications the rule engine handed to the outbox, from its `notification due` log lines.
     fn notification_ids(&self) -> Vec<String> {
         self.logs()
@@ -122,22 +122,6 @@ impl TestExporter {
             .filter_map(|v| v["id"].as_str().map(String::from))
             .collect()
     }
-}
-
-async fn get(url: &str) -> String {
-    let r = reqwest::get(url)
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    assert!(r.status().is_success(), "GET {url}: {}", r.status());
-    r.text().await.unwrap()
-}
-
-/// The value of the first sample whose line starts with `prefix` in a text exposition.
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 const QUEUE: &str = "onprem_agent_notification_queue_length ";
@@ -164,25 +148,24 @@ fn summary(server: &SmtpServer) -> String {
         .join("\n")
 }
 
-/// Polls `check` every 200 ms until it returns `Some`, for at most [`WAIT`]; then fails naming `what` and showing
-/// `seen()`.
-async fn wait_until<T>(
-    what: &str,
-    mut check: impl AsyncFnMut() -> Option<T>,
-    seen: impl Fn() -> String,
-) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited {WAIT:?} for {what}; saw:\n{}",
-            seen()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// Waits out the shortest period after which a duplicate or late email would have arrived if one were coming: at
+/// least `span` (the group timing that could produce one), two more evaluation rounds (so the engine has looked
+/// again after `span`), and an empty notification queue (so whatever those rounds produced has been delivered).
+async fn quiet_period(exp: &TestExporter, server: &SmtpServer, span: Duration) {
+    let until = Instant::now() + span;
+    let rounds = exp.rounds();
+    wait_until(
+        "the quiet period to pass: the span, two more evaluation rounds and an empty queue",
+        async || {
+            if Instant::now() < until || exp.rounds() < rounds + 2 {
+                return None;
+            }
+            let text = get_ok(&exp.url("/metrics")).await;
+            (sample(&text, QUEUE) == Some(0.0)).then_some(())
+        },
+        || context(Some(server), exp),
+    )
+    .await;
 }
 
 /// What a failed wait shows: the emails so far and the exporter's log tail.
@@ -253,7 +236,7 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
         auth: true,
         port: None,
     });
-    let sim = spawn_sim(SimOptions::default()).await;
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
     // Only SourceDown is on, so every email this test sees is about the outage.
     let setup = Setup::new(
         &sim,
@@ -288,7 +271,7 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
     wait_until(
         "the restarted exporter to report SourceDown firing",
         async || {
-            let text = get(&exp.url("/metrics")).await;
+            let text = get_ok(&exp.url("/metrics")).await;
             (sample(&text, "onprem_agent_source_up{") == Some(0.0)
                 && sample(&text, SOURCE_DOWN_FIRING) == Some(1.0))
             .then_some(())
@@ -296,8 +279,8 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
         || context(Some(&server), &exp),
     )
     .await;
-    // Three evaluation rounds (every 5 s) with the group due every 2 s: time enough for a duplicate to show.
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // The restarted engine would mail a duplicate once group_wait (1 s) and group_interval (2 s) have passed.
+    quiet_period(&exp, &server, Duration::from_secs(3)).await;
     let firing = subjects_starting(&server, "[FIRING");
     assert_eq!(
         firing.len(),
@@ -313,8 +296,9 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
         || context(Some(&server), &exp),
     )
     .await;
-    // Let a duplicate resolved notice, or a late firing one, arrive if one were coming.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Let a duplicate resolved notice, or a late firing one, arrive if one were coming: the group is due again
+    // after group_interval (2 s).
+    quiet_period(&exp, &server, Duration::from_secs(2)).await;
 
     let all = server.received();
     let subjects: Vec<String> = all
@@ -345,7 +329,7 @@ async fn emails_queued_during_an_smtp_outage_arrive_exactly_once_after_recovery(
     let started = Instant::now();
     // Nothing listens here until the outage ends.
     let port = free_port();
-    let sim = spawn_sim(SimOptions::default()).await;
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
     // The default fleet always has overdue and due tokens and stale heartbeats. A group interval of an hour makes
     // every group mail exactly once during the test, so each expected email is one notification id.
     let setup = Setup::new(
@@ -359,7 +343,7 @@ async fn emails_queued_during_an_smtp_outage_arrive_exactly_once_after_recovery(
     let (queued, failed) = wait_until(
         "queued emails and two failed delivery attempts",
         async || {
-            let text = get(&exp.url("/metrics")).await;
+            let text = get_ok(&exp.url("/metrics")).await;
             let queued = sample(&text, QUEUE)?;
             let failed = sample(&text, FAILED)?;
             (queued > 0.0 && failed >= queued + 1.0).then_some((queued, failed))
@@ -389,16 +373,16 @@ async fn emails_queued_during_an_smtp_outage_arrive_exactly_once_after_recovery(
     wait_until(
         "the queue to drain",
         async || {
-            let text = get(&exp.url("/metrics")).await;
+            let text = get_ok(&exp.url("/metrics")).await;
             (sample(&text, QUEUE) == Some(0.0)).then_some(())
         },
         || context(Some(&server), &exp),
     )
     .await;
-    // Let any duplicate arrive if one were coming.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let any duplicate arrive if one were coming: a redelivery would follow the outbox's next attempt.
+    quiet_period(&exp, &server, Duration::from_secs(1)).await;
 
-    let text = get(&exp.url("/metrics")).await;
+    let text = get_ok(&exp.url("/metrics")).await;
     let got = server.received();
     assert_eq!(
         exp.notification_ids(),
@@ -486,10 +470,13 @@ fn outbox_files(dir: &Path, when: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_emails_the_state_file_the_outbox_or_the_logs() {
     // The simulator ignores `include` and sends full records, each with its agent's `accessToken`.
-    let sim = spawn_sim(SimOptions {
-        honour_projection: false,
-        ..SimOptions::default()
-    })
+    let sim = spawn_sim(
+        API_TOKEN,
+        SimOptions {
+            honour_projection: false,
+            ..SimOptions::default()
+        },
+    )
     .await;
     let tokens = sim.sim.access_tokens();
     assert_eq!(tokens.len(), 25);
@@ -502,7 +489,7 @@ async fn no_secret_reaches_emails_the_state_file_the_outbox_or_the_logs() {
     wait_until(
         "queued notifications",
         async || {
-            let text = get(&exp.url("/metrics")).await;
+            let text = get_ok(&exp.url("/metrics")).await;
             (sample(&text, QUEUE)? > 0.0 && sample(&text, FAILED)? > 0.0).then_some(())
         },
         || context(None, &exp),
@@ -524,7 +511,7 @@ async fn no_secret_reaches_emails_the_state_file_the_outbox_or_the_logs() {
     wait_until(
         "the queue to drain",
         async || {
-            let text = get(&exp.url("/metrics")).await;
+            let text = get_ok(&exp.url("/metrics")).await;
             (sample(&text, QUEUE) == Some(0.0) && sample(&text, SENT)? > 0.0).then_some(())
         },
         || context(Some(&server), &exp),
@@ -535,7 +522,7 @@ async fn no_secret_reaches_emails_the_state_file_the_outbox_or_the_logs() {
     assert!(!got.is_empty(), "no email to search");
     // The emails list agents from the full records: what is searched below really came from them.
     let agents: serde_json::Value =
-        serde_json::from_str(&get(&exp.url("/api/v1/agents")).await).unwrap();
+        serde_json::from_str(&get_ok(&exp.url("/api/v1/agents")).await).unwrap();
     let ids: Vec<String> = agents["sources"][0]["agents"]
         .as_array()
         .unwrap()
@@ -563,7 +550,7 @@ async fn no_secret_reaches_emails_the_state_file_the_outbox_or_the_logs() {
         std::fs::read_to_string(setup.state_file()).unwrap(),
     ));
     outputs.extend(outbox_files(&setup.outbox_dir(), "after the outage"));
-    let alerts = get(&exp.url("/api/v1/alerts")).await;
+    let alerts = get_ok(&exp.url("/api/v1/alerts")).await;
     let doc: serde_json::Value = serde_json::from_str(&alerts).unwrap();
     assert!(
         doc["alerts"].as_array().is_some_and(|a| !a.is_empty()),

@@ -3,11 +3,14 @@
 //! transport, and that the SMTP password never leaks.
 
 mod pipeline;
-mod smtp;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::free_port;
+use crate::support::smtp::{
+    PASSWORD, Received, ServerOptions, SmtpServer, TestCa, USER, email_config,
+};
 use jiff::Timestamp;
 use onprem_agent_exporter::config::email::{RawEmail, TlsMode};
 use onprem_agent_exporter::config::reports::TokenPolicy;
@@ -19,7 +22,6 @@ use onprem_agent_exporter::notify::{
 };
 use onprem_agent_exporter::report;
 use onprem_agent_exporter::status::SourceStatus;
-use smtp::{PASSWORD, Received, ServerOptions, SmtpServer, TestCa, USER, email_config, free_port};
 
 /// An agent name built to break things: HTML, quotes, a CR/LF header injection attempt and non-ASCII text.
 const EVIL_NAME: &str = "<b>Lager</b> & \"Süd\"\r\nBcc: victim@example.com";

@@ -15,7 +15,7 @@ use onprem_agent_exporter::notify::outbox::{self, Outbox, OutboxOptions};
 use onprem_agent_exporter::rules::runner::{run_once, start_engine};
 use onprem_agent_exporter::status::{Registry, SourceStatus};
 
-use crate::smtp::{PASSWORD, ServerOptions, SmtpServer, USER};
+use crate::support::smtp::{PASSWORD, ServerOptions, SmtpServer, USER};
 
 fn publish(registry: &Registry, now: Timestamp, token_age_days: i64) {
     let mut a = Agent::new("a1", "<i>Lager</i> Süd");

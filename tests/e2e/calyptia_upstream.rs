@@ -2,8 +2,7 @@
 //! `Link` pagination with `before=` cursors, every error status in the `{"error","detail"}` envelope, retries,
 //! malformed bodies, the last good snapshot, and the agent tokens that must never come back.
 
-#[path = "support/fake_upstream.rs"]
-mod fake;
+use crate::support::fake_upstream as fake;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,6 @@
 //! passed one.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -81,15 +80,6 @@ impl TestCa {
     }
 }
 
-/// A free port on 127.0.0.1 now; used to start a server later on a known port (the outage test).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One running aiosmtpd process. Killed on drop.
 pub struct SmtpServer {
     child: Child,
@@ -109,7 +99,7 @@ pub struct ServerOptions<'a> {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/support/smtp_server.py")
 }
 
 /// Panics with instructions if the SMTP server cannot run here.

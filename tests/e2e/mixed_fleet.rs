@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use onprem_agent_exporter::sim::{Provider, SimOptions, Simulator};
 use serde_json::Value;
 
-#[path = "support/process.rs"]
-mod process;
-
-use process::{TestExporter, TestSim, parse_with_reference_parser, serve_sim};
+use crate::support::exposition::parse_with_reference_parser;
+use crate::support::http::{get_ok, get_with};
+use crate::support::process::TestExporter;
+use crate::support::simulator::{TestSim, serve_sim};
 
 /// Agents per simulated account.
 const AGENTS: usize = 12;
@@ -52,23 +52,11 @@ fn spawn_exporter(sims: &[(&str, &TestSim, &str)]) -> (TestExporter, tempfile::T
     (exp, dir)
 }
 
-async fn get(url: &str, accept: Option<&str>) -> String {
-    let mut request = reqwest::Client::new().get(url);
-    if let Some(accept) = accept {
-        request = request.header("Accept", accept);
-    }
-    let response = request
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    response.text().await.unwrap()
-}
-
 /// Waits until every source is up and the Planasonix health figures are in.
 async fn wait_for_every_source(exp: &TestExporter) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let text = get(&exp.url("/metrics"), None).await;
+        let text = get_ok(&exp.url("/metrics")).await;
         let ups: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("onprem_agent_source_up{"))
@@ -120,7 +108,7 @@ async fn one_exporter_serves_a_mixed_fleet_with_the_right_labels_and_no_secret_o
     ]);
     wait_for_every_source(&exp).await;
 
-    let exposition = get(
+    let (_, exposition) = get_with(
         &exp.url("/metrics"),
         Some("application/openmetrics-text; version=1.0.0"),
     )
@@ -266,12 +254,9 @@ async fn one_exporter_serves_a_mixed_fleet_with_the_right_labels_and_no_secret_o
 
     tokio::time::sleep(Duration::from_millis(2500)).await; // another round of polls' worth of debug logs
     let outputs = [
-        ("/metrics", get(&exp.url("/metrics"), None).await),
-        (
-            "/api/v1/agents",
-            get(&exp.url("/api/v1/agents"), None).await,
-        ),
-        ("/", get(&exp.url("/"), None).await),
+        ("/metrics", get_ok(&exp.url("/metrics")).await),
+        ("/api/v1/agents", get_ok(&exp.url("/api/v1/agents")).await),
+        ("/", get_ok(&exp.url("/")).await),
         ("the exporter log", exp.logs()),
     ];
     for (what, text) in &outputs {

@@ -7,22 +7,14 @@ use std::io::{BufRead, BufReader, Read as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use onprem_agent_exporter::sim::{SimOptions, Simulator};
+use onprem_agent_exporter::sim::SimOptions;
 
-#[path = "support/process.rs"]
-mod process;
-
-use process::{EXE, TestExporter, TestSim, parse_with_reference_parser, serve_sim};
+use crate::support::exposition::{parse_with_reference_parser, sample};
+use crate::support::http::get;
+use crate::support::process::{EXE, TestExporter};
+use crate::support::simulator::{TestSim, spawn_sim};
 
 const API_TOKEN: &str = "e2e-api-key-0c9f3b7d5e2a41c8";
-
-async fn spawn_sim(opts: SimOptions) -> TestSim {
-    serve_sim(Simulator::new(SimOptions {
-        token: API_TOKEN.to_string(),
-        ..opts
-    }))
-    .await
-}
 
 /// A running exporter and the folder holding its config, token and log.
 struct Running {
@@ -60,42 +52,11 @@ fn spawn_exporter(sim: &TestSim, source_extra: &str) -> Running {
     Running { exp, dir }
 }
 
-async fn get(url: &str) -> (u16, String) {
-    let r = reqwest::get(url)
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    let status = r.status().as_u16();
-    (status, r.text().await.unwrap())
-}
-
-async fn wait_ready(exp: &Running) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if get(&exp.url("/readyz")).await.0 == 200 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never ready; log:\n{}",
-            exp.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The value of the first sample whose line starts with `prefix` in a text exposition.
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_age_grows_between_two_scrapes_with_no_poll_in_between() {
-    let sim = spawn_sim(SimOptions::default()).await;
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
     let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
-    wait_ready(&exp).await;
+    exp.wait_ready().await;
     let requests = sim.sim.stats().requests;
     let (_, first) = get(&exp.url("/metrics")).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -133,12 +94,12 @@ async fn heartbeat_age_grows_between_two_scrapes_with_no_poll_in_between() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_upstream_keeps_the_last_snapshot_and_sets_source_up_to_zero() {
-    let sim = spawn_sim(SimOptions::default()).await;
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
     let exp = spawn_exporter(
         &sim,
         "    poll_interval: 1s\n    request_timeout: 1s\n    max_attempts: 1\n",
     );
-    wait_ready(&exp).await;
+    exp.wait_ready().await;
     let (_, before) = get(&exp.url("/metrics")).await;
     let agents_before = before
         .lines()
@@ -207,11 +168,11 @@ async fn a_failing_upstream_keeps_the_last_snapshot_and_sets_source_up_to_zero()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_is_counted_as_unauthorized() {
-    let sim = spawn_sim(SimOptions::default()).await;
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
     // The simulator answers every request as integrator.io does for a revoked key: 401 with a bare message.
     sim.sim.control().set_status_override(Some(401));
     let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
-    wait_ready(&exp).await;
+    exp.wait_ready().await;
     let (_, text) = get(&exp.url("/metrics")).await;
     assert_eq!(
         sample(&text, "onprem_agent_source_up{"),
@@ -232,7 +193,7 @@ async fn a_revoked_key_is_counted_as_unauthorized() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_answers_503_until_the_first_poll_has_finished() {
-    let sim = spawn_sim(SimOptions::default()).await;
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
     sim.sim.control().set_latency(Duration::from_secs(2));
     let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
     let (status, body) = get(&exp.url("/readyz")).await;
@@ -250,21 +211,24 @@ async fn readyz_answers_503_until_the_first_poll_has_finished() {
         "a scrape waited on the upstream: {:?}",
         started.elapsed()
     );
-    wait_ready(&exp).await;
+    exp.wait_ready().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_metrics_api_landing_page_logs_or_once_output() {
     // The simulator ignores `include` and sends full records, each with a fake `accessToken`.
-    let sim = spawn_sim(SimOptions {
-        honour_projection: false,
-        ..SimOptions::default()
-    })
+    let sim = spawn_sim(
+        API_TOKEN,
+        SimOptions {
+            honour_projection: false,
+            ..SimOptions::default()
+        },
+    )
     .await;
     let tokens = sim.sim.access_tokens();
     assert_eq!(tokens.len(), 25);
     let exp = spawn_exporter(&sim, "    poll_interval: 1s\n    request_timeout: 1s\n");
-    wait_ready(&exp).await;
+    exp.wait_ready().await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // a few polls' worth of debug logs
 
     let mut outputs = vec![
@@ -327,9 +291,9 @@ async fn no_secret_appears_in_metrics_api_landing_page_logs_or_once_output() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_gzipped_on_request_and_parse_with_the_reference_openmetrics_parser() {
-    let sim = spawn_sim(SimOptions::default()).await;
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
     let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
-    wait_ready(&exp).await;
+    exp.wait_ready().await;
     let client = reqwest::Client::new();
     let resp = client
         .get(exp.url("/metrics"))
@@ -410,9 +374,9 @@ async fn metrics_are_gzipped_on_request_and_parse_with_the_reference_openmetrics
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_check_metrics_accepts_the_text_exposition() {
-    let sim = spawn_sim(SimOptions::default()).await;
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
     let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
-    wait_ready(&exp).await;
+    exp.wait_ready().await;
     let (_, text) = get(&exp.url("/metrics")).await;
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -439,9 +403,9 @@ async fn promtool_check_metrics_accepts_the_text_exposition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_exporter_cleanly() {
-    let sim = spawn_sim(SimOptions::default()).await;
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
     let mut exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
-    wait_ready(&exp).await;
+    exp.wait_ready().await;
     let status = Command::new("kill")
         .args(["-TERM", &exp.child.id().to_string()])
         .status()
@@ -464,7 +428,7 @@ async fn sigterm_stops_the_exporter_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_exits_non_zero_and_names_the_source_when_a_poll_fails() {
-    let sim = spawn_sim(SimOptions::default()).await;
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
     sim.sim.control().set_status_override(Some(401));
     let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
     let out = Command::new(EXE)
@@ -536,7 +500,7 @@ fn demo_prints_the_urls_to_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_prints_every_agent_as_json_and_csv_most_urgent_first() {
-    let sim = spawn_sim(SimOptions::default()).await;
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
     let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
     let config = exp.dir.path().join("config.yaml");
     let json = Command::new(EXE)

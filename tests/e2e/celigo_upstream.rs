@@ -1,8 +1,7 @@
 //! How the Celigo source behaves against scripted upstreams on real sockets: pagination, projection that the server
 //! may ignore, every error status, retries, timeouts, malformed bodies and the secrets that must never come back.
 
-#[path = "support/fake_upstream.rs"]
-mod fake;
+use crate::support::fake_upstream as fake;
 
 use std::time::{Duration, Instant};
 

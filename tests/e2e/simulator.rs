@@ -7,12 +7,14 @@ use jiff::Timestamp;
 use onprem_agent_exporter::sim::{DEFAULT_TOKEN, Faults, SimOptions, Simulator};
 use serde_json::Value;
 
+use crate::support::simulator::{TestSim, serve_sim};
+
 /// A simulator serving on 127.0.0.1 and a client for it. Dropping it stops the server.
 struct Running {
     base: String,
     sim: Simulator,
     client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _served: TestSim,
 }
 
 /// What one request returned, kept whole so that a failing assertion can print it.
@@ -54,20 +56,12 @@ impl Reply {
 }
 
 async fn spawn_sim(opts: SimOptions) -> Running {
-    let sim = Simulator::new(opts);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let base = format!("http://{}", listener.local_addr().expect("local address"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(sim.clone().serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let served = serve_sim(Simulator::new(opts)).await;
     Running {
-        base,
-        sim,
+        base: served.url(""),
+        sim: served.sim.clone(),
         client: reqwest::Client::new(),
-        _stop: stop,
+        _served: served,
     }
 }
 

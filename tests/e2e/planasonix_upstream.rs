@@ -2,8 +2,7 @@
 //! form, every error status, retries, malformed bodies, the offline rule, health polling at bounded concurrency, the
 //! last good snapshot, and the enrollment tokens that must never come back.
 
-#[path = "support/fake_upstream.rs"]
-mod fake;
+use crate::support::fake_upstream as fake;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,46 +1,14 @@
-//! Test support shared by the process-level tests: the simulator serving on a free port of 127.0.0.1, and the
-//! exporter binary as a child process that is killed when its guard drops.
-#![allow(dead_code)] // each test binary uses a different part of it
+//! The exporter binary as a child process that is killed when its guard drops.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use onprem_agent_exporter::sim::Simulator;
-use tokio::sync::watch;
+use super::http::get;
 
 /// The binary under test.
 pub const EXE: &str = env!("CARGO_BIN_EXE_onprem-agent-exporter");
-
-/// A simulator serving on a free port of 127.0.0.1 until dropped.
-pub struct TestSim {
-    pub sim: Simulator,
-    pub addr: SocketAddr,
-    _stop: watch::Sender<bool>,
-}
-
-/// Serves `sim` on a free port of 127.0.0.1 until the returned guard drops.
-pub async fn serve_sim(sim: Simulator) -> TestSim {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the simulator");
-    let addr = listener.local_addr().unwrap();
-    let (tx, mut rx) = watch::channel(false);
-    let server = sim.clone();
-    tokio::spawn(async move {
-        let _ = server
-            .serve(listener, async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await;
-    });
-    TestSim {
-        sim,
-        addr,
-        _stop: tx,
-    }
-}
 
 /// An exporter process; killed when dropped.
 pub struct TestExporter {
@@ -109,42 +77,26 @@ impl TestExporter {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits (at most 30 s) until `/readyz` answers 200, that is until the first poll has finished.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if get(&self.url("/readyz")).await.0 == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never ready; log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The last 40 lines of the log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = self.logs();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
-}
-
-/// Parses an OpenMetrics exposition with Python's reference parser (Debian's `python3-prometheus-client`, run with
-/// `/usr/bin/python3`) and returns its families as JSON. Fails the test, showing the parser's error and the head of
-/// the exposition, if the parser rejects it.
-pub fn parse_with_reference_parser(exposition: &str) -> serde_json::Value {
-    use std::io::Write as _;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/support/parse_openmetrics.py"
-    );
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("/usr/bin/python3 must exist; `make test` installs python3-prometheus-client");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the reference OpenMetrics parser rejected the exposition: {}\n--- exposition head ---\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        exposition.lines().take(40).collect::<Vec<_>>().join("\n")
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -1,0 +1,18 @@
+//! The integration tests, linked as one binary: one module per area, and [`support`] holding the helpers they share
+//! (the exporter as a child process, simulators, SMTP, the fake upstream, Prometheus and the OpenMetrics parser).
+//!
+//! One binary links the crate once instead of once per file, and lets `cargo test` run every area's tests side by
+//! side.
+
+mod alerting_process;
+mod calyptia_upstream;
+mod celigo_upstream;
+mod config_files;
+mod email;
+mod exporter;
+mod mixed_fleet;
+mod planasonix_upstream;
+mod prometheus_stack;
+mod provider_simulators;
+mod simulator;
+mod support;

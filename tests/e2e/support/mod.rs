@@ -1,0 +1,23 @@
+//! Helpers shared by every integration-test module, each written once: the exporter as a child process, the
+//! simulators on real sockets, HTTP and exposition reading, bounded waits, SMTP, the fake upstream and Prometheus.
+
+pub mod exposition;
+pub mod fake_upstream;
+pub mod http;
+pub mod process;
+pub mod prometheus;
+pub mod simulator;
+pub mod smtp;
+pub mod wait;
+
+use std::net::TcpListener;
+
+/// A port of 127.0.0.1 that is free now, for a server started later on a known port (an SMTP server that comes
+/// back after an outage, a Prometheus listener, a port nothing listens on).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
