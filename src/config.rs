@@ -328,7 +328,10 @@ impl Config {
 }
 
 /// Deserializes `text`, turning serde errors into [`ConfigError::Syntax`] with the key path that failed.
-fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &Path) -> Result<T, ConfigError> {
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &Path,
+) -> Result<T, ConfigError> {
     let mut path = String::new();
     let result = serde_saphyr::with_deserializer_from_str(text, |de| {
         serde_path_to_error::deserialize(de).map_err(|e| {
