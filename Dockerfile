@@ -36,7 +36,9 @@ WORKDIR /var/lib/onprem-agent-exporter
 USER 65532:65532
 EXPOSE 9877
 
-# The image has no curl: the binary checks its own /healthz (http://127.0.0.1:9877/healthz by default).
+# The image has no curl: the binary checks its own /healthz (http://127.0.0.1:9877/healthz by default). With TLS
+# on (--web.config.file), set ONPREM_AGENT_EXPORTER_HEALTHCHECK_URL=https://127.0.0.1:9877/healthz and
+# ONPREM_AGENT_EXPORTER_HEALTHCHECK_INSECURE_SKIP_VERIFY=true (or ..._CA_FILE); /healthz needs no credentials.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/local/bin/onprem-agent-exporter", "healthcheck"]
 

@@ -14,6 +14,7 @@ use crate::config::sources::SourceConfig;
 use crate::server::AppState;
 use crate::sources::{BuildError, Source};
 use crate::status::Registry;
+use crate::web::Web;
 
 /// Why the exporter could not start or stopped unexpectedly.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +121,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
 /// its source's metrics, which is worse than exiting and being restarted.
 pub async fn run(
     config: &Config,
+    web: &Web,
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), AppError> {
@@ -143,6 +145,7 @@ pub async fn run(
     }
     serve_with_tasks(
         listener,
+        web,
         crate::server::router(state, routes),
         tasks,
         shutdown,
@@ -162,14 +165,15 @@ pub fn attach(state: &mut AppState, alerting: Alerting) -> axum::Router {
 /// Serves `app` while `tasks` run; returns when shutdown is requested or something stops on its own.
 pub async fn serve_with_tasks(
     listener: TcpListener,
+    web: &Web,
     app: axum::Router,
     mut tasks: JoinSet<String>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), AppError> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "listening");
+        tracing::info!(%addr, scheme = web.scheme(), basic_auth = web.requires_auth(), "listening");
     }
-    let server = crate::server::serve(listener, app, shutdown.clone());
+    let server = web.serve(listener, app, shutdown.clone());
     tokio::pin!(server);
     loop {
         tokio::select! {

@@ -169,6 +169,7 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
     println!("Press Ctrl-C to stop.");
     crate::app::serve_with_tasks(
         listener,
+        &crate::web::Web::plain(),
         crate::server::router(state, Some(routes)),
         tasks,
         shutdown,

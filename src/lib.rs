@@ -46,3 +46,4 @@ pub mod sim;
 pub mod sources;
 pub mod status;
 pub mod telemetry;
+pub mod web;

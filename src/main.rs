@@ -10,6 +10,8 @@ use onprem_agent_exporter::config::Config;
 use onprem_agent_exporter::metrics::Format;
 use onprem_agent_exporter::report::ReportFormat;
 use onprem_agent_exporter::telemetry::{self, LogFormat};
+use onprem_agent_exporter::web::listener::Limits;
+use onprem_agent_exporter::web::{Web, WebConfig};
 use onprem_agent_exporter::{app, metrics};
 use tokio::sync::watch;
 
@@ -55,12 +57,17 @@ enum Command {
         /// The YAML config file.
         #[arg(long, env = "ONPREM_AGENT_EXPORTER_CONFIG", value_name = "FILE")]
         config: PathBuf,
+        #[command(flatten)]
+        web: WebArgs,
     },
     /// Validate a config file (syntax, keys, values, token files) and exit: 0 if valid, 1 with the error if not.
     CheckConfig {
         /// The YAML config file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Also validate this web config file (TLS, basic auth, headers), as `run` would load it.
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
     },
     /// Poll every source once, print the exposition to stdout, and exit non-zero if any source failed.
     Once {
@@ -149,13 +156,87 @@ enum Command {
     },
     /// Exit 0 if the exporter at URL answers its health check, 1 otherwise (for container HEALTHCHECKs).
     Healthcheck {
-        /// The health endpoint to ask.
-        #[arg(long, default_value = "http://127.0.0.1:9877/healthz")]
+        /// The health endpoint to ask: a URL, or HOST:PORT for http://HOST:PORT/healthz. With TLS on, use an
+        /// https:// URL and --ca-file (or --insecure-skip-verify for a check over loopback).
+        #[arg(
+            long,
+            env = "ONPREM_AGENT_EXPORTER_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:9877/healthz"
+        )]
         url: String,
+        /// Verify the exporter's certificate against this PEM CA bundle (instead of the system's roots).
+        #[arg(
+            long,
+            env = "ONPREM_AGENT_EXPORTER_HEALTHCHECK_CA_FILE",
+            value_name = "FILE"
+        )]
+        ca_file: Option<PathBuf>,
+        /// Accept any certificate. Meant only for a container checking itself over loopback, where there is
+        /// nobody in between to impersonate it; /healthz carries no data and needs no credentials.
+        #[arg(long, env = "ONPREM_AGENT_EXPORTER_HEALTHCHECK_INSECURE_SKIP_VERIFY")]
+        insecure_skip_verify: bool,
         /// Give up after this long.
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+}
+
+/// How `run` exposes its HTTP server.
+#[derive(Debug, clap::Args)]
+struct WebArgs {
+    /// A web config file in the format Prometheus, Alertmanager and node_exporter read: TLS
+    /// (tls_server_config), basic auth (basic_auth_users, bcrypt hashes) and response headers
+    /// (http_server_config.headers). Without it the server speaks plain HTTP with no credentials. Certificate
+    /// files are re-read when they change; the web config itself is read at start.
+    #[arg(
+        long = "web.config.file",
+        env = "ONPREM_AGENT_EXPORTER_WEB_CONFIG",
+        value_name = "FILE"
+    )]
+    web_config_file: Option<PathBuf>,
+    /// The most HTTP connections open at once; more wait in the kernel's backlog. Keep it below the open-file
+    /// limit (the systemd unit sets LimitNOFILE=8192).
+    #[arg(long = "web.max-connections", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// How long a client may take to send a request's headers (and the TLS handshake); idle keep-alive
+    /// connections are closed after it too. At least 100ms.
+    #[arg(long = "web.header-timeout", default_value = "10s", value_parser = parse_header_timeout)]
+    header_timeout: std::time::Duration,
+}
+
+impl WebArgs {
+    /// Loads the web config (if any) and builds the TLS state, naming the file in every error.
+    fn load(&self) -> anyhow::Result<Web> {
+        let config = match &self.web_config_file {
+            Some(path) => WebConfig::load(path)?,
+            None => {
+                return Ok(Web::new(
+                    WebConfig {
+                        http2: true,
+                        ..WebConfig::default()
+                    },
+                    self.limits(),
+                )?);
+            }
+        };
+        Ok(Web::new(config, self.limits())?)
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections as usize,
+            header_read_timeout: self.header_timeout,
+            ..Limits::default()
+        }
+    }
+}
+
+fn parse_header_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_millis(100) {
+        return Err("must be at least 100ms".to_string());
+    }
+    Ok(d)
 }
 
 /// A provider on the command line.
@@ -213,16 +294,24 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { config } => {
+        Command::Run { config, web } => {
             let config = Config::load(&config)?;
+            let web = web.load()?;
             let listener = app::bind(config.listen_address).await?;
             tracing::info!(config = %config.path.display(), sources = config.sources.len(), "starting");
-            app::run(&config, listener, shutdown_signal()).await?;
+            app::run(&config, &web, listener, shutdown_signal()).await?;
             tracing::info!("stopped");
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { file } => {
+        Command::CheckConfig {
+            file,
+            web_config_file,
+        } => {
             let config = Config::load(&file)?;
+            if let Some(web) = &web_config_file {
+                Web::new(WebConfig::load(web)?, Limits::default())?;
+                println!("{}: OK", web.display());
+            }
             // Building the sources catches what only a client can check (a Calyptia token without a project id),
             // so that check-config fails exactly where run would.
             app::Exporter::new(&config.sources)?;
@@ -389,19 +478,52 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Healthcheck { url, timeout } => {
-            let client = reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .context("cannot build the HTTP client")?;
+        Command::Healthcheck {
+            url,
+            timeout,
+            ca_file,
+            insecure_skip_verify,
+        } => {
+            let url = if url.contains("://") {
+                url
+            } else {
+                format!("http://{url}/healthz")
+            };
+            let mut client = reqwest::Client::builder().timeout(timeout);
+            if let Some(ca) = &ca_file {
+                let pem = std::fs::read(ca)
+                    .with_context(|| format!("cannot read the CA file {}", ca.display()))?;
+                let cert = reqwest::Certificate::from_pem(&pem)
+                    .with_context(|| format!("{}: not a PEM certificate", ca.display()))?;
+                client = client.tls_certs_only([cert]);
+            }
+            if insecure_skip_verify {
+                client = client.tls_danger_accept_invalid_certs(true);
+            }
+            let client = client.build().context("cannot build the HTTP client")?;
             match client.get(&url).send().await {
-                Ok(r) if r.status().is_success() => Ok(ExitCode::SUCCESS),
+                Ok(r) if r.status().is_success() => {
+                    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                        println!("ok");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
                 Ok(r) => {
                     eprintln!("unhealthy: {url} answered {}", r.status());
                     Ok(ExitCode::FAILURE)
                 }
                 Err(e) => {
-                    eprintln!("unhealthy: {url}: {e}");
+                    // reqwest's own message is "error sending request"; the cause says why (refused, TLS, …).
+                    let mut why = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        let text = s.to_string();
+                        if !why.contains(&text) {
+                            why = format!("{why}: {text}");
+                        }
+                        source = s.source();
+                    }
+                    eprintln!("unhealthy: {url}: {why}");
                     Ok(ExitCode::FAILURE)
                 }
             }

@@ -12,8 +12,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use jiff::Timestamp;
 use serde::Serialize;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::metrics::{ExtraMetrics, Format};
 use crate::model::{Agent, Health, TokenDateSource, age_seconds};
@@ -60,19 +58,6 @@ pub fn router(state: AppState, extra: Option<Router>) -> Router {
         Some(r) => app.merge(r),
         None => app,
     }
-}
-
-/// Serves `app` on `listener` until `shutdown` turns true, then lets in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        })
-        .await
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -16,3 +16,4 @@ mod prometheus_stack;
 mod provider_simulators;
 mod simulator;
 mod support;
+mod web;

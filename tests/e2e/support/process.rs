@@ -28,6 +28,11 @@ impl TestExporter {
     /// Starts `run --config CONFIG` with JSON logs at debug level going to `log`, and waits (at most 20 s) until it
     /// reports the address it listens on.
     pub fn start(config: &Path, log: PathBuf) -> TestExporter {
+        TestExporter::start_with(config, log, &[])
+    }
+
+    /// [`TestExporter::start`] with further arguments for `run` (`--web.config.file FILE`, limits).
+    pub fn start_with(config: &Path, log: PathBuf, extra: &[&std::ffi::OsStr]) -> TestExporter {
         let child = Command::new(EXE)
             .args([
                 "--log-format",
@@ -38,6 +43,7 @@ impl TestExporter {
                 "--config",
             ])
             .arg(config)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

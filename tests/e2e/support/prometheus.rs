@@ -56,8 +56,6 @@ pub struct Prometheus {
 
 /// `rule_files` may be a glob, as in Prometheus's own configuration; `job` names the one scrape job.
 pub fn start_prometheus(target: &Url, job: &str, rule_files: &Path) -> Prometheus {
-    let binary = require_program("prometheus");
-    let dir = tempfile::tempdir().expect("a temporary directory");
     let host = target.host_str().expect("the metrics URL has a host");
     let port = target
         .port_or_known_default()
@@ -70,6 +68,13 @@ pub fn start_prometheus(target: &Url, job: &str, rule_files: &Path) -> Prometheu
         path = serde_json::to_string(target.path()).expect("a path serialises"),
         target = serde_json::to_string(&format!("{host}:{port}")).expect("an address serialises"),
     );
+    start_prometheus_with(&config)
+}
+
+/// Debian's `prometheus` on a free loopback port with a fresh TSDB and `config` as its configuration file.
+pub fn start_prometheus_with(config: &str) -> Prometheus {
+    let binary = require_program("prometheus");
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let config_file = dir.path().join("prometheus.yml");
     std::fs::write(&config_file, config).expect("the Prometheus configuration can be written");
 

@@ -1,0 +1,120 @@
+//! The HTTP surface's protection: the web config file shared with Prometheus (TLS, basic auth, response headers),
+//! the security headers every response carries, and a listener whose connections cannot pile up.
+//!
+//! [`config`] reads the file; [`tls`] builds (and rebuilds, on certificate rotation) the rustls configuration;
+//! [`auth`] checks basic-auth credentials; [`listener`] accepts connections within limits and serves the router.
+
+pub mod auth;
+pub mod config;
+pub mod listener;
+pub mod tls;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+
+pub use config::WebConfig;
+
+/// The Content-Security-Policy of every response: nothing loads from anywhere, the pages' own inline styles apply,
+/// and no page can be framed. The landing page needs nothing more.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+/// Wraps `router` with basic auth (when the web config has users) and the response headers: the security defaults
+/// first, then the web config's own headers, which win.
+pub fn protect(router: Router, web: &WebConfig) -> Router {
+    let mut headers: Vec<(HeaderName, HeaderValue)> = vec![
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ),
+    ];
+    for (name, value) in &web.headers {
+        headers.retain(|(n, _)| n != name);
+        headers.push((name.clone(), value.clone()));
+    }
+    let headers = Arc::new(headers);
+    let router = match auth::BasicAuth::new(&web.users) {
+        Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, auth::require)),
+        None => router,
+    };
+    router.layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
+            let headers = headers.clone();
+            async move {
+                let mut response = next.run(request).await;
+                let h = response.headers_mut();
+                for (name, value) in headers.iter() {
+                    h.insert(name.clone(), value.clone());
+                }
+                response
+            }
+        },
+    ))
+}
+
+/// How the HTTP server is exposed: the web config with its TLS state, and the connection limits.
+pub struct Web {
+    config: WebConfig,
+    tls: Option<Arc<tls::ReloadingTls>>,
+    limits: listener::Limits,
+}
+
+impl Web {
+    /// Plain HTTP, no credentials, default limits: for the demo and tests on loopback.
+    pub fn plain() -> Web {
+        Web {
+            config: WebConfig {
+                http2: true,
+                ..WebConfig::default()
+            },
+            tls: None,
+            limits: listener::Limits::default(),
+        }
+    }
+
+    /// Builds the TLS configuration (if any) now, so a bad certificate stops the start-up with the file named.
+    pub fn new(config: WebConfig, limits: listener::Limits) -> Result<Web, tls::TlsError> {
+        let tls = match &config.tls {
+            Some(settings) => Some(Arc::new(tls::ReloadingTls::new(
+                settings.clone(),
+                config.http2,
+            )?)),
+            None => None,
+        };
+        Ok(Web {
+            config,
+            tls,
+            limits,
+        })
+    }
+
+    /// `https` with TLS, `http` without.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// Returns true if and only if every endpoint but `/healthz` asks for credentials.
+    pub fn requires_auth(&self) -> bool {
+        !self.config.users.0.is_empty()
+    }
+
+    /// Serves `router`, protected as the web config says, on `listener` until `shutdown` turns true.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        router: Router,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let app = protect(router, &self.config);
+        listener::serve(listener, app, self.tls.clone(), self.limits, shutdown).await
+    }
+}
