@@ -6,8 +6,8 @@ use lettre::message::Mailbox;
 
 use super::build::{Report, TokenStatus};
 use super::render::{date, format_age, render_csv, render_table, rotated_text};
+use crate::html::html_text;
 use crate::notify::config::EmailConfig;
-use crate::notify::email::html_text;
 use crate::notify::email::{DeliveryError, EmailAttachment, EmailChannel, RenderedEmail};
 
 fn render_html(report: &Report) -> String {

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 
 use super::build::{Report, ReportRow};
-use crate::notify::email::text_safe;
+use crate::html::text_safe;
 
 /// How `report` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -16,7 +16,7 @@ pub mod smtp;
 
 pub use render::{
     EmailAttachment, RenderError, RenderedEmail, build_notification, build_rendered, header_safe,
-    html_text, render_notification, subject, text_safe,
+    render_notification, subject,
 };
 pub use smtp::{SmtpError, TestEmailError, send_smtp, test_email};
 

@@ -12,6 +12,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use serde::{Deserialize, Serialize};
 
+use crate::html::{html_text, text_safe};
 use crate::notify::{AlertLine, Notification, NotificationStatus, Severity};
 
 /// A message rendered ahead of time, as the compliance report is: the outbox stores it as is.
@@ -101,25 +102,6 @@ pub fn header_safe(s: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     replaced.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// An untrusted value for HTML text: control characters shown as escapes (as in the text part), then HTML-escaped.
-pub fn html_text(s: &str) -> String {
-    crate::html::escape(&text_safe(s))
-}
-
-/// Shows control characters of an untrusted value as escapes (`\n`), so that a name cannot forge lines of the
-/// text part.
-pub fn text_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Returns `url` if and only if it is an absolute http or https URL, the only kind worth a link.
