@@ -15,8 +15,7 @@ use crate::metrics::{Encoder, ExtraMetrics, Kind, names};
 use crate::notify::config::ReportsConfig;
 use crate::notify::outbox::{self, Deliver, Outbox, OutboxOptions};
 use crate::notify::{NotificationSink, NotifyError};
-use crate::rules::api::SharedEngine;
-use crate::rules::engine::AlertCounts;
+use crate::rules::engine::{AlertCounts, SharedEngine, lock};
 use crate::rules::{EngineConfig, api};
 use crate::server::LandingSection;
 use crate::status::Registry;
@@ -52,7 +51,7 @@ impl Alerting {
             OutboxOptions::default(),
         )?);
         let engine = crate::rules::runner::start_engine(engine_config);
-        let counts = api::lock(&engine).published_counts();
+        let counts = lock(&engine).published_counts();
 
         let (e, r, sink, stop) = (
             engine.clone(),
@@ -135,6 +134,6 @@ impl ExtraMetrics for Alerting {
 
 impl LandingSection for Alerting {
     fn html(&self, now: Timestamp) -> String {
-        api::alerts_html(&api::lock(&self.engine), now)
+        api::alerts_html(&lock(&self.engine), now)
     }
 }

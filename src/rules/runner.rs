@@ -10,9 +10,8 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use crate::rules::NotificationSink;
-use crate::rules::api::{SharedEngine, lock};
 use crate::rules::config::EngineConfig;
-use crate::rules::engine::Engine;
+use crate::rules::engine::{Engine, SharedEngine, lock};
 use crate::rules::state::{load_or_fresh, write_atomic};
 use crate::status::Registry;
 
