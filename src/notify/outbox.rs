@@ -31,6 +31,7 @@ use tokio::time::Instant;
 
 use super::email::{DeliveryError, EmailChannel, RenderedEmail};
 use super::{Notification, NotificationSink, NotifyError, SinkError};
+use crate::telemetry::error_chain;
 
 /// HELP text of `onprem_agent_notifications_total` (named in [`crate::metrics::names::NOTIFICATIONS`]).
 pub const NOTIFICATIONS_TOTAL_HELP: &str = "Notification delivery attempts by channel and outcome: sent (accepted by \
@@ -540,21 +541,6 @@ fn backoff(options: &OutboxOptions, attempts: u32) -> Duration {
         .initial_backoff
         .saturating_mul(factor)
         .min(options.max_backoff)
-}
-
-/// `error: cause: cause`, the whole chain on one line for the log.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 impl NotificationSink for Outbox {

@@ -14,6 +14,7 @@ use crate::rules::config::EngineConfig;
 use crate::rules::engine::{Engine, SharedEngine, lock};
 use crate::rules::state::{load_or_fresh, write_atomic};
 use crate::status::Registry;
+use crate::telemetry::error_chain;
 
 /// Builds the shared engine for `config`, starting from its state file. A missing file starts fresh; an unreadable
 /// one is moved aside and logged as an error (see [`crate::rules::state::load_or_fresh`]).
@@ -160,18 +161,6 @@ async fn save(engine: &SharedEngine, path: &Path) -> bool {
     tracing::error!(path = %path.display(), error = %failure, "cannot write the alert state file");
     lock(engine).mark_dirty();
     false
-}
-
-/// `error: cause: cause`, the whole chain on one line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
