@@ -9,10 +9,11 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+use crate::atomic_file;
 use crate::rules::NotificationSink;
 use crate::rules::config::EngineConfig;
 use crate::rules::engine::{Engine, SharedEngine, lock};
-use crate::rules::state::{load_or_fresh, write_atomic};
+use crate::rules::state::load_or_fresh;
 use crate::status::Registry;
 use crate::telemetry::error_chain;
 
@@ -152,7 +153,7 @@ pub async fn run_once(
 async fn save(engine: &SharedEngine, path: &Path) -> bool {
     let bytes = lock(engine).state().to_json();
     let target = path.to_path_buf();
-    let written = tokio::task::spawn_blocking(move || write_atomic(&target, &bytes)).await;
+    let written = tokio::task::spawn_blocking(move || atomic_file::write(&target, &bytes)).await;
     let failure = match written {
         Ok(Ok(())) => return true,
         Ok(Err(e)) => e.to_string(),
