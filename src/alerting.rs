@@ -17,8 +17,7 @@ use crate::metrics::{Encoder, ExtraMetrics, Kind, names};
 use crate::notify::outbox::{self, Deliver, Outbox, OutboxOptions};
 use crate::notify::{NotificationSink, NotifyError};
 use crate::rules::api;
-use crate::rules::api::SharedEngine;
-use crate::rules::engine::AlertCounts;
+use crate::rules::engine::{AlertCounts, SharedEngine, lock};
 use crate::server::LandingSection;
 use crate::status::Registry;
 
@@ -55,7 +54,7 @@ impl Alerting {
         )?);
         let interval = engine_config.evaluation_interval;
         let engine = crate::rules::runner::start_engine(engine_config);
-        let counts = api::lock(&engine).published_counts();
+        let counts = lock(&engine).published_counts();
 
         let (e, r, sink, stop) = (
             engine.clone(),
@@ -138,6 +137,6 @@ impl ExtraMetrics for Alerting {
 
 impl LandingSection for Alerting {
     fn html(&self, now: Timestamp) -> String {
-        api::alerts_html(&api::lock(&self.engine), now)
+        api::alerts_html(&lock(&self.engine), now)
     }
 }

@@ -12,6 +12,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::sources::Source;
 use crate::status::Registry;
+use crate::telemetry::error_chain;
 
 /// Polls `source` once and publishes the outcome as source number `index`. Returns true if and only if the poll
 /// succeeded. Logs the failure with its whole cause chain; error messages carry no secret by construction.
@@ -68,18 +69,6 @@ pub async fn poll_once(source: &dyn Source, registry: &Registry, index: usize) -
             false
         }
     }
-}
-
-/// Formats an error and its sources as `outer: inner: innermost`.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// Polls `source` every `interval` (measured start to start) until `shutdown` turns true. The first poll starts

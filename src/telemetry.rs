@@ -1,4 +1,5 @@
-//! Logging setup: `tracing` to stderr as text or JSON, at the level from `--log-level` or `RUST_LOG`.
+//! Logging setup: `tracing` to stderr as text or JSON, at the level from `--log-level` or `RUST_LOG`; and the one
+//! way an error is written into a log line, with its whole cause chain.
 
 use tracing_subscriber::EnvFilter;
 
@@ -32,4 +33,84 @@ pub fn init(level: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     result.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
+
+/// Formats an error and its causes as `outer: inner: innermost`, the whole chain on one line, for the log line where
+/// the error is handled.
+///
+/// A cause whose message the previous level's message already contains is left out: many errors quote their
+/// source in their own message (`cannot connect to SMTP server h:25: connection refused`) and still return it from
+/// [`std::error::Error::source`], and the log should not say it twice. A left-out cause still counts as the
+/// previous level for the next one.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut previous = text.clone();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let message = c.to_string();
+        if !previous.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        previous = message;
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    /// An error with a fixed message and an optional cause.
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    fn chain(messages: &[&'static str]) -> Layer {
+        let mut error: Option<Box<Layer>> = None;
+        for m in messages.iter().rev() {
+            error = Some(Box::new(Layer(m, error)));
+        }
+        *error.expect("at least one message")
+    }
+
+    #[test]
+    fn every_level_of_the_chain_is_written_outermost_first() {
+        let e = chain(&["cannot deliver", "smtp failed", "connection refused"]);
+        assert_eq!(
+            error_chain(&e),
+            "cannot deliver: smtp failed: connection refused"
+        );
+    }
+
+    #[test]
+    fn a_cause_the_previous_message_already_quotes_is_not_repeated() {
+        let e = chain(&[
+            "connect: cannot connect to SMTP server h:25: connection refused",
+            "connection refused",
+            "os error 111",
+        ]);
+        assert_eq!(
+            error_chain(&e),
+            "connect: cannot connect to SMTP server h:25: connection refused: os error 111"
+        );
+    }
+
+    #[test]
+    fn a_cause_quoted_two_levels_up_but_not_by_its_parent_is_kept() {
+        let e = chain(&["timeout after x", "reading body", "x"]);
+        assert_eq!(error_chain(&e), "timeout after x: reading body: x");
+    }
 }

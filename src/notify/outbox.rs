@@ -31,6 +31,8 @@ use tokio::time::Instant;
 
 use super::email::{DeliveryError, EmailChannel, RenderedEmail};
 use super::{Notification, NotificationSink, NotifyError, SinkError};
+use crate::atomic_file;
+use crate::telemetry::error_chain;
 
 /// HELP text of `onprem_agent_notifications_total` (named in [`crate::metrics::names::NOTIFICATIONS`]).
 pub const NOTIFICATIONS_TOTAL_HELP: &str = "Notification delivery attempts by channel and outcome: sent (accepted by \
@@ -208,27 +210,13 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> NotifyError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename, fsync the directory.
+/// Writes `bytes` to `path` atomically (see [`atomic_file::write`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NotifyError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_err(path))?;
-    sync_dir(dir)
+    atomic_file::write(path, bytes).map_err(io_err(path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), NotifyError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+    atomic_file::sync_dir(dir).map_err(io_err(dir))
 }
 
 impl Outbox {
@@ -247,7 +235,7 @@ impl Outbox {
             let entry = entry.map_err(io_err(&pending_dir))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".tmp") {
+            if atomic_file::is_temporary(&name) {
                 // A write interrupted before its rename: the enqueue never returned Ok, so the engine retries it.
                 let _ = fs::remove_file(&path);
                 continue;
@@ -541,21 +529,6 @@ fn backoff(options: &OutboxOptions, attempts: u32) -> Duration {
         .initial_backoff
         .saturating_mul(factor)
         .min(options.max_backoff)
-}
-
-/// `error: cause: cause`, the whole chain on one line for the log.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 impl NotificationSink for Outbox {

@@ -5,7 +5,6 @@
 //! held across an `.await`.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Json;
 use axum::Router;
@@ -17,19 +16,9 @@ use axum::routing::{delete, get};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::rules::engine::{Engine, NewSilence};
+use crate::rules::engine::{Engine, SharedEngine, lock};
+use crate::rules::silences::NewSilence;
 use crate::rules::state::{Silence, severity_str};
-
-/// The engine as the HTTP server, the runner and the metrics renderer share it.
-pub type SharedEngine = Arc<Mutex<Engine>>;
-
-/// Locks the engine. A panic elsewhere while it was locked leaves the data usable (every change is a plain field
-/// update), so a poisoned lock is taken over rather than taking the API down with it.
-pub fn lock(engine: &SharedEngine) -> MutexGuard<'_, Engine> {
-    engine
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The routes above, ready to be merged into the exporter's router.
 pub fn router(engine: SharedEngine) -> Router {
@@ -160,6 +149,7 @@ pub fn alerts_html(engine: &Engine, now: Timestamp) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use super::*;

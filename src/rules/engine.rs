@@ -21,19 +21,18 @@
 //! the same state and the same input give the same id, which is what lets the outbox drop a replay.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
 use crate::config::alerting::{EngineConfig, Rules, parse_version};
 use crate::humanize::duration as human;
 use crate::model::Agent;
 use crate::notify::{AlertLine, Notification, NotificationStatus, Severity};
 use crate::rules::AlertName;
-use crate::rules::matcher::{LabelName, Matcher, RawMatcher, all_match};
+use crate::rules::matcher::{LabelName, all_match};
 use crate::rules::state::{
     Alert, AlertKey, AlertState, GroupLog, Silence, State, group_key, severity_str,
 };
@@ -44,19 +43,33 @@ const EXPIRED_SILENCE_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 /// The rule engine and the state it owns. Shared with the HTTP API behind an `Arc<std::sync::Mutex<Engine>>`:
 /// every method is quick and synchronous, so the lock is never held across an `.await`.
+///
+/// The silence bookkeeping ([`crate::rules::silences`]) and the views for people ([`crate::rules::views`]) add
+/// methods in their own files; that is why `state` and `dirty` are visible to the `rules` module.
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
-    state: State,
+    pub(super) state: State,
     /// Set when the state changed in a way worth saving; the runner takes it after each round. Set where the
     /// change is made rather than by comparing states: a comparison would copy every alert each round.
-    dirty: bool,
+    pub(super) dirty: bool,
     /// What the last [`Engine::evaluate`] changed in the notification log, so that [`Engine::rollback`] can undo it
     /// without a copy of the whole state per round.
     undo: Option<Undo>,
     /// [`Engine::alert_counts`] as of the last evaluation, for readers that must not wait for the engine's lock
     /// (the `/metrics` scrape): an evaluation of a large fleet holds the lock for a noticeable time.
     published: Arc<ArcSwap<AlertCounts>>,
+}
+
+/// The engine as the HTTP server, the runner and the metrics renderer share it.
+pub type SharedEngine = Arc<Mutex<Engine>>;
+
+/// Locks the engine. A panic elsewhere while it was locked leaves the data usable (every change is a plain field
+/// update), so a poisoned lock is taken over rather than taking the API down with it.
+pub fn lock(engine: &SharedEngine) -> MutexGuard<'_, Engine> {
+    engine
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `(alertname, severity, state, count)` rows for `onprem_agent_alerts{alertname,severity,state}`.
@@ -87,66 +100,8 @@ struct Observation {
     threshold: String,
 }
 
-/// A silence request, as `POST /api/v1/silences` takes it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewSilence {
-    /// At least one; every matcher must match for the silence to apply.
-    pub matchers: Vec<RawMatcher>,
-    /// Default: now.
-    #[serde(default)]
-    pub starts_at: Option<Timestamp>,
-    /// When the silence ends; give this or `duration`.
-    #[serde(default)]
-    pub ends_at: Option<Timestamp>,
-    /// How long from `starts_at` (`2h`, `1d`); give this or `ends_at`.
-    #[serde(default)]
-    pub duration: Option<String>,
-    /// Who asks; free text, at most 1000 characters.
-    #[serde(default)]
-    pub created_by: Option<String>,
-    /// Why; free text, at most 1000 characters.
-    #[serde(default)]
-    pub comment: Option<String>,
-}
-
-/// One alert as the API and the landing page show it.
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertView {
-    /// The rule.
-    pub alertname: AlertName,
-    /// The rule's severity for this source.
-    pub severity: Severity,
-    /// `pending`, `firing` or `resolved` (resolved, awaiting its notice).
-    pub state: &'static str,
-    /// The source name.
-    pub account: String,
-    /// The provider label.
-    pub provider: String,
-    /// `None` for source-level alerts.
-    pub agent_id: Option<String>,
-    /// As the upstream sent it: escape before rendering.
-    pub agent_name: Option<String>,
-    /// The agent's version.
-    pub version: Option<String>,
-    /// The observed value in human units.
-    pub value: String,
-    /// The threshold in human units.
-    pub threshold: String,
-    /// When the condition began.
-    pub active_at: Timestamp,
-    /// When the alert fired.
-    pub fired_at: Option<Timestamp>,
-    /// When it resolved.
-    pub resolved_at: Option<Timestamp>,
-    /// Ids of the active silences that match.
-    pub silenced_by: Vec<String>,
-    /// Whether another firing alert hides this one.
-    pub inhibited: bool,
-}
-
 /// Which firing alerts inhibit others, computed once per pass. Nested maps so that lookups need no allocation.
-struct Inhibitors {
+pub(super) struct Inhibitors {
     /// Accounts with a firing `SourceDown`.
     source_down: BTreeSet<String>,
     /// Per account, agents with a firing `AgentOffline`.
@@ -156,7 +111,7 @@ struct Inhibitors {
 }
 
 impl Inhibitors {
-    fn from(alerts: &BTreeMap<AlertKey, Alert>) -> Inhibitors {
+    pub(super) fn from(alerts: &BTreeMap<AlertKey, Alert>) -> Inhibitors {
         let mut inh = Inhibitors {
             source_down: BTreeSet::new(),
             offline: BTreeMap::new(),
@@ -184,7 +139,7 @@ impl Inhibitors {
     }
 
     /// Returns true if and only if a firing alert hides the alert with key `k`.
-    fn inhibits(&self, k: &AlertKey) -> bool {
+    pub(super) fn inhibits(&self, k: &AlertKey) -> bool {
         let hit = |m: &BTreeMap<String, BTreeSet<String>>| {
             m.get(&k.account)
                 .is_some_and(|ids| ids.contains(&k.agent_id))
@@ -627,7 +582,7 @@ impl Engine {
     }
 
     /// The active silences that match `alert` at `now`.
-    fn silenced_by<'a>(
+    pub(super) fn silenced_by<'a>(
         &'a self,
         alert: &'a Alert,
         now: Timestamp,
@@ -638,42 +593,6 @@ impl Engine {
             .filter(move |s| s.is_active(now) && s.matches(alert))
     }
 
-    /// Every alert, most severe first, for `GET /api/v1/alerts` and the landing page.
-    pub fn alerts(&self, now: Timestamp) -> Vec<AlertView> {
-        let inhibitors = Inhibitors::from(&self.state.alerts);
-        let mut views: Vec<AlertView> = self
-            .state
-            .alerts
-            .iter()
-            .map(|(k, a)| AlertView {
-                alertname: a.alertname,
-                severity: a.severity,
-                state: a.state.as_str(),
-                account: a.account.clone(),
-                provider: a.provider.clone(),
-                agent_id: a.agent_id.clone(),
-                agent_name: a.agent_name.clone(),
-                version: a.version.clone(),
-                value: a.value.clone(),
-                threshold: a.threshold.clone(),
-                active_at: a.active_at,
-                fired_at: a.fired_at,
-                resolved_at: a.resolved_at,
-                silenced_by: self.silenced_by(a, now).map(|s| s.id.clone()).collect(),
-                inhibited: inhibitors.inhibits(k),
-            })
-            .collect();
-        views.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(a.alertname.cmp(&b.alertname))
-                .then(a.account.cmp(&b.account))
-                .then(a.agent_name.cmp(&b.agent_name))
-        });
-        views
-    }
-
-    /// Counts for `onprem_agent_alerts{alertname,severity,state}`: pending and firing alerts per rule and severity.
     /// Every enabled rule appears with its default severity even at zero, so a query sees `0` rather than nothing.
     pub fn alert_counts(&self) -> AlertCounts {
         let mut counts: BTreeMap<(AlertName, Severity, &'static str), u64> = BTreeMap::new();
@@ -702,76 +621,6 @@ impl Engine {
     /// once at start; it is empty until the first evaluation.
     pub fn published_counts(&self) -> Arc<ArcSwap<AlertCounts>> {
         Arc::clone(&self.published)
-    }
-
-    /// Every silence, including those that expired in the last day.
-    pub fn silences(&self) -> &[Silence] {
-        &self.state.silences
-    }
-
-    /// Validates and adds a silence. The error is a sentence for the API client.
-    pub fn add_silence(&mut self, new: NewSilence, now: Timestamp) -> Result<Silence, String> {
-        if new.matchers.is_empty() {
-            return Err("a silence needs at least one matcher".into());
-        }
-        if new.matchers.len() > 32 {
-            return Err("a silence takes at most 32 matchers".into());
-        }
-        let matchers = new
-            .matchers
-            .into_iter()
-            .map(Matcher::new)
-            .collect::<Result<Vec<_>, _>>()?;
-        let starts_at = new.starts_at.unwrap_or(now);
-        let ends_at = match (new.ends_at, new.duration) {
-            (Some(_), Some(_)) => return Err("give ends_at or duration, not both".into()),
-            (None, None) => return Err("give ends_at or duration".into()),
-            (Some(t), None) => t,
-            (None, Some(d)) => {
-                let d = humantime::parse_duration(d.trim())
-                    .map_err(|e| format!("bad duration {d:?}: {e}"))?;
-                starts_at.checked_add(d).map_err(|_| {
-                    format!("duration {} is too long", humantime::format_duration(d))
-                })?
-            }
-        };
-        if ends_at <= starts_at {
-            return Err(format!(
-                "ends_at ({ends_at}) must be after starts_at ({starts_at})"
-            ));
-        }
-        if ends_at <= now {
-            return Err(format!("ends_at ({ends_at}) is in the past"));
-        }
-        let text = |s: Option<String>, what: &str| -> Result<String, String> {
-            let s = s.unwrap_or_default();
-            if s.chars().count() > 1000 {
-                return Err(format!("{what} is longer than 1000 characters"));
-            }
-            Ok(s)
-        };
-        let silence = Silence {
-            id: format!("{:x}-{}", self.state.epoch, self.state.next_silence),
-            matchers,
-            starts_at,
-            ends_at,
-            created_by: text(new.created_by, "created_by")?,
-            comment: text(new.comment, "comment")?,
-            created_at: now,
-        };
-        self.state.next_silence += 1;
-        self.state.silences.push(silence.clone());
-        self.dirty = true;
-        Ok(silence)
-    }
-
-    /// Removes the silence `id`. Returns true if and only if it existed.
-    pub fn delete_silence(&mut self, id: &str) -> bool {
-        let before = self.state.silences.len();
-        self.state.silences.retain(|s| s.id != id);
-        let removed = self.state.silences.len() != before;
-        self.dirty |= removed;
-        removed
     }
 }
 
@@ -921,29 +770,31 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::alerting::{MuteWindow, Route};
     use crate::model::{AgentList, Provider};
+    use crate::rules::matcher::{Matcher, RawMatcher};
+    use crate::rules::silences::NewSilence;
     use crate::sources::ErrorReason;
     use crate::status::SourceError;
 
     const DAY: u64 = 86_400;
 
     /// Monday 2026-01-05, 12:00 UTC (13:00 in Berlin).
-    fn t0() -> Timestamp {
+    pub(crate) fn t0() -> Timestamp {
         "2026-01-05T12:00:00Z".parse().unwrap()
     }
 
-    fn at(secs: u64) -> Timestamp {
+    pub(crate) fn at(secs: u64) -> Timestamp {
         plus(t0(), Duration::from_secs(secs))
     }
 
-    fn ago(now: Timestamp, secs: u64) -> Timestamp {
+    pub(crate) fn ago(now: Timestamp, secs: u64) -> Timestamp {
         now.checked_sub(Duration::from_secs(secs)).unwrap()
     }
 
-    fn config() -> EngineConfig {
+    pub(crate) fn config() -> EngineConfig {
         EngineConfig::new("state.json", vec!["ops@example.com".to_string()])
     }
 
@@ -1436,67 +1287,6 @@ mod tests {
             .find(|v| v.agent_id.as_deref() == Some("a"))
             .unwrap();
         assert_eq!(a.silenced_by, vec![s.id.clone()], "saw {a:?}");
-    }
-
-    #[test]
-    fn silences_are_validated_with_sentences() {
-        let mut e = Engine::new(config(), State::new(t0()));
-        let m = RawMatcher {
-            name: LabelName::Account,
-            value: "prod".into(),
-            is_regex: false,
-            is_equal: true,
-        };
-        let new = |matchers: Vec<RawMatcher>,
-                   ends_at: Option<Timestamp>,
-                   duration: Option<&str>| NewSilence {
-            matchers,
-            starts_at: None,
-            ends_at,
-            duration: duration.map(str::to_string),
-            created_by: None,
-            comment: None,
-        };
-        let bad_regex = RawMatcher {
-            value: "(".into(),
-            is_regex: true,
-            ..m.clone()
-        };
-        let cases = [
-            (
-                new(vec![], Some(at(60)), None),
-                "a silence needs at least one matcher".to_string(),
-            ),
-            (
-                new(vec![m.clone()], None, None),
-                "give ends_at or duration".to_string(),
-            ),
-            (
-                new(vec![m.clone()], Some(at(60)), Some("1h")),
-                "give ends_at or duration, not both".to_string(),
-            ),
-            (
-                new(vec![m.clone()], None, Some("soon")),
-                "bad duration \"soon\": expected number at 0".to_string(),
-            ),
-            (
-                new(vec![m.clone()], Some(ago(t0(), 60)), None),
-                "ends_at (2026-01-05T11:59:00Z) must be after starts_at (2026-01-05T12:00:00Z)"
-                    .to_string(),
-            ),
-        ];
-        for (request, want) in cases {
-            let got = e.add_silence(request.clone(), t0());
-            assert_eq!(got.as_ref().map(|s| &s.id), Err(&want), "for {request:?}");
-        }
-        let err = e
-            .add_silence(new(vec![bad_regex], Some(at(60)), None), t0())
-            .unwrap_err();
-        assert!(err.starts_with("bad regex \"(\""), "saw {err:?}");
-        let ok = e.add_silence(new(vec![m], None, Some("2h")), t0()).unwrap();
-        assert_eq!(ok.ends_at, at(7200));
-        assert!(e.delete_silence(&ok.id));
-        assert!(!e.delete_silence(&ok.id), "deleted twice");
     }
 
     fn berlin_lunch() -> MuteWindow {

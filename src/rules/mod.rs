@@ -11,7 +11,9 @@
 //! - [`crate::config::alerting`] (not here): the `alerting:` section, raw serde types and their validated forms.
 //! - [`matcher`]: label matchers shared by rule scopes, mute windows, routes and silences.
 //! - [`engine`]: the pure evaluation. It reads the snapshot, its [`state::State`] and `now`, and returns
-//!   notifications; it does no I/O and never reads the clock, so tests drive it with any `now`.
+//!   notifications; it does no I/O and never reads the clock, so tests drive it with any `now`. The engine's shared
+//!   handle and its lock live there too.
+//! - [`silences`]: validating, adding and deleting silences; [`views`]: the alerts as people see them.
 //! - [`state`]: what must survive a restart, and its atomic JSON file.
 //! - [`api`]: `/api/v1/alerts` and `/api/v1/silences`, plus the accessors for metrics and the landing page.
 //! - [`runner`]: the loop that evaluates every few seconds, hands notifications to the sink, then saves the state.
@@ -24,7 +26,9 @@ pub mod api;
 pub mod engine;
 pub mod matcher;
 pub mod runner;
+pub mod silences;
 pub mod state;
+pub mod views;
 
 use std::fmt;
 

@@ -9,12 +9,13 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+use crate::atomic_file;
 use crate::config::alerting::EngineConfig;
 use crate::rules::NotificationSink;
-use crate::rules::api::{SharedEngine, lock};
-use crate::rules::engine::Engine;
-use crate::rules::state::{load_or_fresh, write_atomic};
+use crate::rules::engine::{Engine, SharedEngine, lock};
+use crate::rules::state::load_or_fresh;
 use crate::status::Registry;
+use crate::telemetry::error_chain;
 
 /// Builds the shared engine for `config`, starting from its state file. A missing file starts fresh; an unreadable
 /// one is moved aside and logged as an error (see [`crate::rules::state::load_or_fresh`]).
@@ -152,7 +153,7 @@ pub async fn run_once(
 async fn save(engine: &SharedEngine, path: &Path) -> bool {
     let bytes = lock(engine).state().to_json();
     let target = path.to_path_buf();
-    let written = tokio::task::spawn_blocking(move || write_atomic(&target, &bytes)).await;
+    let written = tokio::task::spawn_blocking(move || atomic_file::write(&target, &bytes)).await;
     let failure = match written {
         Ok(Ok(())) => return true,
         Ok(Err(e)) => e.to_string(),
@@ -161,18 +162,6 @@ async fn save(engine: &SharedEngine, path: &Path) -> bool {
     tracing::error!(path = %path.display(), error = %failure, "cannot write the alert state file");
     lock(engine).mark_dirty();
     false
-}
-
-/// `error: cause: cause`, the whole chain on one line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -7,12 +7,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic_file;
 use crate::notify::Severity;
 use crate::rules::AlertName;
 use crate::rules::matcher::{LabelName, Matcher};
@@ -236,9 +237,9 @@ impl State {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Writes the state to `path` atomically (see [`write_atomic`]).
+    /// Writes the state to `path` atomically (see [`atomic_file::write`]).
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
-        write_atomic(path, &self.to_json()).map_err(|source| StateError::Write {
+        atomic_file::write(path, &self.to_json()).map_err(|source| StateError::Write {
             path: path.to_path_buf(),
             source,
         })
@@ -315,38 +316,6 @@ pub fn load_or_fresh(path: &Path, now: Timestamp) -> State {
         ),
     }
     loaded.state
-}
-
-/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content, never a mix: write a
-/// temporary file in the same directory, fsync it, rename it over `path`, then fsync the directory so the rename
-/// itself survives a power cut.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the state file path has no file name",
-        )
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Serializes the alert map as a list: JSON object keys must be strings, and each alert carries its key anyway.
@@ -479,41 +448,5 @@ mod tests {
         let (reason, aside) = loaded.problem.expect("a problem is reported");
         assert_eq!(reason, "format version 99 is not 1");
         assert!(aside.is_some(), "the file was not moved");
-    }
-
-    #[test]
-    fn an_atomic_write_replaces_the_file_and_leaves_no_temporary_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        fs::write(&path, b"old").unwrap();
-        write_atomic(&path, b"new").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"new");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, vec!["state.json".to_string()], "saw {names:?}");
-    }
-
-    #[test]
-    fn a_failed_atomic_write_leaves_the_old_file_intact() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("missing-dir").join("state.json");
-        let err = write_atomic(&path, b"new").unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotFound, "saw {err}");
-        let real = dir.path().join("state.json");
-        fs::write(&real, b"old").unwrap();
-        // A directory in the way of the rename makes it fail after the temporary file was written.
-        let blocked = dir.path().join("blocked");
-        fs::create_dir(blocked.join("").as_path()).unwrap();
-        fs::write(blocked.join("x"), b"x").unwrap();
-        assert!(write_atomic(&blocked, b"new").is_err());
-        assert_eq!(fs::read(&real).unwrap(), b"old");
-        let leftovers: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains(".tmp-"))
-            .collect();
-        assert!(leftovers.is_empty(), "saw {leftovers:?}");
     }
 }

@@ -163,7 +163,7 @@ fn a_token_without_a_project_id_fails_at_construction_without_repeating_the_toke
     assert!(matches!(e, BuildError::ProjectId { .. }), "{e:?}");
     let shown = format!(
         "{e} {e:?} {}",
-        onprem_agent_exporter::poller::error_chain(&e)
+        onprem_agent_exporter::telemetry::error_chain(&e)
     );
     assert!(!shown.contains(secret), "{shown}");
     assert!(

@@ -1,0 +1,394 @@
+//! Renders notifications into multipart text and HTML messages, and builds the lettre messages for them and for
+//! pre-rendered emails (the compliance report).
+//!
+//! Everything that came from upstream (agent names, ids, versions) is untrusted: it is HTML-escaped in the HTML part,
+//! shown with control characters escaped in the text part, and never put in a header. The subject is built from the
+//! alert name and the account only, and CR, LF and other control characters are removed from it anyway.
+
+use std::fmt::Write as _;
+
+use lettre::Message;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use serde::{Deserialize, Serialize};
+
+use crate::html::{html_text, text_safe};
+use crate::notify::{AlertLine, Notification, NotificationStatus, Severity};
+
+/// A message rendered ahead of time, as the compliance report is: the outbox stores it as is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedEmail {
+    /// The subject; control characters are removed again when the message is built.
+    pub subject: String,
+    /// The text/plain part.
+    pub text: String,
+    /// The text/html part.
+    pub html: String,
+    /// Plain addresses; empty means the channel's default recipients.
+    pub to: Vec<String>,
+    /// Optional attachments (the report's CSV).
+    #[serde(default)]
+    pub attachments: Vec<EmailAttachment>,
+}
+
+/// One attachment of a [`RenderedEmail`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmailAttachment {
+    /// The file name the recipient sees.
+    pub filename: String,
+    /// A MIME type such as `text/csv; charset=utf-8`.
+    pub content_type: String,
+    /// The content, UTF-8 text.
+    pub content: String,
+}
+
+/// A message that cannot be built. Retrying does not help, so the outbox drops it.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A recipient is not an email address.
+    #[error("recipient {0:?} is not an email address")]
+    Recipient(String),
+    /// Neither the message nor the channel names a recipient.
+    #[error("the message has no recipient and the channel has no default recipients")]
+    NoRecipient,
+    /// An attachment's content type does not parse.
+    #[error("attachment {filename:?} has an invalid content type {content_type:?}")]
+    ContentType {
+        filename: String,
+        content_type: String,
+    },
+    /// lettre refused to build the message.
+    #[error("cannot build the message: {0}")]
+    Build(#[from] lettre::error::Error),
+}
+
+pub(super) fn parse_mailbox(s: &str) -> Result<Mailbox, RenderError> {
+    s.trim()
+        .parse::<Mailbox>()
+        .map_err(|_| RenderError::Recipient(s.to_string()))
+}
+
+fn recipients(to: &[String], default_to: &[Mailbox]) -> Result<Vec<Mailbox>, RenderError> {
+    let list: Vec<Mailbox> = if to.is_empty() {
+        default_to.to_vec()
+    } else {
+        to.iter()
+            .map(|s| parse_mailbox(s))
+            .collect::<Result<_, _>>()?
+    };
+    if list.is_empty() {
+        return Err(RenderError::NoRecipient);
+    }
+    Ok(list)
+}
+
+/// The subject of a notification: `[FIRING:3] AgentTokenRotationOverdue prod-us` or
+/// `[RESOLVED] AgentTokenRotationOverdue prod-us`, with control characters removed.
+pub fn subject(n: &Notification) -> String {
+    let s = match n.status {
+        NotificationStatus::Firing => {
+            format!("[FIRING:{}] {} {}", n.firing.len(), n.alertname, n.account)
+        }
+        NotificationStatus::Resolved => format!("[RESOLVED] {} {}", n.alertname, n.account),
+    };
+    header_safe(&s)
+}
+
+/// Replaces every control character (CR, LF, TAB, ...) with a space and collapses runs of spaces, so that a value
+/// can never start a new header line.
+pub fn header_safe(s: &str) -> String {
+    let replaced: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    replaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Returns `url` if and only if it is an absolute http or https URL, the only kind worth a link.
+fn link_target(url: Option<&str>) -> Option<&str> {
+    url.filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+}
+
+fn format_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// The text and HTML parts of a notification.
+pub fn render_notification(n: &Notification) -> (String, String) {
+    let what = match n.status {
+        NotificationStatus::Firing => format!(
+            "{} alert{} firing",
+            n.firing.len(),
+            if n.firing.len() == 1 { "" } else { "s" }
+        ),
+        NotificationStatus::Resolved => "resolved".to_string(),
+    };
+    let intro = format!(
+        "{} on account {} ({}), severity {}: {}.",
+        n.alertname,
+        n.account,
+        n.provider,
+        severity_str(n),
+        what
+    );
+
+    let mut text = String::new();
+    let _ = writeln!(text, "{}\n", text_safe(&intro));
+    for (title, lines) in [("Firing", &n.firing), ("Resolved", &n.resolved)] {
+        if lines.is_empty() {
+            continue;
+        }
+        let _ = writeln!(text, "{title}:");
+        for l in lines.iter() {
+            let _ = writeln!(text, "- {}", text_line(l));
+        }
+        text.push('\n');
+    }
+    if let Some(url) = link_target(n.external_url.as_deref()) {
+        let _ = writeln!(text, "Exporter: {url}");
+    }
+    let _ = writeln!(text, "Group: {}", text_safe(&n.group_key));
+
+    let mut html = String::new();
+    html.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body style=\"font-family: sans-serif\">\n");
+    let _ = writeln!(html, "<p>{}</p>", crate::html::escape(&intro));
+    for (title, lines) in [("Firing", &n.firing), ("Resolved", &n.resolved)] {
+        if lines.is_empty() {
+            continue;
+        }
+        let _ = writeln!(html, "<h3>{title}</h3>");
+        html.push_str(
+            "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\" style=\"border-collapse: collapse\">\n\
+             <tr><th>Agent</th><th>ID</th><th>Value / threshold</th><th>Version</th><th>Since</th></tr>\n",
+        );
+        for l in lines.iter() {
+            let since = match l.resolved_at {
+                Some(r) => format!("{} (resolved {})", format_time(l.since), format_time(r)),
+                None => format_time(l.since),
+            };
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td></tr>",
+                html_text(l.agent_name.as_deref().unwrap_or("(source)")),
+                html_text(l.agent_id.as_deref().unwrap_or("")),
+                html_text(&l.value),
+                html_text(&l.threshold),
+                html_text(l.version.as_deref().unwrap_or("")),
+                crate::html::escape(&since),
+            );
+        }
+        html.push_str("</table>\n");
+    }
+    if let Some(url) = link_target(n.external_url.as_deref()) {
+        let u = crate::html::escape(url);
+        let _ = writeln!(html, "<p><a href=\"{u}\">Open the exporter</a> ({u})</p>");
+    }
+    let _ = writeln!(
+        html,
+        "<p style=\"color: #666\">Group: {}</p>",
+        crate::html::escape(&n.group_key)
+    );
+    html.push_str("</body></html>\n");
+    (text, html)
+}
+
+fn severity_str(n: &Notification) -> &'static str {
+    match n.severity {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    }
+}
+
+fn text_line(l: &AlertLine) -> String {
+    let who = match (&l.agent_name, &l.agent_id) {
+        (Some(name), Some(id)) => format!("{} ({})", text_safe(name), text_safe(id)),
+        (Some(name), None) => text_safe(name),
+        (None, Some(id)) => text_safe(id),
+        (None, None) => "(source)".to_string(),
+    };
+    let mut s = format!(
+        "{who}: {} (threshold {})",
+        text_safe(&l.value),
+        text_safe(&l.threshold)
+    );
+    if let Some(v) = &l.version {
+        let _ = write!(s, ", version {}", text_safe(v));
+    }
+    let _ = write!(s, ", since {}", format_time(l.since));
+    if let Some(r) = l.resolved_at {
+        let _ = write!(s, ", resolved {}", format_time(r));
+    }
+    s
+}
+
+/// Builds the message for a notification: multipart text and HTML, addressed to `n.to` or else `default_to`.
+pub fn build_notification(
+    n: &Notification,
+    from: &Mailbox,
+    default_to: &[Mailbox],
+) -> Result<Message, RenderError> {
+    let (text, html) = render_notification(n);
+    let mut b = Message::builder()
+        .from(from.clone())
+        .subject(subject(n))
+        .date(n.created_at.into())
+        .message_id(Some(message_id(&n.id, from)));
+    for r in recipients(&n.to, default_to)? {
+        b = b.to(r);
+    }
+    Ok(b.multipart(MultiPart::alternative_plain_html(text, html))?)
+}
+
+/// Builds the message for a pre-rendered email.
+pub fn build_rendered(
+    r: &RenderedEmail,
+    from: &Mailbox,
+    default_to: &[Mailbox],
+) -> Result<Message, RenderError> {
+    let mut b = Message::builder()
+        .from(from.clone())
+        .subject(header_safe(&r.subject))
+        .date_now();
+    for m in recipients(&r.to, default_to)? {
+        b = b.to(m);
+    }
+    let body = MultiPart::alternative_plain_html(r.text.clone(), r.html.clone());
+    if r.attachments.is_empty() {
+        return Ok(b.multipart(body)?);
+    }
+    let mut mixed = MultiPart::mixed().multipart(body);
+    for a in &r.attachments {
+        let ct = ContentType::parse(&a.content_type).map_err(|_| RenderError::ContentType {
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+        })?;
+        let part: SinglePart =
+            Attachment::new(header_safe(&a.filename)).body(a.content.clone(), ct);
+        mixed = mixed.singlepart(part);
+    }
+    Ok(b.multipart(mixed)?)
+}
+
+/// A `Message-ID` derived from the notification id, so that a message re-sent after a crash carries the same id
+/// and mail clients can fold the duplicate.
+fn message_id(id: &str, from: &Mailbox) -> String {
+    let domain = from.email.domain();
+    let safe: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .collect();
+    format!("<{safe}@{domain}>")
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::notify::Severity;
+
+    fn notification(name: &str) -> Notification {
+        Notification {
+            id: "0001-abcd-1".into(),
+            group_key: "AgentTokenRotationOverdue/prod-us".into(),
+            status: NotificationStatus::Firing,
+            alertname: "AgentTokenRotationOverdue".into(),
+            severity: Severity::Critical,
+            account: "prod-us".into(),
+            provider: "celigo".into(),
+            to: vec!["ops@example.com".into()],
+            firing: vec![AlertLine {
+                agent_id: Some("a1".into()),
+                agent_name: Some(name.into()),
+                version: Some("1.2.3".into()),
+                value: "97 days".into(),
+                threshold: "90 days".into(),
+                since: Timestamp::from_second(1_700_000_000).unwrap(),
+                resolved_at: None,
+            }],
+            resolved: vec![],
+            created_at: Timestamp::from_second(1_700_000_100).unwrap(),
+            external_url: Some("http://exporter.example.com:9877".into()),
+        }
+    }
+
+    #[test]
+    fn the_subject_counts_firing_alerts_and_names_rule_and_account() {
+        let mut n = notification("x");
+        assert_eq!(subject(&n), "[FIRING:1] AgentTokenRotationOverdue prod-us");
+        n.status = NotificationStatus::Resolved;
+        assert_eq!(subject(&n), "[RESOLVED] AgentTokenRotationOverdue prod-us");
+        n.account = "evil\r\nBcc: victim@example.com".into();
+        let s = subject(&n);
+        assert!(
+            !s.contains('\r') && !s.contains('\n'),
+            "subject kept a line break: {s:?}"
+        );
+    }
+
+    #[test]
+    fn upstream_strings_are_escaped_in_html_and_control_characters_in_text() {
+        let (text, html) = render_notification(&notification(
+            "<script>alert(1)</script>\r\nBcc: x@y.z & \"q\"",
+        ));
+        assert!(!html.contains("<script>"), "raw markup in HTML:\n{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "HTML:\n{html}"
+        );
+        assert!(html.contains("&amp; &quot;q&quot;"), "HTML:\n{html}");
+        assert!(
+            html.contains("\\r\\nBcc: x@y.z"),
+            "HTML did not show the line break escaped:\n{html}"
+        );
+        assert!(
+            text.contains("\\r\\nBcc: x@y.z"),
+            "text did not escape the line break:\n{text}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with("Bcc:")),
+            "a forged line in text:\n{text}"
+        );
+    }
+
+    #[test]
+    fn a_name_with_line_breaks_cannot_add_headers_to_the_built_message() {
+        let from: Mailbox = "Alerts <alerts@example.com>".parse().unwrap();
+        let mut n = notification("evil\r\nBcc: victim@example.com\r\n\r\nbody");
+        n.account = "prod\r\nX-Injected: yes".into();
+        let msg = build_notification(&n, &from, &[]).unwrap();
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        let head = raw.split("\r\n\r\n").next().unwrap();
+        assert!(
+            !head
+                .lines()
+                .any(|l| l.starts_with("Bcc:") || l.starts_with("X-Injected:")),
+            "header injection:\n{head}"
+        );
+        assert_eq!(
+            msg.envelope().to().len(),
+            1,
+            "envelope: {:?}",
+            msg.envelope()
+        );
+    }
+
+    #[test]
+    fn a_bad_recipient_is_a_render_error_and_no_recipient_falls_back_to_the_default() {
+        let from: Mailbox = "alerts@example.com".parse().unwrap();
+        let mut n = notification("a");
+        n.to = vec!["not an address".into()];
+        assert!(matches!(
+            build_notification(&n, &from, &[]),
+            Err(RenderError::Recipient(_))
+        ));
+        n.to = vec![];
+        assert!(matches!(
+            build_notification(&n, &from, &[]),
+            Err(RenderError::NoRecipient)
+        ));
+        let msg = build_notification(&n, &from, std::slice::from_ref(&from)).unwrap();
+        assert_eq!(msg.envelope().to()[0].to_string(), "alerts@example.com");
+    }
+}

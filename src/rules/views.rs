@@ -1,0 +1,81 @@
+//! Read-only views of the engine for people: every alert with its silences and inhibition, as
+//! `GET /api/v1/alerts` and the landing page show it.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::notify::Severity;
+use crate::rules::AlertName;
+use crate::rules::engine::{Engine, Inhibitors};
+
+/// One alert as the API and the landing page show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    /// The rule.
+    pub alertname: AlertName,
+    /// The rule's severity for this source.
+    pub severity: Severity,
+    /// `pending`, `firing` or `resolved` (resolved, awaiting its notice).
+    pub state: &'static str,
+    /// The source name.
+    pub account: String,
+    /// The provider label.
+    pub provider: String,
+    /// `None` for source-level alerts.
+    pub agent_id: Option<String>,
+    /// As the upstream sent it: escape before rendering.
+    pub agent_name: Option<String>,
+    /// The agent's version.
+    pub version: Option<String>,
+    /// The observed value in human units.
+    pub value: String,
+    /// The threshold in human units.
+    pub threshold: String,
+    /// When the condition began.
+    pub active_at: Timestamp,
+    /// When the alert fired.
+    pub fired_at: Option<Timestamp>,
+    /// When it resolved.
+    pub resolved_at: Option<Timestamp>,
+    /// Ids of the active silences that match.
+    pub silenced_by: Vec<String>,
+    /// Whether another firing alert hides this one.
+    pub inhibited: bool,
+}
+
+impl Engine {
+    /// Every alert, most severe first, for `GET /api/v1/alerts` and the landing page.
+    pub fn alerts(&self, now: Timestamp) -> Vec<AlertView> {
+        let inhibitors = Inhibitors::from(&self.state.alerts);
+        let mut views: Vec<AlertView> = self
+            .state
+            .alerts
+            .iter()
+            .map(|(k, a)| AlertView {
+                alertname: a.alertname,
+                severity: a.severity,
+                state: a.state.as_str(),
+                account: a.account.clone(),
+                provider: a.provider.clone(),
+                agent_id: a.agent_id.clone(),
+                agent_name: a.agent_name.clone(),
+                version: a.version.clone(),
+                value: a.value.clone(),
+                threshold: a.threshold.clone(),
+                active_at: a.active_at,
+                fired_at: a.fired_at,
+                resolved_at: a.resolved_at,
+                silenced_by: self.silenced_by(a, now).map(|s| s.id.clone()).collect(),
+                inhibited: inhibitors.inhibits(k),
+            })
+            .collect();
+        views.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.alertname.cmp(&b.alertname))
+                .then(a.account.cmp(&b.account))
+                .then(a.agent_name.cmp(&b.agent_name))
+        });
+        views
+    }
+}
