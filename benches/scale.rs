@@ -8,8 +8,8 @@
 //!   costs, with nothing of ours in the way.
 //! - **full poll**: `CeligoSource::poll()` in this process, with its requests and bytes, and its ratio to the
 //!   baseline. Baseline and poll runs alternate, and the medians are reported.
-//! - **render**: `metrics::render_to` (streaming in chunks, as a gzip scrape does) on a registry holding the poll's
-//!   outcome, 50 times in this process; then 50 real
+//! - **render**: `Exposition::render_to` (`prometheus-client`, streaming in chunks, as a gzip scrape does) on a
+//!   registry holding the poll's outcome, 50 times in this process; then 50 real
 //!   `/metrics` scrapes without and 50 with gzip against an exporter process (`run --config`).
 //! - **exposition size**, raw and gzipped at the level the server uses.
 //! - **peak RSS** of that exporter process (`VmHWM`), after its first poll and 100 scrapes, and again after its
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use jiff::Timestamp;
 use onprem_agent_exporter::config::sources::SourceConfig;
-use onprem_agent_exporter::metrics::{self, Format};
+use onprem_agent_exporter::metrics::{Exposition, Format};
 use onprem_agent_exporter::model::Provider;
 use onprem_agent_exporter::sources::Source as _;
 use onprem_agent_exporter::sources::celigo::CeligoSource;
@@ -257,8 +257,8 @@ async fn measure(client: &reqwest::Client, agents: usize) -> anyhow::Result<Figu
         0,
         SourceStatus::new("bench", Provider::Celigo).succeeded(outcome, Timestamp::now(), took),
     );
-    let snapshot = registry.snapshot();
-    let text = metrics::render(&snapshot, &[], Timestamp::now(), Format::OpenMetrics);
+    let exposition = Exposition::new(Arc::new(registry));
+    let text = exposition.render(Format::OpenMetrics);
     let mut renders = Vec::with_capacity(RENDERS);
     let mut render_cpu = Vec::with_capacity(RENDERS);
     let mut render_wait = Vec::with_capacity(RENDERS);
@@ -267,13 +267,7 @@ async fn measure(client: &reqwest::Client, agents: usize) -> anyhow::Result<Figu
         let started = Instant::now();
         // As a gzip scrape does: streamed in chunks, never held whole (here into a sink, so that compression,
         // measured below, is not counted twice).
-        metrics::render_to(
-            &mut std::io::sink(),
-            &snapshot,
-            &[],
-            Timestamp::now(),
-            Format::OpenMetrics,
-        )?;
+        exposition.render_to(&mut std::io::sink(), Format::OpenMetrics)?;
         renders.push(started.elapsed().as_secs_f64());
         let used = Cpu::thread().since(before);
         render_cpu.push(used.on_cpu);
@@ -287,7 +281,7 @@ async fn measure(client: &reqwest::Client, agents: usize) -> anyhow::Result<Figu
         gzip_bytes = gzip_fast(text.as_bytes())?.len();
         gzip_times.push(started.elapsed().as_secs_f64());
     }
-    drop((text, snapshot, registry));
+    drop((text, exposition));
 
     // The exporter as a process of its own, for real scrapes and its memory.
     let exporter = start_exporter(sim_addr, exporter_poll_interval(agents)).await?;

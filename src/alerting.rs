@@ -2,18 +2,22 @@
 //! worker, the scheduled reports, and what the HTTP server shows of them (metrics, the landing page section and
 //! the `/api/v1/alerts` and `/api/v1/silences` routes).
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
 use jiff::Timestamp;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::alerting::EngineConfig;
 use crate::config::reports::ReportsConfig;
-use crate::metrics::{Encoder, ExtraMetrics, Kind, names};
+use crate::metrics::{self, names};
 use crate::notify::outbox::{self, Deliver, Outbox, OutboxOptions};
 use crate::notify::{NotificationSink, NotifyError};
 use crate::rules::api;
@@ -89,49 +93,66 @@ impl Alerting {
     pub fn router(&self) -> Router {
         api::router(self.engine.clone())
     }
+
+    /// The collector of the alerting half's families, for the exporter's metrics registry.
+    pub fn collector(&self) -> AlertingCollector {
+        AlertingCollector {
+            counts: self.counts.clone(),
+            outbox: self.outbox.clone(),
+        }
+    }
 }
 
-impl ExtraMetrics for Alerting {
-    fn encode(&self, enc: &mut Encoder) {
+/// The rule engine's and the outbox's families: alert counts, notifications sent and the outbox's length.
+pub struct AlertingCollector {
+    /// The counts the engine published after its last evaluation; read without the engine's lock.
+    counts: Arc<ArcSwap<AlertCounts>>,
+    /// The outbox, for its delivery counters and length (plain atomics).
+    outbox: Arc<Outbox>,
+}
+
+impl fmt::Debug for AlertingCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlertingCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for AlertingCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let counts = self.counts.load();
-        enc.family(
+        let mut fam = metrics::family(
+            &mut encoder,
             names::ALERTS,
-            Kind::Gauge,
-            "Alerts of the built-in rule engine by name, severity and state (pending or firing)",
-        );
+            "Alerts of the built-in rule engine by name, severity and state (pending or firing).",
+            MetricType::Gauge,
+        )?;
         for (alertname, severity, state, n) in counts.iter() {
-            enc.sample(
-                names::ALERTS,
-                "",
-                &[
-                    ("alertname", alertname.as_str()),
-                    ("severity", crate::rules::state::severity_str(*severity)),
-                    ("state", *state),
-                ],
-                *n as f64,
-            );
+            let labels = [
+                ("alertname", alertname.as_str()),
+                ("severity", crate::rules::state::severity_str(*severity)),
+                ("state", *state),
+            ];
+            fam.encode_family(&labels)?.encode_gauge(n)?;
         }
         let m = self.outbox.metrics();
-        enc.family(
+        let mut fam = metrics::family(
+            &mut encoder,
             names::NOTIFICATIONS,
-            Kind::Counter,
             outbox::NOTIFICATIONS_TOTAL_HELP,
-        );
-        let total = format!("{}_total", names::NOTIFICATIONS);
+            MetricType::Counter,
+        )?;
         for (channel, outcome, n) in m.totals() {
-            enc.sample(
-                &total,
-                "",
-                &[("channel", channel), ("outcome", outcome)],
-                n as f64,
-            );
+            let labels = [("channel", channel), ("outcome", outcome)];
+            fam.encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
         }
-        enc.family(
+        metrics::family(
+            &mut encoder,
             names::NOTIFICATION_QUEUE,
-            Kind::Gauge,
             outbox::NOTIFICATION_QUEUE_LENGTH_HELP,
-        );
-        enc.sample(names::NOTIFICATION_QUEUE, "", &[], m.queue_length() as f64);
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&m.queue_length())
     }
 }
 

@@ -157,7 +157,9 @@ pub async fn run(
 pub fn attach(state: &mut AppState, alerting: Alerting) -> axum::Router {
     let routes = alerting.router();
     let alerting = Arc::new(alerting);
-    state.extras.push(alerting.clone());
+    state
+        .metrics
+        .register_collector(Box::new(alerting.collector()));
     state.sections.push(alerting);
     routes
 }

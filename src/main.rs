@@ -332,12 +332,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 OnceFormat::Openmetrics => Format::OpenMetrics,
                 OnceFormat::Text => Format::Text,
             };
-            let text = metrics::render(
-                &exporter.registry.snapshot(),
-                &[],
-                jiff::Timestamp::now(),
-                format,
-            );
+            let text = metrics::Exposition::new(exporter.registry.clone()).render(format);
             print!("{text}");
             for (name, error) in &failures {
                 eprintln!("source {name} failed: {error}");

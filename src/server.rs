@@ -13,7 +13,7 @@ use axum::routing::get;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::metrics::{ExtraMetrics, Format};
+use crate::metrics::{Exposition, Format};
 use crate::model::{Agent, Health, TokenDateSource, age_seconds};
 use crate::status::{Registry, SourceError, SourceStatus};
 
@@ -23,23 +23,22 @@ pub trait LandingSection: Send + Sync {
     fn html(&self, now: Timestamp) -> String;
 }
 
-/// What the handlers share.
-#[derive(Clone)]
+/// What the handlers share, behind one `Arc` once [`router`] has it.
 pub struct AppState {
     /// The live source statuses.
     pub registry: Arc<Registry>,
-    /// Further metric families (rule engine, notifier).
-    pub extras: Vec<Arc<dyn ExtraMetrics>>,
+    /// The metrics registry `/metrics` encodes: the fleet's families, and whatever [`crate::app::attach`] adds.
+    pub metrics: Exposition,
     /// Further landing page sections.
     pub sections: Vec<Arc<dyn LandingSection>>,
 }
 
 impl AppState {
-    /// State with only the registry.
+    /// State with the registry and the metrics it alone yields (the fleet's families and the build info).
     pub fn new(registry: Arc<Registry>) -> AppState {
         AppState {
+            metrics: Exposition::new(registry.clone()),
             registry,
-            extras: Vec::new(),
             sections: Vec::new(),
         }
     }
@@ -53,37 +52,30 @@ pub fn router(state: AppState, extra: Option<Router>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/agents", get(agents))
-        .with_state(state);
+        .with_state(Arc::new(state));
     match extra {
         Some(r) => app.merge(r),
         None => app,
     }
 }
 
-async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(accepts_gzip);
-    let sources = state.registry.snapshot();
-    let extras = state.extras.clone();
     // Rendering 100k agents is CPU work of tens of milliseconds; keep it off the async workers.
     let rendered = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&dyn ExtraMetrics> = extras.iter().map(|e| e.as_ref()).collect();
-        let now = Timestamp::now();
         if gzip {
             // Stream straight into the compressor: only the compressed exposition is ever held whole. Level 1:
             // the exposition is highly repetitive, so it already shrinks about sixfold at a fraction of the
             // default level's cost.
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            crate::metrics::render_to(&mut enc, &sources, &refs, now, format)?;
+            state.metrics.render_to(&mut enc, format)?;
             enc.finish().map(|b| (b, true))
         } else {
-            Ok((
-                crate::metrics::render(&sources, &refs, now, format).into_bytes(),
-                false,
-            ))
+            Ok((state.metrics.render(format).into_bytes(), false))
         }
     })
     .await;
@@ -106,7 +98,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         }
         Ok(Err(e)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot compress the exposition: {e}\n"),
+            format!("cannot write the exposition: {e}\n"),
         )
             .into_response(),
         Err(e) => (
@@ -136,7 +128,7 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.registry.all_ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
@@ -158,7 +150,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn landing(State(state): State<AppState>) -> Html<String> {
+async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {
     let now = Timestamp::now();
     let sections: Vec<String> = state.sections.iter().map(|s| s.html(now)).collect();
     Html(crate::landing::render(
@@ -262,7 +254,7 @@ pub fn agents_document(sources: &[Arc<SourceStatus>], now: Timestamp) -> AgentsD
     }
 }
 
-async fn agents(State(state): State<AppState>) -> Response {
+async fn agents(State(state): State<Arc<AppState>>) -> Response {
     let doc = agents_document(&state.registry.snapshot(), Timestamp::now());
     axum::Json(doc).into_response()
 }

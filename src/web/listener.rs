@@ -49,6 +49,12 @@ pub async fn serve(
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    // One future for the stop, awaited in both selects below; it owns no borrow of the channel across awaits, so
+    // the whole server future stays `Send`.
+    let stopped = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    tokio::pin!(stopped);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -69,7 +75,7 @@ pub async fn serve(
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = shutdown.wait_for(|s| *s) => break,
+            () = &mut stopped => break,
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -86,7 +92,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.wait_for(|s| *s) => break,
+            () = &mut stopped => break,
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());

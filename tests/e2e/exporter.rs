@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use onprem_agent_exporter::sim::SimOptions;
 
 use crate::support::exposition::{parse_with_reference_parser, sample};
+use crate::support::hostile_fleet;
 use crate::support::http::get;
 use crate::support::process::{EXE, TestExporter};
 use crate::support::simulator::{TestSim, spawn_sim};
@@ -378,6 +379,11 @@ async fn promtool_check_metrics_accepts_the_text_exposition() {
     let exp = spawn_exporter(&sim, "    poll_interval: 1h\n");
     exp.wait_ready().await;
     let (_, text) = get(&exp.url("/metrics")).await;
+    promtool_check_metrics(&text);
+}
+
+/// Asserts that `promtool check metrics` (Prometheus's own parser and linter) accepts a text-format exposition.
+fn promtool_check_metrics(text: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -399,6 +405,56 @@ async fn promtool_check_metrics_accepts_the_text_exposition() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn hostile_names_versions_and_labels_of_every_provider_parse_in_both_formats_and_read_back_intact()
+{
+    use onprem_agent_exporter::metrics::{Exposition, Format};
+    let exposition = Exposition::new(hostile_fleet::registry());
+
+    let om = exposition.render(Format::OpenMetrics);
+    let families = parse_with_reference_parser(&om);
+    let label =
+        |s: &serde_json::Value, name: &str| s["labels"][name].as_str().unwrap_or("").to_string();
+    let got: std::collections::BTreeSet<(String, String, String, String)> =
+        families["onprem_agent"]["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    label(s, "account"),
+                    label(s, "provider"),
+                    label(s, "agent_name"),
+                    label(s, "version"),
+                )
+            })
+            .collect();
+    assert_eq!(got, hostile_fleet::expected_agents());
+    for (family, provider, key) in [
+        ("onprem_agent", "planasonix", "platform"),
+        ("onprem_agent", "calyptia", "edition"),
+        ("onprem_agent_last_error", "planasonix", "error"),
+    ] {
+        let values: Vec<String> = families[family]["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| label(s, "provider") == provider)
+            .map(|s| label(s, key))
+            .collect();
+        assert!(
+            !values.is_empty()
+                && values
+                    .iter()
+                    .all(|v| v.len() > 10_000 && v.ends_with("\"\\\n")),
+            "{family} {key} of {provider} did not read back whole: {:?}",
+            values.iter().map(|v| v.len()).collect::<Vec<_>>()
+        );
+    }
+
+    promtool_check_metrics(&exposition.render(Format::Text));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::support::free_port;
+use crate::support::hostile_fleet;
 use crate::support::prometheus::{
     Prometheus, Running, require_program, sample_value, start_prometheus,
 };
@@ -343,6 +344,74 @@ async fn the_dashboard_and_rules_work_unchanged_for_every_provider_of_the_mixed_
         failures.join("\n\n"),
         stack.diagnostics().await
     );
+}
+
+#[tokio::test]
+async fn a_real_prometheus_stores_hostile_names_versions_and_labels_of_every_provider_intact() {
+    // The exposition of the hostile fleet, served by the exporter's own router on a port of its choosing.
+    let state = onprem_agent_exporter::server::AppState::new(hostile_fleet::registry());
+    let app = onprem_agent_exporter::server::router(state, None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let metrics_url = Url::parse(&format!(
+        "http://{}/metrics",
+        listener.local_addr().unwrap()
+    ))
+    .expect("a valid URL");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let web = onprem_agent_exporter::web::Web::plain();
+    let server = tokio::spawn(async move { web.serve(listener, app, stopped).await });
+    let rules = repo().join("alerts").join("*.rules.yml");
+    let prometheus = start_prometheus(&metrics_url, JOB, &rules);
+
+    let expected = hostile_fleet::expected_agents();
+    let deadline = Instant::now() + STARTUP_LIMIT;
+    let got = loop {
+        let series = prometheus
+            .query("onprem_agent_info")
+            .await
+            .unwrap_or_default();
+        if series.len() >= expected.len() || Instant::now() > deadline {
+            break series;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let got: BTreeSet<(String, String, String, String)> = got
+        .iter()
+        .map(|s| {
+            (
+                label(s, "account"),
+                label(s, "provider"),
+                label(s, "agent_name"),
+                label(s, "version"),
+            )
+        })
+        .collect();
+    let scrape_error = prometheus
+        .get("/api/v1/targets", &[])
+        .await
+        .pointer("/data/activeTargets/0/lastError")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert!(
+        got == expected,
+        "Prometheus stored {} of {} agents (last scrape error: {scrape_error}); missing: {:?}\n{}",
+        got.len(),
+        expected.len(),
+        expected.difference(&got).map(|a| &a.2).collect::<Vec<_>>(),
+        prometheus.process.log_tail()
+    );
+    let errors = prometheus
+        .query(r#"onprem_agent_last_error_info{provider="planasonix"}"#)
+        .await
+        .unwrap_or_default();
+    assert!(
+        !errors.is_empty() && errors.iter().all(|s| label(s, "error").len() > 10_000),
+        "the very long last errors did not reach Prometheus whole: {errors:?}"
+    );
+    let _ = stop.send(true);
+    let _ = server.await;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

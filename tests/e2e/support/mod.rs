@@ -3,6 +3,7 @@
 
 pub mod exposition;
 pub mod fake_upstream;
+pub mod hostile_fleet;
 pub mod http;
 pub mod process;
 pub mod prometheus;
