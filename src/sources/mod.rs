@@ -332,21 +332,17 @@ impl Account {
             .await?;
         while let Some(page) = next.take() {
             let following = next_link(&page.headers, &page.url).map_err(|e| e.at(&page.url));
-            let mut fetch_stats = PollStats::default();
             let fetch = async {
                 match &following {
-                    Ok(Some(url)) => self.http.page(&mut pager, url, &mut fetch_stats).await,
+                    Ok(Some(url)) => self.http.page(&mut pager, url, &mut stats).await,
                     _ => Ok(None),
                 }
             };
-            let decode = async { decode(&page.body, &page.url, &mut agents) };
+            let decoding = async { decode(&page.body, &page.url, &mut agents) };
             // `biased`: the fetch is polled first, so its request is on its way before the decoding starts.
-            let (fetched, decoded) = tokio::join!(biased; fetch, decode);
+            let (fetched, decoded) = tokio::join!(biased; fetch, decoding);
             stats.invalid_records += decoded?;
             following?;
-            stats.requests += fetch_stats.requests;
-            stats.bytes += fetch_stats.bytes;
-            stats.pages += fetch_stats.pages;
             next = fetched?;
         }
         self.last_count.store(agents.len(), Ordering::Relaxed);
