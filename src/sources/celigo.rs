@@ -61,12 +61,11 @@ impl Source for CeligoSource {
     }
 
     fn poll(&self) -> BoxFuture<'_, Result<PollOutcome, UpstreamError>> {
-        let account = &self.account;
-        Box::pin(
-            account.list_linked_pages(|body: &[u8], url: &Url, agents: &mut Vec<Agent>| {
-                read_agents(body, url, &account.name, RawAgent::into_agent, agents)
-            }),
-        )
+        let name = self.account.name.clone();
+        let decode = move |body: &[u8], url: &Url, agents: &mut Vec<Agent>| {
+            read_agents(body, url, &name, RawAgent::into_agent, agents)
+        };
+        Box::pin(self.account.list_linked_pages(decode))
     }
 }
 

@@ -309,17 +309,20 @@ impl Account {
     }
 
     /// One complete poll of a list that is a JSON array of agent records per page, paginated by `Link: rel="next"`
-    /// (Celigo and Calyptia): every page, or the first error. `decode` appends a page's agents to the list and
-    /// returns how many records it skipped (see [`record::read_agents`]).
+    /// (Celigo and Calyptia): every page, or the first error. `decode` appends a page's agents to a list and returns
+    /// how many records it skipped (see [`record::read_agents`]).
     ///
-    /// Each page is decoded while the request for the next one is already out: the connection task of the HTTP client
-    /// sends it and reads the answer on another worker thread, so the upstream works on page n+1 while page n is
-    /// decoded. A page that fails to decode fails the poll even if fetching the next one failed too, because it came
-    /// first.
+    /// Decoding a page costs more CPU than receiving it, so each page is decoded on tokio's blocking pool while the
+    /// request for the next one is out (BENCHMARKS.md has the figures of decoding in line). One page is decoded at a time, so at most two bodies are held. A page that fails
+    /// to decode fails the poll even if fetching the next one failed too, because it came first.
     pub(crate) async fn list_linked_pages(
         &self,
-        decode: impl Fn(&[u8], &Url, &mut Vec<Agent>) -> Result<u64, UpstreamError>,
+        decode: impl Fn(&[u8], &Url, &mut Vec<Agent>) -> Result<u64, UpstreamError>
+        + Send
+        + Sync
+        + 'static,
     ) -> Result<PollOutcome, UpstreamError> {
+        let decode = Arc::new(decode);
         let mut stats = PollStats::default();
         let mut pager = self.pager();
         let expected = self.last_count.load(Ordering::Relaxed);
@@ -330,6 +333,7 @@ impl Account {
             .http
             .page(&mut pager, &self.first_page, &mut stats)
             .await?;
+        let mut page_size = 0;
         while let Some(page) = next.take() {
             let following = next_link(&page.headers, &page.url).map_err(|e| e.at(&page.url));
             let fetch = async {
@@ -338,10 +342,20 @@ impl Account {
                     _ => Ok(None),
                 }
             };
-            let decoding = async { decode(&page.body, &page.url, &mut agents) };
-            // `biased`: the fetch is polled first, so its request is on its way before the decoding starts.
-            let (fetched, decoded) = tokio::join!(biased; fetch, decoding);
-            stats.invalid_records += decoded?;
+            let decode = decode.clone();
+            let decoding = tokio::task::spawn_blocking(move || {
+                let mut decoded = Vec::with_capacity(page_size);
+                let skipped = decode(&page.body, &page.url, &mut decoded)?;
+                Ok::<_, UpstreamError>((decoded, skipped))
+            });
+            let (fetched, decoded) = tokio::join!(fetch, decoding);
+            let (decoded, skipped) = decoded.map_err(|_| UpstreamError::Decode {
+                url: "an agent page".to_string(),
+                message: "the decoding task stopped before it finished".to_string(),
+            })??;
+            page_size = decoded.len();
+            agents.extend(decoded);
+            stats.invalid_records += skipped;
             following?;
             next = fetched?;
         }
