@@ -5,10 +5,10 @@
 //! one inside the token: a project token is `base64url(JSON {"ProjectID": ...})` + `.` + a signature.
 //!
 //! Each agent record carries its own `token`, a secret. Records are read field by field (see [`super::record`]) and
-//! `token` is not among the fields read, so it is skipped by the parser and never stored. Calyptia documents no
+//! `token` is not among the fields read, so serde_json skips it as `IgnoredAny` and it is never stored. Calyptia documents no
 //! token-rotation date, so these agents have no token series and the token rules stay silent for them.
 
-use std::fmt;
+use std::borrow::Cow;
 use std::time::Duration;
 
 use reqwest::header::HeaderName;
@@ -17,34 +17,18 @@ use url::Url;
 
 use crate::config::sources::SourceConfig;
 use crate::model::{Agent, Provider};
-use crate::sources::http::{Auth, HttpClient, Pager, display_url, next_link};
-use crate::sources::list::read_agents;
-use crate::sources::record::{Fields, Scalar, timestamp};
-use crate::sources::{BoxFuture, PollOutcome, PollStats, Source, UpstreamError};
+use crate::sources::http::Auth;
+use crate::sources::record::{Fields, Scalar, read_agents, timestamp};
+use crate::sources::{Account, BoxFuture, PollOutcome, Source, UpstreamError};
 
 /// The header Calyptia reads the project token from.
 pub const PROJECT_TOKEN_HEADER: &str = "x-project-token";
 
 /// One Calyptia Cloud project.
+#[derive(Debug)]
 pub struct CalyptiaSource {
-    /// The `account` label.
-    name: String,
-    /// `{base_url}/v1/projects/{projectID}/agents[?last=N]`.
-    first_page: Url,
-    /// The page cap for one poll.
-    max_pages: u32,
-    http: HttpClient,
-}
-
-impl fmt::Debug for CalyptiaSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CalyptiaSource")
-            .field("name", &self.name)
-            .field("first_page", &display_url(&self.first_page))
-            .field("max_pages", &self.max_pages)
-            .field("http", &self.http)
-            .finish()
-    }
+    /// Name, first page (`{base_url}/v1/projects/{projectID}/agents[?last=N]`), page cap and HTTP client.
+    account: Account,
 }
 
 /// Why a Calyptia source could not be built.
@@ -68,50 +52,23 @@ impl CalyptiaSource {
                 .map_err(CalyptiaBuildError::ProjectId)?,
         };
         let header = HeaderName::from_static(PROJECT_TOKEN_HEADER);
-        let http = HttpClient::new(&config, Auth::Header(header, config.token.clone()))?;
+        let auth = Auth::Header(header, config.token.clone());
+        let first = first_page(&config.base_url, &project, config.page_size);
         Ok(CalyptiaSource {
-            first_page: first_page(&config.base_url, &project, config.page_size),
-            name: config.name,
-            max_pages: config.max_pages,
-            http,
+            account: Account::new(&config, auth, first)?,
         })
     }
 
     /// Replaces the first backoff delay of the retry policy (250 ms by default). Tests set it to a millisecond.
     pub fn with_backoff_base(mut self, base: Duration) -> CalyptiaSource {
-        let mut retry = self.http.retry().clone();
-        retry.backoff_base = base;
-        self.http = self.http.with_retry(retry);
+        self.account.set_backoff_base(base);
         self
-    }
-
-    /// One complete poll: every page, or the first error.
-    async fn poll_all(&self) -> Result<PollOutcome, UpstreamError> {
-        let mut stats = PollStats::default();
-        let mut pager = Pager::new(&self.first_page, self.max_pages);
-        let mut agents = Vec::new();
-        let mut next = Some(self.first_page.clone());
-        while let Some(url) = next.take() {
-            // Assumed: Calyptia answers an empty project with `[]`; a 204 is read the same way.
-            let Some(page) = self.http.page(&mut pager, &url, &mut stats).await? else {
-                break;
-            };
-            stats.invalid_records += read_agents(
-                &page.body,
-                &page.url,
-                &self.name,
-                AgentFields::into_agent,
-                &mut agents,
-            )?;
-            next = next_link(&page.headers, &page.url).map_err(|e| e.at(&page.url))?;
-        }
-        Ok(PollOutcome { agents, stats })
     }
 }
 
 impl Source for CalyptiaSource {
     fn name(&self) -> &str {
-        &self.name
+        &self.account.name
     }
 
     fn provider(&self) -> Provider {
@@ -119,7 +76,11 @@ impl Source for CalyptiaSource {
     }
 
     fn poll(&self) -> BoxFuture<'_, Result<PollOutcome, UpstreamError>> {
-        Box::pin(self.poll_all())
+        let name = self.account.name.clone();
+        let decode = move |body: &[u8], url: &Url, agents: &mut Vec<Agent>| {
+            read_agents(body, url, &name, AgentFields::into_agent, agents)
+        };
+        Box::pin(self.account.list_linked_pages(decode))
     }
 }
 
@@ -203,22 +164,23 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The fields of an agent record we read. Holds no secret: `token` is not among the keys.
+/// The fields of an agent record we read. Holds no secret: `token` is not among the keys. What is only compared or
+/// parsed (`status`, the timestamps) stays borrowed from the page.
 #[derive(Default)]
-struct AgentFields {
+struct AgentFields<'de> {
     id: Option<String>,
     name: Option<String>,
     version: Option<String>,
-    status: Option<String>,
+    status: Option<Cow<'de, str>>,
     kind: Option<String>,
     edition: Option<String>,
     os: Option<String>,
     arch: Option<String>,
-    last_metrics_added_at: Option<String>,
-    created_at: Option<String>,
+    last_metrics_added_at: Option<Cow<'de, str>>,
+    created_at: Option<Cow<'de, str>>,
 }
 
-impl Fields<'_> for AgentFields {
+impl<'de> Fields<'de> for AgentFields<'de> {
     const KEYS: &'static [&'static str] = &[
         "id",
         "name",
@@ -232,24 +194,23 @@ impl Fields<'_> for AgentFields {
         "createdAt",
     ];
 
-    fn set(&mut self, index: usize, value: Scalar<'_>) {
-        let value = value.string();
+    fn set(&mut self, index: usize, value: Scalar<'de>) {
         match index {
-            0 => self.id = value,
-            1 => self.name = value,
-            2 => self.version = value,
-            3 => self.status = value,
-            4 => self.kind = value,
-            5 => self.edition = value,
-            6 => self.os = value,
-            7 => self.arch = value,
-            8 => self.last_metrics_added_at = value,
-            _ => self.created_at = value,
+            0 => self.id = value.string(),
+            1 => self.name = value.string(),
+            2 => self.version = value.string(),
+            3 => self.status = value.text(),
+            4 => self.kind = value.string(),
+            5 => self.edition = value.string(),
+            6 => self.os = value.string(),
+            7 => self.arch = value.string(),
+            8 => self.last_metrics_added_at = value.text(),
+            _ => self.created_at = value.text(),
         }
     }
 }
 
-impl AgentFields {
+impl AgentFields<'_> {
     /// The agent, or `None` when the record has no non-empty string `id`.
     ///
     /// `status: unhealthy` is the platform's verdict that the agent is offline. Assumed: any other status, or none,
@@ -283,7 +244,6 @@ impl AgentFields {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::list::each_record;
 
     #[test]
     fn the_project_id_is_read_from_padded_and_unpadded_tokens() {
@@ -348,11 +308,15 @@ mod tests {
     #[test]
     fn unhealthy_means_offline_and_the_token_is_never_read() {
         let mut agents: Vec<Agent> = Vec::new();
-        each_record(
+        let url = Url::parse("https://cloud-api.calyptia.com/v1/projects/p/agents").unwrap();
+        read_agents(
             br#"[{"id":"a","name":"fb-1","token":"secret-agent-token","status":"unhealthy","type":"fluentbit",
                  "edition":"community","os":"linux","arch":"x86_64","lastMetricsAddedAt":null},
                 {"id":"b","status":"healthy","lastMetricsAddedAt":"2025-01-22T20:59:27.690Z"}]"#,
-            |r: Option<AgentFields>| agents.extend(r.and_then(AgentFields::into_agent)),
+            &url,
+            "test",
+            AgentFields::into_agent,
+            &mut agents,
         )
         .unwrap();
         assert!(agents[0].offline && !agents[1].offline);

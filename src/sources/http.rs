@@ -343,10 +343,10 @@ impl HttpClient {
         })
     }
 
-    /// Replaces the retry policy; tests use it to shrink the backoff.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> HttpClient {
-        self.retry = retry;
-        self
+    /// Replaces the first backoff delay of the retry policy; tests set it to a millisecond so that retries cost
+    /// nothing.
+    pub fn set_backoff_base(&mut self, base: Duration) {
+        self.retry.backoff_base = base;
     }
 
     /// The retry policy in force.

@@ -2,21 +2,27 @@
 //!
 //! A source performs one complete poll of its account and returns either every agent or an [`UpstreamError`]; it
 //! never returns a partial list. Shared HTTP mechanics (auth header, retries, `Retry-After`, body cap, pagination
-//! loop detection) live in [`http`], lenient record decoding in [`record`] and the fast reader of record lists in
-//! [`list`], so each provider file only knows its own URLs and JSON.
+//! loop detection) live in [`http`] and lenient record decoding (through serde_json) in [`record`], so each provider
+//! file only knows its own URLs and JSON.
 
 pub mod calyptia;
 pub mod celigo;
 pub mod http;
-pub mod list;
 pub mod planasonix;
 pub mod record;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
+use url::Url;
+
+use crate::config::sources::SourceConfig;
 use crate::model::{Agent, Provider};
+use crate::sources::http::{Auth, HttpClient, Pager, display_url, next_link};
 
 /// Why a poll failed, or why a record was skipped. Each becomes a `reason` label value of
 /// `onprem_agent_source_errors_total`, so the set is closed and the strings are stable.
@@ -222,10 +228,7 @@ pub enum BuildError {
 }
 
 /// Builds the client for one configured source.
-pub fn build(
-    config: &crate::config::sources::SourceConfig,
-) -> Result<std::sync::Arc<dyn Source>, BuildError> {
-    use std::sync::Arc;
+pub fn build(config: &SourceConfig) -> Result<Arc<dyn Source>, BuildError> {
     let name = config.name.clone();
     let client = |source| BuildError::Client {
         name: name.clone(),
@@ -245,5 +248,118 @@ pub fn build(
                 Err(BuildError::ProjectId { name, source })
             }
         },
+    }
+}
+
+/// What every source holds whatever its provider: its name, the first page of its agent list, the page cap, and the
+/// HTTP client that carries the auth header, the retry policy with its backoff and the body cap.
+pub struct Account {
+    /// The configured source name; the `account` label.
+    pub(crate) name: String,
+    /// The first page of the agent list, built once from the configuration.
+    pub(crate) first_page: Url,
+    /// The most pages one poll may fetch (`max_pages`).
+    pub(crate) max_pages: u32,
+    /// Shared, so that Planasonix's health calls, which run on tasks of their own, can hold it too.
+    pub(crate) http: Arc<HttpClient>,
+    /// How many agents the last successful poll returned: the next poll reserves room for about as many up front,
+    /// instead of growing (and copying) its list page by page.
+    last_count: AtomicUsize,
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("first_page", &display_url(&self.first_page))
+            .field("max_pages", &self.max_pages)
+            .field("http", &self.http)
+            .finish()
+    }
+}
+
+impl Account {
+    /// The account a source's configuration describes, whose list starts at `first_page`. Fails only if the HTTP
+    /// client cannot be built (the TLS backend failed to initialise).
+    pub(crate) fn new(
+        config: &SourceConfig,
+        auth: Auth,
+        first_page: Url,
+    ) -> Result<Account, reqwest::Error> {
+        Ok(Account {
+            name: config.name.clone(),
+            first_page,
+            max_pages: config.max_pages,
+            http: Arc::new(HttpClient::new(config, auth)?),
+            last_count: AtomicUsize::new(0),
+        })
+    }
+
+    /// Replaces the first backoff delay of the retry policy (250 ms by default). Tests set it to a millisecond so that
+    /// retries cost nothing. Only before the first poll: once a poll has shared the client, this does nothing.
+    pub(crate) fn set_backoff_base(&mut self, base: Duration) {
+        if let Some(http) = Arc::get_mut(&mut self.http) {
+            http.set_backoff_base(base);
+        }
+    }
+
+    /// A pager for one poll: no page twice, at most `max_pages`, never another origin than the first page's.
+    pub(crate) fn pager(&self) -> Pager {
+        Pager::new(&self.first_page, self.max_pages)
+    }
+
+    /// One complete poll of a list that is a JSON array of agent records per page, paginated by `Link: rel="next"`
+    /// (Celigo and Calyptia): every page, or the first error. `decode` appends a page's agents to a list and returns
+    /// how many records it skipped (see [`record::read_agents`]).
+    ///
+    /// Decoding a page costs more CPU than receiving it, so each page is decoded on tokio's blocking pool while the
+    /// request for the next one is out (BENCHMARKS.md has the figures of decoding in line). One page is decoded at a time, so at most two bodies are held. A page that fails
+    /// to decode fails the poll even if fetching the next one failed too, because it came first.
+    pub(crate) async fn list_linked_pages(
+        &self,
+        decode: impl Fn(&[u8], &Url, &mut Vec<Agent>) -> Result<u64, UpstreamError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Result<PollOutcome, UpstreamError> {
+        let decode = Arc::new(decode);
+        let mut stats = PollStats::default();
+        let mut pager = self.pager();
+        let expected = self.last_count.load(Ordering::Relaxed);
+        let mut agents = Vec::with_capacity(expected + expected / 16);
+        // Assumed: a 204 means "no (more) agents": Celigo documents it for an empty account, and a 204 on a later
+        // page, or from Calyptia (which answers an empty project with `[]`), is read the same way.
+        let mut next = self
+            .http
+            .page(&mut pager, &self.first_page, &mut stats)
+            .await?;
+        let mut page_size = 0;
+        while let Some(page) = next.take() {
+            let following = next_link(&page.headers, &page.url).map_err(|e| e.at(&page.url));
+            let fetch = async {
+                match &following {
+                    Ok(Some(url)) => self.http.page(&mut pager, url, &mut stats).await,
+                    _ => Ok(None),
+                }
+            };
+            let decode = decode.clone();
+            let decoding = tokio::task::spawn_blocking(move || {
+                let mut decoded = Vec::with_capacity(page_size);
+                let skipped = decode(&page.body, &page.url, &mut decoded)?;
+                Ok::<_, UpstreamError>((decoded, skipped))
+            });
+            let (fetched, decoded) = tokio::join!(fetch, decoding);
+            let (decoded, skipped) = decoded.map_err(|_| UpstreamError::Decode {
+                url: "an agent page".to_string(),
+                message: "the decoding task stopped before it finished".to_string(),
+            })??;
+            page_size = decoded.len();
+            agents.extend(decoded);
+            stats.invalid_records += skipped;
+            following?;
+            next = fetched?;
+        }
+        self.last_count.store(agents.len(), Ordering::Relaxed);
+        Ok(PollOutcome { agents, stats })
     }
 }

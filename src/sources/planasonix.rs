@@ -1,8 +1,8 @@
 //! The Planasonix source: lists pipeline agents with `GET /api/agents`, following the `meta.page.cursor` of each
 //! page, and, with `health: true`, asks `GET /api/agents/{id}/health` about each agent at a bounded concurrency.
 //!
-//! Records are read field by field (see [`super::record`]); every other field is skipped by the parser without being
-//! stored, so an `enrollment_token` or any other token an endpoint sends never reaches an [`Agent`].
+//! Records are read field by field (see [`super::record`]); serde_json skips every other field as `IgnoredAny` without
+//! storing it, so an `enrollment_token` or any other token an endpoint sends never reaches an [`Agent`].
 //!
 //! Planasonix exposes no token-rotation date, so these agents have no token series and the token rules stay silent
 //! for them.
@@ -20,9 +20,9 @@ use url::Url;
 
 use crate::config::sources::SourceConfig;
 use crate::model::{Agent, Health, Provider};
-use crate::sources::http::{Auth, HttpClient, Pager, display_url};
+use crate::sources::http::{Auth, display_url};
 use crate::sources::record::{Document, Fields, Record, Scalar, describe, keep_or_skip, timestamp};
-use crate::sources::{BoxFuture, PollOutcome, PollStats, Source, UpstreamError};
+use crate::sources::{Account, BoxFuture, PollOutcome, PollStats, Source, UpstreamError};
 
 /// How long after its last heartbeat an `active` agent still counts as online.
 ///
@@ -39,19 +39,14 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 const BYTES_PER_GB: f64 = 1e9;
 
 /// One Planasonix workspace.
+#[derive(Debug)]
 pub struct PlanasonixSource {
-    /// The `account` label.
-    name: String,
+    /// Name, first page (`{base_url}/api/agents?limit=N`; later pages add `cursor=`), page cap and HTTP client.
+    account: Account,
     /// `{base_url}`, the root the agent and health paths are appended to.
     base: Url,
-    /// `{base_url}/api/agents?limit=N`; later pages add `cursor=`.
-    first_page: Url,
-    /// The page cap for one poll.
-    max_pages: u32,
     /// Health polling, when configured.
     health: Option<HealthPolling>,
-    /// Shared with the health tasks, which run on their own tasks and so need an owned handle.
-    http: Arc<HttpClient>,
 }
 
 /// How the per-agent health calls of one poll are bounded.
@@ -65,48 +60,29 @@ struct HealthPolling {
     budget: Duration,
 }
 
-impl fmt::Debug for PlanasonixSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PlanasonixSource")
-            .field("name", &self.name)
-            .field("first_page", &display_url(&self.first_page))
-            .field("max_pages", &self.max_pages)
-            .field("health", &self.health)
-            .field("http", &self.http)
-            .finish()
-    }
-}
-
 impl PlanasonixSource {
     /// Builds the source from its validated configuration. Fails only if the HTTP client cannot be built.
     ///
     /// A `base_url` with a path keeps it: the list lives at `{base_url}/api/agents`.
     pub fn new(config: SourceConfig) -> Result<PlanasonixSource, reqwest::Error> {
-        let http = HttpClient::new(&config, Auth::Bearer(config.token.clone()))?;
         let mut base = config.base_url.clone();
         base.set_fragment(None);
         base.set_query(None);
+        let first = first_page(&base, config.page_size.unwrap_or(DEFAULT_PAGE_SIZE));
+        let auth = Auth::Bearer(config.token.clone());
         Ok(PlanasonixSource {
-            first_page: first_page(&base, config.page_size.unwrap_or(DEFAULT_PAGE_SIZE)),
+            account: Account::new(&config, auth, first)?,
             base,
-            name: config.name,
-            max_pages: config.max_pages,
             health: config.health.then_some(HealthPolling {
                 concurrency: config.health_concurrency.max(1),
                 budget: config.poll_interval / 2,
             }),
-            http: Arc::new(http),
         })
     }
 
     /// Replaces the first backoff delay of the retry policy (250 ms by default). Tests set it to a millisecond.
     pub fn with_backoff_base(mut self, base: Duration) -> PlanasonixSource {
-        let mut retry = self.http.retry().clone();
-        retry.backoff_base = base;
-        self.http = match Arc::try_unwrap(self.http) {
-            Ok(http) => Arc::new(http.with_retry(retry)),
-            Err(shared) => shared,
-        };
+        self.account.set_backoff_base(base);
         self
     }
 
@@ -121,12 +97,12 @@ impl PlanasonixSource {
     /// One complete poll: every page, then (if configured) the health of every agent, or the first list error.
     async fn poll_all(&self) -> Result<PollOutcome, UpstreamError> {
         let mut stats = PollStats::default();
-        let mut pager = Pager::new(&self.first_page, self.max_pages);
+        let mut pager = self.account.pager();
         let mut listed: Vec<Listed> = Vec::new();
-        let mut next = Some(self.first_page.clone());
+        let mut next = Some(self.account.first_page.clone());
         while let Some(url) = next.take() {
             // Assumed: a 204 means "no agents", as it does for Celigo, though Planasonix documents 200 with `data: []`.
-            let Some(page) = self.http.page(&mut pager, &url, &mut stats).await? else {
+            let Some(page) = self.account.http.page(&mut pager, &url, &mut stats).await? else {
                 break;
             };
             let parsed: Page =
@@ -141,14 +117,14 @@ impl PlanasonixSource {
                     agent,
                     &mut listed,
                     &mut stats.invalid_records,
-                    &self.name,
+                    &self.account.name,
                     &page.url,
                     index,
                 );
             }
             next = parsed
                 .cursor
-                .map(|cursor| with_cursor(&self.first_page, &cursor));
+                .map(|cursor| with_cursor(&self.account.first_page, &cursor));
         }
         if let Some(health) = self.health {
             self.poll_health(health, &mut listed, &mut stats).await;
@@ -179,7 +155,7 @@ impl PlanasonixSource {
         let mut calls = JoinSet::new();
         for (index, l) in listed.iter().enumerate().filter(|(_, l)| !l.revoked) {
             let url = health_url(&self.base, &l.agent.id);
-            let (http, permits) = (self.http.clone(), permits.clone());
+            let (http, permits) = (self.account.http.clone(), permits.clone());
             calls.spawn(async move {
                 let mut stats = PollStats::default();
                 let result = tokio::time::timeout_at(deadline, async {
@@ -211,7 +187,7 @@ impl PlanasonixSource {
                 Ok(done) => done,
                 Err(e) => {
                     stats.health_failures += 1;
-                    tracing::debug!(account = %self.name, error = %e, "a health call task failed");
+                    tracing::debug!(account = %self.account.name, error = %e, "a health call task failed");
                     continue;
                 }
             };
@@ -223,7 +199,7 @@ impl PlanasonixSource {
                 Err(message) => {
                     stats.health_failures += 1;
                     tracing::debug!(
-                        account = %self.name,
+                        account = %self.account.name,
                         agent_id = %l.agent.id,
                         error = %message,
                         "health call failed; exporting the agent without health figures"
@@ -236,7 +212,7 @@ impl PlanasonixSource {
 
 impl Source for PlanasonixSource {
     fn name(&self) -> &str {
-        &self.name
+        &self.account.name
     }
 
     fn provider(&self) -> Provider {

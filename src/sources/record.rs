@@ -1,14 +1,15 @@
-//! Lenient decoding of vendor JSON records, shared by the Celigo, Planasonix and Calyptia parsers.
+//! Lenient decoding of vendor JSON records through serde_json, shared by the Celigo, Planasonix and Calyptia sources.
 //!
 //! A provider describes the fields it reads with [`Fields`]: a list of key names and a setter. [`Record`] then reads
-//! one element of a list: an object fills the provider's fields (every other key, secrets included, is skipped by the
-//! parser without being stored), and anything else (a string, a number, `null`, an array) becomes `None`, so the
-//! caller can skip and count it instead of losing the page. [`Scalar`] holds one field's value whatever its JSON type,
-//! so that a wrongly typed field drops only itself.
+//! one element of a list: an object fills the provider's fields, and anything else (a string, a number, `null`, an
+//! array) becomes `None`, so the caller can skip and count it instead of losing the page. Every key not in the list,
+//! secrets included, is skipped as [`IgnoredAny`]: its value is checked as JSON but never copied or stored. [`Scalar`]
+//! holds one field's value whatever its JSON type, so that a wrongly typed field drops only itself.
 //!
 //! Strings are borrowed from the body whenever they hold no escape, so a field read only to be parsed (a timestamp)
-//! costs no allocation. Top-level lists of records, the bulk of every poll, are read by the faster
-//! [`super::list::each_record`] into the same [`Fields`]; the serde path here serves envelopes and single documents.
+//! costs no allocation. [`read_agents`] reads a page that is a top-level array of records, the bulk of every poll,
+//! turning each record into an agent as it is read; [`Document`] reads single documents. Decode errors are reworded by
+//! [`describe`], which never quotes the body.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -19,6 +20,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use url::Url;
 
+use crate::model::Agent;
+use crate::sources::UpstreamError;
 use crate::sources::http::display_url;
 
 /// The fields of one record that a provider reads. `'de` is the lifetime of the body, which strings may borrow from.
@@ -277,11 +280,12 @@ impl Visitor<'_> for KeyIndex {
     }
 }
 
-/// Parses an RFC 3339 timestamp, with or without fractional seconds. A value that does not parse drops only this
-/// field (logged at debug, cut to 64 characters); the rest of the record stays.
+/// Parses an RFC 3339 timestamp (jiff's parser: `Z` or a numeric offset, with or without fractional seconds). A
+/// value that does not parse drops only this field (logged at debug, cut to 64 characters); the rest of the record
+/// stays.
 pub fn timestamp(id: &str, field: &'static str, value: Option<&str>) -> Option<Timestamp> {
     let value = value?;
-    match utc_timestamp(value).map_or_else(|| value.parse(), Ok) {
+    match value.parse() {
         Ok(t) => Some(t),
         Err(_) => {
             let shown: String = value.chars().take(64).collect();
@@ -289,97 +293,6 @@ pub fn timestamp(id: &str, field: &'static str, value: Option<&str>) -> Option<T
             None
         }
     }
-}
-
-/// The fast path of [`timestamp`] for the one shape the upstreams send, `YYYY-MM-DDTHH:MM:SS[.f…]Z` (up to nine
-/// fraction digits). Parsing three timestamps per agent was the largest single cost of a poll, so this shape is
-/// read by hand; `None` means "not this exact shape, or not a valid date", and the caller falls back to jiff's full
-/// RFC 3339 parser, which has the last word on everything else (offsets, lower-case `t`/`z`, a space separator, a
-/// comma before the fraction, leap second `:60`). Where this path answers, it answers as jiff would; a test holds
-/// the two together.
-fn utc_timestamp(text: &str) -> Option<Timestamp> {
-    let (head, fraction) = match text.as_bytes() {
-        [head @ .., b'Z'] if head.len() >= 19 => head.split_at(19),
-        _ => return None,
-    };
-    let head: &[u8; 19] = head.try_into().ok()?;
-    // `YYYY-MM-DDTHH:MM:SS`, read as two-digit pairs; a byte that is not a digit makes `pair` fail.
-    let pair = |i: usize| -> Option<i64> {
-        let (tens, ones) = (head[i].wrapping_sub(b'0'), head[i + 1].wrapping_sub(b'0'));
-        (tens < 10 && ones < 10).then(|| i64::from(tens * 10 + ones))
-    };
-    if head[4] != b'-'
-        || head[7] != b'-'
-        || head[10] != b'T'
-        || head[13] != b':'
-        || head[16] != b':'
-    {
-        return None;
-    }
-    let year = pair(0)? * 100 + pair(2)?;
-    let (month, day) = (pair(5)?, pair(8)?);
-    let (hour, minute, second) = (pair(11)?, pair(14)?, pair(17)?);
-    if !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    let nanos = match fraction {
-        [] => 0,
-        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            let mut nanos = 0i32;
-            for &digit in digits {
-                let digit = digit.wrapping_sub(b'0');
-                if digit >= 10 {
-                    return None;
-                }
-                nanos = nanos * 10 + i32::from(digit);
-            }
-            nanos * SCALE[digits.len()]
-        }
-        _ => return None,
-    };
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second;
-    Timestamp::new(seconds, nanos).ok()
-}
-
-/// What a fraction of n digits is multiplied by to give nanoseconds.
-const SCALE: [i32; 10] = [
-    1_000_000_000,
-    100_000_000,
-    10_000_000,
-    1_000_000,
-    100_000,
-    10_000,
-    1_000,
-    100,
-    10,
-    1,
-];
-
-/// Days in `month` (1–12) of the proleptic Gregorian `year`.
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days from 1970-01-01 to the given proleptic Gregorian date (negative before it), counted in 400-year eras that
-/// start on 1 March, so that the leap day falls at the end of each era's year.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    // Years are 0–9999 here (four digits), so the era arithmetic stays in non-negative numbers.
-    let year = (if month <= 2 { year - 1 } else { year }) + 400;
-    let (era, year_of_era) = (year / 400, year % 400);
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    (era - 1) * 146_097 + day_of_era - 719_468
 }
 
 /// Keeps a decoded record, or counts it as skipped and says so at debug: a record that is not an object with a usable
@@ -407,43 +320,75 @@ pub fn keep_or_skip<T>(
     }
 }
 
-/// What was wrong with a body that did not decode, in the categories both readers share (serde_json's, and
-/// [`super::list`]'s), so that a decode error reads the same whichever reader met it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Problem {
-    /// Bytes that are not JSON.
-    Syntax,
-    /// The body ended inside the document, or was empty.
-    Eof,
-    /// Well-formed JSON of the wrong shape.
-    Data,
-    /// The body could not be read.
-    Io,
-}
-
-/// A decode problem in words that never quote the body: `expected` says what the body should have been, e.g. "a
-/// JSON array of agent records"; `line` and `column` count from 1.
-pub fn decode_message(problem: Problem, expected: &str, line: usize, column: usize) -> String {
-    let what = match problem {
-        Problem::Syntax => "malformed JSON".to_string(),
-        Problem::Eof => "truncated or empty JSON".to_string(),
-        Problem::Data => format!("expected {expected}"),
-        Problem::Io => "cannot read the body".to_string(),
-    };
-    format!("{what} (line {line}, column {column})")
-}
-
 /// A serde_json decode error in words that never quote the body: serde_json's own messages can repeat a value from
-/// it. `expected` says what the body should have been.
+/// it (`invalid type: string "…", expected …`), so only its category and position are kept. `expected` says what the
+/// body should have been, e.g. "a JSON array of agent records"; `line` and `column` count from 1.
 pub fn describe(e: &serde_json::Error, expected: &str) -> String {
     use serde_json::error::Category;
-    let problem = match e.classify() {
-        Category::Syntax => Problem::Syntax,
-        Category::Eof => Problem::Eof,
-        Category::Data => Problem::Data,
-        Category::Io => Problem::Io,
+    let what = match e.classify() {
+        Category::Syntax => "malformed JSON".to_string(),
+        Category::Eof => "truncated or empty JSON".to_string(),
+        Category::Data => format!("expected {expected}"),
+        Category::Io => "cannot read the body".to_string(),
     };
-    decode_message(problem, expected, e.line(), e.column())
+    format!("{what} (line {}, column {})", e.line(), e.column())
+}
+
+/// Reads a page that is a JSON array of agent records onto the end of `agents`, and returns how many records were
+/// skipped: `into_agent` turns a record into an agent, or refuses it (no usable id) and the record is counted (see
+/// [`keep_or_skip`]). Each record becomes an agent as soon as it is read, so the page's records are never held as a
+/// list of their own. A body that is not such an array fails the page with an [`UpstreamError::Decode`] that never
+/// quotes it; what was appended before is then the caller's to throw away with the poll.
+pub fn read_agents<'de, F: Fields<'de>>(
+    body: &'de [u8],
+    page: &Url,
+    account: &str,
+    into_agent: impl Fn(F) -> Option<Agent>,
+    agents: &mut Vec<Agent>,
+) -> Result<u64, UpstreamError> {
+    let mut skipped = 0;
+    let mut index = 0;
+    let mut each = |record: Option<F>| {
+        let agent = record.and_then(&into_agent);
+        keep_or_skip(agent, agents, &mut skipped, account, page, index);
+        index += 1;
+    };
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    EachRecord(&mut each, PhantomData)
+        .deserialize(&mut reader)
+        .and_then(|()| reader.end())
+        .map_err(|e| UpstreamError::Decode {
+            url: display_url(page),
+            message: describe(&e, "a JSON array of agent records"),
+        })?;
+    Ok(skipped)
+}
+
+/// Reads a JSON array and hands each element to the closure as soon as it is read, as a [`Record`] would hold it:
+/// `Some` for an object, `None` for anything else.
+struct EachRecord<'c, F, C>(&'c mut C, PhantomData<F>);
+
+impl<'de, F: Fields<'de>, C: FnMut(Option<F>)> DeserializeSeed<'de> for EachRecord<'_, F, C> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: Fields<'de>, C: FnMut(Option<F>)> Visitor<'de> for EachRecord<'_, F, C> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(record) = seq.next_element::<Record<F>>()? {
+            (self.0)(record.0);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -489,82 +434,6 @@ mod tests {
         );
     }
 
-    /// jiff's own parser, the reference the fast path must agree with.
-    fn jiff(text: &str) -> Option<Timestamp> {
-        text.parse().ok()
-    }
-
-    #[test]
-    fn the_fast_timestamp_path_agrees_with_jiff_wherever_it_answers() {
-        let mut checked = 0;
-        // Every day of years around the edges that matter: leap rules (1900, 2000, 2024, 2100), the epoch, year 0
-        // and the largest four-digit year; a spread of times and fraction lengths.
-        for year in [
-            0, 1, 399, 400, 1900, 1969, 1970, 2000, 2024, 2025, 2026, 2100, 9999,
-        ] {
-            for month in 1..=12 {
-                for day in 1..=31 {
-                    for (time, fraction) in [
-                        ("00:00:00", ""),
-                        ("23:59:59", ".999999999"),
-                        ("12:34:56", ".5"),
-                        ("07:21:58", ".458"),
-                        ("01:02:03", ".000001"),
-                    ] {
-                        let text = format!("{year:04}-{month:02}-{day:02}T{time}{fraction}Z");
-                        let fast = utc_timestamp(&text);
-                        let reference = jiff(&text);
-                        if day <= 28 {
-                            assert!(fast.is_some(), "{text} took the slow path");
-                        }
-                        if fast.is_some() {
-                            assert_eq!(fast, reference, "{text}");
-                            checked += 1;
-                        } else {
-                            // Not answered here (the 31st of a 30-day month, say): jiff decides, and rejects it.
-                            assert_eq!(
-                                reference, None,
-                                "{text} is valid but the fast path refused it"
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        assert!(checked > 20_000, "only {checked} dates compared");
-    }
-
-    #[test]
-    fn other_shapes_fall_back_to_jiff_and_garbage_drops_only_the_field() {
-        for (text, fast_answers) in [
-            ("2026-11-22T07:21:58Z", true),
-            ("2026-11-22T07:21:58.123456789Z", true),
-            ("2026-11-22t07:21:58z", false),
-            ("2026-11-22 07:21:58Z", false),
-            ("2026-11-22T07:21:58+01:00", false),
-            ("2026-11-22T07:21:58,5Z", false),
-            ("2026-11-22T07:21:58.Z", false),
-            ("2026-11-22T07:21:58.1234567890Z", false),
-            ("2016-12-31T23:59:60Z", false),
-            ("2026-02-29T00:00:00Z", false),
-            ("2026-13-01T00:00:00Z", false),
-            ("2026-11-22T24:00:00Z", false),
-            ("2026-11-22T07:60:00Z", false),
-            ("+2026-11-22T07:21:58Z", false),
-            ("2026-1a-22T07:21:58Z", false),
-            ("2026-11-22T07:21:58", false),
-            ("yesterday", false),
-            ("", false),
-        ] {
-            assert_eq!(utc_timestamp(text).is_some(), fast_answers, "{text:?}");
-            assert_eq!(
-                timestamp("agent", "field", Some(text)),
-                jiff(text),
-                "{text:?}"
-            );
-        }
-    }
-
     #[test]
     fn describe_never_quotes_the_body() {
         for body in [r#"[{"id":"a""#, r#""hunter2""#, ""] {
@@ -574,5 +443,123 @@ mod tests {
             let message = describe(&e, "a list");
             assert!(!message.contains("hunter2"), "{body:?} gave {message:?}");
         }
+    }
+
+    /// Reads `body` as a page through [`read_agents`], with `Two` as the record and its `id` as the agent id.
+    fn page(body: &[u8]) -> Result<(Vec<Agent>, u64), String> {
+        let url = Url::parse("https://api.example.test/v1/agents?skip=5").unwrap();
+        let mut agents = Vec::new();
+        let into_agent = |two: Two| Some(Agent::new(two.id?, ""));
+        match read_agents(body, &url, "test", into_agent, &mut agents) {
+            Ok(skipped) => Ok((agents, skipped)),
+            Err(UpstreamError::Decode { message, .. }) => Err(message),
+            Err(other) => panic!("not a decode error: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_page_keeps_records_with_an_id_and_skips_and_counts_the_rest() {
+        let (agents, skipped) = page(
+            br#"[{"id":"a","accessToken":"hunter2"}, {"n":1}, {"id":7}, "s", 1, null, [1,[2]], {"id":"b\u00e9"}]"#,
+        )
+        .unwrap();
+        let ids: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!((ids, skipped), (vec!["a", "b\u{e9}"], 6));
+        assert!(!format!("{agents:?}").contains("hunter2"));
+        assert_eq!(page(b" [ ] \n").map(|(a, s)| (a.len(), s)), Ok((0, 0)));
+    }
+
+    #[test]
+    fn what_is_not_a_list_fails_with_its_position_and_without_quoting_the_body() {
+        for (body, message) in [
+            // Positions are serde_json's: where it noticed the problem.
+            (
+                r#"{"id":"hunter2"}"#,
+                "expected a JSON array of agent records (line 1, column 0)",
+            ),
+            (
+                r#""hunter2""#,
+                "expected a JSON array of agent records (line 1, column 9)",
+            ),
+            ("", "truncated or empty JSON (line 1, column 0)"),
+            (
+                "[{\"id\":\"hunter2\"",
+                "truncated or empty JSON (line 1, column 16)",
+            ),
+            (
+                "[\n {\"id\":\"hunter2\",}]",
+                "malformed JSON (line 2, column 18)",
+            ),
+            ("[1]\n[2]", "malformed JSON (line 2, column 1)"),
+            (
+                "[{\"id\":\"hunter\x012\"}]",
+                "malformed JSON (line 1, column 15)",
+            ),
+            ("[tru]", "malformed JSON (line 1, column 5)"),
+            ("[01]", "malformed JSON (line 1, column 3)"),
+            (r#"[{"id":1e999}]"#, "malformed JSON (line 1, column 12)"),
+        ] {
+            assert_eq!(
+                page(body.as_bytes()).map(|_| ()),
+                Err(message.to_string()),
+                "{body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn deeply_nested_values_are_skipped_without_recursion_and_cost_only_their_record() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        // Arrays and objects are never read, only skipped as `IgnoredAny`, which serde_json does without recursing:
+        // no depth can overflow the stack. Where an id was expected, the record is skipped and counted.
+        for (body, kept, skipped) in [
+            (format!(r#"[{{"id":"a","x":{}}}]"#, nested(100_000)), 1, 0),
+            (format!(r#"[{{"id":{}}}]"#, nested(100_000)), 0, 1),
+            (format!("[{}, {{\"id\":\"a\"}}]", nested(100_000)), 1, 1),
+        ] {
+            assert_eq!(
+                page(body.as_bytes()).map(|(a, s)| (a.len(), s)),
+                Ok((kept, skipped))
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_fails_the_page_only_where_a_string_is_read() {
+        assert_eq!(
+            page(b"[{\"id\":\"a\",\"accessToken\":\"\xff\xfe\"}]").map(|(a, s)| (a.len(), s)),
+            Ok((1, 0))
+        );
+        for read in [
+            &b"[{\"id\":\"a\xff\"}]"[..],
+            b"[{\"\xffid\":\"a\"}]",
+            b"[\"\xff\"]",
+        ] {
+            assert!(page(read).is_err(), "{read:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_parse_as_rfc_3339_and_garbage_drops_only_the_field() {
+        let utc = |s: &str| s.parse::<Timestamp>().unwrap();
+        for (text, want) in [
+            ("2026-11-22T07:21:58Z", Some(utc("2026-11-22T07:21:58Z"))),
+            (
+                "2026-11-22T07:21:58.123456789Z",
+                Some(utc("2026-11-22T07:21:58Z") + jiff::SignedDuration::from_nanos(123_456_789)),
+            ),
+            (
+                "2026-11-22T08:21:58+01:00",
+                Some(utc("2026-11-22T07:21:58Z")),
+            ),
+            ("2026-11-22T07:21:58", None),
+            ("2026-02-29T00:00:00Z", None),
+            ("2026-13-01T00:00:00Z", None),
+            ("yesterday", None),
+            ("", None),
+        ] {
+            assert_eq!(timestamp("agent", "field", Some(text)), want, "{text:?}");
+        }
+        assert_eq!(timestamp("agent", "field", None), None);
     }
 }
