@@ -306,10 +306,12 @@ mod tests {
                 threshold: "90 days".into(),
                 since: Timestamp::from_second(1_700_000_000).unwrap(),
                 resolved_at: None,
+                ..AlertLine::default()
             }],
             resolved: vec![],
             created_at: Timestamp::from_second(1_700_000_100).unwrap(),
             external_url: Some("http://exporter.example.com:9877".into()),
+            ..Notification::default()
         }
     }
 

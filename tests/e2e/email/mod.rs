@@ -35,6 +35,7 @@ fn line(id: &str, name: &str) -> AlertLine {
         threshold: "90d".to_string(),
         since: Timestamp::from_second(1_780_000_000).unwrap(),
         resolved_at: None,
+        ..AlertLine::default()
     }
 }
 
@@ -59,6 +60,7 @@ fn notification(id: &str) -> Notification {
         resolved: vec![],
         created_at: Timestamp::now(),
         external_url: Some("http://exporter.example.com:9877".to_string()),
+        ..Notification::default()
     }
 }
 
