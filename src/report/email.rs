@@ -81,6 +81,8 @@ pub fn email(report: &Report, to: &[Mailbox]) -> RenderedEmail {
             content_type: "text/csv; charset=utf-8".to_string(),
             content: render_csv(report),
         }],
+        // `report --send`: lettre makes one. The scheduler sets the report's outbox id instead.
+        message_id: None,
     }
 }
 
