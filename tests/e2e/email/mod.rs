@@ -498,6 +498,12 @@ async fn the_compliance_report_arrives_with_a_csv_attachment_listing_every_agent
     assert_eq!(got.len(), 1);
     let m = &got[0];
     assert_eq!(m.rcpt_tos, vec!["security@example.com"]);
+    assert!(
+        m.header("Message-ID")
+            .is_some_and(|id| id.starts_with('<') && id.contains('@')),
+        "the report has no Message-ID:\n{}",
+        m.raw_text()
+    );
     assert_eq!(
         m.header("Subject").as_deref(),
         Some("[REPORT] Token rotation compliance: 1 overdue, 1 due soon of 3 agents"),
