@@ -116,9 +116,10 @@ pub struct Notification {
     /// resolved only once it really resolves.
     #[serde(default)]
     pub muted: Vec<AlertLine>,
-    /// For `SourceDown`: what failed. `None` for every other rule and for resolved notices.
+    /// For `SourceDown`: what failed. `None` for every other rule and for resolved notices. Boxed to keep the
+    /// notification small for every other rule.
     #[serde(default)]
-    pub source_problem: Option<SourceProblem>,
+    pub source_problem: Option<Box<SourceProblem>>,
     /// When the engine produced this notification.
     pub created_at: Timestamp,
     /// The exporter's external URL, for links in the message.

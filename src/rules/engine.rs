@@ -452,7 +452,8 @@ impl Engine {
                     n.source_problem = sources
                         .iter()
                         .find(|s| s.name == n.account)
-                        .and_then(|s| source_problem(s));
+                        .and_then(|s| source_problem(s))
+                        .map(Box::new);
                 }
                 out.push(n);
             }
@@ -2085,7 +2086,7 @@ pub(crate) mod tests {
         )];
         w.eval(0, &broken);
         let sent = w.engine.evaluate(&broken, at(30));
-        let problem = sent[0].source_problem.clone().expect("a source problem");
+        let problem = *sent[0].source_problem.clone().expect("a source problem");
         assert_eq!(
             problem,
             SourceProblem {

@@ -593,3 +593,107 @@ async fn no_secret_reaches_emails_the_state_file_the_outbox_or_the_logs() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_the_platform_reports_offline_is_mailed_once_as_agent_offline_and_never_as_stale()
+{
+    use onprem_agent_exporter::sim::fleet::Behaviour;
+
+    let server = SmtpServer::start(ServerOptions {
+        mode: TlsMode::None,
+        cert: None,
+        auth: true,
+        port: None,
+    });
+    // The default fleet has dead and never-connected agents: offline, with heartbeats hours to weeks old or none.
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
+    let offline: Vec<String> = sim
+        .sim
+        .control()
+        .fleet()
+        .agents()
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.behaviour,
+                Behaviour::Dead { .. } | Behaviour::NeverConnected
+            )
+        })
+        .map(|a| a.id_hex())
+        .collect();
+    assert!(
+        !offline.is_empty(),
+        "the default fleet has no offline agent"
+    );
+    // Default rules (AgentHeartbeatStale `for: 0s`) except AgentOffline's `for`, shortened from 5m to 3s: still
+    // longer than group_wait, so the stale group is looked at while AgentOffline is pending, the case that used to
+    // mail the same agents twice.
+    let setup = Setup::new(
+        &sim,
+        server.port,
+        "  group_wait: 1s\n  group_interval: 2s\n  rules:\n\
+         \x20   agent_offline: { for: 3s }\n",
+    );
+    let exp = setup.start("offline");
+    let offline_subject = "[FIRING:";
+    wait_until(
+        "the FIRING AgentOffline email",
+        async || {
+            server
+                .received()
+                .iter()
+                .any(|m| {
+                    m.header("Subject").is_some_and(|s| {
+                        s.starts_with(offline_subject) && s.contains("AgentOffline")
+                    })
+                })
+                .then_some(())
+        },
+        || context(Some(&server), &exp),
+    )
+    .await;
+    // Long enough for a stale notice at the next group_interval, had one been coming.
+    quiet_period(&exp, &server, Duration::from_secs(3)).await;
+
+    let all = server.received();
+    let text = |m: &Received| m.part("text/plain").unwrap_or_default();
+    let subject = |m: &Received| m.header("Subject").unwrap_or_default();
+    for m in all
+        .iter()
+        .filter(|m| subject(m).contains("AgentHeartbeatStale"))
+    {
+        let body = text(m);
+        for id in &offline {
+            assert!(
+                !body.contains(id.as_str()),
+                "offline agent {id} is in a stale notice:\n{body}\n{}",
+                context(Some(&server), &exp)
+            );
+        }
+        assert!(
+            !subject(m).starts_with("[RESOLVED]"),
+            "a stale notice claims resolution:\n{body}"
+        );
+    }
+    let offline_mails: Vec<&Received> = all
+        .iter()
+        .filter(|m| subject(m).contains("AgentOffline"))
+        .collect();
+    let first = text(offline_mails[0]);
+    for id in &offline {
+        assert!(
+            first.contains(id.as_str()),
+            "offline agent {id} missing from the first AgentOffline email:\n{first}"
+        );
+        // Later AgentOffline emails may repeat the group's list only when someone new joined it (a flapping
+        // agent); without a newcomer there is no second email for the same agents.
+    }
+    for later in &offline_mails[1..] {
+        let body = text(later);
+        assert!(
+            body.lines()
+                .any(|l| l.starts_with("- ") && !offline.iter().any(|id| l.contains(id.as_str()))),
+            "an AgentOffline email repeats the same agents with nobody new:\n{body}"
+        );
+    }
+}

@@ -161,13 +161,13 @@ pub fn summary_line(n: &Notification) -> String {
                 count(agents, "agent")
             )
         }
-        "SourceDown" => "the exporter cannot poll this account".to_string(),
+        "SourceDown" => "polls failing".to_string(),
         "AgentVersionOutdated" => format!("{} on an outdated version", count(agents, "agent")),
         other => format!("{other}: {} firing", count(agents, "alert")),
     };
-    let lead = match n.status {
+    match n.status {
         NotificationStatus::Resolved => format!(
-            "Resolved: {} on {} ({}) is over; {} resolved.",
+            "Resolved: {} on account {} ({}) is over; {} resolved.",
             n.alertname,
             n.account,
             n.provider,
@@ -192,12 +192,11 @@ pub fn summary_line(n: &Notification) -> String {
                 format!("; {}", extra.join(", "))
             };
             format!(
-                "{severity}: {what} on {} ({}){extra}.",
+                "{severity}: {what} on account {} ({}){extra}.",
                 n.account, n.provider
             )
         }
-    };
-    lead
+    }
 }
 
 /// The sentence for a line: the engine's summary, or for notifications stored by an older version its value and
@@ -550,7 +549,7 @@ mod tests {
         let (text, html) = render_notification(&n);
         assert!(
             text.starts_with(
-                "Critical: 2 agents with a token past the rotation policy on prod-us (celigo); 1 muted.\n"
+                "Critical: 2 agents with a token past the rotation policy on account prod-us (celigo); 1 muted.\n"
             ),
             "text:\n{text}"
         );
@@ -583,7 +582,7 @@ mod tests {
             since: Timestamp::from_second(1_700_000_000).unwrap(),
             ..AlertLine::default()
         }];
-        n.source_problem = Some(SourceProblem {
+        n.source_problem = Some(Box::new(SourceProblem {
             reason: "connect".into(),
             message:
                 "https://api.example/v1/agents: cannot connect after 3 attempts: connection refused"
@@ -592,10 +591,10 @@ mod tests {
             failing_since: Some(Timestamp::from_second(1_700_000_000).unwrap()),
             last_success: None,
             agents_in_last_snapshot: Some(25),
-        });
+        }));
         let (text, html) = render_notification(&n);
         for want in [
-            "Critical: the exporter cannot poll this account on prod-us (celigo).",
+            "Critical: polls failing on account prod-us (celigo).",
             "Reason: connect",
             "Last error: https://api.example/v1/agents: cannot connect after 3 attempts: connection refused",
             "URL: https://api.example/v1/agents",
