@@ -248,6 +248,16 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
          \x20   source_down: { for: 1s }\n",
     );
     let exp = setup.start("first");
+    // One good poll first, so the SourceDown email has a last good snapshot to count.
+    wait_until(
+        "the first successful poll",
+        async || {
+            let text = get_ok(&exp.url("/metrics")).await;
+            (sample(&text, "onprem_agent_source_up{") == Some(1.0)).then_some(())
+        },
+        || context(Some(&server), &exp),
+    )
+    .await;
 
     sim.sim.control().set_status_override(Some(500));
     let firing_subject = format!("[FIRING:1] SourceDown {ACCOUNT}");
@@ -312,6 +322,24 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
         context(Some(&server), &exp)
     );
     assert_readable(&all[0], &firing_subject, "polls failing for");
+    // The SourceDown email says what failed.
+    let text = all[0].part("text/plain").unwrap_or_default();
+    for want in [
+        "Reason: http_5xx".to_string(),
+        format!("URL: http://{}/v1/agents", sim.addr),
+        "Last error: ".to_string(),
+        "Failing since: ".to_string(),
+        "Agents in the last good snapshot: 25".to_string(),
+    ] {
+        assert!(
+            text.contains(&want),
+            "the SourceDown email lacks {want:?}:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains('?'),
+        "a query string in the SourceDown email:\n{text}"
+    );
     assert_readable(&all[1], &resolved_subject, "Resolved");
     let ids: Vec<String> = all
         .iter()
@@ -685,9 +713,9 @@ async fn an_agent_the_platform_reports_offline_is_mailed_once_as_agent_offline_a
             first.contains(id.as_str()),
             "offline agent {id} missing from the first AgentOffline email:\n{first}"
         );
-        // Later AgentOffline emails may repeat the group's list only when someone new joined it (a flapping
-        // agent); without a newcomer there is no second email for the same agents.
     }
+    // Later AgentOffline emails may repeat the group's list only when someone new joined it (a flapping agent);
+    // without a newcomer there is no second email for the same agents.
     for later in &offline_mails[1..] {
         let body = text(later);
         assert!(
@@ -695,5 +723,31 @@ async fn an_agent_the_platform_reports_offline_is_mailed_once_as_agent_offline_a
                 .any(|l| l.starts_with("- ") && !offline.iter().any(|id| l.contains(id.as_str()))),
             "an AgentOffline email repeats the same agents with nobody new:\n{body}"
         );
+    }
+
+    // The API gives the numbers beside the text: the stale alerts (inhibited) and the offline ones.
+    let alerts = get_ok(&exp.url("/api/v1/alerts")).await;
+    let doc: serde_json::Value = serde_json::from_str(&alerts).unwrap();
+    let list = doc["alerts"].as_array().cloned().unwrap_or_default();
+    let of = |rule: &str, id: &str| {
+        list.iter()
+            .find(|a| a["alertname"] == rule && a["agent_id"] == id)
+            .unwrap_or_else(|| panic!("no {rule} alert for {id} in {alerts}"))
+            .clone()
+    };
+    for id in &offline {
+        let off = of("AgentOffline", id);
+        assert_eq!(off["threshold_seconds"], 3, "{off}");
+        assert!(
+            off["value_seconds"].as_u64().is_some_and(|v| v >= 3),
+            "{off}"
+        );
+        let stale = of("AgentHeartbeatStale", id);
+        assert_eq!(stale["threshold_seconds"], 600, "{stale}");
+        assert!(
+            stale["value_seconds"].as_u64().is_some_and(|v| v > 600),
+            "{stale}"
+        );
+        assert_eq!(stale["inhibited"], true, "{stale}");
     }
 }
