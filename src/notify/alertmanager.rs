@@ -492,6 +492,9 @@ async fn feed(
     }
 }
 
+/// A counter family of [`AlertmanagerCollector`]: its name, its HELP and the counter it reads.
+type CounterFamily = (&'static str, &'static str, fn(&QueueMetrics) -> &AtomicU64);
+
 /// `onprem_agent_alertmanager_*{alertmanager}`.
 pub struct AlertmanagerCollector {
     /// The targets, whose counters are atomics.
@@ -507,7 +510,7 @@ impl fmt::Debug for AlertmanagerCollector {
 
 impl Collector for AlertmanagerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let counters: [(&'static str, &'static str, fn(&QueueMetrics) -> &AtomicU64); 3] = [
+        let counters: [CounterFamily; 3] = [
             (
                 names::ALERTMANAGER_SENT,
                 "Alerts an Alertmanager accepted, by Alertmanager.",
@@ -672,7 +675,7 @@ mod tests {
     fn an_alert_that_vanishes_is_resolved_now_and_one_that_fires_again_is_sent_at_once() {
         let mut tr = Tracker::new(Duration::from_secs(60), Duration::from_secs(5), None);
         let a = alert(AlertName::AgentOffline, Some("x"), AlertState::Firing, 0);
-        tr.due(&map(&[a.clone()]), t(0));
+        tr.due(&map(std::slice::from_ref(&a)), t(0));
         let due = tr.due(&BTreeMap::new(), t(20));
         assert_eq!(due[0].ends_at, t(20));
         let mut again = a.clone();
