@@ -8,6 +8,7 @@ mod alerting_process;
 mod calyptia_upstream;
 mod celigo_upstream;
 mod config_files;
+mod durability;
 mod email;
 mod exporter;
 mod mixed_fleet;
