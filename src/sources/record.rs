@@ -362,7 +362,7 @@ pub fn describe(e: &serde_json::Error, expected: &str) -> String {
 /// list of their own.
 ///
 /// One bad record costs only itself: when the page fails to decode in one pass, it is read again record by record
-/// ([`read_agents_one_by_one`]), and a record with invalid UTF-8 in a field we read, or a value serde_json refuses
+/// (`read_agents_one_by_one`), and a record with invalid UTF-8 in a field we read, or a value serde_json refuses
 /// (`1e999`), is skipped and counted. Only a body that is not a JSON array at all fails the page, with an
 /// [`UpstreamError::Decode`] that never quotes it; `agents` then holds what it held before the call.
 pub fn read_agents<'de, F: Fields<'de>>(
