@@ -11,6 +11,7 @@
 //! - [`alertmanagers`]: `alerting.alertmanagers`, the Alertmanagers alerts are pushed to.
 //! - [`email`]: `alerting.email`, the SMTP server and default recipients.
 //! - [`reports`]: `reports`, the scheduled token-age compliance report and its token policy.
+//! - [`secret_file`]: reading a credential file (`token_file`, `password_file`) safely, and wording its errors.
 //!
 //! This file holds the root ([`Config`]) and the checks that span sections. The sections never import it back.
 
@@ -19,6 +20,7 @@ pub mod alertmanagers;
 pub mod email;
 pub mod parse;
 pub mod reports;
+pub mod secret_file;
 pub mod sources;
 
 use std::collections::HashMap;

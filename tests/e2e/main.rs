@@ -9,6 +9,7 @@ mod alertmanager;
 mod calyptia_upstream;
 mod celigo_upstream;
 mod config_files;
+mod durability;
 mod email;
 mod exporter;
 mod mixed_fleet;
