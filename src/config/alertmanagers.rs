@@ -13,6 +13,7 @@ use serde_saphyr::Spanned;
 use url::Url;
 
 use crate::config::parse::{ConfigError, Located, resolve_path};
+use crate::config::secret_file::{self, SecretFileError, read_secret_file};
 
 /// The per-request limit when an Alertmanager's `timeout` is not set, as Prometheus's `alertmanagers[].timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,27 +91,29 @@ impl AlertmanagerConfig {
     }
 }
 
-/// Reads a secret file: one trailing newline ignored, empty rejected. The message names the file, never the content.
+/// Reads a secret file through [`secret_file::read_secret_file`] (regular file, size cap, never quoting the
+/// content): one trailing newline ignored, empty rejected. `name` is the key's last part (`bearer_token_file`).
 fn read_secret(
     v: &Located<'_>,
     raw: &Spanned<PathBuf>,
     key: String,
+    name: &str,
 ) -> Result<SecretString, ConfigError> {
-    let text = std::fs::read_to_string(resolve_path(v.file, &raw.value)).map_err(|e| {
+    let path = resolve_path(v.file, &raw.value);
+    let written = raw.value.to_string_lossy();
+    let fail = |e: &SecretFileError| {
         v.at(
             raw.referenced.line(),
             &key,
-            format!("cannot read {}: {e}", raw.value.display()),
+            secret_file::describe(name, &written, &path, e),
         )
-    })?;
-    let text = text.strip_suffix('\n').unwrap_or(&text);
+    };
+    let read = read_secret_file(&path).map_err(|e| fail(&e))?;
+    secret_file::warn_if_readable_by_others(&key, &path, &read);
+    let text = read.text.strip_suffix('\n').unwrap_or(&read.text);
     let text = text.strip_suffix('\r').unwrap_or(text);
     if text.is_empty() {
-        return Err(v.at(
-            raw.referenced.line(),
-            key,
-            format!("{} is empty", raw.value.display()),
-        ));
+        return Err(fail(&SecretFileError::Empty));
     }
     Ok(SecretString::from(text.to_string()))
 }
@@ -177,12 +180,16 @@ pub fn validate(
                     &v,
                     &b.value.password_file,
                     format!("{k}.basic_auth.password_file"),
+                    "password_file",
                 )?,
                 username: b.value.username,
             },
-            (None, Some(f)) => {
-                AlertmanagerAuth::Bearer(read_secret(&v, &f, format!("{k}.bearer_token_file"))?)
-            }
+            (None, Some(f)) => AlertmanagerAuth::Bearer(read_secret(
+                &v,
+                &f,
+                format!("{k}.bearer_token_file"),
+                "bearer_token_file",
+            )?),
             (None, None) => AlertmanagerAuth::None,
         };
         let ca_pem = match am.ca_file {
@@ -279,11 +286,11 @@ mod tests {
             ),
             (
                 "- url: http://am:9093\n  bearer_token_file: empty\n",
-                "alerting.alertmanagers[0].bearer_token_file: empty is empty",
+                "alerting.alertmanagers[0].bearer_token_file: the file named in bearer_token_file (",
             ),
             (
                 "- url: http://am:9093\n  bearer_token_file: missing\n",
-                "alerting.alertmanagers[0].bearer_token_file: cannot read missing",
+                "missing) was not found",
             ),
             (
                 "- url: http://am:9093\n  timeout: 0s\n",
