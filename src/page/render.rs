@@ -170,7 +170,10 @@ fn sources_table(h: &mut String, sources: &[std::sync::Arc<SourceStatus>], now: 
                 .map_or("never".to_string(), |t| format!("{} ago", age(now, t))),
             s.last_error
                 .as_ref()
-                .map_or(String::new(), |e| escape(&format!("{}: {}", e.reason, e.message))),
+                .map_or(String::new(), |e| escape(&format!(
+                    "{}: {}",
+                    e.reason, e.message
+                ))),
         );
     }
     h.push_str("</table>");
@@ -436,7 +439,10 @@ mod tests {
             "saw {html}"
         );
         assert!(html.contains("http-equiv=\"refresh\""), "saw {html}");
-        assert!(!html.contains("<script"), "the CSP allows no script: {html}");
+        assert!(
+            !html.contains("<script"),
+            "the CSP allows no script: {html}"
+        );
     }
 
     #[test]
@@ -444,13 +450,19 @@ mod tests {
         let now = Timestamp::now();
         let mut s = SourceStatus::new("prod", Provider::Celigo);
         s.polls = 4;
-        s.failing_since = Some(now.checked_sub(std::time::Duration::from_secs(120)).unwrap());
+        s.failing_since = Some(
+            now.checked_sub(std::time::Duration::from_secs(120))
+                .unwrap(),
+        );
         s.last_error = Some(crate::status::SourceError {
             reason: crate::sources::ErrorReason::ALL[0],
             message: "connection refused".into(),
         });
         let html = render(&PageData::new(vec![Arc::new(s)]), now);
-        assert!(html.contains("<td class=\"crit\">down for 2m"), "saw {html}");
+        assert!(
+            html.contains("<td class=\"crit\">down for 2m"),
+            "saw {html}"
+        );
         assert!(html.contains("connection refused"), "saw {html}");
         assert!(
             html.contains("id=\"sum-down\"><span class=\"n\">1</span>"),
@@ -461,6 +473,9 @@ mod tests {
     #[test]
     fn the_not_found_page_escapes_the_path() {
         let html = not_found("/<script>");
-        assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"), "saw {html}");
+        assert!(
+            html.contains("&lt;script&gt;") && !html.contains("<script>"),
+            "saw {html}"
+        );
     }
 }

@@ -73,7 +73,9 @@ pub fn conditions(agent: &Agent, t: &Thresholds, now: Timestamp) -> Vec<Conditio
         Some(hb) => age_seconds(now, hb) > after,
         // Mirrors `AgentHeartbeatStale`: an agent that never sent a heartbeat is stale once it has been registered
         // for longer than the threshold; an unknown registration date gives it the benefit of the doubt.
-        None => agent.created_at.is_some_and(|c| age_seconds(now, c) > after),
+        None => agent
+            .created_at
+            .is_some_and(|c| age_seconds(now, c) > after),
     };
     if stale {
         out.push(Condition::Stale);
@@ -314,7 +316,12 @@ mod tests {
         now.checked_sub(Duration::from_secs(secs)).unwrap()
     }
 
-    fn alert(name: AlertName, account: &str, agent: Option<&str>, state: &'static str) -> AlertView {
+    fn alert(
+        name: AlertName,
+        account: &str,
+        agent: Option<&str>,
+        state: &'static str,
+    ) -> AlertView {
         AlertView {
             alertname: name,
             severity: Severity::Critical,

@@ -549,7 +549,7 @@ fn demo_prints_the_urls_to_open() {
     let _ = child.kill();
     let _ = child.wait();
     let text = seen.join("\n");
-    for what in ["landing:", "metrics:", "agents:", "upstream:"] {
+    for what in ["status:", "metrics:", "agents:", "upstream:", "curl -X PUT"] {
         assert!(text.contains(what), "demo output lacks {what}:\n{text}");
     }
 }

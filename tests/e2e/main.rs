@@ -11,6 +11,7 @@ mod config_files;
 mod email;
 mod exporter;
 mod mixed_fleet;
+mod page;
 mod planasonix_upstream;
 mod prometheus_stack;
 mod provider_simulators;
