@@ -10,6 +10,7 @@
 //! - [`alerting`]: `alerting`, the rule engine's settings (rules, overrides, mute windows, routes, timings).
 //! - [`email`]: `alerting.email`, the SMTP server and default recipients.
 //! - [`reports`]: `reports`, the scheduled token-age compliance report and its token policy.
+//! - [`secret_file`]: reading a credential file (`token_file`, `password_file`) safely, and wording its errors.
 //!
 //! This file holds the root ([`Config`]) and the checks that span sections. The sections never import it back.
 
@@ -17,6 +18,7 @@ pub mod alerting;
 pub mod email;
 pub mod parse;
 pub mod reports;
+pub mod secret_file;
 pub mod sources;
 
 use std::collections::HashMap;

@@ -47,6 +47,7 @@ pub mod names {
     pub const SOURCE_LAST_SUCCESS: &str = "onprem_agent_source_last_success_timestamp_seconds";
     pub const SOURCE_POLL_DURATION: &str = "onprem_agent_source_poll_duration_seconds";
     pub const SOURCE_AGENTS: &str = "onprem_agent_source_agents";
+    pub const SOURCE_NOT_BEFORE: &str = "onprem_agent_source_not_before_timestamp_seconds";
     /// Counter family; its sample is `onprem_agent_source_errors_total`.
     pub const SOURCE_ERRORS: &str = "onprem_agent_source_errors";
     /// Info family; its sample is `onprem_agent_exporter_build_info`.

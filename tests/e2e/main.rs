@@ -9,6 +9,7 @@ mod calyptia_upstream;
 mod celigo_upstream;
 mod cli;
 mod config_files;
+mod durability;
 mod email;
 mod exporter;
 mod mixed_fleet;
