@@ -7,7 +7,7 @@
 //! shown, so a process without alerting shows no alerts section rather than an empty one.
 //!
 //! - [`summary`] counts what is wrong (the strip at the top) and ranks the agents worst first;
-//! - [`render`] writes the HTML.
+//! - [`mod@render`] writes the HTML.
 
 pub mod render;
 pub mod summary;
