@@ -106,8 +106,16 @@ enum Command {
     /// (`GET /v1/projects/{id}/agents`).
     ///
     /// The API key it accepts is read from ONPREM_AGENT_SIM_TOKEN (default `sim-api-token`). For Calyptia a key that
-    /// is not already a project token is wrapped into one, which is printed so a config can use it.
-    /// `PUT /_sim/control` injects faults at run time; see the simulator's documentation.
+    /// is not already a project token is wrapped into one, which is printed so a config can use it. On start it
+    /// prints a `sources:` entry ready to paste into a config.
+    ///
+    /// Faults at run time: `GET /_sim/control` shows the knobs and counters, `PUT /_sim/control` changes them, with
+    /// the API's credentials and a JSON body whose keys are all optional: `status` (answer every API request with
+    /// this HTTP status; `null` lifts it), `agents` (show the first N), `latency_ms`, `rate_limit_every` (N or
+    /// `null`: every Nth request gets 429), `retry_after_secs` (of those 429s), `fail_every` (N or `null`: every
+    /// Nth request gets 500). For example:
+    ///
+    ///   curl -X PUT -H 'Authorization: Bearer sim-api-token' -d '{"status":500}' http://127.0.0.1:18089/_sim/control
     Simulate {
         /// Which vendor's API to serve.
         #[arg(long, value_enum, default_value_t = ProviderArg::Celigo)]
@@ -454,6 +462,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 // A fake credential for a local simulator; printed because the operator cannot derive it by hand.
                 println!("project token: {}", sim.api_token());
             }
+            // A fake credential of a local simulator, so the snippet may carry the variable's value in a comment.
+            print!(
+                "config snippet (token in a file: echo {} > sim-token):\n\
+                 sources:\n  - name: sim-{}\n    provider: {}\n    base_url: http://{addr}\n    \
+                 token_file: sim-token\n",
+                sim.api_token(),
+                sim.provider(),
+                sim.provider()
+            );
             let mut stop = shutdown_signal();
             sim.serve(listener, async move {
                 let _ = stop.wait_for(|s| *s).await;

@@ -215,3 +215,49 @@ fn healthcheck_accepts_host_port_and_says_why_it_failed() {
     );
     assert!(!err.contains("builder error"), "{err}");
 }
+
+#[test]
+fn simulate_prints_a_config_snippet_that_check_config_accepts_and_documents_its_control_endpoint() {
+    use std::io::{BufRead, BufReader};
+    let help = exe(&["simulate", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("PUT /_sim/control") && help.contains("fail_every"),
+        "{help}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(EXE)
+        .args(["simulate", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    while let Some(Ok(line)) = lines.next() {
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("token_file:") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let token = printed
+        .split("echo ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no token line in:\n{printed}"));
+    std::fs::write(dir.path().join("sim-token"), format!("{token}\n")).unwrap();
+    let snippet = &printed[printed.find("sources:").expect("a sources: snippet")..];
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, snippet).unwrap();
+    let out = exe(&["check-config", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "snippet:\n{snippet}\n{}",
+        stderr(&out)
+    );
+}

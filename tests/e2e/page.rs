@@ -59,6 +59,21 @@ async fn the_status_page_shows_a_down_source_first_in_a_real_browser() {
         &log,
     );
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
+    // Break the account only once it has a snapshot, so the page shows its agents from the last good poll.
+    let agents_url = format!("{}/api/v1/agents", demo.base);
+    wait_until(
+        "the first good poll of every account",
+        async || {
+            let v = json(&agents_url).await;
+            v["sources"]
+                .as_array()?
+                .iter()
+                .all(|s| s["up"] == true)
+                .then_some(())
+        },
+        logs,
+    )
+    .await;
     let status = reqwest::Client::new()
         .put(&demo.control_url)
         .bearer_auth(&demo.control_token)
@@ -94,7 +109,6 @@ async fn the_status_page_shows_a_down_source_first_in_a_real_browser() {
 
     // The fleet moves between two reads (agents go offline, alerts fire): retry until the API agrees with itself
     // on both sides of the browser's load.
-    let agents_url = format!("{}/api/v1/agents", demo.base);
     let page_url = format!("{}/", demo.base);
     let mut attempts = 0;
     let (dom, agents, alerts) = loop {
