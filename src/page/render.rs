@@ -58,7 +58,7 @@ pub fn render(data: &PageData, now: Timestamp) -> String {
         now.round(jiff::Unit::Second).unwrap_or(now)
     );
     if let Some(shard) = &data.shard {
-        let _ = write!(h, " · shard {}", escape(shard));
+        let _ = write!(h, " · <span id=\"shard\">shard {}</span>", escape(shard));
     }
     if let Some(open) = data.write_api_open {
         h.push_str(if open {

@@ -1,6 +1,8 @@
 //! Helpers shared by every integration-test module, each written once: the exporter as a child process, the
-//! simulators on real sockets, HTTP and exposition reading, bounded waits, SMTP, the fake upstream, Prometheus, the demo and a headless browser.
+//! simulators on real sockets, HTTP and exposition reading, bounded waits, SMTP, the fake upstream, Prometheus,
+//! Alertmanager, the demo and a headless browser.
 
+pub mod alertmanager;
 pub mod browser;
 pub mod demo;
 pub mod exposition;
