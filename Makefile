@@ -32,8 +32,9 @@ bench:
 	$(CARGO) build --release --locked
 	$(CARGO) bench --locked --bench scale
 
+## check-config: validate examples/config.yaml with the release build `make run` already compiled
 check-config:
-	$(CARGO) run --quiet -- check-config examples/config.yaml
+	$(CARGO) run --release --quiet -- check-config examples/config.yaml
 
 clean:
 	$(CARGO) clean

@@ -168,7 +168,19 @@ impl Collector for AlertingCollector {
 }
 
 impl LandingSection for Alerting {
-    fn html(&self, now: Timestamp) -> String {
-        api::alerts_html(&lock(&self.engine), now)
+    fn contribute(&self, now: Timestamp, page: &mut crate::page::PageData) {
+        page.alerts = Some({
+            let engine = lock(&self.engine);
+            let rules = &engine.config().rules;
+            page.thresholds.heartbeat_stale_after = rules.heartbeat_after;
+            page.thresholds.token.max_age = rules.token_max_age;
+            page.thresholds.token.warn_before = rules.token_warn_before;
+            api::alerts_panel(&engine, now)
+        });
+        let m = self.outbox.metrics();
+        let health = page.notifications.get_or_insert_with(Default::default);
+        health.queued = m.queue_length();
+        health.sent = m.sent();
+        health.failed = m.failed();
     }
 }

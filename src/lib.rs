@@ -18,7 +18,8 @@
 //! - [`poller`] runs one poll loop per source and publishes into [`status`], which keeps an immutable snapshot per
 //!   source (the last good agent list survives failed polls).
 //! - [`metrics`] holds the `prometheus-client` registry whose collectors read the snapshots at scrape time;
-//!   [`server`] and [`landing`] serve it with the JSON API and the landing page.
+//!   [`server`] serves it with the JSON API and the status page, which [`page`] renders (what is wrong and where,
+//!   worst first).
 //! - [`rules`] is the pure rule engine (evaluate snapshots, state and `now`, return notifications) with its state
 //!   file, silences and API; [`notify`] renders and delivers notifications through a durable outbox, and pushes
 //!   firing alerts to Alertmanagers ([`notify::alertmanager`]);
@@ -38,10 +39,10 @@ pub mod config;
 pub mod demo;
 pub mod html;
 pub mod humanize;
-pub mod landing;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod page;
 pub mod poller;
 pub mod report;
 pub mod rules;

@@ -76,7 +76,8 @@ impl Config {
     /// Tokens come from `token_file` (trailing newline trimmed) or the environment variable named by `token_env`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: path.to_path_buf(),
+            // The resolved path: "not found" for a relative path leaves the reader guessing from where.
+            file: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
             source,
         })?;
         Config::parse(&text, path, &|name| std::env::var(name).ok())
@@ -93,11 +94,17 @@ impl Config {
         let ctx = Located { file };
         let listen_address = match &raw.listen_address {
             None => DEFAULT_LISTEN.parse().expect("the default listen address is valid"),
-            Some(v) => v.value.trim().parse::<SocketAddr>().map_err(|_| {
+            // `:9877`, the usual exporter spelling, means every interface.
+            Some(v) => match v.value.trim() {
+                port if port.starts_with(':') => format!("0.0.0.0{port}"),
+                other => other.to_string(),
+            }
+            .parse::<SocketAddr>()
+            .map_err(|_| {
                 ctx.at(
                     v.referenced.line(),
                     "listen_address",
-                    format!("invalid listen address {:?}: expected HOST:PORT with an IP, e.g. 0.0.0.0:9877", v.value),
+                    format!("invalid listen address {:?}: expected IP:PORT or :PORT, e.g. 0.0.0.0:9877 or :9877", v.value),
                 )
             })?,
         };

@@ -220,14 +220,14 @@ impl Tracker {
     }
 }
 
-/// `<external_url>/?account=<account>[&agent_id=<id>]`: the exporter's page, pointed at the source or the agent.
+/// The exporter's status page, pointed at the agent's row (`#agent-<account>-<id>`, the link emails carry too) or
+/// the source's row (`#source-<account>`).
 pub fn generator_url(base: &str, a: &Alert) -> String {
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair("account", &a.account);
-    if let Some(id) = &a.agent_id {
-        q.append_pair("agent_id", id);
-    }
-    format!("{}/?{}", base.trim_end_matches('/'), q.finish())
+    let link = match &a.agent_id {
+        Some(id) => crate::rules::engine::agent_link(base, &a.account, id),
+        None => crate::rules::engine::source_link(base, &a.account),
+    };
+    link.unwrap_or_else(|| base.to_string())
 }
 
 /// Counters and gauges of one Alertmanager, plain atomics read by the collector.
@@ -699,7 +699,7 @@ mod tests {
         assert_eq!(a.ends_at, t(10 + 240), "4 × max(5s, 60s) after now");
         assert_eq!(
             a.generator_url.as_deref(),
-            Some("https://exp.example.com:9877/?account=prod&agent_id=a+1")
+            Some("https://exp.example.com:9877/#agent-prod-a%201")
         );
         assert!(a.annotations["description"].contains("12m (threshold 10m)"));
         let json = serde_json::to_value(a).unwrap();

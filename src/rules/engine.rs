@@ -904,6 +904,13 @@ pub fn agent_link(external_url: &str, account: &str, agent_id: &str) -> Option<S
     Some(url.to_string())
 }
 
+/// The link to a source on the exporter's page: `<external_url>#source-<account>`, encoded as [`agent_link`].
+pub fn source_link(external_url: &str, account: &str) -> Option<String> {
+    let mut url = url::Url::parse(external_url).ok()?;
+    url.set_fragment(Some(&format!("source-{account}")));
+    Some(url.to_string())
+}
+
 /// What a `SourceDown` notice says about `s`, or `None` while `s` is up (a notice made in the evaluation that saw
 /// it recover).
 fn source_problem(s: &SourceStatus) -> Option<SourceProblem> {
