@@ -35,6 +35,9 @@ pub enum AppError {
     /// The alerting half could not start (outbox directory, state file).
     #[error("cannot start alerting: {0}")]
     Alerting(#[from] crate::notify::NotifyError),
+    /// The HTTP client of the Slack, Teams, PagerDuty and webhook receivers could not be built.
+    #[error("cannot set up the notification receivers: {0}")]
+    Receivers(#[from] crate::notify::http::HttpError),
     /// A background task ended although no shutdown was requested.
     #[error("the {0} task stopped unexpectedly")]
     TaskStopped(String),
@@ -131,7 +134,13 @@ pub async fn run(
     let mut state = AppState::new(exporter.registry.clone());
     let mut routes = None;
     if let Some(alerting) = &config.alerting {
-        let channel = Arc::new(crate::notify::email::EmailChannel::smtp(&alerting.email));
+        let channel = Arc::new(crate::notify::dispatch::Channels::new(
+            alerting
+                .email
+                .as_ref()
+                .map(crate::notify::email::EmailChannel::smtp),
+            &alerting.receivers,
+        )?);
         let running = Alerting::start(
             alerting.engine.clone(),
             alerting.retry_initial_backoff,

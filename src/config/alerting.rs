@@ -2,11 +2,12 @@
 //! the engine and its runner run on (durations, severities, compiled regexes, time zones, rules, mute windows,
 //! routes).
 //!
-//! Every key has a default except `state_file` and `email`, so the smallest useful section is those two. Per-source
+//! Every key has a default except `state_file` and a destination (`email`, or `receivers` with `default_receivers`),
+//! so the smallest useful section is those two. Per-source
 //! `overrides` change single fields of a rule for one source; anything they leave out comes from `rules`.
 //! Validation errors are [`ConfigError::Invalid`] naming the file, the line and the key path
 //! (`alerting.overrides[0].rules.token_rotation.warn_before`), and the bad value. The `email` subsection is
-//! validated by [`crate::config::email`].
+//! validated by [`crate::config::email`], `receivers` by [`crate::config::receivers`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,8 +24,12 @@ use url::Url;
 
 use crate::config::email::{EmailConfig, RawEmail};
 use crate::config::parse::{ConfigError, Located as Invalid};
+use crate::config::receivers::{
+    Destinations, RawReceiver, ReceiverConfig, check_destinations, resolve_names,
+    validate_receivers,
+};
 use crate::humanize::duration as human;
-use crate::notify::Severity;
+use crate::notify::{ReceiverRef, Severity};
 use crate::rules::AlertName;
 use crate::rules::matcher::{LabelName, Matcher, RawMatcher};
 
@@ -80,8 +85,15 @@ pub struct RawAlerting {
     /// Recipients by alert name or severity; the first matching route wins, `email.to` otherwise.
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
-    /// SMTP and default recipients; owned by the notifier.
-    pub email: RawEmail,
+    /// SMTP and default recipients; owned by the notifier. Optional when `receivers` has an entry.
+    #[serde(default)]
+    pub email: Option<RawEmail>,
+    /// Named Slack, Teams, PagerDuty and webhook destinations, validated by [`crate::config::receivers`].
+    #[serde(default)]
+    pub receivers: Vec<Spanned<RawReceiver>>,
+    /// The receivers of notifications no route matches, besides `email.to`.
+    #[serde(default)]
+    pub default_receivers: Vec<Spanned<String>>,
 }
 
 /// `alerting.rules`: one optional block per built-in rule; a missing block means the defaults.
@@ -339,8 +351,12 @@ pub struct RawRoute {
     /// A source name.
     #[serde(default)]
     pub account: Option<String>,
-    /// The recipients instead of `email.to`; at least one.
+    /// The recipients instead of `email.to`; a route names at least one recipient or receiver.
+    #[serde(default)]
     pub to: Vec<Spanned<String>>,
+    /// Names from `alerting.receivers`, instead of `default_receivers`.
+    #[serde(default)]
+    pub receivers: Vec<Spanned<String>>,
 }
 
 /// The validated `alerting:` section: the engine's part and the notifier's part.
@@ -348,8 +364,10 @@ pub struct RawRoute {
 pub struct AlertingConfig {
     /// Everything the rule engine and its runner need.
     pub engine: EngineConfig,
-    /// SMTP settings and default recipients, for the notifier.
-    pub email: EmailConfig,
+    /// SMTP settings and default recipients, for the notifier; `None` when alerts go only to receivers.
+    pub email: Option<EmailConfig>,
+    /// The named receivers, with their secrets.
+    pub receivers: Vec<ReceiverConfig>,
     /// See [`RawAlerting::retry_initial_backoff`]; the outbox of alerts and reports starts its backoff here.
     pub retry_initial_backoff: Duration,
 }
@@ -384,6 +402,8 @@ pub struct EngineConfig {
     pub routes: Vec<Route>,
     /// Recipients when no route matches: `email.to`.
     pub default_to: Vec<String>,
+    /// Receivers when no route matches: `default_receivers`.
+    pub default_receivers: Vec<ReceiverRef>,
 }
 
 /// Settings every rule shares.
@@ -520,8 +540,10 @@ pub struct Route {
     pub severity: Option<Severity>,
     /// Matches only this source, when set.
     pub account: Option<String>,
-    /// Plain addresses, never empty.
+    /// Plain addresses; empty when the route names only receivers.
     pub to: Vec<String>,
+    /// Named receivers; a route has addresses, receivers or both.
+    pub receivers: Vec<ReceiverRef>,
 }
 
 impl Route {
@@ -550,6 +572,7 @@ impl EngineConfig {
             mute_windows: Vec::new(),
             routes: Vec::new(),
             default_to,
+            default_receivers: Vec::new(),
         }
     }
 
@@ -584,6 +607,20 @@ impl EngineConfig {
             .find(|r| r.matches(alertname, severity, account))
             .map(|r| r.to.clone())
             .unwrap_or_else(|| self.default_to.clone())
+    }
+
+    /// The named receivers for a notification: the first matching route's, else `default_receivers`.
+    pub fn receivers(
+        &self,
+        alertname: AlertName,
+        severity: Severity,
+        account: &str,
+    ) -> Vec<ReceiverRef> {
+        self.routes
+            .iter()
+            .find(|r| r.matches(alertname, severity, account))
+            .map(|r| r.receivers.clone())
+            .unwrap_or_else(|| self.default_receivers.clone())
     }
 }
 
@@ -775,6 +812,24 @@ impl RawAlerting {
             )?);
         }
 
+        let receivers = validate_receivers(file, &format!("{key}.receivers"), &self.receivers)?;
+        let default_receivers = resolve_names(
+            file,
+            &format!("{key}.default_receivers"),
+            &self.default_receivers,
+            &receivers,
+        )?;
+        check_destinations(
+            file,
+            key,
+            self.state_file.referenced.line(),
+            Destinations {
+                email: self.email.is_some(),
+                receivers: receivers.len(),
+                default_receivers: default_receivers.len(),
+            },
+        )?;
+
         let mut routes = Vec::new();
         for (i, r) in self.routes.iter().enumerate() {
             let k = format!("{key}.routes[{i}]");
@@ -793,13 +848,26 @@ impl RawAlerting {
                     )
                 })?),
             };
-            if r.value.to.is_empty() {
+            if r.value.to.is_empty() && r.value.receivers.is_empty() {
                 return Err(v.at(
                     r.referenced.line(),
                     format!("{k}.to"),
-                    "must list at least one recipient",
+                    "must list at least one recipient (to) or receiver (receivers)",
                 ));
             }
+            if !r.value.to.is_empty() && self.email.is_none() {
+                return Err(v.at(
+                    r.value.to[0].referenced.line(),
+                    format!("{k}.to"),
+                    "addresses need alerting.email to send through; add it or use receivers",
+                ));
+            }
+            let route_receivers = resolve_names(
+                file,
+                &format!("{k}.receivers"),
+                &r.value.receivers,
+                &receivers,
+            )?;
             let mut to = Vec::new();
             for (j, addr) in r.value.to.iter().enumerate() {
                 check_address(&addr.value)
@@ -811,11 +879,15 @@ impl RawAlerting {
                 severity: r.value.severity,
                 account: r.value.account.clone(),
                 to,
+                receivers: route_receivers,
             });
         }
 
-        let email = self.email.validate(file, &format!("{key}.email"))?;
-        let default_to = email.recipients();
+        let email = match self.email {
+            Some(e) => Some(e.validate(file, &format!("{key}.email"))?),
+            None => None,
+        };
+        let default_to = email.as_ref().map(|e| e.recipients()).unwrap_or_default();
         Ok(AlertingConfig {
             engine: EngineConfig {
                 state_file: self.state_file.value,
@@ -831,8 +903,10 @@ impl RawAlerting {
                 mute_windows,
                 routes,
                 default_to,
+                default_receivers,
             },
             email,
+            receivers,
             retry_initial_backoff,
         })
     }
@@ -1332,7 +1406,7 @@ mod tests {
             ),
             (
                 "routes:\n  - { severity: warning, to: [] }\n",
-                "config.yaml:2: alerting.routes[0].to: must list at least one recipient",
+                "config.yaml:2: alerting.routes[0].to: must list at least one recipient (to) or receiver (receivers)",
             ),
             (
                 "routes:\n  - severity: warning\n    to:\n      - ops at example.com\n",

@@ -9,6 +9,7 @@
 //! - [`sources`]: `sources[]`, the upstream accounts.
 //! - [`alerting`]: `alerting`, the rule engine's settings (rules, overrides, mute windows, routes, timings).
 //! - [`email`]: `alerting.email`, the SMTP server and default recipients.
+//! - [`receivers`]: `alerting.receivers`, the Slack, Teams, PagerDuty and webhook destinations.
 //! - [`reports`]: `reports`, the scheduled token-age compliance report and its token policy.
 //!
 //! This file holds the root ([`Config`]) and the checks that span sections. The sections never import it back.
@@ -16,6 +17,7 @@
 pub mod alerting;
 pub mod email;
 pub mod parse;
+pub mod receivers;
 pub mod reports;
 pub mod sources;
 
@@ -132,6 +134,15 @@ impl Config {
                 line,
                 "reports.token_compliance",
                 "a scheduled report is mailed through alerting.email, but there is no alerting section",
+            ));
+        }
+        if let (Some(line), Some(a)) = (report_line, &alerting)
+            && a.email.is_none()
+        {
+            return Err(ctx.at(
+                line,
+                "reports.token_compliance",
+                "a scheduled report is mailed through alerting.email, but alerting has no email section",
             ));
         }
         Ok(Config {
