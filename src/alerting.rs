@@ -158,6 +158,24 @@ impl Collector for AlertingCollector {
 
 impl LandingSection for Alerting {
     fn html(&self, now: Timestamp) -> String {
-        api::alerts_html(&lock(&self.engine), now)
+        api::alerts_html(&lock(&self.engine), now) + &rejections_html(&self.outbox.rejections())
     }
+}
+
+/// One paragraph naming the receivers that refused notifications for good (newest first), or nothing. Names and
+/// status codes only: a receiver's URL or key never reaches the page.
+pub fn rejections_html(rejections: &[outbox::Rejection]) -> String {
+    let Some(latest) = rejections.first() else {
+        return String::new();
+    };
+    format!(
+        "<p class=\"rejected\">Receivers refused {} recent notification(s) for good; they are not retried. Latest: receiver {} ({}) \
+         answered HTTP {} for {} at {}. See onprem_agent_notifications_total{{outcome=\"rejected\"}}.</p>",
+        rejections.len(),
+        crate::html::escape(&latest.receiver),
+        latest.channel.as_str(),
+        latest.status,
+        crate::html::escape(&latest.group_key),
+        latest.at
+    )
 }

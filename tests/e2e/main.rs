@@ -7,6 +7,7 @@
 mod alerting_process;
 mod calyptia_upstream;
 mod celigo_upstream;
+mod channels;
 mod config_files;
 mod email;
 mod exporter;
