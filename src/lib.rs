@@ -8,7 +8,8 @@
 //!                                                                        │
 //!                                   /metrics, /api/v1/agents, / ◀────────┤
 //!                                                                        ▼
-//!                                                            rules (pure) ──▶ notify (email)
+//!                                                            rules (pure) ──▶ notify (email, Slack, Teams,
+//!                                                                              PagerDuty, webhook)
 //! ```
 //!
 //! - [`config`] parses and validates the YAML file; every error names the file, the line and the key path.
@@ -20,7 +21,8 @@
 //! - [`metrics`] holds the `prometheus-client` registry whose collectors read the snapshots at scrape time;
 //!   [`server`] and [`landing`] serve it with the JSON API and the landing page.
 //! - [`rules`] is the pure rule engine (evaluate snapshots, state and `now`, return notifications) with its state
-//!   file, silences and API; [`notify`] renders and delivers notifications through a durable outbox;
+//!   file, silences and API; [`notify`] renders and delivers notifications through a durable outbox, one file per
+//!   channel (email, Slack, Teams, PagerDuty, webhook);
 //!   [`report`] builds the token-age compliance report; [`alerting`] wires these into a running process.
 //! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the three simulators.
 //! - [`sim`] is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
