@@ -344,31 +344,26 @@ pub fn resolve_names(
 pub struct Destinations {
     /// `alerting.email` is set.
     pub email: bool,
+    /// `alerting.alertmanagers` has an entry.
+    pub alertmanagers: bool,
     /// How many `alerting.receivers` there are.
     pub receivers: usize,
     /// How many `alerting.default_receivers` there are.
     pub default_receivers: usize,
 }
 
-/// Checks that alerts have somewhere to go: at least one destination is configured, and a notification no route
-/// matches goes to `email.to` or to `default_receivers`. `line` is where the `alerting` section starts. One function,
-/// so that a further kind of destination adds one field here.
+/// Checks that a notification no route matches has somewhere to go when receivers are the only channel that sends
+/// notifications: to `default_receivers`. (With `email`, it goes to `email.to`; with Alertmanagers, the alert itself
+/// reaches them. That at least one channel exists is [`crate::config::alerting::require_a_channel`]'s check.)
+/// `line` is where the `alerting` section's `state_file` is.
 pub fn check_destinations(
     file: &Path,
     key: &str,
     line: u64,
     d: Destinations,
 ) -> Result<(), ConfigError> {
-    let v = Located { file };
-    if !d.email && d.receivers == 0 {
-        return Err(v.at(
-            line,
-            key,
-            "alerts need somewhere to go: set alerting.email or at least one of alerting.receivers",
-        ));
-    }
-    if !d.email && d.default_receivers == 0 {
-        return Err(v.at(
+    if d.receivers > 0 && !d.email && !d.alertmanagers && d.default_receivers == 0 {
+        return Err(Located { file }.at(
             line,
             format!("{key}.default_receivers"),
             "without alerting.email, alerts that no route matches need default_receivers (for example \
@@ -459,7 +454,7 @@ mod tests {
             (
                 "state_file: s.json\n",
                 format!(
-                    "{d}/config.yaml:1: alerting: alerts need somewhere to go: set alerting.email or at least one of alerting.receivers"
+                    "{d}/config.yaml:1: alerting: no notification channel: set at least one of email, alertmanagers, receivers"
                 ),
             ),
             (

@@ -7,6 +7,7 @@
 //! - [`dispatch`]: picks the channel for each message the outbox hands it; [`outbox`] stores one message per
 //!   notification and destination and retries each on its own.
 
+pub mod alertmanager;
 pub mod dispatch;
 pub mod email;
 pub mod http;
