@@ -146,6 +146,11 @@ pub fn test_notification(receiver: &str, status: NotificationStatus) -> Notifica
         threshold: "none".to_string(),
         since: now,
         resolved_at: (status == NotificationStatus::Resolved).then_some(now),
+        value_seconds: None,
+        threshold_seconds: None,
+        summary: "sent by onprem-agent-exporter test-notify".to_string(),
+        muted_by: None,
+        link: None,
     };
     let (firing, resolved) = match status {
         NotificationStatus::Firing => (vec![line], vec![]),
@@ -163,6 +168,8 @@ pub fn test_notification(receiver: &str, status: NotificationStatus) -> Notifica
         receivers: vec![],
         firing,
         resolved,
+        muted: vec![],
+        source_problem: None,
         created_at: now,
         external_url: None,
     }

@@ -192,7 +192,8 @@ pub struct ReceiverRef {
 }
 
 impl AlertLine {
-    /// The line as one sentence for chat and paging channels: `name (id): value; threshold …`. Control characters
+    /// The line as one sentence for chat and paging channels: `name (id): summary` (or `value; threshold …` when
+    /// there is no summary). Control characters
     /// in the untrusted name become spaces; each channel still escapes for its own markup.
     pub fn one_line(&self) -> String {
         let who = match (&self.agent_name, &self.agent_id) {
@@ -201,7 +202,12 @@ impl AlertLine {
             (None, Some(id)) => id.clone(),
             (None, None) => "the source".to_string(),
         };
-        let text = format!("{who}: {}; threshold {}", self.value, self.threshold);
+        // The plain sentence when the engine wrote one; notifications stored by older versions have none.
+        let text = if self.summary.is_empty() {
+            format!("{who}: {}; threshold {}", self.value, self.threshold)
+        } else {
+            format!("{who}: {}", self.summary)
+        };
         text.chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect()
@@ -323,8 +329,15 @@ pub(crate) fn test_notification(agent_name: &str) -> Notification {
             threshold: "offline for 5 min".into(),
             since,
             resolved_at: None,
+            value_seconds: Some(720),
+            threshold_seconds: Some(300),
+            summary: String::new(),
+            muted_by: None,
+            link: None,
         }],
         resolved: vec![],
+        muted: vec![],
+        source_problem: None,
         created_at: "2025-03-01T10:12:00Z".parse().unwrap(),
         external_url: Some("https://exporter.example.com".into()),
     }
