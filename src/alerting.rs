@@ -182,5 +182,24 @@ impl LandingSection for Alerting {
         health.queued = m.queue_length();
         health.sent = m.sent();
         health.failed = m.failed();
+        // Receivers that refused a notification for good: the newest refusal per receiver. Names and status codes
+        // only; a receiver's URL or key never reaches the page.
+        for r in self.outbox.rejections() {
+            let channel = format!("{} ({})", r.receiver, r.channel.as_str());
+            if health.channels.iter().any(|c| c.channel == channel) {
+                continue;
+            }
+            health.channels.push(crate::page::ChannelHealth {
+                channel,
+                last_failure: Some((
+                    r.at,
+                    format!(
+                        "answered HTTP {} for {}; refused for good, not retried",
+                        r.status, r.group_key
+                    ),
+                )),
+            });
+        }
     }
 }
+

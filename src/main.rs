@@ -36,6 +36,7 @@ use tokio::sync::watch;
         onprem-agent-exporter run --config /etc/onprem-agent-exporter/config.yaml\n  \
         onprem-agent-exporter once --config config.yaml --format text  # one poll, exposition on stdout\n  \
         onprem-agent-exporter test-email --config config.yaml --to me@example.com\n  \
+        onprem-agent-exporter test-notify --config config.yaml --receiver ops-chat\n  \
         onprem-agent-exporter report --config config.yaml --format csv > tokens.csv\n\n\
         API tokens and SMTP passwords are read from files or environment variables named in the config, \
         never from the command line. Documentation: README.md and CONFIGURATION.md."
@@ -162,6 +163,16 @@ enum Command {
         /// Send to this address instead of `alerting.email.to`.
         #[arg(long, value_name = "ADDR")]
         to: Option<String>,
+    },
+    /// Send a test notice to one of `alerting.receivers` (Slack, Teams, PagerDuty, webhook) and report which step
+    /// failed (connect, request, response). PagerDuty gets a trigger and then a resolve, so no incident stays open.
+    TestNotify {
+        /// The YAML config file.
+        #[arg(long, env = "ONPREM_AGENT_EXPORTER_CONFIG", value_name = "FILE")]
+        config: PathBuf,
+        /// The receiver's name, as in `alerting.receivers[].name`.
+        #[arg(long, value_name = "NAME")]
+        receiver: String,
     },
     /// Poll every source once and print the token-age compliance report; `--send` mails it now.
     ///
@@ -520,6 +531,27 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => {
                     eprintln!("test email failed: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::TestNotify { config, receiver } => {
+            let config = Config::load(&config)?;
+            let receivers = config
+                .alerting
+                .as_ref()
+                .map(|a| a.receivers.as_slice())
+                .unwrap_or_default();
+            match onprem_agent_exporter::notify::dispatch::test_notify(receivers, &receiver).await {
+                Ok(()) => {
+                    println!("test notice accepted by receiver {receiver}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "test notice failed: {}",
+                        onprem_agent_exporter::telemetry::error_chain(&e)
+                    );
                     Ok(ExitCode::FAILURE)
                 }
             }

@@ -10,6 +10,7 @@
 //! - [`alerting`]: `alerting`, the rule engine's settings (rules, overrides, mute windows, routes, timings).
 //! - [`alertmanagers`]: `alerting.alertmanagers`, the Alertmanagers alerts are pushed to.
 //! - [`email`]: `alerting.email`, the SMTP server and default recipients.
+//! - [`receivers`]: `alerting.receivers`, the Slack, Teams, PagerDuty and webhook destinations.
 //! - [`reports`]: `reports`, the scheduled token-age compliance report and its token policy.
 //! - [`secret_file`]: reading a credential file (`token_file`, `password_file`) safely, and wording its errors.
 //!
@@ -19,6 +20,7 @@ pub mod alerting;
 pub mod alertmanagers;
 pub mod email;
 pub mod parse;
+pub mod receivers;
 pub mod reports;
 pub mod secret_file;
 pub mod sources;
@@ -154,6 +156,15 @@ impl Config {
                 line,
                 "reports.token_compliance",
                 "a scheduled report is mailed through alerting.email, but there is no alerting section",
+            ));
+        }
+        if let (Some(line), Some(a)) = (report_line, &alerting)
+            && a.email.is_none()
+        {
+            return Err(ctx.at(
+                line,
+                "reports.token_compliance",
+                "a scheduled report is mailed through alerting.email, but alerting has no email section",
             ));
         }
         Ok(Config {

@@ -604,6 +604,9 @@ impl Engine {
                 to: self
                     .config
                     .recipients(group.alertname, severity, &group.account),
+                receivers: self
+                    .config
+                    .receivers(group.alertname, severity, &group.account),
                 firing: firing_lines,
                 resolved: resolved_lines,
                 muted: muted_lines,
@@ -1555,18 +1558,21 @@ pub(crate) mod tests {
                 severity: None,
                 account: None,
                 to: vec!["oncall@example.com".into()],
+                receivers: vec![],
             },
             Route {
                 alertname: None,
                 severity: Some(Severity::Warning),
                 account: None,
                 to: vec!["security@example.com".into()],
+                receivers: vec![],
             },
             Route {
                 alertname: Some(AlertName::SourceDown),
                 severity: None,
                 account: None,
                 to: vec!["never@example.com".into()],
+                receivers: vec![],
             },
         ];
         let cases = [

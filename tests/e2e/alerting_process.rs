@@ -7,9 +7,7 @@
 //! running.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use onprem_agent_exporter::config::email::TlsMode;
@@ -90,37 +88,6 @@ impl Setup {
             &self.config(),
             self.dir.path().join(format!("{log_name}.log")),
         )
-    }
-}
-
-impl TestExporter {
-    /// Sends SIGKILL, as a crash or the OOM killer would, and reaps the process.
-    fn sigkill(mut self) {
-        let status = Command::new("kill")
-            .args(["-KILL", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -KILL failed: {status}");
-        let exit = self.child.wait().unwrap();
-        assert_eq!(exit.signal(), Some(9), "the exporter ended with {exit}");
-    }
-
-    /// How many evaluation rounds the rule engine has logged so far.
-    fn rounds(&self) -> usize {
-        self.logs()
-            .lines()
-            .filter(|l| l.contains("\"rules evaluated\""))
-            .count()
-    }
-
-    /// The ids of the notifications the rule engine handed to the outbox, from its `notification due` log lines.
-    fn notification_ids(&self) -> Vec<String> {
-        self.logs()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["message"] == "notification due")
-            .filter_map(|v| v["id"].as_str().map(String::from))
-            .collect()
     }
 }
 

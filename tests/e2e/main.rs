@@ -8,6 +8,7 @@ mod alerting_process;
 mod alertmanager;
 mod calyptia_upstream;
 mod celigo_upstream;
+mod channels;
 mod cli;
 mod config_files;
 mod durability;

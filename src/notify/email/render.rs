@@ -434,6 +434,7 @@ mod tests {
             account: "prod-us".into(),
             provider: "celigo".into(),
             to: vec!["ops@example.com".into()],
+            receivers: vec![],
             firing: vec![AlertLine {
                 agent_id: Some("a1".into()),
                 agent_name: Some(name.into()),

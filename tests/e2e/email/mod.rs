@@ -52,6 +52,7 @@ fn notification(id: &str) -> Notification {
             "ops@example.com".to_string(),
             "oncall@example.com".to_string(),
         ],
+        receivers: vec![],
         firing: vec![
             line("a1", EVIL_NAME),
             line("a2", "plain-agent"),

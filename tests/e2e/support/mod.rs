@@ -9,6 +9,7 @@ pub mod exposition;
 pub mod fake_upstream;
 pub mod hostile_fleet;
 pub mod http;
+pub mod http_sink;
 pub mod process;
 pub mod prometheus;
 pub mod simulator;
