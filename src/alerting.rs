@@ -42,12 +42,13 @@ pub struct Alerting {
 impl Alerting {
     /// Loads the state, opens the outbox next to the state file, and starts the engine loop (every
     /// `engine_config.evaluation_interval`), the delivery worker (first retry after `retry_initial_backoff`) and
-    /// (when configured) the report schedule on `tasks`.
+    /// (when configured) the report schedule on `tasks`. Without a `channel` (no `alerting.email`) the engine's
+    /// notifications are dropped: the alerts themselves reach people through the Alertmanagers.
     pub fn start(
         engine_config: EngineConfig,
         retry_initial_backoff: Duration,
         reports: &ReportsConfig,
-        channel: Arc<dyn Deliver>,
+        channel: Option<Arc<dyn Deliver>>,
         registry: Arc<Registry>,
         tasks: &mut JoinSet<String>,
         shutdown: &watch::Receiver<bool>,
@@ -65,10 +66,13 @@ impl Alerting {
             crate::rules::runner::start_engine_with(engine_config, &health, || outbox.notified());
         let counts = lock(&engine).published_counts();
 
-        let (e, r, sink, h, stop) = (
+        let sink: Arc<dyn NotificationSink> = match channel {
+            Some(_) => outbox.clone(),
+            None => Arc::new(NoChannel),
+        };
+        let (e, r, h, stop) = (
             engine.clone(),
             registry.clone(),
-            outbox.clone() as Arc<dyn NotificationSink>,
             health.clone(),
             shutdown.clone(),
         );
@@ -76,11 +80,13 @@ impl Alerting {
             crate::rules::runner::run(e, r, sink, interval, h, stop).await;
             "rule engine".to_string()
         });
-        let (o, stop) = (outbox.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            outbox::run(o, channel, stop).await;
-            "notification delivery".to_string()
-        });
+        if let Some(channel) = channel {
+            let (o, stop) = (outbox.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                outbox::run(o, channel, stop).await;
+                "notification delivery".to_string()
+            });
+        }
         if let Some(tc) = reports.token_compliance.clone() {
             let (r, o, stop) = (registry, outbox.clone(), shutdown.clone());
             tasks.spawn(async move {
@@ -97,7 +103,7 @@ impl Alerting {
     }
 
     /// The `/api/v1/alerts` and `/api/v1/silences` routes. Silence writes are answered 503 while the state file
-    /// cannot be written ([`refuse_silence_writes`]).
+    /// cannot be written (`refuse_silence_writes`).
     pub fn router(&self) -> Router {
         api::router(self.engine.clone()).layer(axum::middleware::from_fn_with_state(
             self.health.clone(),
@@ -167,6 +173,15 @@ async fn refuse_silence_writes(
 /// The label set of a family with one unlabelled gauge sample.
 const NO_LABELS: [(&str, &str); 0] = [];
 
+/// The engine's sink when no channel renders notifications (only Alertmanagers are configured): accepts and drops.
+struct NoChannel;
+
+impl NotificationSink for NoChannel {
+    fn enqueue(&self, _: &[crate::notify::Notification]) -> Result<(), crate::notify::SinkError> {
+        Ok(())
+    }
+}
+
 /// The rule engine's and the outbox's families: alert counts, notifications sent and the outbox's length.
 pub struct AlertingCollector {
     /// The counts the engine published after its last evaluation; read without the engine's lock.
@@ -233,7 +248,6 @@ impl Collector for AlertingCollector {
             MetricType::Gauge,
         )?;
         metrics::gauge(&mut fam, &NO_LABELS, m.last_enqueue_seconds())?;
-        drop(fam);
         metrics::family(
             &mut encoder,
             names::STATE_SAVE_FAILURES,
@@ -248,7 +262,6 @@ impl Collector for AlertingCollector {
             MetricType::Gauge,
         )?;
         metrics::gauge(&mut fam, &NO_LABELS, self.health.last_save_seconds())?;
-        drop(fam);
         metrics::family(
             &mut encoder,
             names::STATE_CORRUPT,

@@ -11,7 +11,7 @@ const MAX_LINKS: usize = 40;
 
 /// The file `path` names once every symbolic link at its end is followed: `path` itself when it is not a link (or
 /// does not exist), else the link's target, relative targets read from the link's directory. The target need not
-/// exist. Fails on a loop of links, after [`MAX_LINKS`].
+/// exist. Fails on a loop of links, after 40 of them.
 ///
 /// `std::fs::canonicalize` is not used: it fails when the target does not exist yet, and it resolves every
 /// directory on the way, which would move the temporary file of [`write()`] no differently but makes errors name a

@@ -5,6 +5,7 @@
 //! side.
 
 mod alerting_process;
+mod alertmanager;
 mod calyptia_upstream;
 mod celigo_upstream;
 mod config_files;

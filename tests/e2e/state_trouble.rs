@@ -309,7 +309,7 @@ async fn a_corrupt_state_file_is_counted_kept_aside_and_nothing_already_delivere
             .collect();
         assert_eq!(
             subjects,
-            [firing.clone()],
+            std::slice::from_ref(&firing),
             "after {what}:\n{}",
             context(&server, &exp)
         );
