@@ -156,10 +156,11 @@ async fn a_full_then_read_only_state_disk_is_reported_and_every_notification_arr
     let healthy = metrics(&exp).await;
     assert_eq!(sample(&healthy, SAVE_FAILURES), Some(0.0), "{healthy}");
     assert_eq!(sample(&healthy, ENQUEUE_FAILURES), Some(0.0), "{healthy}");
-    let trouble_began = jiff::Timestamp::now().as_second() as f64;
 
     // Full: the source goes down, so the engine has a new alert to save and then a notification to queue.
     disk.fill();
+    // Every write after this instant fails; the last successes must be from before it.
+    let trouble_began = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
     sim.sim.control().set_status_override(Some(500));
     let text = wait_until(
         "failed saves and failed enqueues while the disk is full",
