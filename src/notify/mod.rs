@@ -9,26 +9,33 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// Alert severity, as in Prometheus rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
+    #[default]
     Warning,
     Critical,
 }
 
 /// Whether a notification announces a problem or its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NotificationStatus {
-    /// At least one alert of the group is firing.
+    /// At least one alert of the group is firing (listed, or muted by a silence or an inhibition).
+    #[default]
     Firing,
-    /// Every alert of the group has resolved.
+    /// Every alert of the group has really resolved: none is firing, listed or muted.
     Resolved,
 }
 
 /// One affected agent (or the source itself) in a notification.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Fields added after the first release carry `#[serde(default)]`, so notifications already in an outbox still
+/// load; `Default` lets code that builds lines name only the fields it knows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlertLine {
     /// The agent's id; `None` for source-level alerts such as `SourceDown`.
     pub agent_id: Option<String>,
@@ -44,10 +51,50 @@ pub struct AlertLine {
     pub since: Timestamp,
     /// When it resolved, for resolved lines.
     pub resolved_at: Option<Timestamp>,
+    /// The observed value in seconds (an age, or how long a condition has held), for scripts and channel payloads
+    /// that compare; `None` for `AgentVersionOutdated`, whose value is a version.
+    #[serde(default)]
+    pub value_seconds: Option<u64>,
+    /// The threshold in seconds; `None` for `AgentVersionOutdated`.
+    #[serde(default)]
+    pub threshold_seconds: Option<u64>,
+    /// One plain sentence for people, e.g. `offline for 12 min`, `token 97 days old; policy 90 days`. Empty only
+    /// in notifications stored by an older version; renderers then fall back to `value` and `threshold`.
+    #[serde(default)]
+    pub summary: String,
+    /// For a line in [`Notification::muted`]: what mutes it, e.g. `inhibited by AgentOffline` or
+    /// `silenced by 18f0c2a-3 (planned maintenance)`. `None` elsewhere.
+    #[serde(default)]
+    pub muted_by: Option<String>,
+    /// A link to this agent on the exporter's page, when `alerting.external_url` is set; `None` for the source.
+    #[serde(default)]
+    pub link: Option<String>,
+}
+
+/// What a `SourceDown` notification tells about the failing source, taken from the snapshot when the notification
+/// was made. Nothing here is a secret: the message was redacted by the source client, the URL has no query string
+/// and no userinfo.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceProblem {
+    /// The error reason, as in `onprem_agent_source_errors_total{reason}` (`unauthorized`, `connect`, ...).
+    pub reason: String,
+    /// The last error message, redacted.
+    pub message: String,
+    /// The URL that failed, without query string; `None` when the error names none (the page limit).
+    pub url: Option<String>,
+    /// When the current run of failed polls began.
+    pub failing_since: Option<Timestamp>,
+    /// When the last poll succeeded, if one ever did.
+    pub last_success: Option<Timestamp>,
+    /// The number of agents in the last good snapshot, which the exporter keeps serving; `None` when no poll ever
+    /// succeeded.
+    pub agents_in_last_snapshot: Option<usize>,
 }
 
 /// One message for one alert group (rule × account), as Alertmanager groups by `alertname` and `account`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// As with [`AlertLine`], later fields carry `#[serde(default)]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// Unique id; the outbox uses it to deliver each notification exactly once.
     pub id: String,
@@ -65,6 +112,15 @@ pub struct Notification {
     pub firing: Vec<AlertLine>,
     /// Alerts that resolved since the previous notification of this group.
     pub resolved: Vec<AlertLine>,
+    /// Alerts still firing but muted now (silenced, or inhibited by another alert), each with
+    /// [`AlertLine::muted_by`]. They are neither firing in this message nor resolved: a muted alert is reported
+    /// resolved only once it really resolves.
+    #[serde(default)]
+    pub muted: Vec<AlertLine>,
+    /// For `SourceDown`: what failed. `None` for every other rule and for resolved notices. Boxed to keep the
+    /// notification small for every other rule.
+    #[serde(default)]
+    pub source_problem: Option<Box<SourceProblem>>,
     /// When the engine produced this notification.
     pub created_at: Timestamp,
     /// The exporter's external URL, for links in the message.

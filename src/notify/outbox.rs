@@ -743,6 +743,7 @@ mod tests {
             resolved: vec![],
             created_at: Timestamp::now(),
             external_url: None,
+            ..Notification::default()
         }
     }
 
