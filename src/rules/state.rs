@@ -397,7 +397,8 @@ pub fn rebuild_from_notified(
             continue;
         };
         let mut ids = BTreeSet::new();
-        for line in &n.firing {
+        // Muted lines are alerts announced earlier and silenced since: still part of what people were told.
+        for line in n.firing.iter().chain(&n.muted) {
             let alert = Alert {
                 alertname,
                 account: n.account.clone(),
@@ -408,6 +409,9 @@ pub fn rebuild_from_notified(
                 severity: n.severity,
                 value: line.value.clone(),
                 threshold: line.threshold.clone(),
+                value_seconds: line.value_seconds,
+                threshold_seconds: line.threshold_seconds,
+                summary: line.summary.clone(),
                 state: AlertState::Firing,
                 active_at: line.since,
                 fired_at: Some(n.created_at),
@@ -644,6 +648,11 @@ mod tests {
             threshold: "5m".into(),
             since: sent,
             resolved_at: None,
+            value_seconds: Some(3600),
+            threshold_seconds: Some(300),
+            summary: "silent for 1h".into(),
+            muted_by: None,
+            link: None,
         };
         let note = |alertname: &str, status, firing: Vec<AlertLine>| Notification {
             id: "x-1".into(),
@@ -658,6 +667,8 @@ mod tests {
             resolved: vec![],
             created_at: sent,
             external_url: None,
+            muted: vec![],
+            source_problem: None,
         };
         let notified = [
             note(
