@@ -20,5 +20,6 @@ mod planasonix_upstream;
 mod prometheus_stack;
 mod provider_simulators;
 mod simulator;
+mod state_trouble;
 mod support;
 mod web;
