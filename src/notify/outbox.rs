@@ -88,6 +88,31 @@ impl Payload {
             Payload::Receiver { receiver, .. } => receiver.channel,
         }
     }
+
+    /// The alert notification the payload carries, whatever its destination; `None` for a pre-rendered email.
+    pub fn notification(&self) -> Option<&Notification> {
+        match self {
+            Payload::Alert(n)
+            | Payload::Receiver {
+                notification: n, ..
+            } => Some(n),
+            Payload::Email(_) => None,
+        }
+    }
+
+    /// Who it goes to, for the delivery log: the email addresses, or the receiver's name (never its URL).
+    fn recipients(&self) -> String {
+        match self {
+            Payload::Alert(n) => n.to.join(", "),
+            Payload::Email(e) => {
+                e.to.iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+            Payload::Receiver { receiver, .. } => receiver.name.clone(),
+        }
+    }
 }
 
 /// A message a receiver refused for good, as the landing page lists it. Holds no secret: the receiver's name, not
@@ -607,6 +632,8 @@ impl Outbox {
                 tracing::info!(
                     id,
                     channel = entry.payload.channel().as_str(),
+                    group = entry.payload.notification().map_or("", |n| n.group_key.as_str()),
+                    to = %entry.payload.recipients(),
                     "notification delivered"
                 );
                 true
@@ -689,7 +716,7 @@ impl Outbox {
     /// Moves a delivered pending file to `last/<group>.json` when it holds an alert notification, replacing the
     /// group's previous one; removes it otherwise (or when the move fails: the file must leave `pending/`).
     fn keep_as_last(&self, payload: &Payload, pending: &Path) {
-        if let Payload::Alert(n) = payload {
+        if let Some(n) = payload.notification() {
             let name: String = n.group_key.bytes().map(|b| format!("{b:02x}")).collect();
             // Hex keeps any group key a safe file name; 200 bytes stays clear of every file system's name limit.
             if name.len() <= 200
@@ -716,14 +743,19 @@ impl Outbox {
                 if path.extension().is_none_or(|e| e != "json") {
                     continue;
                 }
-                let Ok(Entry {
-                    payload: Payload::Alert(n),
-                    ..
-                }) = fs::read(&path)
+                let Ok(entry) = fs::read(&path)
                     .map_err(|e| e.to_string())
                     .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()))
                 else {
                     continue;
+                };
+                // Email or a named receiver: either way, what the group was told.
+                let n = match entry.payload {
+                    Payload::Alert(n)
+                    | Payload::Receiver {
+                        notification: n, ..
+                    } => n,
+                    Payload::Email(_) => continue,
                 };
                 match latest.get(&n.group_key) {
                     Some(known) if known.created_at >= n.created_at => {}
@@ -1052,6 +1084,21 @@ mod tests {
         assert_eq!(ob.metrics().enqueue_problem(), None);
         assert_eq!(ob.metrics().enqueue_failures(), 1);
         assert!(ob.metrics().last_enqueue_seconds() >= opened);
+    }
+
+    #[test]
+    fn a_group_told_only_through_a_receiver_is_still_read_back_as_notified() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path(), options()).unwrap();
+        let mut n = notification("r-1");
+        n.to.clear();
+        n.receivers = vec![super::super::ReceiverRef {
+            name: "ops-chat".into(),
+            channel: Channel::Slack,
+        }];
+        ob.enqueue(&[n]).unwrap();
+        let ids: Vec<String> = ob.notified().into_iter().map(|n| n.id).collect();
+        assert_eq!(ids, ["r-1"], "a receiver-only notification counts as told");
     }
 
     #[tokio::test]
