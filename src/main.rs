@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use onprem_agent_exporter::config::Config;
+use onprem_agent_exporter::config::{Config, placeholders};
 use onprem_agent_exporter::metrics::Format;
 use onprem_agent_exporter::report::ReportFormat;
 use onprem_agent_exporter::shard::Shard;
@@ -395,8 +395,19 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let file = file.or(config).expect("clap requires FILE or --config");
             let mut config = Config::load(&file)?;
+            // A placeholder from the examples is valid but not ready for production: a warning on stderr naming
+            // the file and key (never the value), and the exit code stays 0.
+            let warn = |path: &std::path::Path, found: Vec<placeholders::Placeholder>| {
+                for p in found {
+                    tracing::warn!(file = %path.display(), "{p}");
+                }
+            };
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            warn(&file, placeholders::in_config(&config, &text));
             if let Some(web) = &web_config_file {
-                Web::new(WebConfig::load(web)?, Limits::default())?;
+                let web_config = WebConfig::load(web)?;
+                warn(web, placeholders::in_web_users(&web_config.users.0));
+                Web::new(web_config, Limits::default())?;
                 println!("{}: OK", web.display());
             }
             // Building the sources catches what only a client can check (a Calyptia token without a project id),

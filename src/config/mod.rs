@@ -12,6 +12,7 @@
 //! - [`email`]: `alerting.email`, the SMTP server and default recipients.
 //! - [`receivers`]: `alerting.receivers`, the Slack, Teams, PagerDuty and webhook destinations.
 //! - [`reports`]: `reports`, the scheduled token-age compliance report and its token policy.
+//! - [`placeholders`]: the examples' placeholder values left in a config, for `check-config`'s warnings.
 //! - [`secret_file`]: reading a credential file (`token_file`, `password_file`) safely, and wording its errors.
 //!
 //! This file holds the root ([`Config`]) and the checks that span sections. The sections never import it back.
@@ -20,6 +21,7 @@ pub mod alerting;
 pub mod alertmanagers;
 pub mod email;
 pub mod parse;
+pub mod placeholders;
 pub mod receivers;
 pub mod reports;
 pub mod secret_file;
