@@ -519,7 +519,7 @@ async fn health_failures_are_counted_under_the_health_reason() {
 async fn a_non_utf8_record_and_an_invalid_value_are_skipped_as_invalid_record_and_the_page_and_cursor_kept()
  {
     // Page one as raw bytes, so it can carry what serde_json refuses in one pass: a label with a byte that is not
-    // UTF-8 (0xE9, Latin-1 "é") and a heartbeat number too large for a float, between two good records.
+    // UTF-8 (0xE9, Latin-1 "é") and a label that is a number too large for a float, between two good records.
     let good = |id: &str| agent(id).to_string();
     let first = format!(
         "{{\"data\":[{},{{\"id\":\"latin1\",\"label\":\"caf\u{0}\"}},{},{{\"id\":\"huge\",\"label\":1e999}}],\
