@@ -34,6 +34,9 @@ pub struct Alerting {
     /// Alert counts as of the last evaluation. Scrapes read these instead of locking the engine, which at a large
     /// fleet can be busy evaluating for a good fraction of a second.
     counts: Arc<ArcSwap<AlertCounts>>,
+    /// Whether the silence API takes `POST` and `DELETE` (`--web.enable-admin-api`); false until
+    /// [`crate::app::attach`] copies [`crate::server::AppState::writes_open`] here.
+    pub writes_open: bool,
 }
 
 impl Alerting {
@@ -86,12 +89,13 @@ impl Alerting {
             engine,
             outbox,
             counts,
+            writes_open: false,
         })
     }
 
     /// The `/api/v1/alerts` and `/api/v1/silences` routes.
     pub fn router(&self) -> Router {
-        api::router(self.engine.clone())
+        api::router(self.engine.clone(), self.writes_open)
     }
 
     /// The collector of the alerting half's families, for the exporter's metrics registry.
@@ -158,6 +162,6 @@ impl Collector for AlertingCollector {
 
 impl LandingSection for Alerting {
     fn html(&self, now: Timestamp) -> String {
-        api::alerts_html(&lock(&self.engine), now)
+        api::alerts_html(&lock(&self.engine), self.writes_open, now)
     }
 }

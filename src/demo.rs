@@ -160,6 +160,8 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
         &mut tasks,
         &shutdown,
     )?;
+    // The demo listens on loopback by default and its alerts are simulated: let the visitor try silences.
+    state.writes_open = true;
     let routes = crate::app::attach(&mut state, alerting);
     println!("  alerts:   {base}/api/v1/alerts");
     println!(

@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics: Exposition,
     /// Further landing page sections.
     pub sections: Vec<Arc<dyn LandingSection>>,
+    /// Whether the silence API takes writes (`--web.enable-admin-api`), for the API and the landing page.
+    pub writes_open: bool,
 }
 
 impl AppState {
@@ -40,6 +42,7 @@ impl AppState {
             metrics: Exposition::new(registry.clone()),
             registry,
             sections: Vec::new(),
+            writes_open: false,
         }
     }
 }

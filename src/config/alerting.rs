@@ -23,6 +23,7 @@ use url::Url;
 
 use crate::config::email::{EmailConfig, RawEmail};
 use crate::config::parse::{ConfigError, Located as Invalid};
+use crate::config::silences::{RawSilenceLimits, SilenceLimits};
 use crate::humanize::duration as human;
 use crate::notify::Severity;
 use crate::rules::AlertName;
@@ -80,6 +81,9 @@ pub struct RawAlerting {
     /// Recipients by alert name or severity; the first matching route wins, `email.to` otherwise.
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
+    /// Caps on silences made through the API; see [`crate::config::silences`].
+    #[serde(default)]
+    pub silences: RawSilenceLimits,
     /// SMTP and default recipients; owned by the notifier.
     pub email: RawEmail,
 }
@@ -384,6 +388,8 @@ pub struct EngineConfig {
     pub routes: Vec<Route>,
     /// Recipients when no route matches: `email.to`.
     pub default_to: Vec<String>,
+    /// Caps on silences made through the API.
+    pub silences: SilenceLimits,
 }
 
 /// Settings every rule shares.
@@ -550,6 +556,7 @@ impl EngineConfig {
             mute_windows: Vec::new(),
             routes: Vec::new(),
             default_to,
+            silences: SilenceLimits::default(),
         }
     }
 
@@ -831,6 +838,7 @@ impl RawAlerting {
                 mute_windows,
                 routes,
                 default_to,
+                silences: self.silences.validate(&v, &format!("{key}.silences"))?,
             },
             email,
             retry_initial_backoff,

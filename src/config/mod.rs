@@ -9,6 +9,7 @@
 //! - [`sources`]: `sources[]`, the upstream accounts.
 //! - [`alerting`]: `alerting`, the rule engine's settings (rules, overrides, mute windows, routes, timings).
 //! - [`email`]: `alerting.email`, the SMTP server and default recipients.
+//! - [`silences`]: `alerting.silences`, the caps on silences made through the API.
 //! - [`reports`]: `reports`, the scheduled token-age compliance report and its token policy.
 //!
 //! This file holds the root ([`Config`]) and the checks that span sections. The sections never import it back.
@@ -17,6 +18,7 @@ pub mod alerting;
 pub mod email;
 pub mod parse;
 pub mod reports;
+pub mod silences;
 pub mod sources;
 
 use std::collections::HashMap;
