@@ -11,6 +11,7 @@
 //! the crate, which appends it again, so the names on the wire are exactly the constants.
 
 mod fleet;
+mod shared;
 mod stream;
 
 use std::fmt;
@@ -24,6 +25,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Unit;
 
 pub use fleet::FleetCollector;
+pub use shared::{REUSE_WINDOW, RendersCollector, SharedRenders};
 
 use crate::status::Registry;
 
@@ -55,6 +57,8 @@ pub mod names {
     /// Counter family; its sample is `onprem_agent_notifications_total`.
     pub const NOTIFICATIONS: &str = "onprem_agent_notifications";
     pub const NOTIFICATION_QUEUE: &str = "onprem_agent_notification_queue_length";
+    /// Counter family; its sample is `onprem_agent_exporter_renders_total`.
+    pub const RENDERS: &str = "onprem_agent_exporter_renders";
 }
 
 /// HELP text of [`names::BUILD`], without the final `.` that [`prometheus_client::registry::Registry::register`]
