@@ -14,6 +14,7 @@ mod mixed_fleet;
 mod planasonix_upstream;
 mod prometheus_stack;
 mod provider_simulators;
+mod silences;
 mod simulator;
 mod support;
 mod web;
