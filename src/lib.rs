@@ -17,8 +17,8 @@
 //! - [`model`] is the provider-neutral agent record every source produces.
 //! - [`poller`] runs one poll loop per source and publishes into [`status`], which keeps an immutable snapshot per
 //!   source (the last good agent list survives failed polls).
-//! - [`metrics`] holds the `prometheus-client` registry whose collectors read the snapshots at scrape time;
-//!   [`server`] and [`landing`] serve it with the JSON API and the landing page.
+//! - [`metrics`] holds the `prometheus-client` registry whose collectors read the snapshots at scrape time, and the
+//!   renders concurrent scrapes share; [`server`] and [`landing`] serve it with the JSON API and the landing page.
 //! - [`rules`] is the pure rule engine (evaluate snapshots, state and `now`, return notifications) with its state
 //!   file, silences and API; [`notify`] renders and delivers notifications through a durable outbox;
 //!   [`report`] builds the token-age compliance report; [`alerting`] wires these into a running process.

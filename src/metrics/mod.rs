@@ -5,6 +5,7 @@
 //! [`FleetCollector`], which reads the current snapshots at scrape time and computes ages from the clock then, so
 //! ages keep growing between polls and a scrape never waits on the network. The rule engine and the outbox add
 //! collectors of their own ([`crate::alerting::AlertingCollector`]); the build info is an ordinary [`Info`] metric.
+//! [`SharedRenders`] lets concurrent scrapes share one render (and counts renders).
 //!
 //! Names: the crate appends `_total` to counter samples, `_info` to info samples and the unit to the family name. The
 //! constants in [`names`] are the final OpenMetrics family names; [`family`] strips the unit before handing a name to
