@@ -160,8 +160,8 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
         &mut tasks,
         &shutdown,
     )?;
-    // The demo listens on loopback by default and its alerts are simulated: let the visitor try silences.
-    state.writes_open = true;
+    // Its alerts are simulated: let a visitor on this machine try silences, but nobody else.
+    state.writes_open = opts.listen.ip().is_loopback();
     let routes = crate::app::attach(&mut state, alerting);
     println!("  alerts:   {base}/api/v1/alerts");
     println!(
