@@ -42,12 +42,13 @@ pub struct Alerting {
 impl Alerting {
     /// Loads the state, opens the outbox next to the state file, and starts the engine loop (every
     /// `engine_config.evaluation_interval`), the delivery worker (first retry after `retry_initial_backoff`) and
-    /// (when configured) the report schedule on `tasks`.
+    /// (when configured) the report schedule on `tasks`. Without a `channel` (no `alerting.email`) the engine's
+    /// notifications are dropped: the alerts themselves reach people through the Alertmanagers.
     pub fn start(
         engine_config: EngineConfig,
         retry_initial_backoff: Duration,
         reports: &ReportsConfig,
-        channel: Arc<dyn Deliver>,
+        channel: Option<Arc<dyn Deliver>>,
         registry: Arc<Registry>,
         tasks: &mut JoinSet<String>,
         shutdown: &watch::Receiver<bool>,
@@ -63,21 +64,22 @@ impl Alerting {
         let engine = crate::rules::runner::start_engine(engine_config);
         let counts = lock(&engine).published_counts();
 
-        let (e, r, sink, stop) = (
-            engine.clone(),
-            registry.clone(),
-            outbox.clone() as Arc<dyn NotificationSink>,
-            shutdown.clone(),
-        );
+        let sink: Arc<dyn NotificationSink> = match channel {
+            Some(_) => outbox.clone(),
+            None => Arc::new(NoChannel),
+        };
+        let (e, r, stop) = (engine.clone(), registry.clone(), shutdown.clone());
         tasks.spawn(async move {
             crate::rules::runner::run(e, r, sink, interval, stop).await;
             "rule engine".to_string()
         });
-        let (o, stop) = (outbox.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            outbox::run(o, channel, stop).await;
-            "notification delivery".to_string()
-        });
+        if let Some(channel) = channel {
+            let (o, stop) = (outbox.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                outbox::run(o, channel, stop).await;
+                "notification delivery".to_string()
+            });
+        }
         if let Some(tc) = reports.token_compliance.clone() {
             let (r, o, stop) = (registry, outbox.clone(), shutdown.clone());
             tasks.spawn(async move {
@@ -104,6 +106,15 @@ impl Alerting {
             counts: self.counts.clone(),
             outbox: self.outbox.clone(),
         }
+    }
+}
+
+/// The engine's sink when no channel renders notifications (only Alertmanagers are configured): accepts and drops.
+struct NoChannel;
+
+impl NotificationSink for NoChannel {
+    fn enqueue(&self, _: &[crate::notify::Notification]) -> Result<(), crate::notify::SinkError> {
+        Ok(())
     }
 }
 

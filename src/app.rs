@@ -35,6 +35,9 @@ pub enum AppError {
     /// The alerting half could not start (outbox directory, state file).
     #[error("cannot start alerting: {0}")]
     Alerting(#[from] crate::notify::NotifyError),
+    /// An Alertmanager's HTTP client could not be built.
+    #[error("cannot start the Alertmanager channel: {0}")]
+    Alertmanager(#[from] crate::notify::alertmanager::PushError),
     /// A background task ended although no shutdown was requested.
     #[error("the {0} task stopped unexpectedly")]
     TaskStopped(String),
@@ -125,7 +128,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), AppError> {
-    let exporter = Exporter::new(&config.sources)?;
+    let owned = owned_sources(config);
+    let exporter = Exporter::new(&owned)?;
     let mut tasks = JoinSet::new();
     exporter.spawn_pollers(&mut tasks, &shutdown);
     let mut state = AppState::new(exporter.registry.clone());
@@ -136,9 +140,18 @@ pub async fn run(
              can create and delete silences"
         );
     }
+    state.metrics.register_info(
+        crate::metrics::names::SHARD,
+        crate::shard::SHARD_INFO_HELP,
+        config.shard.info_labels(),
+    );
+    state.sections.push(Arc::new(config.shard));
     let mut routes = None;
     if let Some(alerting) = &config.alerting {
-        let channel = Arc::new(crate::notify::email::EmailChannel::smtp(&alerting.email));
+        let channel = alerting.email.as_ref().map(|e| {
+            Arc::new(crate::notify::email::EmailChannel::smtp(e))
+                as Arc<dyn crate::notify::outbox::Deliver>
+        });
         let running = Alerting::start(
             alerting.engine.clone(),
             alerting.retry_initial_backoff,
@@ -148,6 +161,16 @@ pub async fn run(
             &mut tasks,
             &shutdown,
         )?;
+        if !alerting.alertmanagers.is_empty() {
+            let ams = crate::notify::alertmanager::Alertmanagers::start(
+                &alerting.alertmanagers,
+                running.engine.clone(),
+                alerting.resend_delay,
+                &mut tasks,
+                &shutdown,
+            )?;
+            state.metrics.register_collector(Box::new(ams.collector()));
+        }
         routes = Some(attach(&mut state, running));
     }
     serve_with_tasks(
@@ -158,6 +181,16 @@ pub async fn run(
         shutdown,
     )
     .await
+}
+
+/// The sources of `config` its shard owns, in config order (all of them when not sharded).
+pub fn owned_sources(config: &Config) -> Vec<SourceConfig> {
+    config
+        .sources
+        .iter()
+        .filter(|s| config.shard.owns(&s.name))
+        .cloned()
+        .collect()
 }
 
 /// Adds a running alerting half to the server state (metrics, landing section) and returns its API routes.

@@ -155,7 +155,7 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
         engine,
         DEFAULT_RETRY_INITIAL_BACKOFF,
         &ReportsConfig::default(),
-        Arc::new(channel),
+        Some(Arc::new(channel)),
         exporter.registry.clone(),
         &mut tasks,
         &shutdown,

@@ -8,7 +8,7 @@
 //!                                                                        │
 //!                                   /metrics, /api/v1/agents, / ◀────────┤
 //!                                                                        ▼
-//!                                                            rules (pure) ──▶ notify (email)
+//!                                                            rules (pure) ──▶ notify (email, Alertmanager)
 //! ```
 //!
 //! - [`config`] parses and validates the YAML file; every error names the file, the line and the key path.
@@ -20,8 +20,10 @@
 //! - [`metrics`] holds the `prometheus-client` registry whose collectors read the snapshots at scrape time, and the
 //!   renders concurrent scrapes share; [`server`] and [`landing`] serve it with the JSON API and the landing page.
 //! - [`rules`] is the pure rule engine (evaluate snapshots, state and `now`, return notifications) with its state
-//!   file, silences and API; [`notify`] renders and delivers notifications through a durable outbox;
+//!   file, silences and API; [`notify`] renders and delivers notifications through a durable outbox, and pushes
+//!   firing alerts to Alertmanagers ([`notify::alertmanager`]);
 //!   [`report`] builds the token-age compliance report; [`alerting`] wires these into a running process.
+//! - [`shard`] picks the sources one replica of several owns (`run --shard INDEX/TOTAL`, a stable FNV-1a hash).
 //! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the three simulators.
 //! - [`sim`] is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
 //!   and the bench.
@@ -44,6 +46,7 @@ pub mod poller;
 pub mod report;
 pub mod rules;
 pub mod server;
+pub mod shard;
 pub mod sim;
 pub mod sources;
 pub mod status;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use onprem_agent_exporter::config::Config;
 use onprem_agent_exporter::metrics::Format;
 use onprem_agent_exporter::report::ReportFormat;
+use onprem_agent_exporter::shard::Shard;
 use onprem_agent_exporter::telemetry::{self, LogFormat};
 use onprem_agent_exporter::web::listener::Limits;
 use onprem_agent_exporter::web::{Web, WebConfig};
@@ -59,6 +60,10 @@ enum Command {
         config: PathBuf,
         #[command(flatten)]
         web: WebArgs,
+        /// Poll, serve and alert on only the sources whose name hashes to INDEX modulo TOTAL (FNV-1a 64 of the
+        /// name; see CONFIGURATION.md), so TOTAL replicas split the accounts. A StatefulSet passes its ordinal.
+        #[arg(long, env = onprem_agent_exporter::shard::SHARD_ENV, value_name = "INDEX/TOTAL")]
+        shard: Option<Shard>,
     },
     /// Validate a config file (syntax, keys, values, token files) and exit: 0 if valid, 1 with the error if not.
     CheckConfig {
@@ -68,6 +73,9 @@ enum Command {
         /// Also validate this web config file (TLS, basic auth, headers), as `run` would load it.
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config_file: Option<PathBuf>,
+        /// List the sources this shard (INDEX/TOTAL) owns.
+        #[arg(long, env = onprem_agent_exporter::shard::SHARD_ENV, value_name = "INDEX/TOTAL")]
+        shard: Option<Shard>,
     },
     /// Poll every source once, print the exposition to stdout, and exit non-zero if any source failed.
     Once {
@@ -299,11 +307,17 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { config, web } => {
-            let config = Config::load(&config)?;
+        Command::Run { config, web, shard } => {
+            let mut config = Config::load(&config)?;
+            config.shard = shard.unwrap_or_default();
             let web = web.load()?;
             let listener = app::bind(config.listen_address).await?;
-            tracing::info!(config = %config.path.display(), sources = config.sources.len(), "starting");
+            tracing::info!(
+                config = %config.path.display(),
+                sources = app::owned_sources(&config).len(),
+                shard = %config.shard,
+                "starting"
+            );
             app::run(&config, &web, listener, shutdown_signal()).await?;
             tracing::info!("stopped");
             Ok(ExitCode::SUCCESS)
@@ -311,8 +325,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig {
             file,
             web_config_file,
+            shard,
         } => {
-            let config = Config::load(&file)?;
+            let mut config = Config::load(&file)?;
             if let Some(web) = &web_config_file {
                 Web::new(WebConfig::load(web)?, Limits::default())?;
                 println!("{}: OK", web.display());
@@ -327,6 +342,18 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 if config.sources.len() == 1 { "" } else { "s" },
                 config.listen_address
             );
+            if let Some(shard) = shard {
+                config.shard = shard;
+                let owned = app::owned_sources(&config);
+                println!(
+                    "shard {shard} owns {} of {} sources:",
+                    owned.len(),
+                    config.sources.len()
+                );
+                for s in owned {
+                    println!("  {}", s.name);
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Once { config, format } => {
@@ -413,17 +440,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::TestEmail { config, to } => {
             let config = Config::load(&config)?;
-            let Some(alerting) = &config.alerting else {
+            let Some(email) = config.alerting.as_ref().and_then(|a| a.email.as_ref()) else {
                 anyhow::bail!(
                     "{}: there is no alerting.email section to test",
                     config.path.display()
                 );
             };
-            match onprem_agent_exporter::notify::email::test_email(&alerting.email, to.as_deref())
-                .await
-            {
+            match onprem_agent_exporter::notify::email::test_email(email, to.as_deref()).await {
                 Ok(()) => {
-                    println!("test email accepted by {}", alerting.email.smtp.host);
+                    println!("test email accepted by {}", email.smtp.host);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -451,7 +476,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             );
             print!("{}", report::render(format, &r));
             if send {
-                let Some(alerting) = &config.alerting else {
+                let Some(email) = config.alerting.as_ref().and_then(|a| a.email.as_ref()) else {
                     anyhow::bail!(
                         "{}: --send needs an alerting.email section",
                         config.path.display()
@@ -459,9 +484,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 };
                 let to = match &config.reports.token_compliance {
                     Some(tc) => tc.to.clone(),
-                    None => alerting.email.to.clone(),
+                    None => email.to.clone(),
                 };
-                report::send_now(&r, &to, &alerting.email)
+                report::send_now(&r, &to, email)
                     .await
                     .context("cannot send the report")?;
                 eprintln!(

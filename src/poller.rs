@@ -23,7 +23,9 @@ pub async fn poll_once(source: &dyn Source, registry: &Registry, index: usize) -
     let now = Timestamp::now();
     let previous = registry.get(index);
     match result {
-        Ok(outcome) => {
+        Ok(mut outcome) => {
+            let duplicates = crate::sources::drop_duplicate_ids(&mut outcome.agents);
+            outcome.stats.invalid_records += duplicates;
             tracing::debug!(
                 source = source.name(),
                 provider = %source.provider(),
@@ -40,7 +42,8 @@ pub async fn poll_once(source: &dyn Source, registry: &Registry, index: usize) -
                 tracing::warn!(
                     source = source.name(),
                     skipped = outcome.stats.invalid_records,
-                    "skipped agent records without a usable id"
+                    duplicates,
+                    "skipped agent records without a usable id, that did not decode, or whose id came before"
                 );
             }
             if outcome.stats.health_failures > 0 {
@@ -53,7 +56,9 @@ pub async fn poll_once(source: &dyn Source, registry: &Registry, index: usize) -
             if !previous.up && previous.polls > 0 {
                 tracing::info!(source = source.name(), "source recovered");
             }
-            registry.publish(index, previous.succeeded(outcome, now, took));
+            let mut next = previous.succeeded(outcome, now, took);
+            next.not_before = source.not_before();
+            registry.publish(index, next);
             true
         }
         Err(error) => {
@@ -65,7 +70,16 @@ pub async fn poll_once(source: &dyn Source, registry: &Registry, index: usize) -
                 kept_agents = previous.agents.as_ref().map_or(0, |a| a.agents.len()),
                 "poll failed; keeping the last good snapshot"
             );
-            registry.publish(index, previous.failed(&error, now, took));
+            let mut next = previous.failed(&error, now, took);
+            next.not_before = source.not_before();
+            if let Some(until) = next.waiting_until(now) {
+                tracing::warn!(
+                    source = source.name(),
+                    until = %until,
+                    "the upstream asked us to wait (Retry-After); no poll until then"
+                );
+            }
+            registry.publish(index, next);
             false
         }
     }
@@ -88,6 +102,11 @@ pub async fn run(
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        // A `Retry-After` longer than a poll could honour is honoured across polls: skip ticks until it passes.
+        if let Some(until) = registry.get(index).waiting_until(Timestamp::now()) {
+            tracing::debug!(source = source.name(), until = %until, "skipping a poll: the upstream asked us to wait");
+            continue;
         }
         tokio::select! {
             _ = poll_once(source.as_ref(), &registry, index) => {}

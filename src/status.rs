@@ -42,6 +42,9 @@ pub struct SourceStatus {
     pub failing_since: Option<Timestamp>,
     /// Errors counted since start, indexed like [`ErrorReason::ALL`]. Monotonic.
     pub errors: [u64; REASONS],
+    /// The instant before which the upstream asked (by `Retry-After`) not to be polled; polls are skipped until then.
+    /// Set after each poll from [`crate::sources::Source::not_before`]; may lie in the past.
+    pub not_before: Option<Timestamp>,
 }
 
 /// A poll failure, reduced to what may be shown: a reason and a message that carries no secret.
@@ -66,6 +69,7 @@ impl SourceStatus {
             last_error: None,
             failing_since: None,
             errors: [0; REASONS],
+            not_before: None,
         }
     }
 
@@ -102,6 +106,11 @@ impl SourceStatus {
         });
         next.failing_since = self.failing_since.or(Some(now));
         next
+    }
+
+    /// The instant polls resume, if and only if the upstream asked us to wait and that instant is after `now`.
+    pub fn waiting_until(&self, now: Timestamp) -> Option<Timestamp> {
+        self.not_before.filter(|t| *t > now)
     }
 
     /// Returns true if and only if the source has finished at least one poll.

@@ -21,6 +21,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 use url::Url;
 
+use crate::config::alertmanagers::{self, AlertmanagerConfig, RawAlertmanager};
 use crate::config::email::{EmailConfig, RawEmail};
 use crate::config::parse::{ConfigError, Located as Invalid};
 use crate::config::silences::{RawSilenceLimits, SilenceLimits};
@@ -36,6 +37,10 @@ pub const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(5);
 /// The wait after a first failed delivery when `alerting.retry_initial_backoff` is not set: long enough for a
 /// relay to come back from a blip, short enough that an alert is late by seconds, not minutes.
 pub const DEFAULT_RETRY_INITIAL_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How often unchanged alerts are pushed to the Alertmanagers again when `alerting.resend_delay` is not set:
+/// Prometheus's `--rules.alert.resend-delay` default.
+pub const DEFAULT_RESEND_DELAY: Duration = Duration::from_secs(60);
 
 /// The shortest `evaluation_interval` and `retry_initial_backoff` accepted: shorter would make the engine or the
 /// outbox spin, and no alert needs more precision.
@@ -84,8 +89,15 @@ pub struct RawAlerting {
     /// Caps on silences made through the API; see [`crate::config::silences`].
     #[serde(default)]
     pub silences: RawSilenceLimits,
-    /// SMTP and default recipients; owned by the notifier.
-    pub email: RawEmail,
+    /// SMTP and default recipients; owned by the notifier. Optional: see [`require_a_channel`].
+    #[serde(default)]
+    pub email: Option<RawEmail>,
+    /// Alertmanagers every firing alert is pushed to; see [`crate::config::alertmanagers`].
+    #[serde(default)]
+    pub alertmanagers: Vec<Spanned<RawAlertmanager>>,
+    /// How often an unchanged firing (or recently resolved) alert is pushed to the Alertmanagers again (default 1m).
+    #[serde(default)]
+    pub resend_delay: Option<Spanned<String>>,
 }
 
 /// `alerting.rules`: one optional block per built-in rule; a missing block means the defaults.
@@ -352,8 +364,12 @@ pub struct RawRoute {
 pub struct AlertingConfig {
     /// Everything the rule engine and its runner need.
     pub engine: EngineConfig,
-    /// SMTP settings and default recipients, for the notifier.
-    pub email: EmailConfig,
+    /// SMTP settings and default recipients, for the notifier; `None` when alerts only go to Alertmanagers.
+    pub email: Option<EmailConfig>,
+    /// The Alertmanagers every firing alert is pushed to; may be empty when `email` is set.
+    pub alertmanagers: Vec<AlertmanagerConfig>,
+    /// See [`RawAlerting::resend_delay`].
+    pub resend_delay: Duration,
     /// See [`RawAlerting::retry_initial_backoff`]; the outbox of alerts and reports starts its backoff here.
     pub retry_initial_backoff: Duration,
 }
@@ -821,8 +837,31 @@ impl RawAlerting {
             });
         }
 
-        let email = self.email.validate(file, &format!("{key}.email"))?;
-        let default_to = email.recipients();
+        let resend_delay = v.opt_duration_at_least(
+            &self.resend_delay,
+            &format!("{key}.resend_delay"),
+            DEFAULT_RESEND_DELAY,
+            MIN_LOOP_INTERVAL,
+        )?;
+        require_a_channel(
+            &v,
+            self.state_file.referenced.line(),
+            key,
+            &[
+                ("email", self.email.is_some()),
+                ("alertmanagers", !self.alertmanagers.is_empty()),
+            ],
+        )?;
+        let alertmanagers =
+            alertmanagers::validate(file, &format!("{key}.alertmanagers"), self.alertmanagers)?;
+        let email = match self.email {
+            Some(e) => Some(e.validate(file, &format!("{key}.email"))?),
+            None => None,
+        };
+        let default_to = email
+            .as_ref()
+            .map(EmailConfig::recipients)
+            .unwrap_or_default();
         Ok(AlertingConfig {
             engine: EngineConfig {
                 state_file: self.state_file.value,
@@ -841,9 +880,34 @@ impl RawAlerting {
                 silences: self.silences.validate(&v, &format!("{key}.silences"))?,
             },
             email,
+            alertmanagers,
+            resend_delay,
             retry_initial_backoff,
         })
     }
+}
+
+/// Fails unless at least one notification channel is configured: an alerting section that tells nobody is a
+/// mistake. `channels` lists each channel key of the section with whether it is set; a new channel adds one entry.
+/// `line` is where the error points (the section's first key).
+pub fn require_a_channel(
+    v: &Invalid<'_>,
+    line: u64,
+    key: &str,
+    channels: &[(&str, bool)],
+) -> Result<(), ConfigError> {
+    if channels.iter().any(|(_, set)| *set) {
+        return Ok(());
+    }
+    let names: Vec<&str> = channels.iter().map(|(n, _)| *n).collect();
+    Err(v.at(
+        line,
+        key,
+        format!(
+            "no notification channel: set at least one of {}",
+            names.join(", ")
+        ),
+    ))
 }
 
 /// Validates `raw` on top of `base`: fields `raw` leaves out keep `base`'s value.
@@ -1353,6 +1417,28 @@ mod tests {
                 Err(e) => assert_eq!(e.to_string(), *want, "for:\n{head}"),
             }
         }
+    }
+
+    #[test]
+    fn email_is_optional_when_alertmanagers_are_listed_but_one_channel_is_required() {
+        let parse = |yaml: &str| {
+            let raw: RawAlerting = serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+            raw.validate(Path::new("config.yaml"), "alerting")
+        };
+        let cfg = parse(
+            "state_file: /tmp/s.json\nresend_delay: 2s\nalertmanagers:\n  - url: http://am:9093\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(cfg.email.is_none());
+        assert_eq!(cfg.alertmanagers.len(), 1);
+        assert_eq!(cfg.resend_delay, Duration::from_secs(2));
+        assert!(cfg.engine.default_to.is_empty());
+        let err = parse("state_file: /tmp/s.json\n").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "config.yaml:1: alerting: no notification channel: set at least one of email, alertmanagers"
+        );
+        assert_eq!(load("").unwrap().resend_delay, DEFAULT_RESEND_DELAY);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::config::parse::{ConfigError, Located, resolve_path};
+use crate::config::secret_file::{self, SecretFileError, read_secret_file};
 
 /// The SMTP timeout when `alerting.email.smtp.timeout` is not set: long enough for a slow relay, short enough
 /// that one stuck connection does not hold the outbox for minutes.
@@ -99,6 +100,10 @@ pub struct RawSmtp {
     /// A PEM file of extra CA certificates to trust, for a relay with a private CA. The system roots stay trusted.
     #[serde(default)]
     pub ca_file: Option<Spanned<PathBuf>>,
+    /// Allows AUTH with `tls: none` to a host other than loopback, which sends the password in the clear (AUTH PLAIN
+    /// and LOGIN only base64-encode it). Off by default; for a relay on a trusted segment that cannot do TLS.
+    #[serde(default)]
+    pub allow_insecure_auth: Option<bool>,
 }
 
 /// The validated `alerting.email`.
@@ -216,20 +221,21 @@ impl RawEmail {
                 ));
             }
             (Some(u), Some(f), None) => {
-                let text = std::fs::read_to_string(resolve_path(file, &f.value)).map_err(|e| {
+                let path = resolve_path(file, &f.value);
+                let written = f.value.to_string_lossy();
+                let key = format!("{k}.password_file");
+                let fail = |e: &SecretFileError| {
                     v.at(
                         f.referenced.line(),
-                        format!("{k}.password_file"),
-                        format!("cannot read {}: {e}", f.value.display()),
+                        key.clone(),
+                        secret_file::describe("password_file", &written, &path, e),
                     )
-                })?;
-                let password = strip_one_newline(text);
+                };
+                let read = read_secret_file(&path).map_err(|e| fail(&e))?;
+                secret_file::warn_if_readable_by_others(&key, &path, &read);
+                let password = strip_one_newline(read.text);
                 if password.is_empty() {
-                    return Err(v.at(
-                        f.referenced.line(),
-                        format!("{k}.password_file"),
-                        format!("{} is empty", f.value.display()),
-                    ));
+                    return Err(fail(&SecretFileError::Empty));
                 }
                 Some(SmtpCredentials {
                     username: u.value,
@@ -238,11 +244,14 @@ impl RawEmail {
             }
             (Some(u), None, Some(e)) => {
                 let password = std::env::var(&e.value).map_err(|err| {
-                    v.at(
-                        e.referenced.line(),
-                        format!("{k}.password_env"),
-                        format!("environment variable {:?}: {err}", e.value),
-                    )
+                    let message = if secret_file::shows_as_variable_name(&e.value) {
+                        format!("environment variable {:?}: {err}", e.value)
+                    } else {
+                        "the environment variable named in password_env is not set (the value is not a \
+                         conventional variable name and may be the password itself, so it is not repeated here)"
+                            .to_string()
+                    };
+                    v.at(e.referenced.line(), format!("{k}.password_env"), message)
                 })?;
                 if password.is_empty() {
                     return Err(v.at(
@@ -257,6 +266,21 @@ impl RawEmail {
                 })
             }
         };
+
+        if credentials.is_some()
+            && tls == TlsMode::None
+            && !is_loopback_host(&host)
+            && raw.allow_insecure_auth != Some(true)
+        {
+            return Err(v.at(
+                smtp_line,
+                format!("{k}.tls"),
+                format!(
+                    "tls: none with a username would send the SMTP password in the clear to {host}; use tls: \
+                     starttls or tls, or set allow_insecure_auth: true if the network between is trusted"
+                ),
+            ));
+        }
 
         let mut extra_roots_pem = Vec::new();
         if let Some(ca) = raw.ca_file {
@@ -292,6 +316,19 @@ impl RawEmail {
             to,
         })
     }
+}
+
+/// Returns true if and only if `host` names this machine: `localhost` (or a name under `.localhost`), an address in
+/// 127.0.0.0/8 or `::1` (with or without brackets).
+fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    if h == "localhost" || h.ends_with(".localhost") {
+        return true;
+    }
+    h.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Drops one trailing `\n` or `\r\n`: editors add one, and no real password ends in a newline.

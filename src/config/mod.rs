@@ -8,16 +8,20 @@
 //!
 //! - [`sources`]: `sources[]`, the upstream accounts.
 //! - [`alerting`]: `alerting`, the rule engine's settings (rules, overrides, mute windows, routes, timings).
+//! - [`alertmanagers`]: `alerting.alertmanagers`, the Alertmanagers alerts are pushed to.
 //! - [`email`]: `alerting.email`, the SMTP server and default recipients.
 //! - [`silences`]: `alerting.silences`, the caps on silences made through the API.
 //! - [`reports`]: `reports`, the scheduled token-age compliance report and its token policy.
+//! - [`secret_file`]: reading a credential file (`token_file`, `password_file`) safely, and wording its errors.
 //!
 //! This file holds the root ([`Config`]) and the checks that span sections. The sections never import it back.
 
 pub mod alerting;
+pub mod alertmanagers;
 pub mod email;
 pub mod parse;
 pub mod reports;
+pub mod secret_file;
 pub mod silences;
 pub mod sources;
 
@@ -51,6 +55,9 @@ pub struct Config {
     pub alerting: Option<AlertingConfig>,
     /// Scheduled reports; they are mailed through `alerting.email`.
     pub reports: ReportsConfig,
+    /// Which sources this replica owns; set from `--shard`, not from the file ([`crate::shard::Shard::ALL`] after
+    /// loading).
+    pub shard: crate::shard::Shard,
 }
 
 /// The file as written. Values that need a line number in later validation are `Spanned`.
@@ -129,6 +136,14 @@ impl Config {
             .as_ref()
             .map(|t| t.referenced.line());
         let reports = raw.reports.validate(file, "reports")?;
+        let has_email = alerting.as_ref().is_some_and(|a| a.email.is_some());
+        if let (Some(line), Some(_), false) = (report_line, alerting_line, has_email) {
+            return Err(ctx.at(
+                line,
+                "reports.token_compliance",
+                "a scheduled report is mailed through alerting.email, but alerting has no email section",
+            ));
+        }
         if let (Some(line), None) = (report_line, alerting_line) {
             return Err(ctx.at(
                 line,
@@ -142,6 +157,7 @@ impl Config {
             sources,
             alerting,
             reports,
+            shard: crate::shard::Shard::ALL,
         })
     }
 }

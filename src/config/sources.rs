@@ -9,6 +9,7 @@ use serde_saphyr::Spanned;
 use url::Url;
 
 use crate::config::parse::{ConfigError, Located};
+use crate::config::secret_file::{self, SecretFileError, read_secret_file};
 use crate::model::Provider;
 
 /// One upstream account, validated.
@@ -91,6 +92,9 @@ pub struct RawSource {
     base_url: Option<Spanned<String>>,
     token_file: Option<Spanned<String>>,
     token_env: Option<Spanned<String>>,
+    /// Read only to refuse it with a sentence of its own: an inline token would sit in the config file, in backups
+    /// and in diffs. Its value is skipped unread.
+    token: Option<Spanned<serde::de::IgnoredAny>>,
     poll_interval: Option<Spanned<String>>,
     request_timeout: Option<Spanned<String>>,
     max_pages: Option<Spanned<u32>>,
@@ -180,6 +184,21 @@ pub fn validate_source(
             "credentials do not belong in the URL; use token_file or token_env",
         ));
     }
+    if let Some(inline) = &raw.token {
+        return Err(ctx.at(
+            inline.referenced.line(),
+            format!("{key}.token"),
+            "an API token does not belong in the config file; put it in a file and name the file in token_file, \
+             or in an environment variable and name the variable in token_env",
+        ));
+    }
+    if base_url.scheme() == "http" && !is_loopback(&base_url) {
+        tracing::warn!(
+            source = %name,
+            key = %format!("{key}.base_url"),
+            "base_url uses http:// to a host other than loopback: the API token will cross the network in the clear"
+        );
+    }
     let token = match (&raw.token_file, &raw.token_env) {
         (Some(_), Some(env_key)) => {
             return Err(ctx.at(
@@ -196,34 +215,45 @@ pub fn validate_source(
             ));
         }
         (Some(f), None) => {
-            let path = ctx.resolve(f.value.trim());
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                ctx.at(
-                    f.referenced.line(),
-                    format!("{key}.token_file"),
-                    format!("cannot read token file {:?}: {e}", f.value),
-                )
-            })?;
-            let t = text.trim();
+            let written = f.value.trim();
+            let path = ctx.resolve(written);
+            let fail =
+                |message: String| ctx.at(f.referenced.line(), format!("{key}.token_file"), message);
+            let read = read_secret_file(&path)
+                .map_err(|e| fail(secret_file::describe("token_file", written, &path, &e)))?;
+            secret_file::warn_if_readable_by_others(&format!("{key}.token_file"), &path, &read);
+            let t = read.text.trim();
             if t.is_empty() {
-                return Err(ctx.at(
-                    f.referenced.line(),
-                    format!("{key}.token_file"),
-                    format!("token file {:?} is empty", f.value),
-                ));
+                return Err(fail(secret_file::describe(
+                    "token_file",
+                    written,
+                    &path,
+                    &SecretFileError::Empty,
+                )));
             }
             t.to_string()
         }
-        (None, Some(v)) => match env(v.value.trim()) {
-            Some(t) if !t.trim().is_empty() => t.trim().to_string(),
-            _ => {
-                return Err(ctx.at(
-                    v.referenced.line(),
-                    format!("{key}.token_env"),
-                    format!("environment variable {:?} is not set or empty", v.value),
-                ));
+        (None, Some(v)) => {
+            let name = v.value.trim();
+            match env(name) {
+                Some(t) if !t.trim().is_empty() => t.trim().to_string(),
+                _ => {
+                    let message = if secret_file::shows_as_variable_name(name) {
+                        format!("environment variable {name:?} is not set or empty")
+                    } else if secret_file::looks_like_token(name) {
+                        "the environment variable named in token_env is not set or empty (the value itself looks \
+                         like a token: token_env takes the name of a variable holding it; the value is not repeated \
+                         here)"
+                            .to_string()
+                    } else {
+                        "token_env is not an environment variable name (letters, digits and _; the value is not \
+                         repeated here)"
+                            .to_string()
+                    };
+                    return Err(ctx.at(v.referenced.line(), format!("{key}.token_env"), message));
+                }
             }
-        },
+        }
     };
     if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
         // Such a token cannot be sent in an HTTP header; say so now rather than failing every poll.
@@ -327,4 +357,18 @@ pub fn validate_source(
         ));
     }
     Ok(cfg)
+}
+
+/// Returns true if and only if `url`'s host is this machine: `localhost` (or a name under `.localhost`), an address
+/// in 127.0.0.0/8, or `::1`. Only there may a credential travel without TLS.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }

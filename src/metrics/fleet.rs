@@ -213,6 +213,18 @@ fn encode_sources(
     }
     let mut fam = family(
         encoder,
+        names::SOURCE_NOT_BEFORE,
+        "Unix time before which the upstream asked (by Retry-After) not to be polled, while that is in the future; \
+         polls are skipped until then.",
+        MetricType::Gauge,
+    )?;
+    for s in sources {
+        if let Some(t) = s.waiting_until(now) {
+            gauge(&mut fam, &source_labels(s), unix_seconds(t))?;
+        }
+    }
+    let mut fam = family(
+        encoder,
         names::SOURCE_POLL_DURATION,
         "Seconds the most recent poll of the source took, retries and every page included.",
         MetricType::Gauge,

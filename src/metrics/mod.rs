@@ -50,6 +50,7 @@ pub mod names {
     pub const SOURCE_LAST_SUCCESS: &str = "onprem_agent_source_last_success_timestamp_seconds";
     pub const SOURCE_POLL_DURATION: &str = "onprem_agent_source_poll_duration_seconds";
     pub const SOURCE_AGENTS: &str = "onprem_agent_source_agents";
+    pub const SOURCE_NOT_BEFORE: &str = "onprem_agent_source_not_before_timestamp_seconds";
     /// Counter family; its sample is `onprem_agent_source_errors_total`.
     pub const SOURCE_ERRORS: &str = "onprem_agent_source_errors";
     /// Info family; its sample is `onprem_agent_exporter_build_info`.
@@ -60,6 +61,17 @@ pub mod names {
     pub const NOTIFICATION_QUEUE: &str = "onprem_agent_notification_queue_length";
     /// Counter family; its sample is `onprem_agent_exporter_renders_total`.
     pub const RENDERS: &str = "onprem_agent_exporter_renders";
+    /// Counter family; its sample is `onprem_agent_alertmanager_alerts_sent_total{alertmanager}`.
+    pub const ALERTMANAGER_SENT: &str = "onprem_agent_alertmanager_alerts_sent";
+    /// Counter family; its sample is `onprem_agent_alertmanager_errors_total{alertmanager}`.
+    pub const ALERTMANAGER_ERRORS: &str = "onprem_agent_alertmanager_errors";
+    /// Counter family; its sample is `onprem_agent_alertmanager_alerts_dropped_total{alertmanager}`.
+    pub const ALERTMANAGER_DROPPED: &str = "onprem_agent_alertmanager_alerts_dropped";
+    pub const ALERTMANAGER_QUEUE: &str = "onprem_agent_alertmanager_queue_length";
+    pub const ALERTMANAGER_LAST_SUCCESS: &str =
+        "onprem_agent_alertmanager_last_success_timestamp_seconds";
+    /// Info family; its sample is `onprem_agent_exporter_shard_info{index,total}`.
+    pub const SHARD: &str = "onprem_agent_exporter_shard";
 }
 
 /// HELP text of [`names::BUILD`], without the final `.` that [`prometheus_client::registry::Registry::register`]
@@ -118,6 +130,17 @@ impl Exposition {
         );
         registry.register_collector(Box::new(FleetCollector::new(sources.clone(), clock)));
         Exposition { registry, sources }
+    }
+
+    /// Adds an `_info` family `name` with one sample carrying `labels` (the shard, for example). `help` is a static
+    /// sentence without the final `.`, which the crate adds.
+    pub fn register_info(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: Vec<(&'static str, String)>,
+    ) {
+        self.registry.register(name, help, Info::new(labels));
     }
 
     /// Adds the families of another part of the process (the rule engine and the outbox), encoded after the fleet's.

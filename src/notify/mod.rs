@@ -1,6 +1,7 @@
 //! Notification delivery, one file per channel. The rule engine hands over [`Notification`]s; this module renders
 //! and delivers them, and owns the durable outbox that makes delivery survive SMTP outages and restarts.
 
+pub mod alertmanager;
 pub mod email;
 pub mod outbox;
 

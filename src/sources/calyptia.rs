@@ -82,6 +82,10 @@ impl Source for CalyptiaSource {
         };
         Box::pin(self.account.list_linked_pages(decode))
     }
+
+    fn not_before(&self) -> Option<jiff::Timestamp> {
+        self.account.http.not_before()
+    }
 }
 
 /// `{base}/v1/projects/{project}/agents`, plus `last=N` only when a page size is configured. The project id is

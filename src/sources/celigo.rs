@@ -67,6 +67,10 @@ impl Source for CeligoSource {
         };
         Box::pin(self.account.list_linked_pages(decode))
     }
+
+    fn not_before(&self) -> Option<jiff::Timestamp> {
+        self.account.http.not_before()
+    }
 }
 
 /// `{base}/v1/agents?include=...`, plus `limit` only when a page size is configured: the documented default size is

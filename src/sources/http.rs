@@ -282,6 +282,10 @@ pub struct HttpClient {
     auth_header: Option<(HeaderName, HeaderValue)>,
     retry: RetryPolicy,
     max_body_bytes: u64,
+    /// The latest instant a `Retry-After` asked us to wait for, kept across polls so that the poller can skip polls
+    /// until then: within a poll a long `Retry-After` is cut to `max_retry_after`, and without this the next poll
+    /// would ask again at once. A `std` mutex: held only to read or replace one value, never across an `.await`.
+    not_before: std::sync::Mutex<Option<Timestamp>>,
 }
 
 impl fmt::Debug for HttpClient {
@@ -340,6 +344,7 @@ impl HttpClient {
             auth_header,
             retry: RetryPolicy::from_config(config),
             max_body_bytes: config.max_body_bytes,
+            not_before: std::sync::Mutex::new(None),
         })
     }
 
@@ -347,6 +352,23 @@ impl HttpClient {
     /// nothing.
     pub fn set_backoff_base(&mut self, base: Duration) {
         self.retry.backoff_base = base;
+    }
+
+    /// The instant before which the upstream asked not to be called again (the latest `Retry-After` seen, as an
+    /// instant), or `None` if none was sent. Stays set after it passes; callers compare with the clock.
+    pub fn not_before(&self) -> Option<Timestamp> {
+        *self.not_before.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a `Retry-After` of `wait` received at `now`, keeping the later of it and the one already known.
+    fn wait_at_least(&self, now: Timestamp, wait: Duration) {
+        let Ok(until) = now.checked_add(wait) else {
+            return;
+        };
+        let mut held = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        if held.is_none_or(|t| t < until) {
+            *held = Some(until);
+        }
     }
 
     /// The retry policy in force.
@@ -480,6 +502,9 @@ impl HttpClient {
                 .get(header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, Timestamp::now()));
+            if let Some(wait) = retry_after {
+                self.wait_at_least(Timestamp::now(), wait);
+            }
             return Err(Failure::Retry(Retryable::RateLimited { retry_after }));
         }
         if status.is_server_error() {

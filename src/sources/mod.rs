@@ -194,6 +194,21 @@ pub struct PollOutcome {
     pub stats: PollStats,
 }
 
+/// Keeps the first agent of each id and drops the rest, returning how many were dropped (counted under
+/// `invalid_record`). An upstream that lists one id twice would otherwise give identical series in `/metrics`, which
+/// Prometheus collapses, while `onprem_agent_source_agents` counted both. The order of the kept agents is unchanged.
+pub fn drop_duplicate_ids(agents: &mut Vec<Agent>) -> u64 {
+    let mut seen = std::collections::HashSet::with_capacity(agents.len());
+    let duplicate: Vec<bool> = agents.iter().map(|a| !seen.insert(a.id.as_str())).collect();
+    drop(seen);
+    let dropped = duplicate.iter().filter(|d| **d).count();
+    if dropped > 0 {
+        let mut flags = duplicate.into_iter();
+        agents.retain(|_| !flags.next().unwrap_or(false));
+    }
+    dropped as u64
+}
+
 /// A boxed, sendable future, so that [`Source`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -205,6 +220,11 @@ pub trait Source: Send + Sync {
     fn provider(&self) -> Provider;
     /// Fetches every agent of the account. Either the whole list or an error: never a partial list.
     fn poll(&self) -> BoxFuture<'_, Result<PollOutcome, UpstreamError>>;
+    /// The instant before which the upstream asked (by `Retry-After`) not to be polled again; see
+    /// [`HttpClient::not_before`]. The poller skips polls until then.
+    fn not_before(&self) -> Option<jiff::Timestamp> {
+        None
+    }
 }
 
 /// A source that could not be constructed from its configuration.
@@ -361,5 +381,26 @@ impl Account {
         }
         self.last_count.store(agents.len(), Ordering::Relaxed);
         Ok(PollOutcome { agents, stats })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_ids_keep_the_first_agent_and_count_the_rest() {
+        let mut agents: Vec<Agent> = ["a", "b", "a", "c", "b", "a"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Agent::new(id.to_string(), format!("n{i}")))
+            .collect();
+        assert_eq!(drop_duplicate_ids(&mut agents), 3);
+        let kept: Vec<(&str, &str)> = agents
+            .iter()
+            .map(|a| (a.id.as_str(), a.name.as_str()))
+            .collect();
+        assert_eq!(kept, [("a", "n0"), ("b", "n1"), ("c", "n3")]);
+        assert_eq!(drop_duplicate_ids(&mut agents), 0);
     }
 }

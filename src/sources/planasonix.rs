@@ -222,6 +222,10 @@ impl Source for PlanasonixSource {
     fn poll(&self) -> BoxFuture<'_, Result<PollOutcome, UpstreamError>> {
         Box::pin(self.poll_all())
     }
+
+    fn not_before(&self) -> Option<jiff::Timestamp> {
+        self.account.http.not_before()
+    }
 }
 
 /// Returns true if and only if the agent must count as offline at `now`: unless its status is `active` **and** its

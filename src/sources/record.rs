@@ -49,10 +49,11 @@ impl<'de> Scalar<'de> {
         self.text().map(Cow::into_owned)
     }
 
-    /// The string, still borrowed where it could be, if and only if the value is a non-empty string.
+    /// The string, still borrowed where it could be, if and only if the value is a non-empty string; cut to
+    /// [`MAX_STRING_BYTES`] (see [`cap`]), since every string read ends up in a label, a page, an alert or a mail.
     pub fn text(self) -> Option<Cow<'de, str>> {
         match self {
-            Scalar::Str(s) if !s.is_empty() => Some(s),
+            Scalar::Str(s) if !s.is_empty() => Some(cap(s)),
             _ => None,
         }
     }
@@ -125,6 +126,27 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
         }
         deserializer.deserialize_any(ScalarVisitor(PhantomData))
     }
+}
+
+/// The longest upstream string kept, bytes. A name of a megabyte would otherwise become a label value repeated in
+/// every per-agent family, in alerts, in the state file and in mails; 1,024 bytes holds any real name or version.
+pub const MAX_STRING_BYTES: usize = 1024;
+
+/// Cuts `s` to at most [`MAX_STRING_BYTES`] bytes on a character boundary and marks the cut with `…`, so the result
+/// (marker included) is never longer than the cap. A string within the cap is returned as it is, unallocated.
+pub fn cap(s: Cow<'_, str>) -> Cow<'_, str> {
+    if s.len() <= MAX_STRING_BYTES {
+        return s;
+    }
+    const MARK: &str = "…";
+    let mut end = MAX_STRING_BYTES - MARK.len();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = String::with_capacity(end + MARK.len());
+    cut.push_str(&s[..end]);
+    cut.push_str(MARK);
+    Cow::Owned(cut)
 }
 
 /// One element of a record list: `Some` for an object, `None` for anything else.
@@ -337,8 +359,12 @@ pub fn describe(e: &serde_json::Error, expected: &str) -> String {
 /// Reads a page that is a JSON array of agent records onto the end of `agents`, and returns how many records were
 /// skipped: `into_agent` turns a record into an agent, or refuses it (no usable id) and the record is counted (see
 /// [`keep_or_skip`]). Each record becomes an agent as soon as it is read, so the page's records are never held as a
-/// list of their own. A body that is not such an array fails the page with an [`UpstreamError::Decode`] that never
-/// quotes it; what was appended before is then the caller's to throw away with the poll.
+/// list of their own.
+///
+/// One bad record costs only itself: when the page fails to decode in one pass, it is read again record by record
+/// (`read_agents_one_by_one`), and a record with invalid UTF-8 in a field we read, or a value serde_json refuses
+/// (`1e999`), is skipped and counted. Only a body that is not a JSON array at all fails the page, with an
+/// [`UpstreamError::Decode`] that never quotes it; `agents` then holds what it held before the call.
 pub fn read_agents<'de, F: Fields<'de>>(
     body: &'de [u8],
     page: &Url,
@@ -346,6 +372,7 @@ pub fn read_agents<'de, F: Fields<'de>>(
     into_agent: impl Fn(F) -> Option<Agent>,
     agents: &mut Vec<Agent>,
 ) -> Result<u64, UpstreamError> {
+    let before = agents.len();
     let mut skipped = 0;
     let mut index = 0;
     let mut each = |record: Option<F>| {
@@ -354,13 +381,90 @@ pub fn read_agents<'de, F: Fields<'de>>(
         index += 1;
     };
     let mut reader = serde_json::Deserializer::from_slice(body);
-    EachRecord(&mut each, PhantomData)
+    let whole = EachRecord(&mut each, PhantomData)
         .deserialize(&mut reader)
-        .and_then(|()| reader.end())
-        .map_err(|e| UpstreamError::Decode {
+        .and_then(|()| reader.end());
+    let Err(e) = whole else {
+        return Ok(skipped);
+    };
+    agents.truncate(before);
+    read_agents_one_by_one(body, page, account, &into_agent, agents).map_err(|()| {
+        UpstreamError::Decode {
             url: display_url(page),
             message: describe(&e, "a JSON array of agent records"),
-        })?;
+        }
+    })
+}
+
+/// The slow path of [`read_agents`]: finds each element of the top-level array by skipping it as [`IgnoredAny`]
+/// (which checks the JSON's structure but not the UTF-8 or the range of values it does not read), then decodes each
+/// element on its own, so an error inside one costs only that one. `Err(())` when the body is not a well-formed
+/// array; the caller then reports the one-pass error, which says where.
+fn read_agents_one_by_one<'de, F: Fields<'de>>(
+    body: &'de [u8],
+    page: &Url,
+    account: &str,
+    into_agent: &impl Fn(F) -> Option<Agent>,
+    agents: &mut Vec<Agent>,
+) -> Result<u64, ()> {
+    let before = agents.len();
+    let skip_space = |mut at: usize| {
+        while body.get(at).is_some_and(|b| b.is_ascii_whitespace()) {
+            at += 1;
+        }
+        at
+    };
+    let mut at = skip_space(0);
+    if body.get(at) != Some(&b'[') {
+        return Err(());
+    }
+    at = skip_space(at + 1);
+    let mut skipped = 0;
+    let mut index = 0;
+    if body.get(at) == Some(&b']') {
+        at += 1;
+    } else {
+        loop {
+            let mut values =
+                serde_json::Deserializer::from_slice(&body[at..]).into_iter::<IgnoredAny>();
+            if !matches!(values.next(), Some(Ok(_))) {
+                agents.truncate(before);
+                return Err(());
+            }
+            let end = at + values.byte_offset();
+            let record = match serde_json::from_slice::<Record<F>>(&body[at..end]) {
+                Ok(record) => record.0.and_then(into_agent),
+                Err(e) => {
+                    tracing::debug!(
+                        account,
+                        page = %display_url(page),
+                        index,
+                        error = %describe(&e, "an agent record"),
+                        "skipping an agent record that does not decode"
+                    );
+                    None
+                }
+            };
+            keep_or_skip(record, agents, &mut skipped, account, page, index);
+            index += 1;
+            at = skip_space(end);
+            match body.get(at) {
+                Some(b',') => at = skip_space(at + 1),
+                Some(b']') => {
+                    at += 1;
+                    break;
+                }
+                _ => {
+                    agents.truncate(before);
+                    return Err(());
+                }
+            }
+        }
+    }
+    if skip_space(at) != body.len() {
+        agents.truncate(before);
+        return Err(());
+    }
     Ok(skipped)
 }
 
@@ -497,7 +601,6 @@ mod tests {
             ),
             ("[tru]", "malformed JSON (line 1, column 5)"),
             ("[01]", "malformed JSON (line 1, column 3)"),
-            (r#"[{"id":1e999}]"#, "malformed JSON (line 1, column 12)"),
         ] {
             assert_eq!(
                 page(body.as_bytes()).map(|_| ()),
@@ -525,18 +628,59 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_fails_the_page_only_where_a_string_is_read() {
+    fn a_record_with_invalid_utf8_or_an_invalid_value_is_skipped_and_the_rest_of_the_page_kept() {
         assert_eq!(
             page(b"[{\"id\":\"a\",\"accessToken\":\"\xff\xfe\"}]").map(|(a, s)| (a.len(), s)),
             Ok((1, 0))
         );
-        for read in [
-            &b"[{\"id\":\"a\xff\"}]"[..],
-            b"[{\"\xffid\":\"a\"}]",
-            b"[\"\xff\"]",
+        for (body, kept, skipped) in [
+            (&b"[{\"id\":\"a\xff\"}, {\"id\":\"b\"}]"[..], vec!["b"], 1),
+            (
+                b"[{\"\xffid\":\"a\"},{\"id\":\"b\"} , {\"id\":\"c\"}]",
+                vec!["b", "c"],
+                1,
+            ),
+            (b"[\"\xff\", {\"id\":\"b\"}]", vec!["b"], 1),
+            (
+                b" [ {\"id\":\"a\"}, {\"id\":\"x\",\"n\":1e999}, {\"id\":\"c\"} ] ",
+                vec!["a", "c"],
+                1,
+            ),
+            (b"[{\"id\":\"a\"},1e999]", vec!["a"], 1),
         ] {
-            assert!(page(read).is_err(), "{read:?}");
+            let (agents, got_skipped) = page(body).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+            let ids: Vec<&str> = agents.iter().map(|a| a.id.as_str()).collect();
+            assert_eq!((ids, got_skipped), (kept, skipped), "{body:?}");
         }
+        // What is not a well-formed array still fails the whole page.
+        for body in [
+            &b"[{\"id\":\"a\xff\"} {\"id\":\"b\"}]"[..],
+            b"[{\"id\":\"a\xff\"},]",
+            b"[{\"id\":\"\xff\"}] x",
+        ] {
+            assert!(page(body).is_err(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn strings_longer_than_the_cap_are_cut_on_a_character_boundary_and_marked() {
+        let long = "é".repeat(MAX_STRING_BYTES);
+        let cut = cap(Cow::Borrowed(&long));
+        assert!(
+            cut.len() <= MAX_STRING_BYTES && cut.ends_with('…'),
+            "{}",
+            cut.len()
+        );
+        assert_eq!(
+            cut.len(),
+            MAX_STRING_BYTES - 1,
+            "1021 bytes of é round down to 1020"
+        );
+        let exact = "a".repeat(MAX_STRING_BYTES);
+        assert!(matches!(cap(Cow::Borrowed(&exact)), Cow::Borrowed(_)));
+        let body = format!(r#"[{{"id":"{}"}}]"#, "n".repeat(1_000_000));
+        let (agents, _) = page(body.as_bytes()).unwrap();
+        assert_eq!(agents[0].id.len(), MAX_STRING_BYTES);
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! side.
 
 mod alerting_process;
+mod alertmanager;
 mod calyptia_upstream;
 mod celigo_upstream;
 mod config_files;
+mod durability;
 mod email;
 mod exporter;
 mod mixed_fleet;

@@ -18,7 +18,7 @@ use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParame
 use secrecy::ExposeSecret;
 
 use super::render::{RenderError, parse_mailbox};
-use crate::config::email::{EmailConfig, SmtpConfig, TlsMode};
+use crate::config::email::{EmailConfig, SmtpConfig, SmtpCredentials, TlsMode};
 
 /// A failed SMTP exchange. `Display` names the step (`dns`, `connect`, `tls`, `greeting`, `starttls`, `auth`,
 /// `sender`, `recipient`, `data`) and the server, so `test-email` and the logs say exactly what went wrong.
@@ -38,7 +38,7 @@ pub enum SmtpError {
         host: String,
         port: u16,
         #[source]
-        source: lettre::transport::smtp::Error,
+        source: ServerReply,
     },
     /// The TLS handshake failed: implicit TLS (`tls`) or after `STARTTLS`. Often an untrusted certificate or a
     /// port that does not speak TLS.
@@ -47,7 +47,7 @@ pub enum SmtpError {
         host: String,
         port: u16,
         #[source]
-        source: lettre::transport::smtp::Error,
+        source: ServerReply,
     },
     /// The server refused the session or answered the greeting or EHLO with an error.
     #[error("greeting: SMTP server {host}:{port} refused the session: {source}")]
@@ -55,7 +55,7 @@ pub enum SmtpError {
         host: String,
         port: u16,
         #[source]
-        source: lettre::transport::smtp::Error,
+        source: ServerReply,
     },
     /// `tls: starttls` is configured but the server does not offer STARTTLS; we never fall back to plain text.
     #[error(
@@ -69,7 +69,7 @@ pub enum SmtpError {
         port: u16,
         username: String,
         #[source]
-        source: lettre::transport::smtp::Error,
+        source: ServerReply,
     },
     /// `MAIL FROM` was rejected.
     #[error("sender: SMTP server {host}:{port} rejected sender {from}: {source}")]
@@ -78,7 +78,7 @@ pub enum SmtpError {
         port: u16,
         from: String,
         #[source]
-        source: lettre::transport::smtp::Error,
+        source: ServerReply,
     },
     /// `RCPT TO` was rejected for one recipient.
     #[error("recipient: SMTP server {host}:{port} rejected recipient {recipient}: {source}")]
@@ -87,7 +87,7 @@ pub enum SmtpError {
         port: u16,
         recipient: String,
         #[source]
-        source: lettre::transport::smtp::Error,
+        source: ServerReply,
     },
     /// `DATA` or the message content was rejected, or the connection broke while sending it.
     #[error("data: SMTP server {host}:{port} did not accept the message: {source}")]
@@ -95,7 +95,7 @@ pub enum SmtpError {
         host: String,
         port: u16,
         #[source]
-        source: lettre::transport::smtp::Error,
+        source: ServerReply,
     },
     /// The server stopped answering during `step` for longer than the configured timeout.
     #[error("{step}: SMTP server {host}:{port} did not answer within {}s", after.as_secs_f64())]
@@ -110,8 +110,63 @@ pub enum SmtpError {
     TlsSetup {
         host: String,
         #[source]
-        source: lettre::transport::smtp::Error,
+        source: ServerReply,
     },
+}
+
+/// What the server or the connection said about a failed step: lettre's error and its causes flattened into one
+/// line (a cause already contained in the line before it is not repeated), with the SMTP password removed as
+/// written and as AUTH PLAIN and LOGIN encode it (see [`redact`]). A server that quotes the credentials in a 535
+/// reply thus cannot put them into `test-email`'s output, a log line or the outbox.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ServerReply(String);
+
+/// The [`ServerReply`] of a lettre error, for the server configured in `cfg`.
+fn reply(cfg: &SmtpConfig, error: lettre::transport::smtp::Error) -> ServerReply {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&dyn std::error::Error> = Some(&error);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    ServerReply(redact(&parts.join(": "), cfg.credentials.as_ref()))
+}
+
+/// The marker that replaces a removed secret.
+const REDACTED: &str = "[REDACTED]";
+
+/// Removes the password of `credentials` from `text` in every form the SMTP client sends it: as written, base64 (AUTH
+/// LOGIN's password line) and base64 of `\0user\0password` (AUTH PLAIN's initial response), each also without its
+/// `=` padding. Longest forms first, so a shorter one never leaves part of a longer one behind.
+pub fn redact(text: &str, credentials: Option<&SmtpCredentials>) -> String {
+    use base64::Engine as _;
+    let Some(c) = credentials else {
+        return text.to_string();
+    };
+    let password = c.password.expose_secret();
+    if password.is_empty() {
+        return text.to_string();
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut forms = vec![password.to_string()];
+    for raw in [
+        password.to_string(),
+        format!("\0{}\0{password}", c.username),
+    ] {
+        let encoded = b64.encode(raw);
+        forms.push(encoded.trim_end_matches('=').to_string());
+        forms.push(encoded);
+    }
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    let mut out = text.to_string();
+    for form in forms {
+        out = out.replace(&form, REDACTED);
+    }
+    out
 }
 
 /// `test-email` fails with exactly the step that failed; see [`SmtpError`]. A bad `--to` is a
@@ -220,10 +275,10 @@ async fn session(
         let params = tls_parameters(cfg)?;
         within(cfg, "tls", conn.starttls(params, hello))
             .await?
-            .map_err(|source| SmtpError::Tls {
+            .map_err(|e| SmtpError::Tls {
                 host: host(),
                 port,
-                source,
+                source: reply(cfg, e),
             })?;
     }
     if let Some(c) = &cfg.credentials {
@@ -234,11 +289,11 @@ async fn session(
             conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds),
         )
         .await?
-        .map_err(|source| SmtpError::Auth {
+        .map_err(|e| SmtpError::Auth {
             host: host(),
             port,
             username: c.username.clone(),
-            source,
+            source: reply(cfg, e),
         })?;
     }
     let envelope = message.envelope();
@@ -250,11 +305,11 @@ async fn session(
     let from = envelope.from().cloned();
     within(cfg, "sender", conn.command(Mail::new(from.clone(), params)))
         .await?
-        .map_err(|source| SmtpError::Sender {
+        .map_err(|e| SmtpError::Sender {
             host: host(),
             port,
             from: from.map_or_else(|| "<>".to_string(), |a| a.to_string()),
-            source,
+            source: reply(cfg, e),
         })?;
     for rcpt in envelope.to() {
         within(
@@ -263,26 +318,26 @@ async fn session(
             conn.command(Rcpt::new(rcpt.clone(), vec![])),
         )
         .await?
-        .map_err(|source| SmtpError::Recipient {
+        .map_err(|e| SmtpError::Recipient {
             host: host(),
             port,
             recipient: rcpt.to_string(),
-            source,
+            source: reply(cfg, e),
         })?;
     }
     within(cfg, "data", conn.command(Data))
         .await?
-        .map_err(|source| SmtpError::Data {
+        .map_err(|e| SmtpError::Data {
             host: host(),
             port,
-            source,
+            source: reply(cfg, e),
         })?;
     within(cfg, "data", conn.message(&body))
         .await?
-        .map_err(|source| SmtpError::Data {
+        .map_err(|e| SmtpError::Data {
             host: host(),
             port,
-            source,
+            source: reply(cfg, e),
         })?;
     Ok(())
 }
@@ -308,9 +363,9 @@ async fn within<T>(
 }
 
 fn tls_parameters(cfg: &SmtpConfig) -> Result<TlsParameters, SmtpError> {
-    let setup = |source| SmtpError::TlsSetup {
+    let setup = |e| SmtpError::TlsSetup {
         host: cfg.host.clone(),
-        source,
+        source: reply(cfg, e),
     };
     let mut b = TlsParameters::builder(cfg.host.clone());
     for pem in &cfg.extra_roots_pem {
@@ -326,6 +381,7 @@ fn classify_connect_error(cfg: &SmtpConfig, source: lettre::transport::smtp::Err
     let host = cfg.host.clone();
     let port = cfg.port;
     if source.is_response() || source.is_permanent() || source.is_transient() {
+        let source = reply(cfg, source);
         return SmtpError::Greeting { host, port, source };
     }
     let io_kind = std::error::Error::source(&source)
@@ -342,7 +398,9 @@ fn classify_connect_error(cfg: &SmtpConfig, source: lettre::transport::smtp::Err
                 | io::ErrorKind::PermissionDenied
         )
     );
-    if cfg.tls == TlsMode::Tls && !reaching && !source.is_timeout() {
+    let tls = cfg.tls == TlsMode::Tls && !reaching && !source.is_timeout();
+    let source = reply(cfg, source);
+    if tls {
         SmtpError::Tls { host, port, source }
     } else {
         SmtpError::Connect { host, port, source }

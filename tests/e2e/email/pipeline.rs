@@ -59,7 +59,11 @@ async fn an_overdue_token_alert_goes_from_the_engine_through_the_outbox_to_smtp_
     let cfg = raw
         .validate(std::path::Path::new("config.yaml"), "alerting")
         .unwrap_or_else(|e| panic!("{e}"));
-    let channel = EmailChannel::smtp(&cfg.email);
+    let channel = EmailChannel::smtp(
+        cfg.email
+            .as_ref()
+            .expect("the test config has an email section"),
+    );
     let outbox_dir = outbox::dir_for_state_file(&state_file);
 
     let registry = Registry::new([("prod-us", Provider::Celigo)]);
@@ -158,7 +162,11 @@ async fn a_crash_between_enqueue_and_state_save_sends_no_duplicate_after_restart
     let cfg = raw
         .validate(std::path::Path::new("config.yaml"), "alerting")
         .unwrap_or_else(|e| panic!("{e}"));
-    let channel = EmailChannel::smtp(&cfg.email);
+    let channel = EmailChannel::smtp(
+        cfg.email
+            .as_ref()
+            .expect("the test config has an email section"),
+    );
     let outbox_dir = outbox::dir_for_state_file(&state_file);
     let registry = Registry::new([("prod-us", Provider::Celigo)]);
     let mut now = Timestamp::now();

@@ -1,6 +1,7 @@
 //! Helpers shared by every integration-test module, each written once: the exporter as a child process, the
-//! simulators on real sockets, HTTP and exposition reading, bounded waits, SMTP, the fake upstream and Prometheus.
+//! simulators on real sockets, HTTP and exposition reading, bounded waits, SMTP, the fake upstream, Prometheus and Alertmanager.
 
+pub mod alertmanager;
 pub mod exposition;
 pub mod fake_upstream;
 pub mod hostile_fleet;

@@ -122,6 +122,22 @@ fn require_aiosmtpd() {
 
 impl SmtpServer {
     pub fn start(o: ServerOptions<'_>) -> SmtpServer {
+        SmtpServer::start_with(o, &[])
+    }
+
+    /// A plain-text server (`tls: none`) that refuses every AUTH with a 535 reply quoting the login, the password,
+    /// and their base64 forms, as a careless server might.
+    pub fn start_echoing_credentials() -> SmtpServer {
+        let o = ServerOptions {
+            mode: TlsMode::None,
+            cert: None,
+            auth: true,
+            port: None,
+        };
+        SmtpServer::start_with(o, &["--echo-credentials"])
+    }
+
+    fn start_with(o: ServerOptions<'_>, extra: &[&str]) -> SmtpServer {
         require_aiosmtpd();
         let mail_dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("/usr/bin/python3");
@@ -138,6 +154,7 @@ impl SmtpServer {
         if o.auth {
             cmd.args(["--user", USER, "--password", PASSWORD]);
         }
+        cmd.args(extra);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -8,11 +8,14 @@ Started by tests/email/smtp.rs as `/usr/bin/python3 tests/support/smtp_server.py
 
 Every accepted message becomes NNNN.eml (the raw bytes) plus NNNN.json (envelope sender, recipients, the
 authenticated user), each written to a temp name and renamed, so the test never reads half a file. A recipient
-whose local part starts with `reject` is refused with 550. The chosen port is printed as `READY <port>` once the
+whose local part starts with `reject` is refused with 550. With `--echo-credentials`, every AUTH is refused with a 535
+reply that quotes what the client sent (the login, the password, and the password and PLAIN response in base64), as
+a careless server might: the client must keep all of it out of its errors. The chosen port is printed as `READY <port>` once the
 server listens; the test reads that line, so no port is guessed.
 """
 
 import argparse
+import base64
 import asyncio
 import json
 import os
@@ -49,6 +52,18 @@ class Recorder:
         return "250 2.0.0 Message accepted"
 
 
+def echoing_authenticator(server, session, envelope, mechanism, auth_data):
+    login = auth_data.login.decode()
+    password = auth_data.password.decode()
+    plain = base64.b64encode(b"\0" + auth_data.login + b"\0" + auth_data.password).decode()
+    b64 = base64.b64encode(auth_data.password).decode()
+    return AuthResult(
+        success=False,
+        handled=False,
+        message="535 5.7.8 %s rejected for %s with password %s (%s, %s)" % (mechanism, login, password, b64, plain),
+    )
+
+
 def make_authenticator(user, password):
     def authenticate(server, session, envelope, mechanism, auth_data):
         if (
@@ -71,6 +86,7 @@ async def main():
     p.add_argument("--key")
     p.add_argument("--user")
     p.add_argument("--password")
+    p.add_argument("--echo-credentials", action="store_true")
     a = p.parse_args()
 
     context = None
@@ -82,7 +98,9 @@ async def main():
     kwargs = {}
     if a.user:
         kwargs = dict(
-            authenticator=make_authenticator(a.user, a.password),
+            authenticator=(
+                echoing_authenticator if a.echo_credentials else make_authenticator(a.user, a.password)
+            ),
             auth_required=True,
             # Implicit TLS is encrypted from the start, but aiosmtpd only counts STARTTLS as TLS.
             auth_require_tls=(a.mode == "starttls"),
