@@ -49,7 +49,7 @@ impl Setup {
              \x20   poll_interval: 1s\n\
              \x20   request_timeout: 1s\n\
              alerting:\n\
-             \x20 state_file: state.json\n\
+             \x20 state_file: {state}\n\
              \x20 evaluation_interval: 200ms\n\
              \x20 retry_initial_backoff: 200ms\n\
              {alerting_extra}\
@@ -58,6 +58,7 @@ impl Setup {
              \x20   from: \"Agent alerts <alerts@example.com>\"\n\
              \x20   to: [\"ops@example.com\"]\n",
             sim = sim.addr,
+            state = p.join("state.json").display(),
         );
         std::fs::write(p.join("config.yaml"), config).unwrap();
         let hash = bcrypt::hash(PASSWORD, 4).unwrap();
