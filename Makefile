@@ -33,8 +33,9 @@ bench:
 	$(CARGO) bench --locked --bench scale
 	$(CARGO) bench --locked --bench scrapers
 
+## check-config: validate examples/config.yaml with the release build `make run` already compiled
 check-config:
-	$(CARGO) run --quiet -- check-config examples/config.yaml
+	$(CARGO) run --release --quiet -- check-config examples/config.yaml
 
 clean:
 	$(CARGO) clean

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian's packages: a real Prometheus and promtool, a real SMTP server
-# (aiosmtpd), the time zone database, the reference OpenMetrics parser (python3-prometheus-client) and Alertmanager. Idempotent: it only
+# (aiosmtpd), the time zone database, the reference OpenMetrics parser (python3-prometheus-client), Alertmanager and
+# Chromium (the status page is checked in a real headless browser). Idempotent: it only
 # calls apt-get when something is missing, and it fails loudly when it cannot install.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1 || need+=(python3-prometheus-client)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The report's schedules are read in IANA time zones.
 [ -e /usr/share/zoneinfo/Europe/Berlin ] || need+=(tzdata)
 

@@ -172,7 +172,37 @@ impl Collector for AlertingCollector {
 }
 
 impl LandingSection for Alerting {
-    fn html(&self, now: Timestamp) -> String {
-        api::alerts_html(&lock(&self.engine), self.writes_open, now)
+    fn contribute(&self, now: Timestamp, page: &mut crate::page::PageData) {
+        page.alerts = Some({
+            let engine = lock(&self.engine);
+            let rules = &engine.config().rules;
+            page.thresholds.heartbeat_stale_after = rules.heartbeat_after;
+            page.thresholds.token.max_age = rules.token_max_age;
+            page.thresholds.token.warn_before = rules.token_warn_before;
+            api::alerts_panel(&engine, self.writes_open, now)
+        });
+        let m = self.outbox.metrics();
+        let health = page.notifications.get_or_insert_with(Default::default);
+        health.queued = m.queue_length();
+        health.sent = m.sent();
+        health.failed = m.failed();
+        // Receivers that refused a notification for good: the newest refusal per receiver. Names and status codes
+        // only; a receiver's URL or key never reaches the page.
+        for r in self.outbox.rejections() {
+            let channel = format!("{} ({})", r.receiver, r.channel.as_str());
+            if health.channels.iter().any(|c| c.channel == channel) {
+                continue;
+            }
+            health.channels.push(crate::page::ChannelHealth {
+                channel,
+                last_failure: Some((
+                    r.at,
+                    format!(
+                        "answered HTTP {} for {}; refused for good, not retried",
+                        r.status, r.group_key
+                    ),
+                )),
+            });
+        }
     }
 }

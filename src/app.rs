@@ -35,6 +35,9 @@ pub enum AppError {
     /// The alerting half could not start (outbox directory, state file).
     #[error("cannot start alerting: {0}")]
     Alerting(#[from] crate::notify::NotifyError),
+    /// The HTTP client of the Slack, Teams, PagerDuty and webhook receivers could not be built.
+    #[error("cannot set up the notification receivers: {0}")]
+    Receivers(#[from] crate::notify::http::HttpError),
     /// An Alertmanager's HTTP client could not be built.
     #[error("cannot start the Alertmanager channel: {0}")]
     Alertmanager(#[from] crate::notify::alertmanager::PushError),
@@ -148,10 +151,18 @@ pub async fn run(
     state.sections.push(Arc::new(config.shard));
     let mut routes = None;
     if let Some(alerting) = &config.alerting {
-        let channel = alerting.email.as_ref().map(|e| {
-            Arc::new(crate::notify::email::EmailChannel::smtp(e))
-                as Arc<dyn crate::notify::outbox::Deliver>
-        });
+        let channel = (alerting.email.is_some() || !alerting.receivers.is_empty())
+            .then(|| {
+                crate::notify::dispatch::Channels::new(
+                    alerting
+                        .email
+                        .as_ref()
+                        .map(crate::notify::email::EmailChannel::smtp),
+                    &alerting.receivers,
+                )
+                .map(|c| Arc::new(c) as Arc<dyn crate::notify::outbox::Deliver>)
+            })
+            .transpose()?;
         let running = Alerting::start(
             alerting.engine.clone(),
             alerting.retry_initial_backoff,

@@ -98,10 +98,13 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
         source.request_timeout = Duration::from_secs(5).min(opts.poll_interval);
         source.health = provider == Provider::Planasonix;
         sources.push(source);
-        upstreams.push(format!(
-            "http://{sim_addr}{} ({provider} simulator, account {name})",
-            simulator.list_path()
-        ));
+        upstreams.push(Upstream {
+            account: name,
+            provider,
+            base: format!("http://{sim_addr}"),
+            list_path: simulator.list_path(),
+            token: simulator.api_token().to_string(),
+        });
 
         let mut sim_shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -119,18 +122,6 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
     exporter.spawn_pollers(&mut tasks, &shutdown);
 
     let base = format!("http://{exporter_addr}");
-    println!(
-        "onprem-agent-exporter demo: simulated Celigo, Planasonix and Calyptia fleets of {} agents each",
-        opts.agents
-    );
-    println!("  landing:  {base}/");
-    println!("  metrics:  {base}/metrics");
-    println!("  agents:   {base}/api/v1/agents");
-    println!("  ready:    {base}/readyz");
-    for upstream in &upstreams {
-        println!("  upstream: {upstream}");
-    }
-
     // The rule engine runs with short demo timings; its mail goes to .eml files instead of an SMTP server.
     let mut state = AppState::new(exporter.registry.clone());
     let state_dir =
@@ -147,10 +138,12 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
             source,
         })
     })?;
-    let engine = EngineConfig::demo(
+    let mut engine = EngineConfig::demo(
         state_dir.join("state.json"),
         vec!["ops@demo.invalid".to_string()],
     );
+    // So the demo's mails link back to its status page, as a configured exporter's do.
+    engine.external_url = Some(base.clone());
     let alerting = Alerting::start(
         engine,
         DEFAULT_RETRY_INITIAL_BACKOFF,
@@ -163,18 +156,67 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
     // Its alerts are simulated: let a visitor on this machine try silences, but nobody else.
     state.writes_open = opts.listen.ip().is_loopback();
     let routes = crate::app::attach(&mut state, alerting);
-    println!("  alerts:   {base}/api/v1/alerts");
-    println!(
-        "  emails:   {} (one .eml file per message)",
-        opts.outbox.display()
-    );
-    println!("Press Ctrl-C to stop.");
-    crate::app::serve_with_tasks(
+    // One write, once everything has started: a log line printed in between would split the banner.
+    print!("{}", banner(&base, opts.agents, &upstreams, &opts.outbox));
+    let result = crate::app::serve_with_tasks(
         listener,
         &crate::web::Web::plain(),
         crate::server::router(state, Some(routes)),
         tasks,
         shutdown,
     )
-    .await
+    .await;
+    // The state file and the outbox's queue are the demo's alone; nothing should outlive it in /tmp.
+    if let Err(e) = std::fs::remove_dir_all(&state_dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %state_dir.display(), error = %e, "cannot remove the demo's temporary folder");
+    }
+    result
+}
+
+/// One simulated upstream as the banner lists it.
+struct Upstream {
+    /// The account name.
+    account: &'static str,
+    /// The provider.
+    provider: Provider,
+    /// The simulator's base URL.
+    base: String,
+    /// The agent list's path.
+    list_path: String,
+    /// The simulator's API key: a random, fake credential of this process's own simulator, printed so the reader
+    /// can break the source through the control endpoint.
+    token: String,
+}
+
+/// The text the demo prints on start: what to open, where the upstreams are and how to make one fail.
+fn banner(base: &str, agents: usize, upstreams: &[Upstream], outbox: &std::path::Path) -> String {
+    let mut b = format!(
+        "onprem-agent-exporter demo: simulated Celigo, Planasonix and Calyptia fleets of {agents} agents each\n\
+         \x20 status:   {base}/\n\
+         \x20 metrics:  {base}/metrics\n\
+         \x20 agents:   {base}/api/v1/agents\n\
+         \x20 alerts:   {base}/api/v1/alerts\n\
+         \x20 ready:    {base}/readyz\n"
+    );
+    for u in upstreams {
+        b.push_str(&format!(
+            "  upstream: {}{} ({} simulator, account {})\n",
+            u.base, u.list_path, u.provider, u.account
+        ));
+    }
+    b.push_str(&format!(
+        "  emails:   {} (one .eml file per message)\n",
+        outbox.display()
+    ));
+    if let Some(u) = upstreams.first() {
+        b.push_str(&format!(
+            "To see an outage, make account {} fail (and {{\"status\":null}} to end it):\n  \
+             curl -X PUT -H 'Authorization: Bearer {}' -d '{{\"status\":500}}' {}/_sim/control\n",
+            u.account, u.token, u.base
+        ));
+    }
+    b.push_str("Press Ctrl-C to stop.\n");
+    b
 }

@@ -25,6 +25,28 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// A duration in words for sentences in emails and reports: `42 s`, `12 min`, `4 min 5 s`, `3 h 12 min`,
+/// `1 day 3 h`, and whole days from two days on (`97 days`), because token ages and policies are counted in days.
+/// Sub-second parts are dropped.
+pub fn words(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, minutes, seconds) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    let pair = |a: String, b: u64, ub: &str| {
+        if b == 0 { a } else { format!("{a} {b} {ub}") }
+    };
+    if days >= 2 {
+        format!("{days} days")
+    } else if days == 1 {
+        pair("1 day".to_string(), hours, "h")
+    } else if hours > 0 {
+        pair(format!("{hours} h"), minutes, "min")
+    } else if minutes > 0 {
+        pair(format!("{minutes} min"), seconds, "s")
+    } else {
+        format!("{seconds} s")
+    }
+}
+
 /// An age in seconds, as [`duration`] writes it, with a leading `-` when it is negative (a timestamp in the future:
 /// clock skew upstream). Not-a-number reads as `0s`.
 pub fn age_seconds(seconds: f64) -> String {
@@ -62,6 +84,25 @@ mod tests {
         for (secs, want) in cases {
             assert_eq!(duration(Duration::from_secs(secs)), want, "{secs}s");
             assert_eq!(age_seconds(secs as f64), want, "age {secs}s");
+        }
+    }
+
+    #[test]
+    fn words_count_whole_days_from_two_days_on() {
+        let cases = [
+            (0, "0 s"),
+            (42, "42 s"),
+            (720, "12 min"),
+            (245, "4 min 5 s"),
+            (11_520, "3 h 12 min"),
+            (3600, "1 h"),
+            (86_400, "1 day"),
+            (90_000, "1 day 1 h"),
+            (86_400 * 90, "90 days"),
+            (86_400 * 97 + 3 * 3600 + 59, "97 days"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(words(Duration::from_secs(secs)), want, "{secs}s");
         }
     }
 

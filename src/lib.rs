@@ -8,7 +8,8 @@
 //!                                                                        │
 //!                                   /metrics, /api/v1/agents, / ◀────────┤
 //!                                                                        ▼
-//!                                                            rules (pure) ──▶ notify (email, Alertmanager)
+//!                                                            rules (pure) ──▶ notify (email, Slack, Teams,
+//!                                                                              PagerDuty, webhook, Alertmanager)
 //! ```
 //!
 //! - [`config`] parses and validates the YAML file; every error names the file, the line and the key path.
@@ -18,10 +19,12 @@
 //! - [`poller`] runs one poll loop per source and publishes into [`status`], which keeps an immutable snapshot per
 //!   source (the last good agent list survives failed polls).
 //! - [`metrics`] holds the `prometheus-client` registry whose collectors read the snapshots at scrape time, and the
-//!   renders concurrent scrapes share; [`server`] and [`landing`] serve it with the JSON API and the landing page.
+//!   renders concurrent scrapes share; [`server`] serves it with the JSON API and the status page, which [`page`]
+//!   renders (what is wrong and where, worst first).
 //! - [`rules`] is the pure rule engine (evaluate snapshots, state and `now`, return notifications) with its state
-//!   file, silences and API; [`notify`] renders and delivers notifications through a durable outbox, and pushes
-//!   firing alerts to Alertmanagers ([`notify::alertmanager`]);
+//!   file, silences and API; [`notify`] renders and delivers notifications through a durable outbox, one file per
+//!   channel (email, Slack, Teams, PagerDuty, webhook), and pushes firing alerts to Alertmanagers
+//!   ([`notify::alertmanager`]);
 //!   [`report`] builds the token-age compliance report; [`alerting`] wires these into a running process.
 //! - [`shard`] picks the sources one replica of several owns (`run --shard INDEX/TOTAL`, a stable FNV-1a hash).
 //! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the three simulators.
@@ -38,10 +41,10 @@ pub mod config;
 pub mod demo;
 pub mod html;
 pub mod humanize;
-pub mod landing;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+pub mod page;
 pub mod poller;
 pub mod report;
 pub mod rules;

@@ -36,6 +36,7 @@ use tokio::sync::watch;
         onprem-agent-exporter run --config /etc/onprem-agent-exporter/config.yaml\n  \
         onprem-agent-exporter once --config config.yaml --format text  # one poll, exposition on stdout\n  \
         onprem-agent-exporter test-email --config config.yaml --to me@example.com\n  \
+        onprem-agent-exporter test-notify --config config.yaml --receiver ops-chat\n  \
         onprem-agent-exporter report --config config.yaml --format csv > tokens.csv\n\n\
         API tokens and SMTP passwords are read from files or environment variables named in the config, \
         never from the command line. Documentation: README.md and CONFIGURATION.md."
@@ -67,9 +68,16 @@ enum Command {
     },
     /// Validate a config file (syntax, keys, values, token files) and exit: 0 if valid, 1 with the error if not.
     CheckConfig {
-        /// The YAML config file.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
+        /// The YAML config file (or give it with --config, as the other subcommands take it).
+        #[arg(
+            value_name = "FILE",
+            required_unless_present = "config",
+            conflicts_with = "config"
+        )]
+        file: Option<PathBuf>,
+        /// The YAML config file, as `run --config` takes it.
+        #[arg(long, env = "ONPREM_AGENT_EXPORTER_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Also validate this web config file (TLS, basic auth, headers), as `run` would load it.
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config_file: Option<PathBuf>,
@@ -92,11 +100,11 @@ enum Command {
         /// Where the exporter listens; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:9877")]
         listen: SocketAddr,
-        /// Agents in each simulated fleet.
-        #[arg(long, default_value_t = 25)]
+        /// Agents in each simulated fleet, 1 to 100000.
+        #[arg(long, default_value_t = 25, value_parser = parse_agents)]
         agents: usize,
-        /// Time between polls of the simulator.
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        /// Time between polls of the simulator; from 1s to 1d.
+        #[arg(long, default_value = "10s", value_parser = parse_poll_interval)]
         poll_interval: std::time::Duration,
         /// Folder the demo's alert emails are written to, one .eml file each.
         #[arg(long, default_value = "demo-outbox")]
@@ -107,8 +115,16 @@ enum Command {
     /// (`GET /v1/projects/{id}/agents`).
     ///
     /// The API key it accepts is read from ONPREM_AGENT_SIM_TOKEN (default `sim-api-token`). For Calyptia a key that
-    /// is not already a project token is wrapped into one, which is printed so a config can use it.
-    /// `PUT /_sim/control` injects faults at run time; see the simulator's documentation.
+    /// is not already a project token is wrapped into one, which is printed so a config can use it. On start it
+    /// prints a `sources:` entry ready to paste into a config.
+    ///
+    /// Faults at run time: `GET /_sim/control` shows the knobs and counters, `PUT /_sim/control` changes them, with
+    /// the API's credentials and a JSON body whose keys are all optional: `status` (answer every API request with
+    /// this HTTP status; `null` lifts it), `agents` (show the first N), `latency_ms`, `rate_limit_every` (N or
+    /// `null`: every Nth request gets 429), `retry_after_secs` (of those 429s), `fail_every` (N or `null`: every
+    /// Nth request gets 500). For example:
+    ///
+    ///   curl -X PUT -H 'Authorization: Bearer sim-api-token' -d '{"status":500}' http://127.0.0.1:18089/_sim/control
     Simulate {
         /// Which vendor's API to serve.
         #[arg(long, value_enum, default_value_t = ProviderArg::Celigo)]
@@ -116,26 +132,26 @@ enum Command {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:18089")]
         listen: SocketAddr,
-        /// Agents in the fleet.
-        #[arg(long, default_value_t = 25)]
-        agents: usize,
-        /// Records per page when the client sends no `limit`.
-        #[arg(long, default_value_t = 100)]
-        page_size: usize,
+        /// Agents in the fleet, 0 to 100000 (0 serves an empty list).
+        #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+        agents: u32,
+        /// Records per page when the client sends no `limit`, 1 to 10000.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        page_size: u32,
         /// Ignore `include`/`exclude` and send full records, with their fake `accessToken`s.
         #[arg(long)]
         no_projection: bool,
         /// The fleet's seed; the same seed gives the same agents.
         #[arg(long, default_value_t = onprem_agent_exporter::sim::DEFAULT_SEED)]
         seed: u64,
-        /// Answer every Nth request with 429 and a Retry-After.
-        #[arg(long, value_name = "N")]
+        /// Answer every Nth request with 429 and a Retry-After (N at least 1).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         rate_limit_every: Option<u32>,
-        /// Answer every Nth request with 500.
-        #[arg(long, value_name = "N")]
+        /// Answer every Nth request with 500 (N at least 1).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         fail_every: Option<u32>,
-        /// Delay every response by this long.
-        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        /// Delay every response by this long; at most 10m.
+        #[arg(long, default_value = "0s", value_parser = parse_latency)]
         latency: std::time::Duration,
     },
     /// Send a test email through `alerting.email` and report exactly which step failed (dns, connect, tls,
@@ -147,6 +163,16 @@ enum Command {
         /// Send to this address instead of `alerting.email.to`.
         #[arg(long, value_name = "ADDR")]
         to: Option<String>,
+    },
+    /// Send a test notice to one of `alerting.receivers` (Slack, Teams, PagerDuty, webhook) and report which step
+    /// failed (connect, request, response). PagerDuty gets a trigger and then a resolve, so no incident stays open.
+    TestNotify {
+        /// The YAML config file.
+        #[arg(long, env = "ONPREM_AGENT_EXPORTER_CONFIG", value_name = "FILE")]
+        config: PathBuf,
+        /// The receiver's name, as in `alerting.receivers[].name`.
+        #[arg(long, value_name = "NAME")]
+        receiver: String,
     },
     /// Poll every source once and print the token-age compliance report; `--send` mails it now.
     ///
@@ -183,8 +209,8 @@ enum Command {
         /// nobody in between to impersonate it; /healthz carries no data and needs no credentials.
         #[arg(long, env = "ONPREM_AGENT_EXPORTER_HEALTHCHECK_INSECURE_SKIP_VERIFY")]
         insecure_skip_verify: bool,
-        /// Give up after this long.
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        /// Give up after this long; from 100ms to 10m.
+        #[arg(long, default_value = "5s", value_parser = parse_healthcheck_timeout)]
         timeout: std::time::Duration,
     },
 }
@@ -245,11 +271,39 @@ impl WebArgs {
 }
 
 fn parse_header_timeout(s: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d < std::time::Duration::from_millis(100) {
-        return Err("must be at least 100ms".to_string());
+    parse_bounded(s, "100ms", "1h")
+}
+
+/// A duration flag between `min` and `max` (both humantime strings), so that no value on the command line can make
+/// a timer panic (a zero period) or overflow an `Instant` (an absurd one). The message names both bounds.
+fn parse_bounded(s: &str, min: &str, max: &str) -> Result<std::time::Duration, String> {
+    let bound = |b: &str| humantime::parse_duration(b).expect("the bounds are valid durations");
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}; expected a duration from {min} to {max}, e.g. 10s or 2m"))?;
+    if d < bound(min) || d > bound(max) {
+        return Err(format!("must be from {min} to {max}"));
     }
     Ok(d)
+}
+
+fn parse_poll_interval(s: &str) -> Result<std::time::Duration, String> {
+    parse_bounded(s, "1s", "1d")
+}
+
+fn parse_latency(s: &str) -> Result<std::time::Duration, String> {
+    parse_bounded(s, "0s", "10m")
+}
+
+fn parse_healthcheck_timeout(s: &str) -> Result<std::time::Duration, String> {
+    parse_bounded(s, "100ms", "10m")
+}
+
+/// `demo --agents`: at least one agent, at most 100,000 per fleet (three fleets live in one process).
+fn parse_agents(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 100000".to_string()),
+    }
 }
 
 /// A provider on the command line.
@@ -298,10 +352,26 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "exiting");
-            eprintln!("error: {e:#}");
+            report_fatal(&e, cli.log_format);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says a fatal error once: its cause chain without repeats and, for the common ones, what to do. As one JSON
+/// object with `--log-format json` (so the stream stays parseable), else as one `error: …` line.
+fn report_fatal(e: &anyhow::Error, format: LogFormat) {
+    let chain = telemetry::error_chain(e.as_ref());
+    let hint = telemetry::hint(e.as_ref());
+    match format {
+        LogFormat::Json => match hint {
+            Some(hint) => tracing::error!(error = %chain, hint, "exiting"),
+            None => tracing::error!(error = %chain, "exiting"),
+        },
+        LogFormat::Text => match hint {
+            Some(hint) => eprintln!("error: {chain} (hint: {hint})"),
+            None => eprintln!("error: {chain}"),
+        },
     }
 }
 
@@ -324,9 +394,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig {
             file,
+            config,
             web_config_file,
             shard,
         } => {
+            let file = file.or(config).expect("clap requires FILE or --config");
             let mut config = Config::load(&file)?;
             if let Some(web) = &web_config_file {
                 Web::new(WebConfig::load(web)?, Limits::default())?;
@@ -366,8 +438,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             };
             let text = metrics::Exposition::new(exporter.registry.clone()).render(format);
             print!("{text}");
-            for (name, error) in &failures {
-                eprintln!("source {name} failed: {error}");
+            // The poller already logged each failure with its cause chain; one summary line, not a second copy.
+            if !failures.is_empty() {
+                eprintln!("{}", failed_sources(&failures, ""));
             }
             Ok(if failures.is_empty() {
                 ExitCode::SUCCESS
@@ -404,6 +477,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             use onprem_agent_exporter::sim::{DEFAULT_TOKEN, Faults, SimOptions, Simulator};
             let token = std::env::var("ONPREM_AGENT_SIM_TOKEN")
                 .unwrap_or_else(|_| DEFAULT_TOKEN.to_string());
+            let (agents, page_size) = (agents as usize, page_size as usize);
             let sim = Simulator::new(SimOptions {
                 provider: provider.into(),
                 agents,
@@ -431,6 +505,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 // A fake credential for a local simulator; printed because the operator cannot derive it by hand.
                 println!("project token: {}", sim.api_token());
             }
+            // A fake credential of a local simulator, so the snippet may carry the variable's value in a comment.
+            print!(
+                "config snippet (token in a file: echo {} > sim-token):\n\
+                 sources:\n  - name: sim-{}\n    provider: {}\n    base_url: http://{addr}\n    \
+                 token_file: sim-token\n",
+                sim.api_token(),
+                sim.provider(),
+                sim.provider()
+            );
             let mut stop = shutdown_signal();
             sim.serve(listener, async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -457,6 +540,27 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::TestNotify { config, receiver } => {
+            let config = Config::load(&config)?;
+            let receivers = config
+                .alerting
+                .as_ref()
+                .map(|a| a.receivers.as_slice())
+                .unwrap_or_default();
+            match onprem_agent_exporter::notify::dispatch::test_notify(receivers, &receiver).await {
+                Ok(()) => {
+                    println!("test notice accepted by receiver {receiver}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "test notice failed: {}",
+                        onprem_agent_exporter::telemetry::error_chain(&e)
+                    );
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Report {
             config,
             format,
@@ -466,8 +570,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let config = Config::load(&config)?;
             let exporter = app::Exporter::new(&config.sources)?;
             let failures = exporter.poll_all_once().await;
-            for (name, error) in &failures {
-                eprintln!("source {name} failed: {error}; the report lists none of its agents");
+            if !failures.is_empty() {
+                eprintln!(
+                    "{}",
+                    failed_sources(&failures, "; the report lists none of their agents")
+                );
             }
             let r = report::build(
                 &exporter.registry.snapshot(),
@@ -554,6 +661,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// One line naming the sources whose poll failed (each failure's cause is in its own log line above), then `tail`.
+fn failed_sources<E>(failures: &[(String, E)], tail: &str) -> String {
+    let names: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
+    format!(
+        "{} of the sources failed ({}){tail}; see the warnings above for why",
+        names.len(),
+        names.join(", ")
+    )
 }
 
 /// A receiver that turns true on SIGINT or SIGTERM.

@@ -53,7 +53,15 @@ pub async fn poll_once(source: &dyn Source, registry: &Registry, index: usize) -
                     "some per-agent health calls failed; those agents are exported without health figures"
                 );
             }
-            if !previous.up && previous.polls > 0 {
+            if previous.last_success.is_none() {
+                tracing::info!(
+                    source = source.name(),
+                    provider = %source.provider(),
+                    agents = outcome.agents.len(),
+                    took_ms = took.as_millis() as u64,
+                    "first successful poll"
+                );
+            } else if !previous.up && previous.polls > 0 {
                 tracing::info!(source = source.name(), "source recovered");
             }
             let mut next = previous.succeeded(outcome, now, took);
@@ -62,14 +70,23 @@ pub async fn poll_once(source: &dyn Source, registry: &Registry, index: usize) -
             true
         }
         Err(error) => {
-            tracing::warn!(
-                source = source.name(),
-                provider = %source.provider(),
-                reason = %error.reason(),
-                error = %error_chain(&error),
-                kept_agents = previous.agents.as_ref().map_or(0, |a| a.agents.len()),
-                "poll failed; keeping the last good snapshot"
-            );
+            match &previous.agents {
+                Some(kept) => tracing::warn!(
+                    source = source.name(),
+                    provider = %source.provider(),
+                    reason = %error.reason(),
+                    error = %error_chain(&error),
+                    kept_agents = kept.agents.len(),
+                    "poll failed; keeping the last good snapshot"
+                ),
+                None => tracing::warn!(
+                    source = source.name(),
+                    provider = %source.provider(),
+                    reason = %error.reason(),
+                    error = %error_chain(&error),
+                    "poll failed; no agent list yet"
+                ),
+            }
             let mut next = previous.failed(&error, now, took);
             next.not_before = source.not_before();
             if let Some(until) = next.waiting_until(now) {
@@ -94,6 +111,12 @@ pub async fn run(
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    tracing::info!(
+        source = source.name(),
+        provider = %source.provider(),
+        interval = %humantime::format_duration(interval),
+        "polling"
+    );
     let mut ticker = tokio::time::interval(interval);
     // After a poll that overran its interval, wait a full interval rather than firing a burst of catch-up polls
     // at an API that is probably already struggling.

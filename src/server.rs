@@ -1,4 +1,4 @@
-//! The HTTP server: `/metrics`, `/healthz`, `/readyz`, `/api/v1/agents` and the landing page at `/`.
+//! The HTTP server: `/metrics`, `/healthz`, `/readyz`, `/api/v1/agents`, the status page at `/` and a 404 page.
 //!
 //! Handlers only read the registry's current snapshots; none of them touches the network, so a scrape answers
 //! even while every upstream is down or slow.
@@ -17,10 +17,11 @@ use crate::metrics::{Exposition, Format, SharedRenders};
 use crate::model::{Agent, Health, TokenDateSource, age_seconds};
 use crate::status::{Registry, SourceError, SourceStatus};
 
-/// Something that adds an HTML section to the landing page (the rule engine's alerts).
+/// Something that adds its data to the status page: the rule engine its alerts and the outbox's health, the web
+/// layer whether the write API is open, sharding the shard. Plain values only; [`crate::page`] renders them.
 pub trait LandingSection: Send + Sync {
-    /// Returns a complete, escaped HTML fragment.
-    fn html(&self, now: Timestamp) -> String;
+    /// Fills this part's fields of `page` as of `now`.
+    fn contribute(&self, now: Timestamp, page: &mut crate::page::PageData);
 }
 
 /// What the handlers share, behind one `Arc` once [`router`] has it.
@@ -31,7 +32,7 @@ pub struct AppState {
     pub metrics: Exposition,
     /// The renders concurrent scrapes share (see [`SharedRenders`]).
     pub renders: SharedRenders,
-    /// Further landing page sections.
+    /// The parts that add their data to the status page.
     pub sections: Vec<Arc<dyn LandingSection>>,
     /// Whether the silence API takes writes (`--web.enable-admin-api`), for the API and the landing page.
     pub writes_open: bool,
@@ -66,6 +67,16 @@ pub fn router(state: AppState, extra: Option<Router>) -> Router {
         Some(r) => app.merge(r),
         None => app,
     }
+    .fallback(not_found)
+}
+
+/// Every path no route serves: a 404 with a page that says so and links to the ones that exist.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(crate::page::not_found(uri.path())),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -155,12 +166,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {
     let now = Timestamp::now();
-    let sections: Vec<String> = state.sections.iter().map(|s| s.html(now)).collect();
-    Html(crate::landing::render(
-        &state.registry.snapshot(),
-        &sections,
-        now,
-    ))
+    let mut data = crate::page::PageData::new(state.registry.snapshot());
+    for section in &state.sections {
+        section.contribute(now, &mut data);
+    }
+    Html(crate::page::render(&data, now))
 }
 
 /// `/api/v1/agents` document.

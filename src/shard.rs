@@ -121,18 +121,17 @@ impl Shard {
 /// HELP of `onprem_agent_exporter_shard_info`, without the final `.` the crate adds.
 pub const SHARD_INFO_HELP: &str = "Which shard of the configured sources this replica owns (index of total); 0 of 1 when not sharded";
 
-/// The landing page says which shard it is, in one line (nothing when not sharded).
+/// The status page says which shard it is (nothing when not sharded).
 impl LandingSection for Shard {
-    fn html(&self, _now: Timestamp) -> String {
-        if self.total <= 1 {
-            return String::new();
+    fn contribute(&self, _now: Timestamp, page: &mut crate::page::PageData) {
+        if self.total > 1 {
+            page.shard = Some(format!(
+                "{} of {} (index {}): this replica watches only the sources whose name hashes here",
+                self.index + 1,
+                self.total,
+                self
+            ));
         }
-        format!(
-            "<p id=\"shard\">Shard {} of {} (index {}): this replica watches only the sources whose name hashes here.</p>\n",
-            self.index + 1,
-            self.total,
-            self
-        )
     }
 }
 

@@ -52,6 +52,9 @@ pub struct SourceStatus {
 pub struct SourceError {
     pub reason: ErrorReason,
     pub message: String,
+    /// The URL that failed without its query string (page cursors are noise in a notice), or `None` when the
+    /// error names no URL.
+    pub url: Option<String>,
 }
 
 impl SourceStatus {
@@ -100,9 +103,18 @@ impl SourceStatus {
         next.polls += 1;
         next.last_attempt = Some(now);
         next.last_duration = Some(took);
+        // The message names the URL without its query string too, as the `url` field does.
+        let url = error
+            .url()
+            .map(|u| u.split(['?', '#']).next().unwrap_or(u).to_string());
+        let mut message = error.to_string();
+        if let (Some(full), Some(short)) = (error.url(), &url) {
+            message = message.replacen(full, short, 1);
+        }
         next.last_error = Some(SourceError {
             reason: error.reason(),
-            message: error.to_string(),
+            message,
+            url,
         });
         next.failing_since = self.failing_since.or(Some(now));
         next

@@ -58,9 +58,59 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// What to do about a fatal error, for the common ones: a port already in use, a file that does not exist. `None`
+/// when the error's own words are the best advice. Reads the causes' [`std::io::ErrorKind`], not their wording.
+pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut cause = Some(error);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    return Some(
+                        "another process listens on that address; stop it, or choose another port with \
+                         listen_address in the config file (or --listen for demo and simulate)",
+                    );
+                }
+                std::io::ErrorKind::AddrNotAvailable => {
+                    return Some(
+                        "that IP address is not one of this host's; use 0.0.0.0 (or :PORT) for every interface",
+                    );
+                }
+                std::io::ErrorKind::NotFound => {
+                    return Some(
+                        "check the path; a relative path is read from the current directory, and relative paths \
+                         inside the config file from the config file's folder",
+                    );
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    return Some(
+                        "the exporter's user may not read that file or bind that port; check the owner and mode",
+                    );
+                }
+                _ => {}
+            }
+        }
+        cause = c.source();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    use super::error_chain;
+    use super::{error_chain, hint};
+
+    #[test]
+    fn a_port_in_use_and_a_missing_file_get_a_hint_and_other_errors_none() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot listen on 0.0.0.0:9877: {0}")]
+        struct Bind(#[source] std::io::Error);
+        let in_use = Bind(std::io::Error::from(std::io::ErrorKind::AddrInUse));
+        assert!(hint(&in_use).is_some_and(|h| h.contains("listen_address")));
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert!(hint(&missing).is_some_and(|h| h.contains("relative path")));
+        let other = std::io::Error::other("boom");
+        assert_eq!(hint(&other), None);
+    }
 
     /// An error with a fixed message and an optional cause.
     #[derive(Debug)]

@@ -2,11 +2,12 @@
 //! the engine and its runner run on (durations, severities, compiled regexes, time zones, rules, mute windows,
 //! routes).
 //!
-//! Every key has a default except `state_file` and `email`, so the smallest useful section is those two. Per-source
+//! Every key has a default except `state_file` and a destination (`email`, or `receivers` with `default_receivers`),
+//! so the smallest useful section is those two. Per-source
 //! `overrides` change single fields of a rule for one source; anything they leave out comes from `rules`.
 //! Validation errors are [`ConfigError::Invalid`] naming the file, the line and the key path
 //! (`alerting.overrides[0].rules.token_rotation.warn_before`), and the bad value. The `email` subsection is
-//! validated by [`crate::config::email`].
+//! validated by [`crate::config::email`], `receivers` by [`crate::config::receivers`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,9 +25,13 @@ use url::Url;
 use crate::config::alertmanagers::{self, AlertmanagerConfig, RawAlertmanager};
 use crate::config::email::{EmailConfig, RawEmail};
 use crate::config::parse::{ConfigError, Located as Invalid};
+use crate::config::receivers::{
+    Destinations, RawReceiver, ReceiverConfig, check_destinations, resolve_names,
+    validate_receivers,
+};
 use crate::config::silences::{RawSilenceLimits, SilenceLimits};
 use crate::humanize::duration as human;
-use crate::notify::Severity;
+use crate::notify::{ReceiverRef, Severity};
 use crate::rules::AlertName;
 use crate::rules::matcher::{LabelName, Matcher, RawMatcher};
 
@@ -98,6 +103,12 @@ pub struct RawAlerting {
     /// How often an unchanged firing (or recently resolved) alert is pushed to the Alertmanagers again (default 1m).
     #[serde(default)]
     pub resend_delay: Option<Spanned<String>>,
+    /// Named Slack, Teams, PagerDuty and webhook destinations, validated by [`crate::config::receivers`].
+    #[serde(default)]
+    pub receivers: Vec<Spanned<RawReceiver>>,
+    /// The receivers of notifications no route matches, besides `email.to`.
+    #[serde(default)]
+    pub default_receivers: Vec<Spanned<String>>,
 }
 
 /// `alerting.rules`: one optional block per built-in rule; a missing block means the defaults.
@@ -355,8 +366,12 @@ pub struct RawRoute {
     /// A source name.
     #[serde(default)]
     pub account: Option<String>,
-    /// The recipients instead of `email.to`; at least one.
+    /// The recipients instead of `email.to`; a route names at least one recipient or receiver.
+    #[serde(default)]
     pub to: Vec<Spanned<String>>,
+    /// Names from `alerting.receivers`, instead of `default_receivers`.
+    #[serde(default)]
+    pub receivers: Vec<Spanned<String>>,
 }
 
 /// The validated `alerting:` section: the engine's part and the notifier's part.
@@ -364,12 +379,15 @@ pub struct RawRoute {
 pub struct AlertingConfig {
     /// Everything the rule engine and its runner need.
     pub engine: EngineConfig,
-    /// SMTP settings and default recipients, for the notifier; `None` when alerts only go to Alertmanagers.
+    /// SMTP settings and default recipients, for the notifier; `None` when alerts go only to Alertmanagers or
+    /// receivers.
     pub email: Option<EmailConfig>,
     /// The Alertmanagers every firing alert is pushed to; may be empty when `email` is set.
     pub alertmanagers: Vec<AlertmanagerConfig>,
     /// See [`RawAlerting::resend_delay`].
     pub resend_delay: Duration,
+    /// The named receivers, with their secrets.
+    pub receivers: Vec<ReceiverConfig>,
     /// See [`RawAlerting::retry_initial_backoff`]; the outbox of alerts and reports starts its backoff here.
     pub retry_initial_backoff: Duration,
 }
@@ -406,6 +424,8 @@ pub struct EngineConfig {
     pub default_to: Vec<String>,
     /// Caps on silences made through the API.
     pub silences: SilenceLimits,
+    /// Receivers when no route matches: `default_receivers`.
+    pub default_receivers: Vec<ReceiverRef>,
 }
 
 /// Settings every rule shares.
@@ -542,8 +562,10 @@ pub struct Route {
     pub severity: Option<Severity>,
     /// Matches only this source, when set.
     pub account: Option<String>,
-    /// Plain addresses, never empty.
+    /// Plain addresses; empty when the route names only receivers.
     pub to: Vec<String>,
+    /// Named receivers; a route has addresses, receivers or both.
+    pub receivers: Vec<ReceiverRef>,
 }
 
 impl Route {
@@ -573,6 +595,7 @@ impl EngineConfig {
             routes: Vec::new(),
             default_to,
             silences: SilenceLimits::default(),
+            default_receivers: Vec::new(),
         }
     }
 
@@ -607,6 +630,20 @@ impl EngineConfig {
             .find(|r| r.matches(alertname, severity, account))
             .map(|r| r.to.clone())
             .unwrap_or_else(|| self.default_to.clone())
+    }
+
+    /// The named receivers for a notification: the first matching route's, else `default_receivers`.
+    pub fn receivers(
+        &self,
+        alertname: AlertName,
+        severity: Severity,
+        account: &str,
+    ) -> Vec<ReceiverRef> {
+        self.routes
+            .iter()
+            .find(|r| r.matches(alertname, severity, account))
+            .map(|r| r.receivers.clone())
+            .unwrap_or_else(|| self.default_receivers.clone())
     }
 }
 
@@ -798,6 +835,35 @@ impl RawAlerting {
             )?);
         }
 
+        let receivers = validate_receivers(file, &format!("{key}.receivers"), &self.receivers)?;
+        let default_receivers = resolve_names(
+            file,
+            &format!("{key}.default_receivers"),
+            &self.default_receivers,
+            &receivers,
+        )?;
+        require_a_channel(
+            &v,
+            self.state_file.referenced.line(),
+            key,
+            &[
+                ("email", self.email.is_some()),
+                ("alertmanagers", !self.alertmanagers.is_empty()),
+                ("receivers", !receivers.is_empty()),
+            ],
+        )?;
+        check_destinations(
+            file,
+            key,
+            self.state_file.referenced.line(),
+            Destinations {
+                email: self.email.is_some(),
+                alertmanagers: !self.alertmanagers.is_empty(),
+                receivers: receivers.len(),
+                default_receivers: default_receivers.len(),
+            },
+        )?;
+
         let mut routes = Vec::new();
         for (i, r) in self.routes.iter().enumerate() {
             let k = format!("{key}.routes[{i}]");
@@ -816,13 +882,26 @@ impl RawAlerting {
                     )
                 })?),
             };
-            if r.value.to.is_empty() {
+            if r.value.to.is_empty() && r.value.receivers.is_empty() {
                 return Err(v.at(
                     r.referenced.line(),
                     format!("{k}.to"),
-                    "must list at least one recipient",
+                    "must list at least one recipient (to) or receiver (receivers)",
                 ));
             }
+            if !r.value.to.is_empty() && self.email.is_none() {
+                return Err(v.at(
+                    r.value.to[0].referenced.line(),
+                    format!("{k}.to"),
+                    "addresses need alerting.email to send through; add it or use receivers",
+                ));
+            }
+            let route_receivers = resolve_names(
+                file,
+                &format!("{k}.receivers"),
+                &r.value.receivers,
+                &receivers,
+            )?;
             let mut to = Vec::new();
             for (j, addr) in r.value.to.iter().enumerate() {
                 check_address(&addr.value)
@@ -834,6 +913,7 @@ impl RawAlerting {
                 severity: r.value.severity,
                 account: r.value.account.clone(),
                 to,
+                receivers: route_receivers,
             });
         }
 
@@ -842,15 +922,6 @@ impl RawAlerting {
             &format!("{key}.resend_delay"),
             DEFAULT_RESEND_DELAY,
             MIN_LOOP_INTERVAL,
-        )?;
-        require_a_channel(
-            &v,
-            self.state_file.referenced.line(),
-            key,
-            &[
-                ("email", self.email.is_some()),
-                ("alertmanagers", !self.alertmanagers.is_empty()),
-            ],
         )?;
         let alertmanagers =
             alertmanagers::validate(file, &format!("{key}.alertmanagers"), self.alertmanagers)?;
@@ -878,8 +949,10 @@ impl RawAlerting {
                 routes,
                 default_to,
                 silences: self.silences.validate(&v, &format!("{key}.silences"))?,
+                default_receivers,
             },
             email,
+            receivers,
             alertmanagers,
             resend_delay,
             retry_initial_backoff,
@@ -1404,7 +1477,7 @@ mod tests {
             ),
             (
                 "routes:\n  - { severity: warning, to: [] }\n",
-                "config.yaml:2: alerting.routes[0].to: must list at least one recipient",
+                "config.yaml:2: alerting.routes[0].to: must list at least one recipient (to) or receiver (receivers)",
             ),
             (
                 "routes:\n  - severity: warning\n    to:\n      - ops at example.com\n",
@@ -1436,7 +1509,7 @@ mod tests {
         let err = parse("state_file: /tmp/s.json\n").unwrap_err().to_string();
         assert_eq!(
             err,
-            "config.yaml:1: alerting: no notification channel: set at least one of email, alertmanagers"
+            "config.yaml:1: alerting: no notification channel: set at least one of email, alertmanagers, receivers"
         );
         assert_eq!(load("").unwrap().resend_delay, DEFAULT_RESEND_DELAY);
     }

@@ -10,6 +10,7 @@
 //! - [`alerting`]: `alerting`, the rule engine's settings (rules, overrides, mute windows, routes, timings).
 //! - [`alertmanagers`]: `alerting.alertmanagers`, the Alertmanagers alerts are pushed to.
 //! - [`email`]: `alerting.email`, the SMTP server and default recipients.
+//! - [`receivers`]: `alerting.receivers`, the Slack, Teams, PagerDuty and webhook destinations.
 //! - [`silences`]: `alerting.silences`, the caps on silences made through the API.
 //! - [`reports`]: `reports`, the scheduled token-age compliance report and its token policy.
 //! - [`secret_file`]: reading a credential file (`token_file`, `password_file`) safely, and wording its errors.
@@ -20,6 +21,7 @@ pub mod alerting;
 pub mod alertmanagers;
 pub mod email;
 pub mod parse;
+pub mod receivers;
 pub mod reports;
 pub mod secret_file;
 pub mod silences;
@@ -78,7 +80,8 @@ impl Config {
     /// Tokens come from `token_file` (trailing newline trimmed) or the environment variable named by `token_env`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: path.to_path_buf(),
+            // The resolved path: "not found" for a relative path leaves the reader guessing from where.
+            file: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
             source,
         })?;
         Config::parse(&text, path, &|name| std::env::var(name).ok())
@@ -95,11 +98,17 @@ impl Config {
         let ctx = Located { file };
         let listen_address = match &raw.listen_address {
             None => DEFAULT_LISTEN.parse().expect("the default listen address is valid"),
-            Some(v) => v.value.trim().parse::<SocketAddr>().map_err(|_| {
+            // `:9877`, the usual exporter spelling, means every interface.
+            Some(v) => match v.value.trim() {
+                port if port.starts_with(':') => format!("0.0.0.0{port}"),
+                other => other.to_string(),
+            }
+            .parse::<SocketAddr>()
+            .map_err(|_| {
                 ctx.at(
                     v.referenced.line(),
                     "listen_address",
-                    format!("invalid listen address {:?}: expected HOST:PORT with an IP, e.g. 0.0.0.0:9877", v.value),
+                    format!("invalid listen address {:?}: expected IP:PORT or :PORT, e.g. 0.0.0.0:9877 or :9877", v.value),
                 )
             })?,
         };
@@ -149,6 +158,15 @@ impl Config {
                 line,
                 "reports.token_compliance",
                 "a scheduled report is mailed through alerting.email, but there is no alerting section",
+            ));
+        }
+        if let (Some(line), Some(a)) = (report_line, &alerting)
+            && a.email.is_none()
+        {
+            return Err(ctx.at(
+                line,
+                "reports.token_compliance",
+                "a scheduled report is mailed through alerting.email, but alerting has no email section",
             ));
         }
         Ok(Config {

@@ -12,6 +12,16 @@ use crate::config::parse::{ConfigError, Located};
 use crate::config::secret_file::{self, SecretFileError, read_secret_file};
 use crate::model::Provider;
 
+/// The longest a request may take when `request_timeout` is not written, unless `poll_interval` is shorter (then the
+/// interval): a poll must be able to finish before the next one starts.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The shortest `poll_interval` accepted.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The longest `poll_interval` accepted.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(86_400);
+
 /// One upstream account, validated.
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
@@ -54,7 +64,7 @@ impl SourceConfig {
             base_url,
             token,
             poll_interval: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(15),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_pages: 1000,
             max_body_bytes: 32 * 1024 * 1024,
             page_size: None,
@@ -269,15 +279,28 @@ pub fn validate_source(
         ));
     }
     let mut cfg = SourceConfig::new(&name, provider, base_url, SecretString::from(token));
-    cfg.poll_interval = ctx.positive_duration(
+    // At least a second: a shorter interval would hammer the vendor's API (and zero would spin). At most a day:
+    // an agent list older than that is no longer monitoring, and an absurd value would overflow the timer.
+    cfg.poll_interval = ctx.opt_duration_at_least(
         &raw.poll_interval,
-        format!("{key}.poll_interval"),
+        &format!("{key}.poll_interval"),
         cfg.poll_interval,
+        MIN_POLL_INTERVAL,
     )?;
+    if let Some(v) = &raw.poll_interval
+        && cfg.poll_interval > MAX_POLL_INTERVAL
+    {
+        return Err(ctx.at(
+            v.referenced.line(),
+            format!("{key}.poll_interval"),
+            format!("{:?} is too long: must be at most 1day", v.value),
+        ));
+    }
+    // The default follows the interval, so `poll_interval: 5s` alone is a valid config.
     cfg.request_timeout = ctx.positive_duration(
         &raw.request_timeout,
         format!("{key}.request_timeout"),
-        cfg.request_timeout,
+        DEFAULT_REQUEST_TIMEOUT.min(cfg.poll_interval),
     )?;
     cfg.max_retry_after = ctx.positive_duration(
         &raw.max_retry_after,
@@ -342,6 +365,7 @@ pub fn validate_source(
         cfg.project_id = Some(p.value.trim().to_string());
     }
     if cfg.request_timeout > cfg.poll_interval {
+        // Only a written request_timeout can get here (the default never exceeds the interval).
         let l = raw
             .request_timeout
             .as_ref()

@@ -19,7 +19,7 @@
 //!
 //! [`Tracker`] decides what is due from the engine's state and `now`, without I/O, so tests drive it with any clock.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::config::alertmanagers::{AlertmanagerAuth, AlertmanagerConfig};
 use crate::metrics::{self, names};
+use crate::rules::AlertName;
 use crate::rules::engine::{SharedEngine, lock};
 use crate::rules::state::{Alert, AlertKey, AlertState, severity_str};
 use crate::telemetry::error_chain;
@@ -219,14 +220,14 @@ impl Tracker {
     }
 }
 
-/// `<external_url>/?account=<account>[&agent_id=<id>]`: the exporter's page, pointed at the source or the agent.
+/// The exporter's status page, pointed at the agent's row (`#agent-<account>-<id>`, the link emails carry too) or
+/// the source's row (`#source-<account>`).
 pub fn generator_url(base: &str, a: &Alert) -> String {
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair("account", &a.account);
-    if let Some(id) = &a.agent_id {
-        q.append_pair("agent_id", id);
-    }
-    format!("{}/?{}", base.trim_end_matches('/'), q.finish())
+    let link = match &a.agent_id {
+        Some(id) => crate::rules::engine::agent_link(base, &a.account, id),
+        None => crate::rules::engine::source_link(base, &a.account),
+    };
+    link.unwrap_or_else(|| base.to_string())
 }
 
 /// Counters and gauges of one Alertmanager, plain atomics read by the collector.
@@ -484,12 +485,31 @@ async fn feed(
         }
         let due = {
             let e = lock(&engine);
-            tracker.due(&e.state().alerts, Timestamp::now())
+            tracker.due(pushable(&e.state().alerts), Timestamp::now())
         };
         for t in targets.iter() {
             t.push(&due);
         }
     }
+}
+
+/// The engine's alerts that Alertmanager should see: all of them, except `AgentHeartbeatStale` for an agent whose
+/// `AgentOffline` is pending or firing. That is not inhibition (Alertmanager's job, which it could not do during
+/// the pending window it never sees) but the rule's own meaning: an agent the platform reports offline is covered by
+/// `AgentOffline` only, as in the Prometheus rules of `alerts/` (`unless … onprem_agent_offline == 1`).
+pub fn pushable(alerts: &BTreeMap<AlertKey, Alert>) -> impl Iterator<Item = (&AlertKey, &Alert)> {
+    let offline: BTreeSet<(&str, &str)> = alerts
+        .iter()
+        .filter(|(k, a)| {
+            k.alertname == AlertName::AgentOffline
+                && matches!(a.state, AlertState::Pending | AlertState::Firing)
+        })
+        .map(|(k, _)| (k.account.as_str(), k.agent_id.as_str()))
+        .collect();
+    alerts.iter().filter(move |(k, _)| {
+        !(k.alertname == AlertName::AgentHeartbeatStale
+            && offline.contains(&(k.account.as_str(), k.agent_id.as_str())))
+    })
 }
 
 /// A counter family of [`AlertmanagerCollector`]: its name, its HELP and the counter it reads.
@@ -570,7 +590,6 @@ impl Collector for AlertmanagerCollector {
 mod tests {
     use super::*;
     use crate::notify::Severity;
-    use crate::rules::AlertName;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + s).unwrap()
@@ -587,6 +606,9 @@ mod tests {
             severity: Severity::Critical,
             value: "12m".into(),
             threshold: "10m".into(),
+            value_seconds: Some(720),
+            threshold_seconds: Some(600),
+            summary: "last heartbeat 12 min ago; limit 10 min".into(),
             state,
             active_at: t(fired - 60),
             fired_at: Some(t(fired)),
@@ -597,6 +619,52 @@ mod tests {
 
     fn map(alerts: &[Alert]) -> BTreeMap<AlertKey, Alert> {
         alerts.iter().map(|a| (a.key(), a.clone())).collect()
+    }
+
+    #[test]
+    fn staleness_of_an_agent_whose_offline_alert_is_pending_or_firing_is_never_pushed() {
+        for offline_state in [AlertState::Pending, AlertState::Firing] {
+            let alerts = map(&[
+                alert(AlertName::AgentOffline, Some("a"), offline_state, 0),
+                alert(
+                    AlertName::AgentHeartbeatStale,
+                    Some("a"),
+                    AlertState::Firing,
+                    0,
+                ),
+                alert(
+                    AlertName::AgentHeartbeatStale,
+                    Some("b"),
+                    AlertState::Firing,
+                    0,
+                ),
+            ]);
+            let kept: Vec<(AlertName, String)> = pushable(&alerts)
+                .map(|(k, _)| (k.alertname, k.agent_id.clone()))
+                .collect();
+            assert_eq!(
+                kept,
+                vec![
+                    (AlertName::AgentHeartbeatStale, "b".to_string()),
+                    (AlertName::AgentOffline, "a".to_string()),
+                ],
+                "AgentOffline {offline_state:?}"
+            );
+        }
+        let resolved = map(&[
+            alert(AlertName::AgentOffline, Some("a"), AlertState::Resolved, 0),
+            alert(
+                AlertName::AgentHeartbeatStale,
+                Some("a"),
+                AlertState::Firing,
+                0,
+            ),
+        ]);
+        assert_eq!(
+            pushable(&resolved).count(),
+            2,
+            "a resolved AgentOffline covers nothing"
+        );
     }
 
     #[test]
@@ -631,7 +699,7 @@ mod tests {
         assert_eq!(a.ends_at, t(10 + 240), "4 × max(5s, 60s) after now");
         assert_eq!(
             a.generator_url.as_deref(),
-            Some("https://exp.example.com:9877/?account=prod&agent_id=a+1")
+            Some("https://exp.example.com:9877/#agent-prod-a%201")
         );
         assert!(a.annotations["description"].contains("12m (threshold 10m)"));
         let json = serde_json::to_value(a).unwrap();

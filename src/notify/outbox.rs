@@ -9,10 +9,19 @@
 //! delivered.log       the ids delivered lately, one per line, appended and fsync'd before the pending file goes
 //! ```
 //!
+//! One notification becomes one message per destination: `<id>` for the email, `<id>.<receiver>` for each named
+//! receiver (Slack, Teams, PagerDuty, webhook), so that each destination is retried on its own and a Slack outage
+//! never re-sends an email. A receiver's message holds its name and channel, never its URL or key: those are read
+//! from the config when the message is sent.
+//!
 //! Enqueue is idempotent by id: an id that is pending or in the delivered log is ignored, so the rule engine may hand
-//! the same notification over again after a crash and no second email goes out. Delivery is at least once in one
+//! the same notification over again after a crash and no second message goes out. Delivery is at least once in one
 //! narrow case only: a crash after the server accepted a message and before its id reached the log re-sends it on
-//! restart (SMTP has no idempotency key); the message keeps its `Message-ID`, so mail clients fold the copy.
+//! restart (SMTP has no idempotency key); the message keeps its `Message-ID`, so mail clients fold the copy, and a
+//! PagerDuty event keeps its `dedup_key`, so PagerDuty folds it into the same incident.
+//!
+//! A receiver that refuses a message for good (an HTTP 3xx or 4xx other than 408 and 429) is not retried: the message
+//! is counted as `rejected`, logged, and listed in [`Outbox::rejections`] for the landing page.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -29,14 +38,20 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use super::email::{DeliveryError, EmailChannel, RenderedEmail};
-use super::{Notification, NotificationSink, NotifyError, SinkError};
+use super::email::{EmailChannel, RenderedEmail};
+use super::{
+    Channel, DeliveryError, Notification, NotificationSink, NotifyError, ReceiverRef, SinkError,
+};
 use crate::atomic_file;
 use crate::telemetry::error_chain;
 
 /// HELP text of `onprem_agent_notifications_total` (named in [`crate::metrics::names::NOTIFICATIONS`]).
 pub const NOTIFICATIONS_TOTAL_HELP: &str = "Notification delivery attempts by channel and outcome: sent (accepted by \
-     the server), failed (will be retried) or dropped (malformed or older than the outbox age limit).";
+     the server), failed (will be retried), rejected (refused for good by the receiver, not retried) or dropped \
+     (malformed, no longer routable, or older than the outbox age limit).";
+
+/// How many recent rejections [`Outbox::rejections`] keeps: enough to see which receivers are broken.
+pub const REJECTIONS_KEPT: usize = 20;
 /// HELP text of [`crate::metrics::names::NOTIFICATION_QUEUE`].
 pub const NOTIFICATION_QUEUE_LENGTH_HELP: &str =
     "Notifications stored in the outbox and not yet delivered.";
@@ -49,6 +64,37 @@ pub enum Payload {
     Alert(Notification),
     /// A message rendered ahead of time (the compliance report).
     Email(RenderedEmail),
+    /// An alert notification for one named receiver, rendered at delivery time from the receiver's current config.
+    Receiver {
+        receiver: ReceiverRef,
+        notification: Notification,
+    },
+}
+
+impl Payload {
+    /// The channel the payload goes through, for the metrics.
+    pub fn channel(&self) -> Channel {
+        match self {
+            Payload::Alert(_) | Payload::Email(_) => Channel::Email,
+            Payload::Receiver { receiver, .. } => receiver.channel,
+        }
+    }
+}
+
+/// A message a receiver refused for good, as the landing page lists it. Holds no secret: the receiver's name, not
+/// its URL or key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rejection {
+    /// When it was refused.
+    pub at: Timestamp,
+    /// `alerting.receivers[].name`.
+    pub receiver: String,
+    /// The receiver's channel.
+    pub channel: Channel,
+    /// The HTTP status the receiver answered.
+    pub status: u16,
+    /// The notification's group (`AgentOffline/prod`).
+    pub group_key: String,
 }
 
 /// One pending file's content.
@@ -86,44 +132,75 @@ impl Default for OutboxOptions {
     }
 }
 
-/// Delivery counters for the metrics renderer. Plain atomics: the worker increments, scrapes read.
+/// One channel's delivery counters.
 #[derive(Debug, Default)]
-pub struct OutboxMetrics {
+struct Counters {
     sent: AtomicU64,
     failed: AtomicU64,
+    rejected: AtomicU64,
     dropped: AtomicU64,
+}
+
+/// Delivery counters for the metrics renderer, per channel. Plain atomics: the worker increments, scrapes read.
+#[derive(Debug, Default)]
+pub struct OutboxMetrics {
+    /// Indexed by the channel's place in [`Channel::ALL`].
+    by_channel: [Counters; Channel::ALL.len()],
     queue_length: AtomicU64,
 }
 
 impl OutboxMetrics {
-    /// Messages the server accepted, since start.
+    fn of(&self, channel: Channel) -> &Counters {
+        &self.by_channel[channel as usize]
+    }
+    fn sum(&self, f: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+        self.by_channel
+            .iter()
+            .map(|c| f(c).load(Ordering::Relaxed))
+            .sum()
+    }
+    /// Messages the server accepted, since start, all channels.
     pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+        self.sum(|c| &c.sent)
     }
-    /// Failed attempts that will be retried, since start.
+    /// Failed attempts that will be retried, since start, all channels.
     pub fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
+        self.sum(|c| &c.failed)
     }
-    /// Messages given up on, since start.
+    /// Messages a receiver refused for good, since start, all channels.
+    pub fn rejected(&self) -> u64 {
+        self.sum(|c| &c.rejected)
+    }
+    /// Messages given up on for another reason, since start, all channels.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.sum(|c| &c.dropped)
     }
     /// Messages waiting now.
     pub fn queue_length(&self) -> u64 {
         self.queue_length.load(Ordering::Relaxed)
     }
     /// `(channel, outcome, count)` for every series of `onprem_agent_notifications_total`, zeros included, so that the
-    /// series exist before the first email.
-    pub fn totals(&self) -> [(&'static str, &'static str, u64); 3] {
-        [
-            (super::email::CHANNEL, "sent", self.sent()),
-            (super::email::CHANNEL, "failed", self.failed()),
-            (super::email::CHANNEL, "dropped", self.dropped()),
-        ]
+    /// series exist before the first message. Every channel is listed, configured or not, so that a dashboard can
+    /// rely on the series.
+    pub fn totals(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::with_capacity(Channel::ALL.len() * 4);
+        for ch in Channel::ALL {
+            let c = self.of(ch);
+            for (outcome, n) in [
+                ("sent", &c.sent),
+                ("failed", &c.failed),
+                ("rejected", &c.rejected),
+                ("dropped", &c.dropped),
+            ] {
+                out.push((ch.as_str(), outcome, n.load(Ordering::Relaxed)));
+            }
+        }
+        out
     }
 }
 
-/// Something that delivers payloads: the email channel, or a fake in tests.
+/// Something that delivers payloads: [`super::dispatch::Channels`], the email channel alone (the demo), or a fake in
+/// tests.
 pub trait Deliver: Send + Sync {
     /// Sends one payload; `Ok` only once the receiving server accepted it.
     fn deliver<'a>(
@@ -141,6 +218,9 @@ impl Deliver for EmailChannel {
             match payload {
                 Payload::Alert(n) => self.send_notification(n).await,
                 Payload::Email(r) => self.send_rendered(r).await,
+                Payload::Receiver { receiver, .. } => {
+                    Err(DeliveryError::UnknownReceiver(receiver.name.clone()))
+                }
             }
         })
     }
@@ -179,6 +259,9 @@ pub struct Outbox {
     /// Wakes the worker when something is enqueued.
     wake: Notify,
     metrics: OutboxMetrics,
+    /// The latest [`REJECTIONS_KEPT`] rejections, newest last, for the landing page. In memory only: after a
+    /// restart the counter in the metrics still tells the story.
+    rejections: Mutex<VecDeque<Rejection>>,
     options: OutboxOptions,
 }
 
@@ -260,12 +343,20 @@ impl Outbox {
                 Ok(e) => {
                     tracing::error!(file = %path.display(), id = %e.id, "outbox file name and id differ; set aside");
                     let _ = fs::rename(&path, path.with_extension("json.corrupt"));
-                    metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                    // Its channel is unknown; counted under email, where every message went before receivers.
+                    metrics
+                        .of(Channel::Email)
+                        .dropped
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 Err(error) => {
                     tracing::error!(file = %path.display(), %error, "unreadable outbox file; set aside");
                     let _ = fs::rename(&path, path.with_extension("json.corrupt"));
-                    metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                    // Its channel is unknown; counted under email, where every message went before receivers.
+                    metrics
+                        .of(Channel::Email)
+                        .dropped
+                        .fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -317,6 +408,7 @@ impl Outbox {
             state: Mutex::new(state),
             wake: Notify::new(),
             metrics,
+            rejections: Mutex::new(VecDeque::new()),
             options,
         })
     }
@@ -426,10 +518,14 @@ impl Outbox {
                 tracing::error!(file = %path.display(), %error, "outbox file vanished or became unreadable; dropped");
                 let _ = fs::rename(&path, path.with_extension("json.corrupt"));
                 self.forget(id);
-                self.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .of(Channel::Email)
+                    .dropped
+                    .fetch_add(1, Ordering::Relaxed);
                 return false;
             }
         };
+        let counters = self.metrics.of(entry.payload.channel());
         match channel.deliver(&entry.payload).await {
             Ok(()) => {
                 if let Err(error) = self.mark_delivered(id) {
@@ -440,13 +536,43 @@ impl Outbox {
                 let _ = fs::remove_file(&path);
                 let _ = sync_dir(&self.pending_dir);
                 self.forget(id);
-                self.metrics.sent.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(id, "notification delivered");
+                counters.sent.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    id,
+                    channel = entry.payload.channel().as_str(),
+                    "notification delivered"
+                );
                 true
             }
             Err(error) => {
                 let age = Timestamp::now().duration_since(entry.enqueued_at);
                 let too_old = age.as_secs_f64() > self.options.max_age.as_secs_f64();
+                if let Some(status) = error.rejected_status() {
+                    tracing::error!(
+                        error = %error_chain(&error),
+                        id,
+                        status,
+                        "notification rejected by its receiver; it will not be retried"
+                    );
+                    let _ = fs::remove_file(&path);
+                    let _ = sync_dir(&self.pending_dir);
+                    self.forget(id);
+                    counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    if let Payload::Receiver {
+                        receiver,
+                        notification,
+                    } = &entry.payload
+                    {
+                        self.remember_rejection(Rejection {
+                            at: Timestamp::now(),
+                            receiver: receiver.name.clone(),
+                            channel: receiver.channel,
+                            status,
+                            group_key: notification.group_key.clone(),
+                        });
+                    }
+                    return false;
+                }
                 if error.is_permanent() || too_old {
                     tracing::error!(
                         error = %error_chain(&error),
@@ -457,7 +583,7 @@ impl Outbox {
                     let _ = fs::remove_file(&path);
                     let _ = sync_dir(&self.pending_dir);
                     self.forget(id);
-                    self.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
                     return false;
                 }
                 let mut state = self.lock();
@@ -473,10 +599,24 @@ impl Outbox {
                         "notification delivery failed; will retry"
                     );
                 }
-                self.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                counters.failed.fetch_add(1, Ordering::Relaxed);
                 false
             }
         }
+    }
+
+    fn remember_rejection(&self, r: Rejection) {
+        let mut kept = self.rejections.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= REJECTIONS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(r);
+    }
+
+    /// The latest rejections (at most [`REJECTIONS_KEPT`]), newest first, for the landing page.
+    pub fn rejections(&self) -> Vec<Rejection> {
+        let kept = self.rejections.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter().rev().cloned().collect()
     }
 
     fn forget(&self, id: &str) {
@@ -532,9 +672,24 @@ fn backoff(options: &OutboxOptions, attempts: u32) -> Duration {
 }
 
 impl NotificationSink for Outbox {
+    /// Stores one message per destination of each notification: the email (id `<id>`) when the notification names
+    /// addresses or no receiver at all, and one message per named receiver (id `<id>.<receiver>`). Receiver names
+    /// are `[A-Za-z0-9_-]` and engine ids have no dot, so the ids cannot collide. A crash half-way leaves some
+    /// destinations stored; the engine hands the notification over again and the stored ones are skipped.
     fn enqueue(&self, notifications: &[Notification]) -> Result<(), SinkError> {
         for n in notifications {
-            self.enqueue_payload(&n.id, Payload::Alert(n.clone()))?;
+            if !n.to.is_empty() || n.receivers.is_empty() {
+                self.enqueue_payload(&n.id, Payload::Alert(n.clone()))?;
+            }
+            for r in &n.receivers {
+                self.enqueue_payload(
+                    &format!("{}.{}", n.id, r.name),
+                    Payload::Receiver {
+                        receiver: r.clone(),
+                        notification: n.clone(),
+                    },
+                )?;
+            }
         }
         Ok(())
     }
@@ -604,6 +759,10 @@ mod tests {
                 let id = match payload {
                     Payload::Alert(n) => n.id.clone(),
                     Payload::Email(r) => r.subject.clone(),
+                    Payload::Receiver {
+                        receiver,
+                        notification,
+                    } => format!("{}.{}", notification.id, receiver.name),
                 };
                 self.delivered.lock().unwrap().push(id);
                 Ok(())
@@ -621,10 +780,12 @@ mod tests {
             account: "prod".into(),
             provider: "celigo".into(),
             to: vec!["ops@example.com".into()],
+            receivers: vec![],
             firing: vec![],
             resolved: vec![],
             created_at: Timestamp::now(),
             external_url: None,
+            ..Notification::default()
         }
     }
 

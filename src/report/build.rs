@@ -20,8 +20,6 @@ pub enum TokenStatus {
     Overdue,
     /// Older than `max_age - warn_before`.
     DueSoon,
-    /// The provider exposes no rotation or creation date: compliance cannot be shown, which auditors want to see.
-    Unknown,
     /// Younger than `max_age - warn_before`.
     Ok,
 }
@@ -32,7 +30,6 @@ impl TokenStatus {
         match self {
             TokenStatus::Overdue => "overdue",
             TokenStatus::DueSoon => "due soon",
-            TokenStatus::Unknown => "unknown",
             TokenStatus::Ok => "ok",
         }
     }
@@ -44,7 +41,8 @@ impl fmt::Display for TokenStatus {
     }
 }
 
-/// One agent's line.
+/// One agent's line: only agents whose token the report can judge (the provider gave a rotation or creation
+/// date); the others are counted in [`Undated`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReportRow {
     pub status: TokenStatus,
@@ -54,14 +52,42 @@ pub struct ReportRow {
     pub agent_id: String,
     /// Untrusted upstream text; every format escapes it its own way.
     pub agent_name: String,
-    /// Whole seconds since the last rotation; `None` when unknown. Negative ages (clock skew) count as zero.
-    pub token_age_seconds: Option<u64>,
+    /// Whole seconds since the last rotation. Negative ages (clock skew) count as zero.
+    pub token_age_seconds: u64,
     /// When the token was last rotated.
-    pub last_rotated: Option<Timestamp>,
+    pub last_rotated: Timestamp,
     /// True when `last_rotated` is the agent's creation time because the platform recorded no rotation.
     pub rotation_date_is_creation: bool,
-    /// `last_rotated + max_age`.
+    /// `last_rotated + max_age`; `None` only past the end of time.
     pub due_at: Option<Timestamp>,
+}
+
+/// The agents of one account whose provider gave no token date: summarised in one line, not listed, because there
+/// is nothing to judge (Planasonix and Calyptia expose no token dates).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Undated {
+    /// The source name.
+    pub account: String,
+    /// The provider label.
+    pub provider: String,
+    /// How many agents of this account have no token date.
+    pub agents: usize,
+}
+
+impl Undated {
+    /// `25 Planasonix agents: no token date available from this provider`.
+    pub fn sentence(&self) -> String {
+        let mut provider = self.provider.clone();
+        if let Some(first) = provider.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        format!(
+            "{} {provider} agent{} in {}: no token date available from this provider",
+            self.agents,
+            if self.agents == 1 { "" } else { "s" },
+            self.account
+        )
+    }
 }
 
 /// One source's contribution, so that a source without data is not mistaken for an empty fleet.
@@ -79,11 +105,13 @@ pub struct ReportSource {
 /// Counts by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// Every agent, judged or not.
     pub agents: usize,
     pub overdue: usize,
     pub due_soon: usize,
-    pub unknown: usize,
     pub ok: usize,
+    /// Agents without a token date, not judged (see [`Report::undated`]).
+    pub undated: usize,
 }
 
 /// The whole report.
@@ -95,8 +123,10 @@ pub struct Report {
     pub warn_before_seconds: u64,
     pub summary: Summary,
     pub sources: Vec<ReportSource>,
-    /// Most urgent first: overdue, due soon, unknown, ok; older tokens first within each.
+    /// The judged agents, most urgent first: overdue, due soon, ok; older tokens first within each.
     pub agents: Vec<ReportRow>,
+    /// Per account, the agents without a token date, in source order; accounts without such agents are left out.
+    pub undated: Vec<Undated>,
 }
 
 /// Builds the report from the sources' current statuses (as [`crate::status::Registry::snapshot`] returns them) at `now`.
@@ -104,6 +134,7 @@ pub fn build(sources: &[Arc<SourceStatus>], policy: TokenPolicy, now: Timestamp)
     let max_age = policy.max_age.as_secs();
     let warn_at = policy.max_age.saturating_sub(policy.warn_before).as_secs();
     let mut rows = Vec::new();
+    let mut undated = Vec::new();
     let mut report_sources = Vec::new();
     for s in sources {
         let agents = s
@@ -117,15 +148,25 @@ pub fn build(sources: &[Arc<SourceStatus>], policy: TokenPolicy, now: Timestamp)
             has_data: s.agents.is_some(),
             agents: agents.len(),
         });
+        let without_date = agents.iter().filter(|a| a.token_rotated.is_none()).count();
+        if without_date > 0 {
+            undated.push(Undated {
+                account: s.name.clone(),
+                provider: s.provider.as_str().to_string(),
+                agents: without_date,
+            });
+        }
         for a in agents {
-            let age = a
-                .token_rotated
-                .map(|t| now.duration_since(t).as_secs().max(0) as u64);
-            let status = match age {
-                None => TokenStatus::Unknown,
-                Some(age) if age > max_age => TokenStatus::Overdue,
-                Some(age) if age > warn_at => TokenStatus::DueSoon,
-                Some(_) => TokenStatus::Ok,
+            let Some(rotated) = a.token_rotated else {
+                continue;
+            };
+            let age = now.duration_since(rotated).as_secs().max(0) as u64;
+            let status = if age > max_age {
+                TokenStatus::Overdue
+            } else if age > warn_at {
+                TokenStatus::DueSoon
+            } else {
+                TokenStatus::Ok
             };
             rows.push(ReportRow {
                 status,
@@ -134,12 +175,9 @@ pub fn build(sources: &[Arc<SourceStatus>], policy: TokenPolicy, now: Timestamp)
                 agent_id: a.id.clone(),
                 agent_name: a.name.clone(),
                 token_age_seconds: age,
-                last_rotated: a.token_rotated,
-                rotation_date_is_creation: a.token_rotated.is_some()
-                    && a.token_rotated_source == TokenDateSource::Created,
-                due_at: a
-                    .token_rotated
-                    .and_then(|t| t.checked_add((max_age as i64).seconds()).ok()),
+                last_rotated: rotated,
+                rotation_date_is_creation: a.token_rotated_source == TokenDateSource::Created,
+                due_at: rotated.checked_add((max_age as i64).seconds()).ok(),
             });
         }
     }
@@ -151,15 +189,16 @@ pub fn build(sources: &[Arc<SourceStatus>], policy: TokenPolicy, now: Timestamp)
             .then_with(|| a.agent_name.cmp(&b.agent_name))
             .then_with(|| a.agent_id.cmp(&b.agent_id))
     });
+    let undated_count: usize = undated.iter().map(|u| u.agents).sum();
     let mut summary = Summary {
-        agents: rows.len(),
+        agents: rows.len() + undated_count,
+        undated: undated_count,
         ..Summary::default()
     };
     for r in &rows {
         match r.status {
             TokenStatus::Overdue => summary.overdue += 1,
             TokenStatus::DueSoon => summary.due_soon += 1,
-            TokenStatus::Unknown => summary.unknown += 1,
             TokenStatus::Ok => summary.ok += 1,
         }
     }
@@ -170,11 +209,13 @@ pub fn build(sources: &[Arc<SourceStatus>], policy: TokenPolicy, now: Timestamp)
         summary,
         sources: report_sources,
         agents: rows,
+        undated,
     }
 }
 
 impl Report {
-    /// One sentence: `12 agents: 2 overdue, 3 due soon, 7 ok.`, or what an empty or incomplete fleet means.
+    /// One sentence: `12 agents: 2 overdue, 3 due soon, 7 ok.`, with `25 more without a token date.` when some
+    /// could not be judged, or what an empty or incomplete fleet means.
     pub fn summary_line(&self) -> String {
         let s = &self.summary;
         let missing: Vec<&str> = self
@@ -186,20 +227,18 @@ impl Report {
         let mut line = if s.agents == 0 {
             "No agents: the fleet is empty, so there is nothing to rotate.".to_string()
         } else {
-            let mut parts = vec![
-                format!("{} overdue", s.overdue),
-                format!("{} due soon", s.due_soon),
-            ];
-            if s.unknown > 0 {
-                parts.push(format!("{} unknown", s.unknown));
+            let judged = s.agents - s.undated;
+            let mut line = format!(
+                "{judged} agent{}: {} overdue, {} due soon, {} ok.",
+                if judged == 1 { "" } else { "s" },
+                s.overdue,
+                s.due_soon,
+                s.ok
+            );
+            if s.undated > 0 {
+                let _ = write!(line, " {} more without a token date.", s.undated);
             }
-            parts.push(format!("{} ok", s.ok));
-            format!(
-                "{} agent{}: {}.",
-                s.agents,
-                if s.agents == 1 { "" } else { "s" },
-                parts.join(", ")
-            )
+            line
         };
         if !missing.is_empty() {
             let _ = write!(
@@ -277,14 +316,21 @@ pub(crate) mod tests {
                 ("a3", TokenStatus::Overdue),
                 ("a5", TokenStatus::Overdue),
                 ("a2", TokenStatus::DueSoon),
-                ("a4", TokenStatus::Unknown),
                 ("a1", TokenStatus::Ok),
             ],
             "report: {r:#?}"
         );
         assert_eq!(
             r.summary_line(),
-            "5 agents: 2 overdue, 1 due soon, 1 unknown, 1 ok."
+            "4 agents: 2 overdue, 1 due soon, 1 ok. 1 more without a token date."
+        );
+        assert_eq!(
+            r.undated,
+            vec![Undated {
+                account: "prod-us".into(),
+                provider: "celigo".into(),
+                agents: 1
+            }]
         );
         let a3 = &r.agents[0];
         assert_eq!(

@@ -22,6 +22,13 @@ fn render_html(report: &Report) -> String {
         format_age(report.warn_before_seconds),
         report.generated_at.strftime("%Y-%m-%d %H:%M UTC")
     );
+    if !report.undated.is_empty() {
+        h.push_str("<ul>\n");
+        for u in &report.undated {
+            let _ = writeln!(h, "<li>{}</li>", html_text(&u.sentence()));
+        }
+        h.push_str("</ul>\n");
+    }
     if !report.agents.is_empty() {
         h.push_str(
             "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\" style=\"border-collapse: collapse\">\n\
@@ -32,7 +39,6 @@ fn render_html(report: &Report) -> String {
             let color = match r.status {
                 TokenStatus::Overdue => "#f8d7da",
                 TokenStatus::DueSoon => "#fff3cd",
-                TokenStatus::Unknown => "#e2e3e5",
                 TokenStatus::Ok => "#ffffff",
             };
             let _ = writeln!(
@@ -43,9 +49,7 @@ fn render_html(report: &Report) -> String {
                 html_text(&r.account),
                 html_text(&r.agent_name),
                 html_text(&r.agent_id),
-                r.token_age_seconds
-                    .map(format_age)
-                    .unwrap_or_else(|| "-".into()),
+                format_age(r.token_age_seconds),
                 crate::html::escape(&rotated_text(r)),
                 date(r.due_at),
             );
@@ -81,6 +85,8 @@ pub fn email(report: &Report, to: &[Mailbox]) -> RenderedEmail {
             content_type: "text/csv; charset=utf-8".to_string(),
             content: render_csv(report),
         }],
+        // `report --send`: lettre makes one. The scheduler sets the report's outbox id instead.
+        message_id: None,
     }
 }
 

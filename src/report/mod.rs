@@ -11,7 +11,7 @@ mod email;
 mod render;
 mod schedule;
 
-pub use build::{Report, ReportRow, ReportSource, Summary, TokenStatus, build};
+pub use build::{Report, ReportRow, ReportSource, Summary, TokenStatus, Undated, build};
 pub use email::{email, send_now};
 pub use render::{ReportFormat, render};
 pub use schedule::{

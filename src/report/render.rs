@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use jiff::Timestamp;
+use unicode_width::UnicodeWidthStr as _;
 
 use super::build::{Report, ReportRow};
 use crate::html::text_safe;
@@ -35,9 +36,10 @@ impl FromStr for ReportFormat {
     }
 }
 
-/// An age in whole seconds, for people (`97d 3h`).
+/// An age or a policy in whole seconds, for people: `97 days`, `1 day 3 h`, `5 h` (token policies are counted in
+/// days).
 pub(super) fn format_age(seconds: u64) -> String {
-    crate::humanize::duration(std::time::Duration::from_secs(seconds))
+    crate::humanize::words(std::time::Duration::from_secs(seconds))
 }
 
 pub(super) fn date(t: Option<Timestamp>) -> String {
@@ -46,7 +48,7 @@ pub(super) fn date(t: Option<Timestamp>) -> String {
 }
 
 pub(super) fn rotated_text(r: &ReportRow) -> String {
-    let d = date(r.last_rotated);
+    let d = date(Some(r.last_rotated));
     if r.rotation_date_is_creation {
         format!("{d} (created)")
     } else {
@@ -79,6 +81,9 @@ pub(super) fn render_table(report: &Report) -> String {
         format_age(report.warn_before_seconds)
     );
     let _ = writeln!(out, "{}", report.summary_line());
+    for u in &report.undated {
+        let _ = writeln!(out, "{}", text_safe(&u.sentence()));
+    }
     if report.agents.is_empty() {
         return out;
     }
@@ -101,18 +106,17 @@ pub(super) fn render_table(report: &Report) -> String {
                 text_safe(&r.account),
                 text_safe(&r.agent_name),
                 text_safe(&r.agent_id),
-                r.token_age_seconds
-                    .map(format_age)
-                    .unwrap_or_else(|| "-".into()),
+                format_age(r.token_age_seconds),
                 rotated_text(r),
                 date(r.due_at),
             ]
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
+    // Display width, not characters: a CJK character or an emoji takes two terminal columns.
+    let mut widths = header.map(|h| h.width());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(cell.width());
         }
     }
     let line = |cells: &[String]| {
@@ -121,7 +125,7 @@ pub(super) fn render_table(report: &Report) -> String {
             if i > 0 {
                 l.push_str("  ");
             }
-            let pad = w - cell.chars().count();
+            let pad = w - cell.width();
             l.push_str(cell);
             if i + 1 < cells.len() {
                 l.extend(std::iter::repeat_n(' ', pad));
@@ -161,11 +165,9 @@ pub(super) fn render_csv(report: &Report) -> String {
             r.provider.clone(),
             r.agent_id.clone(),
             r.agent_name.clone(),
-            r.token_age_seconds
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
-            r.token_age_seconds.map(format_age).unwrap_or_default(),
-            r.last_rotated.map(|t| t.to_string()).unwrap_or_default(),
+            r.token_age_seconds.to_string(),
+            format_age(r.token_age_seconds),
+            r.last_rotated.to_string(),
             r.rotation_date_is_creation.to_string(),
             r.due_at.map(|t| t.to_string()).unwrap_or_default(),
         ];
@@ -187,14 +189,28 @@ mod tests {
         assert!(t.contains("old, \"quoted\"\\nname"), "table:\n{t}");
         assert!(t.contains("(created)"), "table:\n{t}");
         assert!(
-            t.lines().nth(1).unwrap().starts_with("5 agents"),
+            t.lines().nth(1).unwrap().starts_with("4 agents"),
             "table:\n{t}"
         );
         let first_row = t.lines().find(|l| l.starts_with("overdue")).unwrap();
         assert!(
-            first_row.contains("a3") && first_row.contains("120d"),
+            first_row.contains("a3") && first_row.contains("120 days"),
             "first row: {first_row}"
         );
+        assert!(
+            t.lines()
+                .next()
+                .unwrap()
+                .contains("(max age 90 days, due soon 14 days before)"),
+            "table:\n{t}"
+        );
+        assert!(
+            t.lines()
+                .any(|l| l
+                    == "1 Celigo agent in prod-us: no token date available from this provider"),
+            "table:\n{t}"
+        );
+        assert!(!t.contains("no-date"), "an undated agent got a row:\n{t}");
     }
 
     #[test]
@@ -209,8 +225,9 @@ mod tests {
             c.contains(",'=cmd|calc,"),
             "a formula was not defused:\n{c}"
         );
-        // 5 rows + header; one name holds a line break inside quotes.
-        assert_eq!(c.matches("\r\n").count(), 6, "csv:\n{c}");
+        // 4 judged rows + header; one name holds a line break inside quotes; the undated agent has no row.
+        assert_eq!(c.matches("\r\n").count(), 5, "csv:\n{c}");
+        assert!(!c.contains("no-date"), "csv:\n{c}");
     }
 
     #[test]
@@ -218,8 +235,41 @@ mod tests {
         let j: serde_json::Value =
             serde_json::from_str(&render(ReportFormat::Json, &fleet())).unwrap();
         assert_eq!(j["summary"]["overdue"], 2, "json: {j}");
-        assert_eq!(j["agents"].as_array().unwrap().len(), 5, "json: {j}");
+        assert_eq!(j["agents"].as_array().unwrap().len(), 4, "json: {j}");
+        assert_eq!(j["undated"][0]["agents"], 1, "json: {j}");
         assert_eq!(j["agents"][0]["status"], "overdue", "json: {j}");
         assert_eq!(j["agents"][0]["token_age_seconds"], 120 * DAY, "json: {j}");
+    }
+
+    #[test]
+    fn columns_line_up_by_display_width_with_wide_characters() {
+        use crate::config::reports::TokenPolicy;
+        use crate::report::build::build;
+        use crate::report::build::tests::{agent, now, source};
+        let r = build(
+            &[source(
+                "prod",
+                vec![
+                    agent("w1", "東京エージェント", Some(100)),
+                    agent("w2", "edge 🚀", Some(80)),
+                    agent("w3", "plain", Some(10)),
+                ],
+            )],
+            TokenPolicy::default(),
+            now(),
+        );
+        let t = render(ReportFormat::Table, &r);
+        let table: Vec<&str> = t.lines().skip_while(|l| !l.starts_with("STATUS")).collect();
+        assert_eq!(table.len(), 4, "table:\n{t}");
+        // The ID column starts at the same display column on every line.
+        let id_column = |l: &str| {
+            let at = l.find(" ID").or_else(|| l.find(" w")).unwrap();
+            l[..at].width()
+        };
+        let columns: Vec<usize> = table.iter().map(|l| id_column(l)).collect();
+        assert!(
+            columns.windows(2).all(|w| w[0] == w[1]),
+            "columns {columns:?} in:\n{t}"
+        );
     }
 }

@@ -15,6 +15,7 @@ use super::build::build;
 use super::email::email;
 use crate::config::reports::TokenComplianceConfig;
 use crate::notify::NotifyError;
+use crate::notify::email::RenderedEmail;
 use crate::notify::outbox::{Outbox, Payload};
 use crate::status::Registry;
 
@@ -45,7 +46,10 @@ pub fn enqueue_report(
     let report = build(&registry.snapshot(), cfg.policy, fire_time);
     outbox.enqueue_payload(
         &report_id(fire_time),
-        Payload::Email(email(&report, &cfg.to)),
+        Payload::Email(RenderedEmail {
+            message_id: Some(report_id(fire_time)),
+            ..email(&report, &cfg.to)
+        }),
     )
 }
 

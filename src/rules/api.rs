@@ -1,10 +1,8 @@
 //! The rule engine's HTTP face: `GET /api/v1/alerts`, `GET` and `POST /api/v1/silences`,
-//! `DELETE /api/v1/silences/{id}`, and the alerts section of the landing page.
+//! `DELETE /api/v1/silences/{id}`, and the alerts data of the status page.
 //!
 //! Handlers lock the engine only to copy or change a little data; the lock is a `std::sync::Mutex` and is never
 //! held across an `.await`.
-
-use std::fmt::Write as _;
 
 use axum::Json;
 use axum::Router;
@@ -19,7 +17,7 @@ use serde::Serialize;
 use crate::rules::engine::{Engine, SharedEngine, lock};
 use crate::rules::runner::write_state;
 use crate::rules::silences::{NewSilence, Refusal};
-use crate::rules::state::{Silence, severity_str};
+use crate::rules::state::Silence;
 use crate::telemetry::error_chain;
 
 /// The sentence a `POST` or `DELETE` on the silences gets when writes are closed.
@@ -146,64 +144,27 @@ async fn delete_silence(State(api): State<Api>, Path(id): Path<String>) -> Respo
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// The landing page's alerts section: a `<section>` with a table of pending and firing alerts, most severe first.
-/// Every upstream string is HTML-escaped.
-pub fn alerts_html(engine: &Engine, writes_open: bool, now: Timestamp) -> String {
-    let alerts: Vec<_> = engine
-        .alerts(now)
-        .into_iter()
-        .filter(|a| a.state != "resolved")
-        .collect();
-    let mut html = String::from("<section id=\"alerts\">\n<h2>Alerts</h2>\n");
-    if alerts.is_empty() {
-        html.push_str("<p>No alerts.</p>\n");
-    } else {
-        html.push_str(
-            "<table>\n<thead><tr><th>Alert</th><th>Severity</th><th>State</th><th>Account</th><th>Agent</th>\
-             <th>Agent id</th><th>Value</th><th>Threshold</th><th>Since</th><th>Note</th></tr></thead>\n<tbody>\n",
-        );
-        for a in &alerts {
-            let note = if a.inhibited {
-                "inhibited".to_string()
-            } else if !a.silenced_by.is_empty() {
-                format!("silenced ({})", a.silenced_by.join(", "))
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td></tr>",
-                a.alertname,
-                severity_str(a.severity),
-                a.state,
-                crate::html::escape(&a.account),
-                crate::html::escape(a.agent_name.as_deref().unwrap_or("")),
-                crate::html::escape(a.agent_id.as_deref().unwrap_or("")),
-                crate::html::escape(&a.value),
-                crate::html::escape(&a.threshold),
-                a.active_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                crate::html::escape(&note),
-            );
-        }
-        html.push_str("</tbody>\n</table>\n");
+/// The status page's alerts data: every alert not yet resolved, the number of active silences, and whether the
+/// silence API takes writes (`writes_open`, from `--web.enable-admin-api`). The page groups, orders and escapes them
+/// ([`crate::page`]).
+pub fn alerts_panel(
+    engine: &Engine,
+    writes_open: bool,
+    now: Timestamp,
+) -> crate::page::AlertsPanel {
+    crate::page::AlertsPanel {
+        alerts: engine
+            .alerts(now)
+            .into_iter()
+            .filter(|a| a.state != "resolved")
+            .collect(),
+        active_silences: engine
+            .silences()
+            .iter()
+            .filter(|s| s.is_active(now))
+            .count(),
+        writes_open,
     }
-    let active = engine
-        .silences()
-        .iter()
-        .filter(|s| s.is_active(now))
-        .count();
-    let writes = if writes_open {
-        "writable: --web.enable-admin-api is set"
-    } else {
-        "read-only: start with --web.enable-admin-api to create or delete silences"
-    };
-    let _ = writeln!(
-        html,
-        "<p><a href=\"api/v1/alerts\">/api/v1/alerts</a> · <a href=\"api/v1/silences\">/api/v1/silences</a> \
-         ({active} active; {writes})</p>\n</section>"
-    );
-    html
 }
 
 #[cfg(test)]
@@ -436,9 +397,14 @@ mod tests {
     }
 
     #[test]
-    fn the_landing_page_section_escapes_upstream_strings() {
+    fn the_status_page_panel_holds_the_firing_alert_and_the_page_escapes_it() {
         let (_dir, engine) = engine_with_an_alert();
-        let html = alerts_html(&lock(&engine), false, Timestamp::now());
+        let now = Timestamp::now();
+        let panel = alerts_panel(&lock(&engine), false, now);
+        assert_eq!(panel.alerts.len(), 1, "saw {:?}", panel.alerts);
+        let mut data = crate::page::PageData::new(Vec::new());
+        data.alerts = Some(panel);
+        let html = crate::page::render(&data, now);
         assert!(
             html.contains("&lt;b&gt;edge &quot;1&quot;&lt;/b&gt; &amp; co"),
             "saw {html}"
@@ -449,7 +415,7 @@ mod tests {
             "saw {html}"
         );
         assert!(
-            html.contains("<td>AgentHeartbeatStale</td><td>critical</td><td>firing</td>"),
+            html.contains("data-alertname=\"AgentHeartbeatStale\""),
             "saw {html}"
         );
     }

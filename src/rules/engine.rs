@@ -12,10 +12,15 @@
 //!    not list, when listed alerts resolved (if `send_resolved`), when everything resolved, or when nothing changed
 //!    for `repeat_interval`. Silenced and inhibited alerts are left out of notifications; a muted group waits.
 //!
-//! Inhibition: a firing `SourceDown` hides that source's agent alerts; a firing `AgentOffline` hides
-//! `AgentHeartbeatStale` for the same agent; a firing `AgentTokenRotationOverdue` hides `AgentTokenRotationDue` for
-//! the same agent. A hidden (inhibited or silenced) alert that was already notified stays listed in the log, so
-//! its resolved notice goes out once it is visible again, and it is not announced again as new.
+//! Inhibition: a firing `SourceDown` hides that source's agent alerts; a pending or firing `AgentOffline` hides
+//! `AgentHeartbeatStale` for the same agent (one notice per problem: an agent the platform reports offline is
+//! AgentOffline's business from the first evaluation that sees it, not only once `for` has passed); a firing
+//! `AgentTokenRotationOverdue` hides `AgentTokenRotationDue` for the same agent.
+//!
+//! Muted (inhibited or silenced) alerts are honest: one that was already notified stays listed in the log, so it is
+//! neither reported resolved while it is merely hidden nor announced again as new when it shows again; its resolved
+//! notice goes out once it really resolves. A notification lists muted firing alerts apart, with what mutes them,
+//! and is `Resolved` only when no alert of the group is firing at all, muted or not.
 //!
 //! Notification ids are `<state epoch hex>-<group hash hex>-<n>`, with `n` counting per group and never reused:
 //! the same state and the same input give the same id, which is what lets the outbox drop a replay.
@@ -29,8 +34,9 @@ use jiff::Timestamp;
 
 use crate::config::alerting::{EngineConfig, Rules, parse_version};
 use crate::humanize::duration as human;
+use crate::humanize::words;
 use crate::model::Agent;
-use crate::notify::{AlertLine, Notification, NotificationStatus, Severity};
+use crate::notify::{AlertLine, Notification, NotificationStatus, Severity, SourceProblem};
 use crate::rules::AlertName;
 use crate::rules::matcher::{LabelName, all_match};
 use crate::rules::state::{
@@ -98,13 +104,19 @@ struct Observation {
     value: String,
     /// The threshold in human units.
     threshold: String,
+    /// The value in seconds, when it is a duration.
+    value_seconds: Option<u64>,
+    /// The threshold in seconds, when it is a duration.
+    threshold_seconds: Option<u64>,
+    /// One plain sentence for people.
+    summary: String,
 }
 
-/// Which firing alerts inhibit others, computed once per pass. Nested maps so that lookups need no allocation.
+/// Which alerts inhibit others, computed once per pass. Nested maps so that lookups need no allocation.
 pub(super) struct Inhibitors {
     /// Accounts with a firing `SourceDown`.
     source_down: BTreeSet<String>,
-    /// Per account, agents with a firing `AgentOffline`.
+    /// Per account, agents with a pending or firing `AgentOffline`.
     offline: BTreeMap<String, BTreeSet<String>>,
     /// Per account, agents with a firing `AgentTokenRotationOverdue`.
     overdue: BTreeMap<String, BTreeSet<String>>,
@@ -118,7 +130,13 @@ impl Inhibitors {
             overdue: BTreeMap::new(),
         };
         for (k, a) in alerts {
-            if a.state != AlertState::Firing {
+            let inhibits = match a.state {
+                AlertState::Firing => true,
+                // An agent the platform reports offline is AgentOffline's business while it waits out `for`.
+                AlertState::Pending => k.alertname == AlertName::AgentOffline,
+                AlertState::Resolved => false,
+            };
+            if !inhibits {
                 continue;
             }
             let agents = match k.alertname {
@@ -138,15 +156,26 @@ impl Inhibitors {
         inh
     }
 
-    /// Returns true if and only if a firing alert hides the alert with key `k`.
+    /// Returns true if and only if another alert hides the alert with key `k`.
     pub(super) fn inhibits(&self, k: &AlertKey) -> bool {
+        self.inhibited_by(k).is_some()
+    }
+
+    /// The rule whose alert hides the alert with key `k`, if one does.
+    pub(super) fn inhibited_by(&self, k: &AlertKey) -> Option<AlertName> {
         let hit = |m: &BTreeMap<String, BTreeSet<String>>| {
             m.get(&k.account)
                 .is_some_and(|ids| ids.contains(&k.agent_id))
         };
-        (k.alertname.is_agent_level() && self.source_down.contains(&k.account))
-            || (k.alertname == AlertName::AgentHeartbeatStale && hit(&self.offline))
-            || (k.alertname == AlertName::AgentTokenRotationDue && hit(&self.overdue))
+        if k.alertname.is_agent_level() && self.source_down.contains(&k.account) {
+            Some(AlertName::SourceDown)
+        } else if k.alertname == AlertName::AgentHeartbeatStale && hit(&self.offline) {
+            Some(AlertName::AgentOffline)
+        } else if k.alertname == AlertName::AgentTokenRotationDue && hit(&self.overdue) {
+            Some(AlertName::AgentTokenRotationOverdue)
+        } else {
+            None
+        }
     }
 }
 
@@ -206,7 +235,7 @@ impl Engine {
             sequences: self.state.sequences.clone(),
             removed: Vec::new(),
         });
-        let notifications = self.flush_due(now);
+        let notifications = self.flush_due(sources, now);
         let cutoff = now
             .checked_sub(EXPIRED_SILENCE_KEPT)
             .unwrap_or(Timestamp::MIN);
@@ -252,7 +281,14 @@ impl Engine {
                             "polls failing for {} ({reason})",
                             human(elapsed(now, since))
                         ),
-                        threshold: format!("failing for {}", human(rules.source_down.for_)),
+                        threshold: human(rules.source_down.for_),
+                        value_seconds: Some(elapsed(now, since).as_secs()),
+                        threshold_seconds: Some(rules.source_down.for_.as_secs()),
+                        summary: format!(
+                            "polls failing for {} ({reason}); alert after {}",
+                            words(elapsed(now, since)),
+                            words(rules.source_down.for_)
+                        ),
                     },
                 );
             }
@@ -290,6 +326,10 @@ impl Engine {
                     alert.version = obs.version;
                     alert.value = obs.value;
                     alert.threshold = obs.threshold;
+                    alert.value_seconds = obs.value_seconds;
+                    alert.threshold_seconds = obs.threshold_seconds;
+                    alert.summary = obs.summary;
+                    describe_offline(alert, now);
                     alert.severity = config.rules_for(&key.account).severity(key.alertname);
                     changed |= alert.keep_firing_since.take().is_some();
                     match alert.state {
@@ -334,7 +374,7 @@ impl Engine {
             let rules = config.rules_for(&key.account);
             let for_ = rules.settings(key.alertname).for_;
             let firing = now >= plus(obs.start, for_);
-            let alert = Alert {
+            let mut alert = Alert {
                 alertname: key.alertname,
                 account: key.account.clone(),
                 provider: obs.provider,
@@ -344,6 +384,9 @@ impl Engine {
                 severity: rules.severity(key.alertname),
                 value: obs.value,
                 threshold: obs.threshold,
+                value_seconds: obs.value_seconds,
+                threshold_seconds: obs.threshold_seconds,
+                summary: obs.summary,
                 state: if firing {
                     AlertState::Firing
                 } else {
@@ -354,6 +397,7 @@ impl Engine {
                 keep_firing_since: None,
                 resolved_at: None,
             };
+            describe_offline(&mut alert, now);
             alerts.insert(key, alert);
         }
         // A resolved alert that no notification listed as firing has nobody to tell.
@@ -390,7 +434,7 @@ impl Engine {
     }
 
     /// Step 3: looks at every group that is due and returns the notifications to send.
-    fn flush_due(&mut self, now: Timestamp) -> Vec<Notification> {
+    fn flush_due(&mut self, sources: &[Arc<SourceStatus>], now: Timestamp) -> Vec<Notification> {
         let inhibitors = Inhibitors::from(&self.state.alerts);
         let due: Vec<String> = self
             .state
@@ -401,7 +445,16 @@ impl Engine {
             .collect();
         let mut out = Vec::new();
         for gk in due {
-            if let Some(n) = self.flush(&gk, &inhibitors, now) {
+            if let Some(mut n) = self.flush(&gk, &inhibitors, now) {
+                if n.alertname == AlertName::SourceDown.as_str()
+                    && n.status == NotificationStatus::Firing
+                {
+                    n.source_problem = sources
+                        .iter()
+                        .find(|s| s.name == n.account)
+                        .and_then(|s| source_problem(s))
+                        .map(Box::new);
+                }
                 out.push(n);
             }
             if let Some(g) = self.state.groups.get_mut(&gk) {
@@ -450,8 +503,12 @@ impl Engine {
         let mut firing_ids = BTreeSet::new();
         let mut resolved = Vec::new();
         let mut held_back = BTreeSet::new();
+        let mut muted = Vec::new();
+        let mut any_firing = false;
         for &(key, a) in &members {
-            let suppressed = inhibitors.inhibits(key) || self.silenced_by(a, now).next().is_some();
+            let muted_by = self.muted_by(a, inhibitors.inhibited_by(key), now);
+            let suppressed = muted_by.is_some();
+            any_firing |= a.state == AlertState::Firing;
             match (a.state, suppressed) {
                 (AlertState::Pending, _) => {}
                 (AlertState::Firing, false) => {
@@ -465,6 +522,10 @@ impl Engine {
                 (_, true) => {
                     if group.notified.contains(&key.agent_id) {
                         held_back.insert(key.agent_id.clone());
+                    }
+                    // Only what the recipients were told about is worth a word: it explains why it left the list.
+                    if a.state == AlertState::Firing && group.notified.contains(&key.agent_id) {
+                        muted.push((a, muted_by));
                     }
                 }
             }
@@ -483,8 +544,9 @@ impl Engine {
             return None;
         }
         let send_resolved = self.config.send_resolved;
+        // Everything resolved (muted alerts that still fire do not count as resolved): say so.
         let needed = !firing_ids.is_subset(&group.notified)
-            || firing.is_empty()
+            || !any_firing
             || (send_resolved && !resolved.is_empty())
             || group
                 .last_sent
@@ -501,7 +563,7 @@ impl Engine {
             }
             return None;
         }
-        let status = if firing.is_empty() {
+        let status = if !any_firing {
             NotificationStatus::Resolved
         } else {
             NotificationStatus::Firing
@@ -510,15 +572,24 @@ impl Engine {
         let notification = emit.then(|| {
             let seq = self.state.sequences.entry(gk.to_string()).or_insert(0);
             *seq += 1;
-            let mut firing_lines: Vec<AlertLine> = firing.iter().map(|a| line(a)).collect();
+            let url = self.config.external_url.as_deref();
+            let mut firing_lines: Vec<AlertLine> = firing.iter().map(|a| line(a, url)).collect();
             let mut resolved_lines: Vec<AlertLine> = if send_resolved {
-                resolved.iter().map(|a| line(a)).collect()
+                resolved.iter().map(|a| line(a, url)).collect()
             } else {
                 Vec::new()
             };
+            let mut muted_lines: Vec<AlertLine> = muted
+                .iter()
+                .map(|(a, by)| AlertLine {
+                    muted_by: by.clone(),
+                    ..line(a, url)
+                })
+                .collect();
             let order = |l: &AlertLine| (l.agent_name.clone(), l.agent_id.clone());
             firing_lines.sort_by_key(order);
             resolved_lines.sort_by_key(order);
+            muted_lines.sort_by_key(order);
             Notification {
                 id: format!("{:x}-{:016x}-{}", self.state.epoch, fnv1a(gk), seq),
                 group_key: gk.to_string(),
@@ -533,8 +604,13 @@ impl Engine {
                 to: self
                     .config
                     .recipients(group.alertname, severity, &group.account),
+                receivers: self
+                    .config
+                    .receivers(group.alertname, severity, &group.account),
                 firing: firing_lines,
                 resolved: resolved_lines,
+                muted: muted_lines,
+                source_problem: None,
                 created_at: now,
                 external_url: self.config.external_url.clone(),
             }
@@ -579,6 +655,31 @@ impl Engine {
             .mute_windows
             .iter()
             .any(|w| all_match(&w.matchers, &label) && w.contains(now))
+    }
+
+    /// What mutes `alert` at `now`, in words (`inhibited by AgentOffline`, `silenced by 18f-3 (maintenance)`), or
+    /// `None` when nothing does. An inhibition is named first: it lasts as long as its cause, a silence may outlive
+    /// it.
+    fn muted_by(
+        &self,
+        alert: &Alert,
+        inhibitor: Option<AlertName>,
+        now: Timestamp,
+    ) -> Option<String> {
+        if let Some(by) = inhibitor {
+            return Some(format!("inhibited by {by}"));
+        }
+        let silences: Vec<String> = self
+            .silenced_by(alert, now)
+            .map(|s| {
+                if s.comment.is_empty() {
+                    s.id.clone()
+                } else {
+                    format!("{} ({})", s.id, s.comment)
+                }
+            })
+            .collect();
+        (!silences.is_empty()).then(|| format!("silenced by {}", silences.join(", ")))
     }
 
     /// The active silences that match `alert` at `now`.
@@ -638,7 +739,11 @@ fn observe_agent(
         LabelName::AgentName => agent.name.clone(),
         _ => String::new(),
     };
-    let mut add = |alertname: AlertName, start: Timestamp, value: String, threshold: String| {
+    let mut add = |alertname: AlertName,
+                   start: Timestamp,
+                   (value, value_seconds): (String, Option<Duration>),
+                   (threshold, threshold_seconds): (String, Option<Duration>),
+                   summary: String| {
         seen.insert(
             AlertKey {
                 alertname,
@@ -652,6 +757,9 @@ fn observe_agent(
                 version: agent.version.clone(),
                 value,
                 threshold,
+                value_seconds: value_seconds.map(|d| d.as_secs()),
+                threshold_seconds: threshold_seconds.map(|d| d.as_secs()),
+                summary,
             },
         );
     };
@@ -660,24 +768,30 @@ fn observe_agent(
 
     if applies(&rules.heartbeat_stale) {
         let after = rules.heartbeat_after;
-        let threshold = || human(after);
+        let threshold = || (human(after), Some(after));
         match (agent.last_heartbeat, agent.created_at) {
             (Some(hb), _) if elapsed(now, hb) > after => {
-                let value = format!("last heartbeat {} ago", human(elapsed(now, hb)));
+                let age = elapsed(now, hb);
                 add(
                     AlertName::AgentHeartbeatStale,
                     plus(hb, after),
-                    value,
+                    (format!("last heartbeat {} ago", human(age)), Some(age)),
                     threshold(),
+                    format!("last heartbeat {} ago; limit {}", words(age), words(after)),
                 );
             }
             (None, Some(created)) if elapsed(now, created) > after => {
-                let value = format!("never (created {} ago)", human(elapsed(now, created)));
+                let age = elapsed(now, created);
                 add(
                     AlertName::AgentHeartbeatStale,
                     plus(created, after),
-                    value,
+                    (format!("never (created {} ago)", human(age)), Some(age)),
                     threshold(),
+                    format!(
+                        "no heartbeat since it was created {} ago; limit {}",
+                        words(age),
+                        words(after)
+                    ),
                 );
             }
             // No heartbeat and no creation date: nothing to measure from, so no verdict.
@@ -685,16 +799,15 @@ fn observe_agent(
         }
     }
     if applies(&rules.agent_offline) && agent.offline {
-        let threshold = if rules.agent_offline.for_.is_zero() {
-            "offline".to_string()
-        } else {
-            format!("offline for {}", human(rules.agent_offline.for_))
-        };
+        // The value and the sentence count from the alert's start, which only the lifecycle knows: see
+        // `describe_offline`.
+        let for_ = rules.agent_offline.for_;
         add(
             AlertName::AgentOffline,
             now,
+            ("offline".to_string(), Some(Duration::ZERO)),
+            (human(for_), Some(for_)),
             "offline".to_string(),
-            threshold,
         );
     }
     if let Some(rotated) = agent
@@ -708,16 +821,29 @@ fn observe_agent(
             add(
                 AlertName::AgentTokenRotationOverdue,
                 plus(rotated, max),
-                human(age),
-                format!("max age {}", human(max)),
+                (human(age), Some(age)),
+                (human(max), Some(max)),
+                format!("token {} old; policy {}", words(age), words(max)),
             );
         }
         if age > due_at {
+            let left = max.saturating_sub(age);
+            let sentence = if left.is_zero() {
+                format!("token {} old; policy {}", words(age), words(max))
+            } else {
+                format!(
+                    "token {} old; policy {}, due in {}",
+                    words(age),
+                    words(max),
+                    words(left)
+                )
+            };
             add(
                 AlertName::AgentTokenRotationDue,
                 plus(rotated, due_at),
-                human(age),
-                format!("due at {} (max age {})", human(due_at), human(max)),
+                (human(age), Some(age)),
+                (human(due_at), Some(due_at)),
+                sentence,
             );
         }
     }
@@ -731,16 +857,29 @@ fn observe_agent(
             add(
                 AlertName::AgentVersionOutdated,
                 now,
-                version.to_string(),
-                format!(">= {min}"),
+                (version.to_string(), None),
+                (format!(">= {min}"), None),
+                format!("version {version}; minimum {min}"),
             );
         }
     }
 }
 
+/// Brings an `AgentOffline` alert's value up to `now`: the platform says only "offline", so how long comes from
+/// the alert's own start. Does nothing to other rules.
+fn describe_offline(alert: &mut Alert, now: Timestamp) {
+    if alert.alertname != AlertName::AgentOffline {
+        return;
+    }
+    let d = elapsed(now, alert.active_at);
+    alert.value = format!("offline for {}", human(d));
+    alert.value_seconds = Some(d.as_secs());
+    alert.summary = format!("offline for {}", words(d));
+}
+
 /// The notification line for an alert. `since` is when the condition began (for a token, the day it became
 /// due), which reads better than when this process first saw it.
-fn line(a: &Alert) -> AlertLine {
+fn line(a: &Alert, external_url: Option<&str>) -> AlertLine {
     AlertLine {
         agent_id: a.agent_id.clone(),
         agent_name: a.agent_name.clone(),
@@ -749,7 +888,47 @@ fn line(a: &Alert) -> AlertLine {
         threshold: a.threshold.clone(),
         since: a.active_at,
         resolved_at: a.resolved_at,
+        value_seconds: a.value_seconds,
+        threshold_seconds: a.threshold_seconds,
+        summary: a.summary.clone(),
+        muted_by: None,
+        link: a
+            .agent_id
+            .as_deref()
+            .and_then(|id| agent_link(external_url?, &a.account, id)),
     }
+}
+
+/// The link to an agent on the exporter's page: `<external_url>#agent-<account>-<agent id>`, the fragment
+/// percent-encoded by `url`. `None` when the URL does not parse (config validation makes that unexpected).
+pub fn agent_link(external_url: &str, account: &str, agent_id: &str) -> Option<String> {
+    let mut url = url::Url::parse(external_url).ok()?;
+    url.set_fragment(Some(&format!("agent-{account}-{agent_id}")));
+    Some(url.to_string())
+}
+
+/// The link to a source on the exporter's page: `<external_url>#source-<account>`, encoded as [`agent_link`].
+pub fn source_link(external_url: &str, account: &str) -> Option<String> {
+    let mut url = url::Url::parse(external_url).ok()?;
+    url.set_fragment(Some(&format!("source-{account}")));
+    Some(url.to_string())
+}
+
+/// What a `SourceDown` notice says about `s`, or `None` while `s` is up (a notice made in the evaluation that saw
+/// it recover).
+fn source_problem(s: &SourceStatus) -> Option<SourceProblem> {
+    if s.up {
+        return None;
+    }
+    let error = s.last_error.as_ref();
+    Some(SourceProblem {
+        reason: error.map_or("unknown", |e| e.reason.as_str()).to_string(),
+        message: error.map(|e| e.message.clone()).unwrap_or_default(),
+        url: error.and_then(|e| e.url.clone()),
+        failing_since: s.failing_since,
+        last_success: s.last_success,
+        agents_in_last_snapshot: s.agents.as_ref().map(|l| l.agents.len()),
+    })
 }
 
 /// `t + d`, saturating at the end of time.
@@ -830,6 +1009,7 @@ pub(crate) mod tests {
         s.last_error = Some(SourceError {
             reason: ErrorReason::Unauthorized,
             message: "401 Unauthorized".to_string(),
+            url: Some("https://api.example/v1/agents".to_string()),
         });
         Arc::new(s)
     }
@@ -847,8 +1027,13 @@ pub(crate) mod tests {
             NotificationStatus::Firing => "FIRING",
             NotificationStatus::Resolved => "RESOLVED",
         };
+        let muted = if n.muted.is_empty() {
+            String::new()
+        } else {
+            format!(" muted=[{}]", ids(&n.muted))
+        };
         format!(
-            "{status} {} firing=[{}] resolved=[{}] to=[{}]",
+            "{status} {} firing=[{}] resolved=[{}]{muted} to=[{}]",
             n.group_key,
             ids(&n.firing),
             ids(&n.resolved),
@@ -1120,8 +1305,9 @@ pub(crate) mod tests {
             vec![
                 // group_wait 30s after the first alert.
                 "30s FIRING AgentHeartbeatStale/prod firing=[a,x] resolved=[] to=[ops@example.com]",
-                // b and c joined later: they wait for the next group_interval (5m after 30s).
-                "330s FIRING AgentHeartbeatStale/prod firing=[a,b,c,x] resolved=[] to=[ops@example.com]",
+                // b and c joined later: they wait for the next group_interval (5m after 30s). x went offline at
+                // 100s: from then on it is AgentOffline's (pending, then firing), so it is muted here, not resolved.
+                "330s FIRING AgentHeartbeatStale/prod firing=[a,b,c] resolved=[] muted=[x] to=[ops@example.com]",
                 // x went offline at 100s: that group fires 5m later (for) plus its own group_wait.
                 "430s FIRING AgentOffline/prod firing=[x] resolved=[] to=[ops@example.com]",
             ],
@@ -1373,18 +1559,21 @@ pub(crate) mod tests {
                 severity: None,
                 account: None,
                 to: vec!["oncall@example.com".into()],
+                receivers: vec![],
             },
             Route {
                 alertname: None,
                 severity: Some(Severity::Warning),
                 account: None,
                 to: vec!["security@example.com".into()],
+                receivers: vec![],
             },
             Route {
                 alertname: Some(AlertName::SourceDown),
                 severity: None,
                 account: None,
                 to: vec!["never@example.com".into()],
+                receivers: vec![],
             },
         ];
         let cases = [
@@ -1591,6 +1780,7 @@ pub(crate) mod tests {
         s.last_error = Some(SourceError {
             reason: ErrorReason::Unauthorized,
             message: "401 from https://api.example/v1/agents?token=SECRET-TOKEN".to_string(),
+            url: None,
         });
         let mut e = Engine::new(config(), State::new(t0()));
         e.evaluate(&[Arc::new(s)], t0());
@@ -1692,6 +1882,239 @@ pub(crate) mod tests {
                 "20s FIRING AgentOffline/demo firing=[a] resolved=[] to=[demo@example.com]",
                 "60s RESOLVED AgentOffline/demo firing=[] resolved=[a] to=[demo@example.com]",
             ]
+        );
+    }
+
+    #[test]
+    fn with_default_settings_an_offline_agent_with_an_old_heartbeat_is_reported_once_as_agent_offline()
+     {
+        let mut w = World::new(config());
+        let mut log = Vec::new();
+        let mut notices = Vec::new();
+        // o1..o4: offline with heartbeats an hour old from the start. s1: online but stale. o5: online and stale,
+        // then reported offline at 20 min (the platform noticed late).
+        for secs in (0..=3600).step_by(10) {
+            let now = at(secs);
+            let mut agents: Vec<Agent> = (1..=4)
+                .map(|i| {
+                    let mut a = stale(&format!("o{i}"), now);
+                    a.offline = true;
+                    a
+                })
+                .collect();
+            agents.push(stale("s1", now));
+            let mut late = stale("o5", now);
+            late.offline = secs >= 1200;
+            agents.push(late);
+            let sent = w.engine.evaluate(&[up("prod", agents, now)], now);
+            log.extend(sent.iter().map(|n| format!("{secs}s {}", summary(n))));
+            notices.extend(sent);
+        }
+        let listed = |n: &Notification, id: &str| {
+            n.firing
+                .iter()
+                .chain(&n.resolved)
+                .any(|l| l.agent_id.as_deref() == Some(id))
+        };
+        for n in notices
+            .iter()
+            .filter(|n| n.alertname == "AgentHeartbeatStale")
+        {
+            for id in ["o1", "o2", "o3", "o4"] {
+                assert!(
+                    !listed(n, id),
+                    "{id} is offline yet listed as stale: {log:#?}"
+                );
+            }
+            // o5 was stale while online; once offline it is only muted, never reported resolved.
+            assert!(
+                !n.resolved
+                    .iter()
+                    .any(|l| l.agent_id.as_deref() == Some("o5")),
+                "o5 reported resolved while still stale: {log:#?}"
+            );
+        }
+        let offline: Vec<&Notification> = notices
+            .iter()
+            .filter(|n| n.alertname == "AgentOffline")
+            .collect();
+        for id in ["o1", "o2", "o3", "o4", "o5"] {
+            let announced = offline
+                .iter()
+                .filter(|n| n.status == NotificationStatus::Firing && listed(n, id))
+                .count();
+            assert!(announced >= 1, "{id} never reported offline: {log:#?}");
+        }
+        // Within the hour (below repeat_interval) each group speaks once per change only.
+        assert_eq!(
+            log,
+            vec![
+                "30s FIRING AgentHeartbeatStale/prod firing=[o5,s1] resolved=[] to=[ops@example.com]",
+                "330s FIRING AgentOffline/prod firing=[o1,o2,o3,o4] resolved=[] to=[ops@example.com]",
+                "1530s FIRING AgentOffline/prod firing=[o1,o2,o3,o4,o5] resolved=[] to=[ops@example.com]",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_group_whose_alerts_become_inhibited_is_not_reported_resolved_until_every_alert_resolved() {
+        let mut w = World::new(config());
+        let mut log = Vec::new();
+        let mut last = None;
+        // a..e are stale and online; at 60s a..d go offline (AgentOffline pending inhibits their staleness); at 400s
+        // e recovers; at 1000s a..d are back online with fresh heartbeats.
+        for secs in (0..=1500).step_by(10) {
+            let now = at(secs);
+            let agents: Vec<Agent> = ["a", "b", "c", "d", "e"]
+                .into_iter()
+                .map(|id| {
+                    let mut a = if (id == "e" && secs >= 400) || secs >= 1000 {
+                        agent(id, now)
+                    } else {
+                        stale(id, now)
+                    };
+                    a.offline = id != "e" && (60..1000).contains(&secs);
+                    a
+                })
+                .collect();
+            for n in w.engine.evaluate(&[up("prod", agents, now)], now) {
+                if n.alertname == "AgentHeartbeatStale" {
+                    log.push(format!("{secs}s {}", summary(&n)));
+                    last = Some(n);
+                }
+            }
+        }
+        assert_eq!(
+            log,
+            vec![
+                "30s FIRING AgentHeartbeatStale/prod firing=[a,b,c,d,e] resolved=[] to=[ops@example.com]",
+                "630s FIRING AgentHeartbeatStale/prod firing=[] resolved=[e] muted=[a,b,c,d] to=[ops@example.com]",
+                "1230s RESOLVED AgentHeartbeatStale/prod firing=[] resolved=[a,b,c,d] to=[ops@example.com]",
+            ],
+        );
+        let muted = w.engine.state().alerts.is_empty();
+        assert!(muted, "left {:?}", alerts(&w.engine));
+        let last = last.unwrap();
+        assert!(last.muted.is_empty(), "saw {last:?}");
+    }
+
+    #[test]
+    fn a_muted_line_says_what_mutes_it() {
+        let mut w = World::new(config());
+        let both = |now| vec![stale("a", now), stale("b", now)];
+        w.eval(0, &[up("prod", both(at(0)), at(0))]);
+        w.eval(30, &[up("prod", both(at(30)), at(30))]);
+        let silence = NewSilence {
+            matchers: vec![RawMatcher {
+                name: LabelName::AgentId,
+                value: "a".into(),
+                is_regex: false,
+                is_equal: true,
+            }],
+            starts_at: None,
+            ends_at: Some(at(3600)),
+            duration: None,
+            created_by: None,
+            comment: Some("disk swap".into()),
+        };
+        let s = w.engine.add_silence(silence, at(40)).unwrap();
+        // b recovers at 300s; a is silenced, not resolved.
+        let got = w.engine.evaluate(
+            &[up(
+                "prod",
+                vec![stale("a", at(330)), agent("b", at(330))],
+                at(330),
+            )],
+            at(330),
+        );
+        assert_eq!(
+            summaries(&got),
+            vec![
+                "FIRING AgentHeartbeatStale/prod firing=[] resolved=[b] muted=[a] to=[ops@example.com]"
+            ]
+        );
+        assert_eq!(
+            got[0].muted[0].muted_by.as_deref(),
+            Some(format!("silenced by {} (disk swap)", s.id).as_str())
+        );
+    }
+
+    #[test]
+    fn lines_carry_numbers_a_plain_sentence_and_a_link_per_agent() {
+        let mut cfg = config();
+        cfg.external_url = Some("https://exporter.example.com/".into());
+        cfg.rules.agent_offline.for_ = Duration::ZERO;
+        let mut w = World::new(cfg);
+        let mut token = agent("t", at(0));
+        token.token_rotated = Some(ago(at(0), 97 * DAY));
+        let mut off = agent("o", at(0));
+        off.offline = true;
+        let fleet = |now| vec![token.clone(), off.clone(), stale("s", now)];
+        w.engine
+            .evaluate(&[up("prod eu", fleet(at(0)), at(0))], at(0));
+        let sent = w
+            .engine
+            .evaluate(&[up("prod eu", fleet(at(720)), at(720))], at(720));
+        let line = |rule: &str| {
+            sent.iter()
+                .find(|n| n.alertname == rule)
+                .unwrap_or_else(|| panic!("no {rule} in {:?}", summaries(&sent)))
+                .firing[0]
+                .clone()
+        };
+        let offline = line("AgentOffline");
+        assert_eq!(offline.summary, "offline for 12 min");
+        assert_eq!(
+            (offline.value_seconds, offline.threshold_seconds),
+            (Some(720), Some(0))
+        );
+        assert_eq!(
+            offline.link.as_deref(),
+            Some("https://exporter.example.com/#agent-prod%20eu-o")
+        );
+        let overdue = line("AgentTokenRotationOverdue");
+        assert_eq!(overdue.summary, "token 97 days old; policy 90 days");
+        assert_eq!(overdue.threshold_seconds, Some(90 * DAY));
+        let stale_line = line("AgentHeartbeatStale");
+        assert_eq!(stale_line.summary, "last heartbeat 1 h ago; limit 10 min");
+        assert_eq!(stale_line.value_seconds, Some(3600));
+        let views = w.engine.alerts(at(720));
+        let view = views
+            .iter()
+            .find(|v| v.alertname == AlertName::AgentTokenRotationDue)
+            .unwrap();
+        assert_eq!(
+            (view.value_seconds, view.threshold_seconds),
+            (Some(97 * DAY + 720), Some(76 * DAY)),
+            "saw {view:?}"
+        );
+    }
+
+    #[test]
+    fn a_source_down_notice_says_what_failed() {
+        let mut w = World::new(config());
+        let broken = [down(
+            "prod",
+            vec![agent("a", at(0)), agent("b", at(0))],
+            ago(at(0), 1200),
+        )];
+        w.eval(0, &broken);
+        let sent = w.engine.evaluate(&broken, at(30));
+        let problem = *sent[0].source_problem.clone().expect("a source problem");
+        assert_eq!(
+            problem,
+            SourceProblem {
+                reason: "unauthorized".into(),
+                message: "401 Unauthorized".into(),
+                url: Some("https://api.example/v1/agents".into()),
+                failing_since: Some(ago(at(0), 1200)),
+                last_success: Some(ago(at(0), 1200)),
+                agents_in_last_snapshot: Some(2),
+            }
+        );
+        assert_eq!(
+            sent[0].firing[0].summary,
+            "polls failing for 20 min 30 s (unauthorized); alert after 10 min"
         );
     }
 }

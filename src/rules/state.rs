@@ -76,6 +76,15 @@ pub struct Alert {
     pub value: String,
     /// The threshold in human units.
     pub threshold: String,
+    /// The observed value in seconds; `None` when the value is not a duration (a version).
+    #[serde(default)]
+    pub value_seconds: Option<u64>,
+    /// The threshold in seconds; `None` when it is not a duration.
+    #[serde(default)]
+    pub threshold_seconds: Option<u64>,
+    /// One plain sentence for people (`offline for 12 min`, `token 97 days old; policy 90 days`).
+    #[serde(default)]
+    pub summary: String,
     /// Pending, firing, or resolved awaiting its notice.
     pub state: AlertState,
     /// When the condition started to hold: derived from the data where it can be (heartbeat + `after`, the first
@@ -363,6 +372,9 @@ mod tests {
             fired_at: Some(now),
             keep_firing_since: None,
             resolved_at: None,
+            value_seconds: None,
+            threshold_seconds: None,
+            summary: String::new(),
         };
         state.groups.insert(
             alert.group_key(),

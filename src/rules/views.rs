@@ -31,6 +31,13 @@ pub struct AlertView {
     pub value: String,
     /// The threshold in human units.
     pub threshold: String,
+    /// The observed value in seconds, beside the text for scripts that compare; `null` for
+    /// `AgentVersionOutdated`, whose value is a version.
+    pub value_seconds: Option<u64>,
+    /// The threshold in seconds; `null` for `AgentVersionOutdated`.
+    pub threshold_seconds: Option<u64>,
+    /// One plain sentence (`offline for 12 min`, `token 97 days old; policy 90 days`).
+    pub summary: String,
     /// When the condition began.
     pub active_at: Timestamp,
     /// When the alert fired.
@@ -39,7 +46,8 @@ pub struct AlertView {
     pub resolved_at: Option<Timestamp>,
     /// Ids of the active silences that match.
     pub silenced_by: Vec<String>,
-    /// Whether another firing alert hides this one.
+    /// Whether another alert hides this one (a firing `SourceDown` or `AgentTokenRotationOverdue`, a pending or
+    /// firing `AgentOffline`).
     pub inhibited: bool,
 }
 
@@ -62,6 +70,9 @@ impl Engine {
                 version: a.version.clone(),
                 value: a.value.clone(),
                 threshold: a.threshold.clone(),
+                value_seconds: a.value_seconds,
+                threshold_seconds: a.threshold_seconds,
+                summary: a.summary.clone(),
                 active_at: a.active_at,
                 fired_at: a.fired_at,
                 resolved_at: a.resolved_at,

@@ -193,14 +193,27 @@ impl LinkError {
     }
 }
 
-/// The URL as it may appear in a message or log: without userinfo or fragment. The query stays, because it tells
-/// pages apart (`skip=100`) and carries no credential for any provider we support.
+/// The query keys that tell one page of a list from another; [`display_url`] keeps these and drops the rest.
+const PAGE_KEYS: [&str; 6] = ["skip", "offset", "page", "cursor", "after", "before"];
+
+/// The URL as it may appear in a message or log: without userinfo, fragment, or the query, except the keys that tell
+/// pages apart (`skip=100`, `cursor=…`). The rest of the query is the field projection and page size we chose
+/// ourselves (`include=name%2Cversion%2C…`): long, percent-encoded and no help to whoever reads the error.
 pub fn display_url(url: &Url) -> String {
     let mut shown = url.clone();
     // Both only fail for URLs that cannot have userinfo, which then have none to strip.
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     shown.set_fragment(None);
+    let paging: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| PAGE_KEYS.contains(&k.as_ref()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    shown.set_query(None);
+    if !paging.is_empty() {
+        shown.query_pairs_mut().extend_pairs(paging);
+    }
     shown.to_string()
 }
 
@@ -856,12 +869,17 @@ mod tests {
     }
 
     #[test]
-    fn display_url_drops_userinfo_and_fragment_but_keeps_the_page_query() {
-        let url = Url::parse("https://user:pass@api.example.test/v1/agents?skip=5#frag").unwrap();
+    fn display_url_drops_userinfo_fragment_and_projection_but_keeps_the_page() {
+        let url = Url::parse(
+            "https://user:pass@api.example.test/v1/agents?include=name%2Cversion&limit=100&skip=5#frag",
+        )
+        .unwrap();
         assert_eq!(
             display_url(&url),
             "https://api.example.test/v1/agents?skip=5"
         );
+        let url = Url::parse("https://api.example.test/v1/agents?include=name%2Cversion").unwrap();
+        assert_eq!(display_url(&url), "https://api.example.test/v1/agents");
     }
 
     #[test]

@@ -155,6 +155,22 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// The URL the error names (as [`http::display_url`] shows it), or `None` for the page limit, which names none.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            UpstreamError::Unauthorized { url, .. }
+            | UpstreamError::RateLimited { url, .. }
+            | UpstreamError::Server { url, .. }
+            | UpstreamError::Status { url, .. }
+            | UpstreamError::Timeout { url, .. }
+            | UpstreamError::Connect { url, .. }
+            | UpstreamError::Decode { url, .. }
+            | UpstreamError::PaginationLoop { url }
+            | UpstreamError::BodyTooLarge { url, .. } => Some(url),
+            UpstreamError::PageLimit { .. } => None,
+        }
+    }
+
     /// The metric reason this error counts under.
     pub fn reason(&self) -> ErrorReason {
         match self {

@@ -7,9 +7,7 @@
 //! running.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use onprem_agent_exporter::config::email::TlsMode;
@@ -90,37 +88,6 @@ impl Setup {
             &self.config(),
             self.dir.path().join(format!("{log_name}.log")),
         )
-    }
-}
-
-impl TestExporter {
-    /// Sends SIGKILL, as a crash or the OOM killer would, and reaps the process.
-    fn sigkill(mut self) {
-        let status = Command::new("kill")
-            .args(["-KILL", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -KILL failed: {status}");
-        let exit = self.child.wait().unwrap();
-        assert_eq!(exit.signal(), Some(9), "the exporter ended with {exit}");
-    }
-
-    /// How many evaluation rounds the rule engine has logged so far.
-    fn rounds(&self) -> usize {
-        self.logs()
-            .lines()
-            .filter(|l| l.contains("\"rules evaluated\""))
-            .count()
-    }
-
-    /// The ids of the notifications the rule engine handed to the outbox, from its `notification due` log lines.
-    fn notification_ids(&self) -> Vec<String> {
-        self.logs()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["message"] == "notification due")
-            .filter_map(|v| v["id"].as_str().map(String::from))
-            .collect()
     }
 }
 
@@ -248,6 +215,16 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
          \x20   source_down: { for: 1s }\n",
     );
     let exp = setup.start("first");
+    // One good poll first, so the SourceDown email has a last good snapshot to count.
+    wait_until(
+        "the first successful poll",
+        async || {
+            let text = get_ok(&exp.url("/metrics")).await;
+            (sample(&text, "onprem_agent_source_up{") == Some(1.0)).then_some(())
+        },
+        || context(Some(&server), &exp),
+    )
+    .await;
 
     sim.sim.control().set_status_override(Some(500));
     let firing_subject = format!("[FIRING:1] SourceDown {ACCOUNT}");
@@ -312,6 +289,24 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
         context(Some(&server), &exp)
     );
     assert_readable(&all[0], &firing_subject, "polls failing for");
+    // The SourceDown email says what failed.
+    let text = all[0].part("text/plain").unwrap_or_default();
+    for want in [
+        "Reason: http_5xx".to_string(),
+        format!("URL: http://{}/v1/agents", sim.addr),
+        "Last error: ".to_string(),
+        "Failing since: ".to_string(),
+        "Agents in the last good snapshot: 25".to_string(),
+    ] {
+        assert!(
+            text.contains(&want),
+            "the SourceDown email lacks {want:?}:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains('?'),
+        "a query string in the SourceDown email:\n{text}"
+    );
     assert_readable(&all[1], &resolved_subject, "Resolved");
     let ids: Vec<String> = all
         .iter()
@@ -591,5 +586,135 @@ async fn no_secret_reaches_emails_the_state_file_the_outbox_or_the_logs() {
             !text.contains("accessToken"),
             "an accessToken field leaked into {what}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_the_platform_reports_offline_is_mailed_once_as_agent_offline_and_never_as_stale()
+{
+    use onprem_agent_exporter::sim::fleet::Behaviour;
+
+    let server = SmtpServer::start(ServerOptions {
+        mode: TlsMode::None,
+        cert: None,
+        auth: true,
+        port: None,
+    });
+    // The default fleet has dead and never-connected agents: offline, with heartbeats hours to weeks old or none.
+    let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
+    let offline: Vec<String> = sim
+        .sim
+        .control()
+        .fleet()
+        .agents()
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.behaviour,
+                Behaviour::Dead { .. } | Behaviour::NeverConnected
+            )
+        })
+        .map(|a| a.id_hex())
+        .collect();
+    assert!(
+        !offline.is_empty(),
+        "the default fleet has no offline agent"
+    );
+    // Default rules (AgentHeartbeatStale `for: 0s`) except AgentOffline's `for`, shortened from 5m to 3s: still
+    // longer than group_wait, so the stale group is looked at while AgentOffline is pending, the case that used to
+    // mail the same agents twice.
+    let setup = Setup::new(
+        &sim,
+        server.port,
+        "  group_wait: 1s\n  group_interval: 2s\n  rules:\n\
+         \x20   agent_offline: { for: 3s }\n",
+    );
+    let exp = setup.start("offline");
+    let offline_subject = "[FIRING:";
+    wait_until(
+        "the FIRING AgentOffline email",
+        async || {
+            server
+                .received()
+                .iter()
+                .any(|m| {
+                    m.header("Subject").is_some_and(|s| {
+                        s.starts_with(offline_subject) && s.contains("AgentOffline")
+                    })
+                })
+                .then_some(())
+        },
+        || context(Some(&server), &exp),
+    )
+    .await;
+    // Long enough for a stale notice at the next group_interval, had one been coming.
+    quiet_period(&exp, &server, Duration::from_secs(3)).await;
+
+    let all = server.received();
+    let text = |m: &Received| m.part("text/plain").unwrap_or_default();
+    let subject = |m: &Received| m.header("Subject").unwrap_or_default();
+    for m in all
+        .iter()
+        .filter(|m| subject(m).contains("AgentHeartbeatStale"))
+    {
+        let body = text(m);
+        for id in &offline {
+            assert!(
+                !body.contains(id.as_str()),
+                "offline agent {id} is in a stale notice:\n{body}\n{}",
+                context(Some(&server), &exp)
+            );
+        }
+        assert!(
+            !subject(m).starts_with("[RESOLVED]"),
+            "a stale notice claims resolution:\n{body}"
+        );
+    }
+    let offline_mails: Vec<&Received> = all
+        .iter()
+        .filter(|m| subject(m).contains("AgentOffline"))
+        .collect();
+    let first = text(offline_mails[0]);
+    for id in &offline {
+        assert!(
+            first.contains(id.as_str()),
+            "offline agent {id} missing from the first AgentOffline email:\n{first}"
+        );
+    }
+    // Later AgentOffline emails may repeat the group's list only when someone new joined it (a flapping agent);
+    // without a newcomer there is no second email for the same agents.
+    for later in &offline_mails[1..] {
+        let body = text(later);
+        assert!(
+            body.lines()
+                .any(|l| l.starts_with("- ") && !offline.iter().any(|id| l.contains(id.as_str()))),
+            "an AgentOffline email repeats the same agents with nobody new:\n{body}"
+        );
+    }
+
+    // The API gives the numbers beside the text: the stale alerts (inhibited) and the offline ones.
+    let alerts = get_ok(&exp.url("/api/v1/alerts")).await;
+    let doc: serde_json::Value = serde_json::from_str(&alerts).unwrap();
+    let list = doc["alerts"].as_array().cloned().unwrap_or_default();
+    let of = |rule: &str, id: &str| {
+        list.iter()
+            .find(|a| a["alertname"] == rule && a["agent_id"] == id)
+            .unwrap_or_else(|| panic!("no {rule} alert for {id} in {alerts}"))
+            .clone()
+    };
+    for id in &offline {
+        let off = of("AgentOffline", id);
+        assert_eq!(off["threshold_seconds"], 3, "{off}");
+        assert!(
+            off["value_seconds"].as_u64().is_some_and(|v| v >= 3),
+            "{off}"
+        );
+        let stale = of("AgentHeartbeatStale", id);
+        assert_eq!(stale["threshold_seconds"], 600, "{stale}");
+        assert!(
+            stale["value_seconds"].as_u64().is_some_and(|v| v > 600),
+            "{stale}"
+        );
+        assert_eq!(stale["inhibited"], true, "{stale}");
     }
 }

@@ -148,7 +148,7 @@ async fn two_replicas_and_two_clustered_alertmanagers_notify_once_per_group_thro
         assert_eq!(alert["labels"]["provider"], "celigo");
         assert_eq!(alert["labels"]["severity"], "critical");
         assert_eq!(
-            alert["generatorURL"], "http://exporter.example.com:9877/?account=ha",
+            alert["generatorURL"], "http://exporter.example.com:9877/#source-ha",
             "{alert:#}"
         );
         assert!(

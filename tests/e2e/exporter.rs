@@ -494,8 +494,14 @@ async fn once_exits_non_zero_and_names_the_source_when_a_poll_fails() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    // The cause once, in the poller's warning; then one line naming the failed source, not a copy of the cause.
+    assert_eq!(
+        stderr.matches("unauthorized (401)").count(),
+        1,
+        "stderr: {stderr}"
+    );
     assert!(
-        stderr.contains("source e2e failed: unauthorized"),
+        stderr.contains("1 of the sources failed (e2e)"),
         "stderr: {stderr}"
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -549,7 +555,7 @@ fn demo_prints_the_urls_to_open() {
     let _ = child.kill();
     let _ = child.wait();
     let text = seen.join("\n");
-    for what in ["landing:", "metrics:", "agents:", "upstream:"] {
+    for what in ["status:", "metrics:", "agents:", "upstream:", "curl -X PUT"] {
         assert!(text.contains(what), "demo output lacks {what}:\n{text}");
     }
 }

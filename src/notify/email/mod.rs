@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use lettre::message::Mailbox;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
+pub use super::DeliveryError;
 use super::Notification;
 use crate::config::email::{EmailConfig, SmtpConfig};
 
@@ -22,30 +23,6 @@ pub use smtp::{SmtpError, TestEmailError, send_smtp, test_email};
 
 /// The `channel` label of this channel's metrics.
 pub const CHANNEL: &str = "email";
-
-/// Why one delivery attempt failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DeliveryError {
-    #[error(transparent)]
-    Smtp(#[from] SmtpError),
-    #[error("cannot write message to {dir}: {source}")]
-    File {
-        dir: PathBuf,
-        #[source]
-        source: lettre::transport::file::Error,
-    },
-    #[error(transparent)]
-    Render(#[from] RenderError),
-}
-
-impl DeliveryError {
-    /// Returns true if and only if retrying cannot succeed: the message itself is malformed. SMTP errors, even
-    /// permanent 5xx replies, are retried, because an AUTH or relay misconfiguration also answers 5xx and must not
-    /// throw alerts away; the outbox's age limit bounds those retries instead.
-    pub fn is_permanent(&self) -> bool {
-        matches!(self, DeliveryError::Render(_))
-    }
-}
 
 /// Where a channel's messages go.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use serde::{Deserialize, Serialize};
 
 use crate::html::{html_text, text_safe};
-use crate::notify::{AlertLine, Notification, NotificationStatus, Severity};
+use crate::notify::{AlertLine, Notification, NotificationStatus, Severity, SourceProblem};
 
 /// A message rendered ahead of time, as the compliance report is: the outbox stores it as is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +29,10 @@ pub struct RenderedEmail {
     /// Optional attachments (the report's CSV).
     #[serde(default)]
     pub attachments: Vec<EmailAttachment>,
+    /// A stable id for the `Message-ID` header (the report's outbox id), so a copy re-sent after a crash carries
+    /// the same `Message-ID`; `None` lets lettre make a random one (`<uuid@hostname>`). Every message gets one.
+    #[serde(default)]
+    pub message_id: Option<String>,
 }
 
 /// One attachment of a [`RenderedEmail`].
@@ -82,12 +86,24 @@ fn recipients(to: &[String], default_to: &[Mailbox]) -> Result<Vec<Mailbox>, Ren
     Ok(list)
 }
 
-/// The subject of a notification: `[FIRING:3] AgentTokenRotationOverdue prod-us` or
-/// `[RESOLVED] AgentTokenRotationOverdue prod-us`, with control characters removed.
+/// The subject of a notification: `[FIRING:3] AgentTokenRotationOverdue prod-us`,
+/// `[FIRING:5] AgentHeartbeatStale prod-us (4 muted)` or `[RESOLVED] AgentTokenRotationOverdue prod-us`, with
+/// control characters removed. The count includes muted alerts, which still fire; `[RESOLVED]` appears only when
+/// the engine says every alert of the group resolved.
 pub fn subject(n: &Notification) -> String {
     let s = match n.status {
         NotificationStatus::Firing => {
-            format!("[FIRING:{}] {} {}", n.firing.len(), n.alertname, n.account)
+            let muted = if n.muted.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} muted)", n.muted.len())
+            };
+            format!(
+                "[FIRING:{}] {} {}{muted}",
+                n.firing.len() + n.muted.len(),
+                n.alertname,
+                n.account
+            )
         }
         NotificationStatus::Resolved => format!("[RESOLVED] {} {}", n.alertname, n.account),
     };
@@ -113,28 +129,104 @@ fn format_time(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// The colour of the band at the top of the HTML part: green once resolved, else by severity.
+fn band_colour(n: &Notification) -> &'static str {
+    match (n.status, n.severity) {
+        (NotificationStatus::Resolved, _) => "#2e7d32",
+        (_, Severity::Critical) => "#c62828",
+        (_, Severity::Warning) => "#ef6c00",
+        (_, Severity::Info) => "#1565c0",
+    }
+}
+
+/// `1 agent`, `3 agents`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The one-line summary at the top of both parts, e.g. `Critical: 3 agents offline on prod-us (celigo); 1
+/// resolved, 2 muted.` The rule's meaning in words, so a reader need not know the rule names.
+pub fn summary_line(n: &Notification) -> String {
+    let agents = n.firing.len() + n.muted.len();
+    let what = match n.alertname.as_str() {
+        "AgentHeartbeatStale" => format!("{} without a recent heartbeat", count(agents, "agent")),
+        "AgentOffline" => format!(
+            "{} reported offline by the platform",
+            count(agents, "agent")
+        ),
+        "AgentTokenRotationDue" => format!("{} due for token rotation", count(agents, "agent")),
+        "AgentTokenRotationOverdue" => {
+            format!(
+                "{} with a token past the rotation policy",
+                count(agents, "agent")
+            )
+        }
+        "SourceDown" => "polls failing".to_string(),
+        "AgentVersionOutdated" => format!("{} on an outdated version", count(agents, "agent")),
+        other => format!("{other}: {} firing", count(agents, "alert")),
+    };
+    match n.status {
+        NotificationStatus::Resolved => format!(
+            "Resolved: {} on account {} ({}) is over; {} resolved.",
+            n.alertname,
+            n.account,
+            n.provider,
+            count(n.resolved.len(), "alert")
+        ),
+        NotificationStatus::Firing => {
+            let severity = match n.severity {
+                Severity::Info => "Info",
+                Severity::Warning => "Warning",
+                Severity::Critical => "Critical",
+            };
+            let mut extra = Vec::new();
+            if !n.resolved.is_empty() {
+                extra.push(format!("{} resolved", n.resolved.len()));
+            }
+            if !n.muted.is_empty() {
+                extra.push(format!("{} muted", n.muted.len()));
+            }
+            let extra = if extra.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", extra.join(", "))
+            };
+            format!(
+                "{severity}: {what} on account {} ({}){extra}.",
+                n.account, n.provider
+            )
+        }
+    }
+}
+
+/// The sentence for a line: the engine's summary, or for notifications stored by an older version its value and
+/// threshold.
+fn sentence(l: &AlertLine) -> String {
+    if l.summary.is_empty() {
+        format!("{} / {}", l.value, l.threshold)
+    } else {
+        l.summary.clone()
+    }
+}
+
 /// The text and HTML parts of a notification.
 pub fn render_notification(n: &Notification) -> (String, String) {
-    let what = match n.status {
-        NotificationStatus::Firing => format!(
-            "{} alert{} firing",
-            n.firing.len(),
-            if n.firing.len() == 1 { "" } else { "s" }
-        ),
-        NotificationStatus::Resolved => "resolved".to_string(),
-    };
-    let intro = format!(
-        "{} on account {} ({}), severity {}: {}.",
-        n.alertname,
-        n.account,
-        n.provider,
-        severity_str(n),
-        what
-    );
+    let summary = summary_line(n);
+    let sections: [(&str, &Vec<AlertLine>); 3] = [
+        ("Firing", &n.firing),
+        ("Resolved since the last notice", &n.resolved),
+        ("Muted (still firing, not repeated)", &n.muted),
+    ];
 
     let mut text = String::new();
-    let _ = writeln!(text, "{}\n", text_safe(&intro));
-    for (title, lines) in [("Firing", &n.firing), ("Resolved", &n.resolved)] {
+    let _ = writeln!(text, "{}\n", text_safe(&summary));
+    if let Some(p) = &n.source_problem {
+        for (k, v) in source_rows(p) {
+            let _ = writeln!(text, "{k}: {}", text_safe(&v));
+        }
+        text.push('\n');
+    }
+    for (title, lines) in sections {
         if lines.is_empty() {
             continue;
         }
@@ -151,29 +243,51 @@ pub fn render_notification(n: &Notification) -> (String, String) {
 
     let mut html = String::new();
     html.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body style=\"font-family: sans-serif\">\n");
-    let _ = writeln!(html, "<p>{}</p>", crate::html::escape(&intro));
-    for (title, lines) in [("Firing", &n.firing), ("Resolved", &n.resolved)] {
+    let _ = writeln!(
+        html,
+        "<div style=\"background: {}; color: #ffffff; padding: 10px 14px; font-weight: bold\">{}</div>",
+        band_colour(n),
+        crate::html::escape(&summary)
+    );
+    if let Some(p) = &n.source_problem {
+        html.push_str("<table cellpadding=\"4\" cellspacing=\"0\" style=\"margin-top: 8px\">\n");
+        for (k, v) in source_rows(p) {
+            let _ = writeln!(
+                html,
+                "<tr><th align=\"left\">{k}</th><td>{}</td></tr>",
+                html_text(&v)
+            );
+        }
+        html.push_str("</table>\n");
+    }
+    for (title, lines) in sections {
         if lines.is_empty() {
             continue;
         }
         let _ = writeln!(html, "<h3>{title}</h3>");
         html.push_str(
             "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\" style=\"border-collapse: collapse\">\n\
-             <tr><th>Agent</th><th>ID</th><th>Value / threshold</th><th>Version</th><th>Since</th></tr>\n",
+             <tr><th>Agent</th><th>ID</th><th>What</th><th>Version</th><th>Since</th></tr>\n",
         );
         for l in lines.iter() {
-            let since = match l.resolved_at {
-                Some(r) => format!("{} (resolved {})", format_time(l.since), format_time(r)),
-                None => format_time(l.since),
+            let mut since = format_time(l.since);
+            if let Some(r) = l.resolved_at {
+                since = format!("{since}, resolved {}", format_time(r));
+            }
+            let mut what = html_text(&sentence(l));
+            if let Some(by) = &l.muted_by {
+                let _ = write!(what, " ({})", html_text(by));
+            }
+            let name = html_text(l.agent_name.as_deref().unwrap_or("the account itself"));
+            let agent = match link_target(l.link.as_deref()) {
+                Some(u) => format!("<a href=\"{}\">{name}</a>", crate::html::escape(u)),
+                None => name,
             };
             let _ = writeln!(
                 html,
-                "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td></tr>",
-                html_text(l.agent_name.as_deref().unwrap_or("(source)")),
-                html_text(l.agent_id.as_deref().unwrap_or("")),
-                html_text(&l.value),
-                html_text(&l.threshold),
-                html_text(l.version.as_deref().unwrap_or("")),
+                "<tr><td>{agent}</td><td>{}</td><td>{what}</td><td>{}</td><td>{}</td></tr>",
+                html_text(l.agent_id.as_deref().unwrap_or("-")),
+                html_text(l.version.as_deref().unwrap_or("-")),
                 crate::html::escape(&since),
             );
         }
@@ -192,12 +306,31 @@ pub fn render_notification(n: &Notification) -> (String, String) {
     (text, html)
 }
 
-fn severity_str(n: &Notification) -> &'static str {
-    match n.severity {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
+/// The rows that say what failed in a `SourceDown` notice, in reading order.
+fn source_rows(p: &SourceProblem) -> Vec<(&'static str, String)> {
+    let mut rows = vec![("Reason", p.reason.clone())];
+    if !p.message.is_empty() {
+        rows.push(("Last error", p.message.clone()));
     }
+    if let Some(u) = &p.url {
+        rows.push(("URL", u.clone()));
+    }
+    if let Some(t) = p.failing_since {
+        rows.push(("Failing since", format_time(t)));
+    }
+    rows.push((
+        "Last good poll",
+        p.last_success
+            .map_or("never since the exporter started".to_string(), format_time),
+    ));
+    rows.push((
+        "Agents in the last good snapshot",
+        p.agents_in_last_snapshot
+            .map_or("none (no poll succeeded yet)".to_string(), |n| {
+                n.to_string()
+            }),
+    ));
+    rows
 }
 
 fn text_line(l: &AlertLine) -> String {
@@ -205,19 +338,21 @@ fn text_line(l: &AlertLine) -> String {
         (Some(name), Some(id)) => format!("{} ({})", text_safe(name), text_safe(id)),
         (Some(name), None) => text_safe(name),
         (None, Some(id)) => text_safe(id),
-        (None, None) => "(source)".to_string(),
+        (None, None) => "the account itself".to_string(),
     };
-    let mut s = format!(
-        "{who}: {} (threshold {})",
-        text_safe(&l.value),
-        text_safe(&l.threshold)
-    );
+    let mut s = format!("{who}: {}", text_safe(&sentence(l)));
+    if let Some(by) = &l.muted_by {
+        let _ = write!(s, " ({})", text_safe(by));
+    }
     if let Some(v) = &l.version {
         let _ = write!(s, ", version {}", text_safe(v));
     }
     let _ = write!(s, ", since {}", format_time(l.since));
     if let Some(r) = l.resolved_at {
         let _ = write!(s, ", resolved {}", format_time(r));
+    }
+    if let Some(u) = link_target(l.link.as_deref()) {
+        let _ = write!(s, " <{u}>");
     }
     s
 }
@@ -249,7 +384,8 @@ pub fn build_rendered(
     let mut b = Message::builder()
         .from(from.clone())
         .subject(header_safe(&r.subject))
-        .date_now();
+        .date_now()
+        .message_id(r.message_id.as_deref().map(|id| message_id(id, from)));
     for m in recipients(&r.to, default_to)? {
         b = b.to(m);
     }
@@ -298,6 +434,7 @@ mod tests {
             account: "prod-us".into(),
             provider: "celigo".into(),
             to: vec!["ops@example.com".into()],
+            receivers: vec![],
             firing: vec![AlertLine {
                 agent_id: Some("a1".into()),
                 agent_name: Some(name.into()),
@@ -306,10 +443,12 @@ mod tests {
                 threshold: "90 days".into(),
                 since: Timestamp::from_second(1_700_000_000).unwrap(),
                 resolved_at: None,
+                ..AlertLine::default()
             }],
             resolved: vec![],
             created_at: Timestamp::from_second(1_700_000_100).unwrap(),
             external_url: Some("http://exporter.example.com:9877".into()),
+            ..Notification::default()
         }
     }
 
@@ -390,5 +529,114 @@ mod tests {
         ));
         let msg = build_notification(&n, &from, std::slice::from_ref(&from)).unwrap();
         assert_eq!(msg.envelope().to()[0].to_string(), "alerts@example.com");
+    }
+
+    #[test]
+    fn a_group_with_muted_alerts_counts_them_and_says_what_mutes_them() {
+        let mut n = notification("edge-a");
+        n.firing[0].summary = "token 97 days old; policy 90 days".into();
+        n.firing[0].link = Some("http://exporter.example.com:9877/#agent-prod-us-a1".into());
+        n.muted = vec![AlertLine {
+            agent_id: Some("a2".into()),
+            agent_name: Some("edge-b".into()),
+            summary: "last heartbeat 3 h ago; limit 10 min".into(),
+            muted_by: Some("inhibited by AgentOffline".into()),
+            ..AlertLine::default()
+        }];
+        assert_eq!(
+            subject(&n),
+            "[FIRING:2] AgentTokenRotationOverdue prod-us (1 muted)"
+        );
+        let (text, html) = render_notification(&n);
+        assert!(
+            text.starts_with(
+                "Critical: 2 agents with a token past the rotation policy on account prod-us (celigo); 1 muted.\n"
+            ),
+            "text:\n{text}"
+        );
+        assert!(
+            text.contains(
+                "edge-b (a2): last heartbeat 3 h ago; limit 10 min (inhibited by AgentOffline)"
+            ),
+            "text:\n{text}"
+        );
+        assert!(html.contains("background: #c62828"), "no red band:\n{html}");
+        assert!(
+            html.contains(
+                "<a href=\"http://exporter.example.com:9877/#agent-prod-us-a1\">edge-a</a>"
+            ),
+            "no agent link:\n{html}"
+        );
+        assert!(
+            html.contains("<td>token 97 days old; policy 90 days</td>"),
+            "no sentence:\n{html}"
+        );
+        assert!(!html.contains("(threshold"), "old wording:\n{html}");
+    }
+
+    #[test]
+    fn a_source_down_mail_says_what_failed() {
+        let mut n = notification("x");
+        n.alertname = "SourceDown".into();
+        n.firing = vec![AlertLine {
+            summary: "polls failing for 40 s (connect); alert after 30 s".into(),
+            since: Timestamp::from_second(1_700_000_000).unwrap(),
+            ..AlertLine::default()
+        }];
+        n.source_problem = Some(Box::new(SourceProblem {
+            reason: "connect".into(),
+            message:
+                "https://api.example/v1/agents: cannot connect after 3 attempts: connection refused"
+                    .into(),
+            url: Some("https://api.example/v1/agents".into()),
+            failing_since: Some(Timestamp::from_second(1_700_000_000).unwrap()),
+            last_success: None,
+            agents_in_last_snapshot: Some(25),
+        }));
+        let (text, html) = render_notification(&n);
+        for want in [
+            "Critical: polls failing on account prod-us (celigo).",
+            "Reason: connect",
+            "Last error: https://api.example/v1/agents: cannot connect after 3 attempts: connection refused",
+            "URL: https://api.example/v1/agents",
+            "Failing since: 2023-11-14 22:13 UTC",
+            "Agents in the last good snapshot: 25",
+            "the account itself: polls failing for 40 s (connect); alert after 30 s",
+        ] {
+            assert!(text.contains(want), "text lacks {want:?}:\n{text}");
+        }
+        assert!(
+            html.contains("<th align=\"left\">URL</th><td>https://api.example/v1/agents</td>"),
+            "html:\n{html}"
+        );
+    }
+
+    #[test]
+    fn every_message_has_a_message_id() {
+        let from: Mailbox = "alerts@example.com".parse().unwrap();
+        let r = RenderedEmail {
+            subject: "s".into(),
+            text: "t".into(),
+            html: "h".into(),
+            to: vec!["ops@example.com".into()],
+            attachments: vec![],
+            message_id: None,
+        };
+        let raw = |m: Message| String::from_utf8(m.formatted()).unwrap();
+        let random = raw(build_rendered(&r, &from, &[]).unwrap());
+        assert!(random.contains("Message-ID: <"), "message:\n{random}");
+        let stable = raw(build_rendered(
+            &RenderedEmail {
+                message_id: Some("report-token-compliance-1".into()),
+                ..r
+            },
+            &from,
+            &[],
+        )
+        .unwrap());
+        assert!(
+            stable.contains("Message-ID: <report-token-compliance-1@example.com>"),
+            "message:\n{stable}"
+        );
     }
 }

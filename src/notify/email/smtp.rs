@@ -197,7 +197,8 @@ pub async fn test_email(cfg: &EmailConfig, to: Option<&str>) -> Result<(), TestE
     let mut b = Message::builder()
         .from(cfg.from.clone())
         .subject("[TEST] onprem-agent-exporter email")
-        .date_now();
+        .date_now()
+        .message_id(None);
     for r in recipients {
         b = b.to(r);
     }

@@ -35,6 +35,7 @@ fn line(id: &str, name: &str) -> AlertLine {
         threshold: "90d".to_string(),
         since: Timestamp::from_second(1_780_000_000).unwrap(),
         resolved_at: None,
+        ..AlertLine::default()
     }
 }
 
@@ -51,6 +52,7 @@ fn notification(id: &str) -> Notification {
             "ops@example.com".to_string(),
             "oncall@example.com".to_string(),
         ],
+        receivers: vec![],
         firing: vec![
             line("a1", EVIL_NAME),
             line("a2", "plain-agent"),
@@ -59,6 +61,7 @@ fn notification(id: &str) -> Notification {
         resolved: vec![],
         created_at: Timestamp::now(),
         external_url: Some("http://exporter.example.com:9877".to_string()),
+        ..Notification::default()
     }
 }
 
@@ -496,6 +499,12 @@ async fn the_compliance_report_arrives_with_a_csv_attachment_listing_every_agent
     assert_eq!(got.len(), 1);
     let m = &got[0];
     assert_eq!(m.rcpt_tos, vec!["security@example.com"]);
+    assert!(
+        m.header("Message-ID")
+            .is_some_and(|id| id.starts_with('<') && id.contains('@')),
+        "the report has no Message-ID:\n{}",
+        m.raw_text()
+    );
     assert_eq!(
         m.header("Subject").as_deref(),
         Some("[REPORT] Token rotation compliance: 1 overdue, 1 due soon of 3 agents"),

@@ -1,11 +1,15 @@
 //! Helpers shared by every integration-test module, each written once: the exporter as a child process, the
-//! simulators on real sockets, HTTP and exposition reading, bounded waits, SMTP, the fake upstream, Prometheus and Alertmanager.
+//! simulators on real sockets, HTTP and exposition reading, bounded waits, SMTP, the fake upstream, Prometheus,
+//! Alertmanager, the demo and a headless browser.
 
 pub mod alertmanager;
+pub mod browser;
+pub mod demo;
 pub mod exposition;
 pub mod fake_upstream;
 pub mod hostile_fleet;
 pub mod http;
+pub mod http_sink;
 pub mod process;
 pub mod prometheus;
 pub mod simulator;

@@ -1,6 +1,7 @@
 //! The exporter binary as a child process that is killed when its guard drops.
 
 use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -104,5 +105,37 @@ impl TestExporter {
         let text = self.logs();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// What the alerting tests need of a running exporter: crashing it, and reading its progress from its log.
+impl TestExporter {
+    /// Sends SIGKILL, as a crash or the OOM killer would, and reaps the process.
+    pub fn sigkill(mut self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -KILL failed: {status}");
+        let exit = self.child.wait().unwrap();
+        assert_eq!(exit.signal(), Some(9), "the exporter ended with {exit}");
+    }
+
+    /// How many evaluation rounds the rule engine has logged so far.
+    pub fn rounds(&self) -> usize {
+        self.logs()
+            .lines()
+            .filter(|l| l.contains("\"rules evaluated\""))
+            .count()
+    }
+
+    /// The ids of the notifications the rule engine handed to the outbox, from its `notification due` log lines.
+    pub fn notification_ids(&self) -> Vec<String> {
+        self.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == "notification due")
+            .filter_map(|v| v["id"].as_str().map(String::from))
+            .collect()
     }
 }

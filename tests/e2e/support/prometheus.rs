@@ -183,8 +183,8 @@ pub fn require_program(name: &str) -> PathBuf {
         .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "`{name}` is required by these tests and was not found on PATH. On Debian: \
-                 apt-get install -y prometheus prometheus-alertmanager"
+                "`{name}` is required by these tests and was not found on PATH. Install the test \
+                 dependencies (as root): bash scripts/install-test-deps.sh"
             )
         })
 }

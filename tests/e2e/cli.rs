@@ -1,0 +1,263 @@
+//! The command line as a newcomer meets it: a fatal error said once with what to do, no flag value that makes the
+//! program panic, and the small conveniences (`check-config --config`, `:9877`, a request timeout that follows the
+//! poll interval, `healthcheck HOST:PORT`).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::free_port;
+use crate::support::process::EXE;
+
+fn exe(args: &[&str]) -> Output {
+    Command::new(EXE)
+        .args(args)
+        .env_remove("ONPREM_AGENT_EXPORTER_CONFIG")
+        .output()
+        .expect("run the exporter")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A valid config in `dir` with `extra` appended to its one source and `top` at the top; returns its path.
+fn config(dir: &Path, top: &str, extra: &str) -> String {
+    std::fs::write(dir.join("token"), "sim-api-token\n").unwrap();
+    let path = dir.join("config.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "{top}sources:\n  - name: acct\n    provider: celigo\n    base_url: http://127.0.0.1:9\n    \
+             token_file: token\n{extra}"
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_missing_config_file_is_said_once_with_its_resolved_path_and_a_hint() {
+    let out = exe(&["run", "--config", "no-such-dir/config.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line, not a log line and a copy:\n{err}"
+    );
+    let resolved = std::env::current_dir()
+        .unwrap()
+        .join("no-such-dir/config.yaml");
+    assert!(
+        err.contains(&resolved.display().to_string()),
+        "the resolved path: {err}"
+    );
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "the cause said once: {err}"
+    );
+    assert!(err.contains("hint: check the path"), "{err}");
+}
+
+#[test]
+fn with_json_logs_a_fatal_error_is_one_json_object() {
+    let out = exe(&["--log-format", "json", "run", "--config", "no-such.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {err}"));
+    assert_eq!(v["level"], "ERROR", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("no-such.yaml"), "{v}");
+    assert!(v["hint"].as_str().is_some(), "{v}");
+}
+
+#[test]
+fn a_port_in_use_names_listen_address_in_its_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let path = config(
+        dir.path(),
+        &format!("listen_address: 127.0.0.1:{port}\n"),
+        "",
+    );
+    let out = exe(&["run", "--config", &path]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("rror")).collect();
+    assert_eq!(errors.len(), 1, "said once:\n{err}");
+    assert_eq!(err.matches("Address already in use").count(), 1, "{err}");
+    assert!(
+        err.contains("listen_address"),
+        "a hint naming the key: {err}"
+    );
+}
+
+#[test]
+fn no_flag_value_makes_a_subcommand_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "", "");
+    // `--flag=value`, so that a negative value reaches the flag's parser instead of looking like another flag.
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (vec!["demo"], "--poll-interval", "0s"),
+        (vec!["demo"], "--poll-interval", "-1s"),
+        (vec!["demo"], "--poll-interval", "999999999999999h"),
+        (vec!["demo"], "--poll-interval", "100y"),
+        (vec!["demo"], "--agents", "0"),
+        (vec!["demo"], "--agents", "-1"),
+        (vec!["demo"], "--agents", "99999999999999"),
+        (vec!["simulate"], "--agents", "-1"),
+        (vec!["simulate"], "--agents", "99999999999"),
+        (vec!["simulate"], "--page-size", "0"),
+        (vec!["simulate"], "--page-size", "-5"),
+        (vec!["simulate"], "--page-size", "999999999999"),
+        (vec!["simulate"], "--latency", "-1s"),
+        (vec!["simulate"], "--latency", "100y"),
+        (vec!["simulate"], "--rate-limit-every", "0"),
+        (vec!["simulate"], "--fail-every", "0"),
+        (vec!["simulate"], "--fail-every", "-1"),
+        (vec!["healthcheck"], "--timeout", "0s"),
+        (vec!["healthcheck"], "--timeout", "-1s"),
+        (vec!["healthcheck"], "--timeout", "100y"),
+        (vec!["run", "--config", &cfg], "--web.header-timeout", "0s"),
+        (
+            vec!["run", "--config", &cfg],
+            "--web.header-timeout",
+            "100y",
+        ),
+        (vec!["run", "--config", &cfg], "--web.max-connections", "0"),
+        (vec!["run", "--config", &cfg], "--web.max-connections", "-1"),
+        (vec!["once", "--config", &cfg], "--format", "nonsense"),
+        (vec!["report", "--config", &cfg], "--format", "nonsense"),
+    ];
+    for (prefix, flag, value) in cases {
+        let mut args = prefix.clone();
+        let pair = format!("{flag}={value}");
+        args.push(&pair);
+        let out = exe(&args);
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} must be a usage error:\n{err}"
+        );
+        assert!(
+            err.contains(flag),
+            "{args:?}: the error must name {flag}:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn config_durations_out_of_bounds_are_refused_with_the_bound() {
+    let cases = [
+        ("poll_interval: 0s", "at least 1s"),
+        ("poll_interval: 1ms", "at least 1s"),
+        ("poll_interval: 100y", "at most 1day"),
+        ("poll_interval: -1s", "poll_interval"),
+        ("request_timeout: 0s", "greater than zero"),
+    ];
+    for (line, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config(dir.path(), "", &format!("    {line}\n"));
+        let out = exe(&["check-config", &path]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{line}: {err}");
+        assert!(!err.contains("panicked"), "{line}: {err}");
+        assert!(err.contains(want), "{line}: want {want:?} in {err}");
+    }
+}
+
+#[test]
+fn a_short_poll_interval_alone_is_valid_because_the_request_timeout_follows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), "", "    poll_interval: 5s\n");
+    let out = exe(&["check-config", &path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn check_config_takes_the_file_as_an_argument_or_with_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), "listen_address: \":9877\"\n", "");
+    for args in [
+        vec!["check-config", &path],
+        vec!["check-config", "--config", &path],
+    ] {
+        let out = exe(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("listening on 0.0.0.0:9877"),
+            "`:9877` means every interface: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn healthcheck_accepts_host_port_and_says_why_it_failed() {
+    let port = free_port();
+    let out = exe(&["healthcheck", "--url", &format!("127.0.0.1:{port}")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("http://127.0.0.1:{port}/healthz")),
+        "HOST:PORT becomes the health URL: {err}"
+    );
+    assert!(
+        err.to_lowercase().contains("connection refused"),
+        "the cause, not just `error sending request`: {err}"
+    );
+    assert!(!err.contains("builder error"), "{err}");
+}
+
+#[test]
+fn simulate_prints_a_config_snippet_that_check_config_accepts_and_documents_its_control_endpoint() {
+    use std::io::{BufRead, BufReader};
+    let help = exe(&["simulate", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("PUT /_sim/control") && help.contains("fail_every"),
+        "{help}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(EXE)
+        .args(["simulate", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    while let Some(Ok(line)) = lines.next() {
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("token_file:") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let token = printed
+        .split("echo ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no token line in:\n{printed}"));
+    std::fs::write(dir.path().join("sim-token"), format!("{token}\n")).unwrap();
+    let snippet = &printed[printed.find("sources:").expect("a sources: snippet")..];
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, snippet).unwrap();
+    let out = exe(&["check-config", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "snippet:\n{snippet}\n{}",
+        stderr(&out)
+    );
+}
