@@ -22,7 +22,8 @@ use crate::notify::outbox::{self, Deliver, Outbox, OutboxOptions};
 use crate::notify::{NotificationSink, NotifyError};
 use crate::rules::api;
 use crate::rules::engine::{AlertCounts, SharedEngine, lock};
-use crate::server::LandingSection;
+use crate::rules::health::{self, StateHealth};
+use crate::server::{LandingSection, ReadinessCheck};
 use crate::status::Registry;
 
 /// The running alerting half, as the HTTP server sees it.
@@ -37,6 +38,8 @@ pub struct Alerting {
     /// Whether the silence API takes `POST` and `DELETE` (`--web.enable-admin-api`); false until
     /// [`crate::app::attach`] copies [`crate::server::AppState::writes_open`] here.
     pub writes_open: bool,
+    /// Whether the state file can be written lately; shared with the engine's loop.
+    health: Arc<StateHealth>,
 }
 
 impl Alerting {
@@ -61,16 +64,23 @@ impl Alerting {
             },
         )?);
         let interval = engine_config.evaluation_interval;
-        let engine = crate::rules::runner::start_engine(engine_config);
+        let health = Arc::new(StateHealth::new(Timestamp::now()));
+        let engine =
+            crate::rules::runner::start_engine_with(engine_config, &health, || outbox.notified());
         let counts = lock(&engine).published_counts();
 
         let sink: Arc<dyn NotificationSink> = match channel {
             Some(_) => outbox.clone(),
             None => Arc::new(NoChannel),
         };
-        let (e, r, stop) = (engine.clone(), registry.clone(), shutdown.clone());
+        let (e, r, h, stop) = (
+            engine.clone(),
+            registry.clone(),
+            health.clone(),
+            shutdown.clone(),
+        );
         tasks.spawn(async move {
-            crate::rules::runner::run(e, r, sink, interval, stop).await;
+            crate::rules::runner::run(e, r, sink, interval, h, stop).await;
             "rule engine".to_string()
         });
         if let Some(channel) = channel {
@@ -92,12 +102,22 @@ impl Alerting {
             outbox,
             counts,
             writes_open: false,
+            health,
         })
     }
 
-    /// The `/api/v1/alerts` and `/api/v1/silences` routes.
+    /// The `/api/v1/alerts` and `/api/v1/silences` routes. Silence writes are answered 503 while the state file
+    /// cannot be written (`refuse_silence_writes`).
     pub fn router(&self) -> Router {
-        api::router(self.engine.clone(), self.writes_open)
+        let router = api::router(self.engine.clone(), self.writes_open);
+        if !self.writes_open {
+            // Every write is refused with 403 already; that answer, naming the flag, is the useful one.
+            return router;
+        }
+        router.layer(axum::middleware::from_fn_with_state(
+            self.health.clone(),
+            refuse_silence_writes,
+        ))
     }
 
     /// The collector of the alerting half's families, for the exporter's metrics registry.
@@ -105,9 +125,62 @@ impl Alerting {
         AlertingCollector {
             counts: self.counts.clone(),
             outbox: self.outbox.clone(),
+            health: self.health.clone(),
         }
     }
+
+    /// What the alerting half cannot do now, one sentence each: queue notifications, save its state. Empty when all
+    /// is well. `/readyz` answers 503 with these, and the landing page shows them.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(p) = self.outbox.metrics().enqueue_problem() {
+            out.push(format!(
+                "notifications cannot be queued ({p}); they are retried every evaluation"
+            ));
+        }
+        if let Some(p) = self.health.problem() {
+            out.push(format!(
+                "the alert state cannot be saved ({p}); silences cannot be changed until it can"
+            ));
+        }
+        out
+    }
 }
+
+impl ReadinessCheck for Alerting {
+    fn problems(&self) -> Vec<String> {
+        Alerting::problems(self)
+    }
+}
+
+/// Answers a `POST` or `DELETE` under `/api/v1/silences` with 503 while the last write of the state file failed: a
+/// silence the engine cannot save would be lost at the next restart, so the caller is told now and can retry. Reads
+/// pass.
+async fn refuse_silence_writes(
+    axum::extract::State(health): axum::extract::State<Arc<StateHealth>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let write =
+        request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD;
+    if write && request.uri().path().starts_with("/api/v1/silences") {
+        if let Some(problem) = health.problem() {
+            let message = format!(
+                "the alert state cannot be saved, so silences cannot change now: {problem}"
+            );
+            return (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({ "error": message })),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The label set of a family with one unlabelled gauge sample.
+const NO_LABELS: [(&str, &str); 0] = [];
 
 /// The engine's sink when no channel renders notifications (only Alertmanagers are configured): accepts and drops.
 struct NoChannel;
@@ -124,6 +197,8 @@ pub struct AlertingCollector {
     counts: Arc<ArcSwap<AlertCounts>>,
     /// The outbox, for its delivery counters and length (plain atomics).
     outbox: Arc<Outbox>,
+    /// The state file's save record (plain atomics).
+    health: Arc<StateHealth>,
 }
 
 impl fmt::Debug for AlertingCollector {
@@ -167,7 +242,42 @@ impl Collector for AlertingCollector {
             outbox::NOTIFICATION_QUEUE_LENGTH_HELP,
             MetricType::Gauge,
         )?
-        .encode_gauge(&m.queue_length())
+        .encode_gauge(&m.queue_length())?;
+        metrics::family(
+            &mut encoder,
+            names::NOTIFICATION_ENQUEUE_FAILURES,
+            outbox::ENQUEUE_FAILURES_HELP,
+            MetricType::Counter,
+        )?
+        .encode_counter::<NoLabelSet, _, u64>(&m.enqueue_failures(), None)?;
+        let mut fam = metrics::family(
+            &mut encoder,
+            names::NOTIFICATION_LAST_ENQUEUE,
+            outbox::LAST_ENQUEUE_HELP,
+            MetricType::Gauge,
+        )?;
+        metrics::gauge(&mut fam, &NO_LABELS, m.last_enqueue_seconds())?;
+        metrics::family(
+            &mut encoder,
+            names::STATE_SAVE_FAILURES,
+            health::SAVE_FAILURES_HELP,
+            MetricType::Counter,
+        )?
+        .encode_counter::<NoLabelSet, _, u64>(&self.health.save_failures(), None)?;
+        let mut fam = metrics::family(
+            &mut encoder,
+            names::STATE_LAST_SAVE,
+            health::LAST_SAVE_HELP,
+            MetricType::Gauge,
+        )?;
+        metrics::gauge(&mut fam, &NO_LABELS, self.health.last_save_seconds())?;
+        metrics::family(
+            &mut encoder,
+            names::STATE_CORRUPT,
+            health::CORRUPT_HELP,
+            MetricType::Counter,
+        )?
+        .encode_counter::<NoLabelSet, _, u64>(&self.health.corrupt_files(), None)
     }
 }
 
@@ -181,6 +291,7 @@ impl LandingSection for Alerting {
             page.thresholds.token.warn_before = rules.token_warn_before;
             api::alerts_panel(&engine, self.writes_open, now)
         });
+        page.problems.extend(self.problems());
         let m = self.outbox.metrics();
         let health = page.notifications.get_or_insert_with(Default::default);
         health.queued = m.queue_length();

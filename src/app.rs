@@ -212,6 +212,7 @@ pub fn attach(state: &mut AppState, mut alerting: Alerting) -> axum::Router {
     state
         .metrics
         .register_collector(Box::new(alerting.collector()));
+    state.checks.push(alerting.clone());
     state.sections.push(alerting);
     routes
 }

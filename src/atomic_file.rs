@@ -6,10 +6,48 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// How many symbolic links [`resolve`] follows before giving up, as Linux's own limit for path lookups.
+const MAX_LINKS: usize = 40;
+
+/// The file `path` names once every symbolic link at its end is followed: `path` itself when it is not a link (or
+/// does not exist), else the link's target, relative targets read from the link's directory. The target need not
+/// exist. Fails on a loop of links, after 40 of them.
+///
+/// `std::fs::canonicalize` is not used: it fails when the target does not exist yet, and it resolves every
+/// directory on the way, which would move the temporary file of [`write()`] no differently but makes errors name a
+/// path the operator never wrote.
+pub fn resolve(path: &Path) -> io::Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is a loop of symbolic links (more than {MAX_LINKS})",
+            path.display()
+        ),
+    ))
+}
+
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new content, never a mix: write a
 /// temporary file in the same directory, fsync it, rename it over `path`, then fsync the directory so the rename
 /// itself survives a power cut.
+///
+/// A `path` that is a symbolic link is written through to its target (see [`resolve`]): the rename replaces the
+/// target, and the link stays a link. Renaming over the link itself would turn it into a regular file and leave the
+/// target stale.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let path = &resolve(path)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -86,6 +124,44 @@ mod tests {
             .filter(|n| n.contains(".tmp-"))
             .collect();
         assert!(leftovers.is_empty(), "saw {leftovers:?}");
+    }
+
+    #[test]
+    fn a_write_through_a_symbolic_link_replaces_its_target_and_keeps_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        fs::create_dir(&data).unwrap();
+        fs::write(data.join("state.json"), b"old").unwrap();
+        let link = dir.path().join("state.json");
+        std::os::unix::fs::symlink("data/state.json", &link).unwrap();
+        // A link to a link, absolute this time.
+        let link2 = dir.path().join("again.json");
+        std::os::unix::fs::symlink(&link, &link2).unwrap();
+        write(&link2, b"new").unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(
+            fs::symlink_metadata(&link2)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(data.join("state.json")).unwrap(), b"new");
+        // A dangling link is written through too, creating its target.
+        let dangling = dir.path().join("dangling.json");
+        std::os::unix::fs::symlink("data/new.json", &dangling).unwrap();
+        write(&dangling, b"first").unwrap();
+        assert_eq!(fs::read(data.join("new.json")).unwrap(), b"first");
+        // A loop fails instead of spinning.
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let err = write(&a, b"x").unwrap_err();
+        assert!(err.to_string().contains("loop of symbolic links"), "{err}");
     }
 
     #[test]

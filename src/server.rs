@@ -24,6 +24,12 @@ pub trait LandingSection: Send + Sync {
     fn contribute(&self, now: Timestamp, page: &mut crate::page::PageData);
 }
 
+/// Something that can make the exporter not ready (the alerting half while notifications cannot be queued).
+pub trait ReadinessCheck: Send + Sync {
+    /// Sentences saying what cannot be done now; empty when all is well.
+    fn problems(&self) -> Vec<String>;
+}
+
 /// What the handlers share, behind one `Arc` once [`router`] has it.
 pub struct AppState {
     /// The live source statuses.
@@ -36,6 +42,8 @@ pub struct AppState {
     pub sections: Vec<Arc<dyn LandingSection>>,
     /// Whether the silence API takes writes (`--web.enable-admin-api`), for the API and the landing page.
     pub writes_open: bool,
+    /// Further conditions of `/readyz`.
+    pub checks: Vec<Arc<dyn ReadinessCheck>>,
 }
 
 impl AppState {
@@ -50,6 +58,7 @@ impl AppState {
             registry,
             sections: Vec::new(),
             writes_open: false,
+            checks: Vec::new(),
         }
     }
 }
@@ -142,10 +151,11 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// 200 once every source has finished its first poll and no [`ReadinessCheck`] has a problem; else 503 with one
+/// line per reason.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.registry.all_ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
+    let mut problems: Vec<String> = state.checks.iter().flat_map(|c| c.problems()).collect();
+    if !state.registry.all_ready() {
         let pending: Vec<String> = state
             .registry
             .snapshot()
@@ -153,15 +163,19 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             .filter(|s| !s.ready())
             .map(|s| s.name.clone())
             .collect();
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "not ready: waiting for the first poll of {}\n",
-                pending.join(", ")
-            ),
-        )
-            .into_response()
+        problems.push(format!(
+            "waiting for the first poll of {}",
+            pending.join(", ")
+        ));
     }
+    if problems.is_empty() {
+        return (StatusCode::OK, "ready\n").into_response();
+    }
+    let body: String = problems
+        .iter()
+        .map(|p| format!("not ready: {p}\n"))
+        .collect();
+    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
 }
 
 async fn landing(State(state): State<Arc<AppState>>) -> Html<String> {

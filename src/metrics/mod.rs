@@ -61,6 +61,15 @@ pub mod names {
     pub const NOTIFICATION_QUEUE: &str = "onprem_agent_notification_queue_length";
     /// Counter family; its sample is `onprem_agent_exporter_renders_total`.
     pub const RENDERS: &str = "onprem_agent_exporter_renders";
+    /// Counter family; its sample is `onprem_agent_notification_enqueue_failures_total`.
+    pub const NOTIFICATION_ENQUEUE_FAILURES: &str = "onprem_agent_notification_enqueue_failures";
+    pub const NOTIFICATION_LAST_ENQUEUE: &str =
+        "onprem_agent_notification_last_enqueue_timestamp_seconds";
+    /// Counter family; its sample is `onprem_agent_state_save_failures_total`.
+    pub const STATE_SAVE_FAILURES: &str = "onprem_agent_state_save_failures";
+    pub const STATE_LAST_SAVE: &str = "onprem_agent_state_last_save_timestamp_seconds";
+    /// Counter family; its sample is `onprem_agent_state_corrupt_files_total`.
+    pub const STATE_CORRUPT: &str = "onprem_agent_state_corrupt_files";
     /// Counter family; its sample is `onprem_agent_alertmanager_alerts_sent_total{alertmanager}`.
     pub const ALERTMANAGER_SENT: &str = "onprem_agent_alertmanager_alerts_sent";
     /// Counter family; its sample is `onprem_agent_alertmanager_errors_total{alertmanager}`.

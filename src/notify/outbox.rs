@@ -7,12 +7,15 @@
 //! ```text
 //! pending/<id>.json   one message waiting for delivery, written atomically (temp file, fsync, rename, fsync dir)
 //! delivered.log       the ids delivered lately, one per line, appended and fsync'd before the pending file goes
+//! last/<group>.json   the last alert notification delivered per group (the pending file, renamed), so that a
+//!                     lost or corrupt state file can be rebuilt from what people were last told ([`Outbox::notified`])
 //! ```
 //!
 //! One notification becomes one message per destination: `<id>` for the email, `<id>.<receiver>` for each named
 //! receiver (Slack, Teams, PagerDuty, webhook), so that each destination is retried on its own and a Slack outage
 //! never re-sends an email. A receiver's message holds its name and channel, never its URL or key: those are read
 //! from the config when the message is sent.
+//! `last/` holds one file per group (rule × source), so it stays as small as the number of groups.
 //!
 //! Enqueue is idempotent by id: an id that is pending or in the delivered log is ignored, so the rule engine may hand
 //! the same notification over again after a crash and no second message goes out. Delivery is at least once in one
@@ -30,7 +33,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -52,6 +55,12 @@ pub const NOTIFICATIONS_TOTAL_HELP: &str = "Notification delivery attempts by ch
 
 /// How many recent rejections [`Outbox::rejections`] keeps: enough to see which receivers are broken.
 pub const REJECTIONS_KEPT: usize = 20;
+/// HELP text of [`crate::metrics::names::NOTIFICATION_ENQUEUE_FAILURES`].
+pub const ENQUEUE_FAILURES_HELP: &str = "Attempts to store notifications in the outbox that failed (a full or \
+     read-only disk, say); the rule engine hands the same notifications over again next round, so none is lost.";
+/// HELP text of [`crate::metrics::names::NOTIFICATION_LAST_ENQUEUE`].
+pub const LAST_ENQUEUE_HELP: &str = "When the outbox last stored a notification successfully (or was opened, at \
+     start), unix seconds.";
 /// HELP text of [`crate::metrics::names::NOTIFICATION_QUEUE`].
 pub const NOTIFICATION_QUEUE_LENGTH_HELP: &str =
     "Notifications stored in the outbox and not yet delivered.";
@@ -77,6 +86,31 @@ impl Payload {
         match self {
             Payload::Alert(_) | Payload::Email(_) => Channel::Email,
             Payload::Receiver { receiver, .. } => receiver.channel,
+        }
+    }
+
+    /// The alert notification the payload carries, whatever its destination; `None` for a pre-rendered email.
+    pub fn notification(&self) -> Option<&Notification> {
+        match self {
+            Payload::Alert(n)
+            | Payload::Receiver {
+                notification: n, ..
+            } => Some(n),
+            Payload::Email(_) => None,
+        }
+    }
+
+    /// Who it goes to, for the delivery log: the email addresses, or the receiver's name (never its URL).
+    fn recipients(&self) -> String {
+        match self {
+            Payload::Alert(n) => n.to.join(", "),
+            Payload::Email(e) => {
+                e.to.iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+            Payload::Receiver { receiver, .. } => receiver.name.clone(),
         }
     }
 }
@@ -147,6 +181,12 @@ pub struct OutboxMetrics {
     /// Indexed by the channel's place in [`Channel::ALL`].
     by_channel: [Counters; Channel::ALL.len()],
     queue_length: AtomicU64,
+    /// Failed attempts to store a message, since start.
+    enqueue_failures: AtomicU64,
+    /// The last successful store (or the open), unix milliseconds.
+    last_enqueue_ms: AtomicI64,
+    /// Why the latest store failed; `None` once one succeeds again. Read by `/readyz` and the landing page.
+    enqueue_problem: Mutex<Option<String>>,
 }
 
 impl OutboxMetrics {
@@ -178,6 +218,39 @@ impl OutboxMetrics {
     /// Messages waiting now.
     pub fn queue_length(&self) -> u64 {
         self.queue_length.load(Ordering::Relaxed)
+    }
+    /// Failed attempts to store a message, since start.
+    pub fn enqueue_failures(&self) -> u64 {
+        self.enqueue_failures.load(Ordering::Relaxed)
+    }
+    /// The last successful store (or the open, at start), unix seconds.
+    pub fn last_enqueue_seconds(&self) -> f64 {
+        self.last_enqueue_ms.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+    /// Why the latest attempt to store a message failed, while none has succeeded since: notifications cannot be
+    /// queued now.
+    pub fn enqueue_problem(&self) -> Option<String> {
+        self.problem_slot().clone()
+    }
+    fn problem_slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // A plain value; a panic elsewhere cannot leave it half-written.
+        self.enqueue_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+    /// Records the outcome of one attempt to store a message.
+    fn record_enqueue<T>(&self, result: &Result<T, NotifyError>) {
+        match result {
+            Ok(_) => {
+                self.last_enqueue_ms
+                    .store(Timestamp::now().as_millisecond(), Ordering::Relaxed);
+                *self.problem_slot() = None;
+            }
+            Err(e) => {
+                self.enqueue_failures.fetch_add(1, Ordering::Relaxed);
+                *self.problem_slot() = Some(error_chain(e));
+            }
+        }
     }
     /// `(channel, outcome, count)` for every series of `onprem_agent_notifications_total`, zeros included, so that the
     /// series exist before the first message. Every channel is listed, configured or not, so that a dashboard can
@@ -253,6 +326,8 @@ struct State {
 pub struct Outbox {
     dir: PathBuf,
     pending_dir: PathBuf,
+    /// `last/`: the last alert notification delivered per group.
+    last_dir: PathBuf,
     /// `std::sync::Mutex`: it is held for in-memory updates and short synchronous file writes, never across an
     /// `.await`.
     state: Mutex<State>,
@@ -311,7 +386,12 @@ impl Outbox {
         let dir = dir.into();
         let pending_dir = dir.join("pending");
         fs::create_dir_all(&pending_dir).map_err(io_err(&pending_dir))?;
+        let last_dir = dir.join("last");
+        fs::create_dir_all(&last_dir).map_err(io_err(&last_dir))?;
         let metrics = OutboxMetrics::default();
+        metrics
+            .last_enqueue_ms
+            .store(Timestamp::now().as_millisecond(), Ordering::Relaxed);
 
         let mut pending = BTreeMap::new();
         for entry in fs::read_dir(&pending_dir).map_err(io_err(&pending_dir))? {
@@ -405,6 +485,7 @@ impl Outbox {
         Ok(Outbox {
             dir,
             pending_dir,
+            last_dir,
             state: Mutex::new(state),
             wake: Notify::new(),
             metrics,
@@ -441,7 +522,18 @@ impl Outbox {
 
     /// Stores one payload durably under `id` and wakes the worker. Returns `Ok(false)` if and only if the id was
     /// already pending or delivered, in which case nothing is written.
+    ///
+    /// Every attempt is recorded in [`OutboxMetrics`]: a failure to store counts as an enqueue failure, and the
+    /// outbox reports itself unable to queue until a store succeeds again.
     pub fn enqueue_payload(&self, id: &str, payload: Payload) -> Result<bool, NotifyError> {
+        let result = self.store(id, payload);
+        if !matches!(result, Err(NotifyError::BadId(_))) {
+            self.metrics.record_enqueue(&result);
+        }
+        result
+    }
+
+    fn store(&self, id: &str, payload: Payload) -> Result<bool, NotifyError> {
         if !safe_id(id) {
             return Err(NotifyError::BadId(id.to_string()));
         }
@@ -533,13 +625,15 @@ impl Outbox {
                     // the file goes anyway and the in-memory set still blocks a re-enqueue until restart.
                     tracing::error!(error = %error_chain(&error), id, "cannot record a delivered notification");
                 }
-                let _ = fs::remove_file(&path);
+                self.keep_as_last(&entry.payload, &path);
                 let _ = sync_dir(&self.pending_dir);
                 self.forget(id);
                 counters.sent.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     id,
                     channel = entry.payload.channel().as_str(),
+                    group = entry.payload.notification().map_or("", |n| n.group_key.as_str()),
+                    to = %entry.payload.recipients(),
                     "notification delivered"
                 );
                 true
@@ -617,6 +711,61 @@ impl Outbox {
     pub fn rejections(&self) -> Vec<Rejection> {
         let kept = self.rejections.lock().unwrap_or_else(|e| e.into_inner());
         kept.iter().rev().cloned().collect()
+    }
+
+    /// Moves a delivered pending file to `last/<group>.json` when it holds an alert notification, replacing the
+    /// group's previous one; removes it otherwise (or when the move fails: the file must leave `pending/`).
+    fn keep_as_last(&self, payload: &Payload, pending: &Path) {
+        if let Some(n) = payload.notification() {
+            let name: String = n.group_key.bytes().map(|b| format!("{b:02x}")).collect();
+            // Hex keeps any group key a safe file name; 200 bytes stays clear of every file system's name limit.
+            if name.len() <= 200
+                && fs::rename(pending, self.last_dir.join(format!("{name}.json"))).is_ok()
+            {
+                let _ = sync_dir(&self.last_dir);
+                return;
+            }
+        }
+        let _ = fs::remove_file(pending);
+    }
+
+    /// The latest alert notification per group that was delivered (`last/`) or is waiting (`pending/`), read from
+    /// disk. This is what people were last told, or are about to be: a rule engine that lost its state rebuilds its
+    /// notification log from it instead of sending everything again. Unreadable files are skipped.
+    pub fn notified(&self) -> Vec<Notification> {
+        let mut latest: BTreeMap<String, Notification> = BTreeMap::new();
+        for dir in [&self.last_dir, &self.pending_dir] {
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let Ok(entry) = fs::read(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()))
+                else {
+                    continue;
+                };
+                // Email or a named receiver: either way, what the group was told.
+                let n = match entry.payload {
+                    Payload::Alert(n)
+                    | Payload::Receiver {
+                        notification: n, ..
+                    } => n,
+                    Payload::Email(_) => continue,
+                };
+                match latest.get(&n.group_key) {
+                    Some(known) if known.created_at >= n.created_at => {}
+                    _ => {
+                        latest.insert(n.group_key.clone(), n);
+                    }
+                }
+            }
+        }
+        latest.into_values().collect()
     }
 
     fn forget(&self, id: &str) {
@@ -912,6 +1061,70 @@ mod tests {
         assert!(
             ob.pending_ids().is_empty(),
             "the latest delivered id was forgotten; log:\n{log}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_store_is_counted_and_reported_until_one_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path(), options()).unwrap();
+        let opened = ob.metrics().last_enqueue_seconds();
+        assert!(opened > 0.0);
+        // A directory where the pending file's temporary would go makes the store fail, as a full disk would.
+        let pending = dir.path().join("pending");
+        fs::create_dir(pending.join(format!(".d-1.json.tmp-{}", std::process::id()))).unwrap();
+        assert!(ob.enqueue(&[notification("d-1")]).is_err());
+        assert_eq!(ob.metrics().enqueue_failures(), 1);
+        let problem = ob
+            .metrics()
+            .enqueue_problem()
+            .expect("a problem is reported");
+        assert!(problem.contains("d-1.json"), "{problem}");
+        ob.enqueue(&[notification("d-2")]).unwrap();
+        assert_eq!(ob.metrics().enqueue_problem(), None);
+        assert_eq!(ob.metrics().enqueue_failures(), 1);
+        assert!(ob.metrics().last_enqueue_seconds() >= opened);
+    }
+
+    #[test]
+    fn a_group_told_only_through_a_receiver_is_still_read_back_as_notified() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path(), options()).unwrap();
+        let mut n = notification("r-1");
+        n.to.clear();
+        n.receivers = vec![super::super::ReceiverRef {
+            name: "ops-chat".into(),
+            channel: Channel::Slack,
+        }];
+        ob.enqueue(&[n]).unwrap();
+        let ids: Vec<String> = ob.notified().into_iter().map(|n| n.id).collect();
+        assert_eq!(ids, ["r-1"], "a receiver-only notification counts as told");
+    }
+
+    #[tokio::test]
+    async fn the_last_notification_of_each_group_is_kept_after_delivery_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let ch = FakeChannel::default();
+        let ob = Outbox::open(dir.path(), options()).unwrap();
+        let mut older = notification("e-1");
+        older.created_at = Timestamp::from_second(1_000).unwrap();
+        ob.enqueue(&[older]).unwrap();
+        ob.deliver_due(&ch).await;
+        let mut newer = notification("e-2");
+        newer.created_at = Timestamp::from_second(2_000).unwrap();
+        ob.enqueue(&[newer]).unwrap();
+        ob.deliver_due(&ch).await;
+        let mut other = notification("f-1");
+        other.group_key = "SourceDown/prod".into();
+        ch.down.store(true, Ordering::SeqCst);
+        ob.enqueue(&[other]).unwrap();
+        ob.deliver_due(&ch).await;
+        assert_eq!(fs::read_dir(dir.path().join("last")).unwrap().count(), 1);
+        let ids: Vec<String> = ob.notified().into_iter().map(|n| n.id).collect();
+        assert_eq!(
+            ids,
+            ["e-2", "f-1"],
+            "one per group, the latest, pending included"
         );
     }
 }

@@ -50,6 +50,9 @@ pub struct PageData {
     pub write_api_open: Option<bool>,
     /// The shard this process polls, as `index/total` or a name; `None` when the fleet is not sharded.
     pub shard: Option<String>,
+    /// What the exporter cannot do right now and says so up front (notifications that cannot be queued, a state
+    /// file that cannot be saved), one sentence each; empty when all is well.
+    pub problems: Vec<String>,
 }
 
 impl PageData {
@@ -62,6 +65,7 @@ impl PageData {
             notifications: None,
             write_api_open: None,
             shard: None,
+            problems: Vec::new(),
         }
     }
 }

@@ -51,6 +51,13 @@ pub fn render(data: &PageData, now: Timestamp) -> String {
     );
     let s = summary::summarize(data, now);
     summary_strip(&mut h, &s);
+    for p in &data.problems {
+        let _ = writeln!(
+            h,
+            "<p class=\"problem crit\"><strong>Cannot:</strong> {}</p>",
+            escape(p)
+        );
+    }
     let _ = write!(
         h,
         "<h1>onprem-agent-exporter</h1><p class=\"meta\">Version {} · rendered {} · refreshes every {REFRESH_SECONDS} s",

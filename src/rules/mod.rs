@@ -14,7 +14,8 @@
 //!   notifications; it does no I/O and never reads the clock, so tests drive it with any `now`. The engine's shared
 //!   handle and its lock live there too.
 //! - [`silences`]: validating, adding and deleting silences; [`views`]: the alerts as people see them.
-//! - [`state`]: what must survive a restart, and its atomic JSON file.
+//! - [`state`]: what must survive a restart, and its atomic JSON file; [`health`]: whether that file can be
+//!   written lately, for the metrics, `/readyz` and the silence API.
 //! - [`api`]: `/api/v1/alerts` and `/api/v1/silences`, plus the accessors for metrics and the landing page.
 //! - [`runner`]: the loop that evaluates every few seconds, hands notifications to the sink, then saves the state.
 //!
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod engine;
+pub mod health;
 pub mod matcher;
 pub mod runner;
 pub mod silences;

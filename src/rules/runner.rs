@@ -11,32 +11,58 @@ use tokio::time::MissedTickBehavior;
 
 use crate::atomic_file;
 use crate::config::alerting::EngineConfig;
+use crate::notify::Notification;
 use crate::rules::NotificationSink;
 use crate::rules::engine::{Engine, SharedEngine, lock};
-use crate::rules::state::{StateError, load_or_fresh};
+use crate::rules::health::StateHealth;
+use crate::rules::state::{StateError, load_or_fresh, rebuild_from_notified};
 use crate::status::Registry;
 use crate::telemetry::error_chain;
 
+/// [`start_engine_with`] with nothing to rebuild from and a health record of its own, for tests and tools.
+pub fn start_engine(config: EngineConfig) -> SharedEngine {
+    start_engine_with(config, &StateHealth::new(Timestamp::now()), Vec::new)
+}
+
 /// Builds the shared engine for `config`, starting from its state file. A missing file starts fresh; an unreadable
-/// one is moved aside and logged as an error (see [`crate::rules::state::load_or_fresh`]).
+/// one is moved aside, logged as an error and counted in `health` (see [`crate::rules::state::load_or_fresh`]).
+///
+/// When the state starts fresh, `notified` is asked for the last notification of every group (the outbox's record of
+/// what was delivered or is queued), and the alerts and the notification log are rebuilt from it
+/// ([`rebuild_from_notified`]), so that losing the state file does not mail everyone again about what they were
+/// already told.
 ///
 /// A fresh state is written at once: its epoch is part of every notification id, so it must be on disk before the
 /// first notification is handed over, or a crash right after that hand-over would restart with another epoch and
 /// send the same alert again under a new id.
-pub fn start_engine(config: EngineConfig) -> SharedEngine {
-    let state = load_or_fresh(&config.state_file, Timestamp::now());
+pub fn start_engine_with(
+    config: EngineConfig,
+    health: &StateHealth,
+    notified: impl FnOnce() -> Vec<Notification>,
+) -> SharedEngine {
+    let now = Timestamp::now();
+    let (mut state, fresh) = load_or_fresh(&config.state_file, now, health);
+    if fresh {
+        let rebuilt = rebuild_from_notified(&mut state, &notified(), now);
+        if rebuilt > 0 {
+            tracing::warn!(
+                groups = rebuilt,
+                "alert state rebuilt from the outbox's last notifications; what they said is not sent again"
+            );
+        }
+    }
     let alerts = state.alerts.len();
     let silences = state.silences.len();
-    let fresh = state.alerts.is_empty()
-        && state.groups.is_empty()
-        && state.sequences.is_empty()
-        && silences == 0;
     let path = config.state_file.clone();
     let mut engine = Engine::new(config, state);
     if fresh {
-        if let Err(e) = engine.state().save(&path) {
-            tracing::error!(error = %e, "cannot write the alert state file; will try again after each evaluation");
-            engine.mark_dirty();
+        match engine.state().save(&path) {
+            Ok(()) => health.saved(now),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write the alert state file; will try again after each evaluation");
+                health.save_failed(e.to_string());
+                engine.mark_dirty();
+            }
         }
     }
     tracing::info!(path = %path.display(), alerts, silences, "alert state loaded");
@@ -44,15 +70,25 @@ pub fn start_engine(config: EngineConfig) -> SharedEngine {
 }
 
 /// Evaluates every `interval` until `shutdown` turns true (or its sender goes away), then saves the state one last
-/// time. Takes wall-clock time from [`Timestamp::now`].
+/// time. Takes wall-clock time from [`Timestamp::now`]; records every save in `health`.
 pub async fn run(
     engine: SharedEngine,
     registry: Arc<Registry>,
     sink: Arc<dyn NotificationSink>,
     interval: Duration,
+    health: Arc<StateHealth>,
     shutdown: watch::Receiver<bool>,
 ) {
-    run_with_clock(engine, registry, sink, interval, shutdown, Timestamp::now).await
+    run_with_clock(
+        engine,
+        registry,
+        sink,
+        interval,
+        health,
+        shutdown,
+        Timestamp::now,
+    )
+    .await
 }
 
 /// [`run`] with the clock given, so tests can drive it from tokio's paused clock.
@@ -61,6 +97,7 @@ pub async fn run_with_clock(
     registry: Arc<Registry>,
     sink: Arc<dyn NotificationSink>,
     interval: Duration,
+    health: Arc<StateHealth>,
     mut shutdown: watch::Receiver<bool>,
     clock: impl Fn() -> Timestamp,
 ) {
@@ -80,10 +117,10 @@ pub async fn run_with_clock(
                 continue;
             }
         }
-        run_once(&engine, &registry, &sink, &state_file, clock()).await;
+        run_once_recorded(&engine, &registry, &sink, &state_file, &health, clock()).await;
     }
     lock(&engine).take_dirty();
-    save(&engine, &state_file).await;
+    save(&engine, &state_file, &health, clock()).await;
     tracing::debug!("rule engine stopped");
 }
 
@@ -106,6 +143,19 @@ pub async fn run_once(
     registry: &Registry,
     sink: &Arc<dyn NotificationSink>,
     state_file: &Path,
+    now: Timestamp,
+) -> Round {
+    let health = StateHealth::new(now);
+    run_once_recorded(engine, registry, sink, state_file, &health, now).await
+}
+
+/// [`run_once`], recording the outcome of its save in `health`.
+pub async fn run_once_recorded(
+    engine: &SharedEngine,
+    registry: &Registry,
+    sink: &Arc<dyn NotificationSink>,
+    state_file: &Path,
+    health: &StateHealth,
     now: Timestamp,
 ) -> Round {
     let sources = registry.snapshot();
@@ -140,8 +190,11 @@ pub async fn run_once(
             return Round::SinkFailed;
         }
     }
-    let saved = if lock(engine).take_dirty() {
-        save(engine, state_file).await
+    // While the last save failed, try every round even with nothing new: the silence API and `/readyz` report the
+    // trouble until a save succeeds, so recovery must be noticed without waiting for a change.
+    let due = lock(engine).take_dirty() || !health.can_save();
+    let saved = if due {
+        save(engine, state_file, health, now).await
     } else {
         false
     };
@@ -167,17 +220,21 @@ pub fn write_state(engine: &SharedEngine, path: &Path) -> Result<(), StateError>
     })
 }
 
-/// Writes the current state; on failure logs it and marks the engine dirty so the next round tries again.
-/// Returns true if and only if the file was written.
-async fn save(engine: &SharedEngine, path: &Path) -> bool {
+/// Writes the current state and records the outcome in `health`; on failure logs it and marks the engine dirty so
+/// the next round tries again. Returns true if and only if the file was written.
+async fn save(engine: &SharedEngine, path: &Path, health: &StateHealth, now: Timestamp) -> bool {
     let (shared, target) = (Arc::clone(engine), path.to_path_buf());
     let written = tokio::task::spawn_blocking(move || write_state(&shared, &target)).await;
     let failure = match written {
-        Ok(Ok(())) => return true,
+        Ok(Ok(())) => {
+            health.saved(now);
+            return true;
+        }
         Ok(Err(StateError::Write { source, .. })) => source.to_string(),
         Err(e) => format!("the writer panicked: {e}"),
     };
     tracing::error!(path = %path.display(), error = %failure, "cannot write the alert state file");
+    health.save_failed(format!("cannot write {}: {failure}", path.display()));
     lock(engine).mark_dirty();
     false
 }
@@ -274,6 +331,7 @@ mod tests {
             registry_with_a_stale_agent(),
             sink.clone() as Arc<dyn crate::notify::NotificationSink>,
             Duration::from_secs(5),
+            Arc::new(StateHealth::new(t0())),
             shutdown,
             tokio_clock(),
         ));
@@ -375,6 +433,7 @@ mod tests {
             registry_with_a_stale_agent(),
             sink as Arc<dyn crate::notify::NotificationSink>,
             Duration::from_secs(5),
+            Arc::new(StateHealth::new(t0())),
             shutdown,
             tokio_clock(),
         ));

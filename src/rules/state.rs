@@ -2,8 +2,10 @@
 //! JSON file that keeps it, written atomically.
 //!
 //! The state holds no secret: agent ids, names and versions, ages and thresholds, and silence matchers only. An
-//! unreadable file is renamed aside (`state.json.corrupt-<unix seconds>`) so nobody loses the evidence, and the
-//! engine starts fresh.
+//! unreadable file is renamed aside (`state.json.corrupt-<unix seconds>`, at most [`CORRUPT_KEPT`] of them) so
+//! nobody loses the evidence, and the engine starts fresh, rebuilding its alerts and notification log from the
+//! outbox's last notifications ([`rebuild_from_notified`]). A `state_file` that is a symbolic link is read and
+//! written through to its target.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -14,12 +16,17 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file;
-use crate::notify::Severity;
+use crate::notify::{Notification, NotificationStatus, Severity};
 use crate::rules::AlertName;
+use crate::rules::health::StateHealth;
 use crate::rules::matcher::{LabelName, Matcher};
 
 /// The state file format version; a file with another version is set aside like a corrupt one.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// How many `.corrupt-*` copies of the state file are kept; older ones are removed when another is set aside, so a
+/// disk that corrupts the file at every restart cannot fill up with copies.
+pub const CORRUPT_KEPT: usize = 3;
 
 /// Identifies one alert: the rule, the source and the agent (empty for source-level alerts).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -273,16 +280,21 @@ pub struct Loaded {
     pub state: State,
     /// When the file was unreadable: why, and where it was moved (or `None` if moving it failed too).
     pub problem: Option<(String, Option<PathBuf>)>,
+    /// True if and only if `state` is new: the file was missing or unreadable.
+    pub fresh: bool,
 }
 
-/// Loads the state from `path`. A missing file gives a fresh state. A file that cannot be read or parsed is renamed
-/// to `<path>.corrupt-<unix seconds>` and a fresh state is returned with the reason; nothing here fails.
+/// Loads the state from `path` (through a symbolic link to its target). A missing file gives a fresh state. A file
+/// that cannot be read or parsed is renamed to `<target>.corrupt-<unix seconds>`, the oldest such copies beyond
+/// [`CORRUPT_KEPT`] are removed, and a fresh state is returned with the reason; nothing here fails.
 pub fn load(path: &Path, now: Timestamp) -> Loaded {
-    let reason = match fs::read(path) {
+    let target = atomic_file::resolve(path).unwrap_or_else(|_| path.to_path_buf());
+    let reason = match fs::read(&target) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Loaded {
                 state: State::new(now),
                 problem: None,
+                fresh: true,
             };
         }
         Err(e) => format!("cannot read it: {e}"),
@@ -291,39 +303,137 @@ pub fn load(path: &Path, now: Timestamp) -> Loaded {
                 return Loaded {
                     state,
                     problem: None,
+                    fresh: false,
                 };
             }
             Ok(state) => format!("format version {} is not {FORMAT_VERSION}", state.version),
             Err(e) => format!("cannot parse it: {e}"),
         },
     };
-    let mut aside = path.as_os_str().to_owned();
+    let mut aside = target.as_os_str().to_owned();
     aside.push(format!(".corrupt-{}", now.as_second()));
     let aside = PathBuf::from(aside);
-    let moved = fs::rename(path, &aside).ok().map(|_| aside);
+    let moved = fs::rename(&target, &aside).ok().map(|_| aside);
+    prune_corrupt_copies(&target);
     Loaded {
         state: State::new(now),
         problem: Some((reason, moved)),
+        fresh: true,
     }
 }
 
-/// [`load`], logging an unreadable file as an error once.
-pub fn load_or_fresh(path: &Path, now: Timestamp) -> State {
+/// Removes the oldest `<target>.corrupt-<unix seconds>` copies beyond [`CORRUPT_KEPT`]. Best effort: a copy that
+/// cannot be removed stays, and only costs disk space.
+fn prune_corrupt_copies(target: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.corrupt-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut copies: Vec<(i64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let file_name = e.file_name();
+            let seconds = file_name.to_str()?.strip_prefix(&prefix)?.parse().ok()?;
+            Some((seconds, e.path()))
+        })
+        .collect();
+    copies.sort();
+    let excess = copies.len().saturating_sub(CORRUPT_KEPT);
+    for (_, old) in copies.into_iter().take(excess) {
+        let _ = fs::remove_file(old);
+    }
+}
+
+/// [`load`], logging an unreadable file as an error once and counting it in `health`. Returns the state and
+/// whether it is fresh (no file, or an unreadable one).
+pub fn load_or_fresh(path: &Path, now: Timestamp, health: &StateHealth) -> (State, bool) {
     let loaded = load(path, now);
     match &loaded.problem {
         None => {}
         Some((reason, Some(aside))) => tracing::error!(
             path = %path.display(),
             kept_as = %aside.display(),
-            "alert state file is unreadable ({reason}); kept it aside and started with no alerts, no notification \
-             log and no silences"
+            "alert state file is unreadable ({reason}); kept it aside and started afresh, with the alerts and \
+             notification log the outbox's last notifications show and no silences"
         ),
         Some((reason, None)) => tracing::error!(
             path = %path.display(),
             "alert state file is unreadable ({reason}) and could not be moved aside; started with an empty state"
         ),
     }
-    loaded.state
+    if loaded.problem.is_some() {
+        health.corrupt_found();
+    }
+    (loaded.state, loaded.fresh)
+}
+
+/// Rebuilds the alerts and notification log of a fresh `state` from `notified`, the last notification of each group
+/// (delivered or queued), so that the engine carries on as if it had sent them: an alert still firing is not
+/// announced again, one that has cleared gets its resolved notice. Only firing notifications count; a group whose
+/// last word was "resolved" is over. Returns how many groups were rebuilt.
+///
+/// An alert comes back firing since the notification's `created_at`, with the value and threshold it said; the next
+/// evaluation updates it from the data as usual.
+pub fn rebuild_from_notified(
+    state: &mut State,
+    notified: &[Notification],
+    now: Timestamp,
+) -> usize {
+    let mut rebuilt = 0;
+    for n in notified {
+        if n.status != NotificationStatus::Firing || n.firing.is_empty() {
+            continue;
+        }
+        let Some(alertname) = AlertName::parse(&n.alertname) else {
+            continue;
+        };
+        let mut ids = BTreeSet::new();
+        // Muted lines are alerts announced earlier and silenced since: still part of what people were told.
+        for line in n.firing.iter().chain(&n.muted) {
+            let alert = Alert {
+                alertname,
+                account: n.account.clone(),
+                provider: n.provider.clone(),
+                agent_id: line.agent_id.clone(),
+                agent_name: line.agent_name.clone(),
+                version: line.version.clone(),
+                severity: n.severity,
+                value: line.value.clone(),
+                threshold: line.threshold.clone(),
+                value_seconds: line.value_seconds,
+                threshold_seconds: line.threshold_seconds,
+                summary: line.summary.clone(),
+                state: AlertState::Firing,
+                active_at: line.since,
+                fired_at: Some(n.created_at),
+                keep_firing_since: None,
+                resolved_at: None,
+            };
+            ids.insert(alert.key().agent_id);
+            state.alerts.insert(alert.key(), alert);
+        }
+        state.groups.insert(
+            group_key(alertname, &n.account),
+            GroupLog {
+                alertname,
+                account: n.account.clone(),
+                created_at: n.created_at,
+                next_flush: now,
+                last_sent: Some(n.created_at),
+                notified: ids,
+            },
+        );
+        rebuilt += 1;
+    }
+    rebuilt
 }
 
 /// Serializes the alert map as a list: JSON object keys must be strings, and each alert carries its key anyway.
@@ -459,5 +569,132 @@ mod tests {
         let (reason, aside) = loaded.problem.expect("a problem is reported");
         assert_eq!(reason, "format version 99 is not 1");
         assert!(aside.is_some(), "the file was not moved");
+    }
+
+    #[test]
+    fn at_most_three_corrupt_copies_are_kept_and_the_oldest_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        for second in [100, 200, 300, 400, 500] {
+            fs::write(&path, b"\x00\xff not json").unwrap();
+            let loaded = load(&path, Timestamp::from_second(second).unwrap());
+            assert!(loaded.fresh && loaded.problem.is_some());
+        }
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "state.json.corrupt-300",
+                "state.json.corrupt-400",
+                "state.json.corrupt-500"
+            ],
+            "saw {names:?}"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_file_behind_a_symbolic_link_is_set_aside_beside_its_target_and_the_link_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("data")).unwrap();
+        let target = dir.path().join("data/state.json");
+        fs::write(&target, b"").unwrap();
+        let link = dir.path().join("state.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let now = ts("2026-01-06T00:00:00Z");
+        let health = StateHealth::new(now);
+        let (state, fresh) = load_or_fresh(&link, now, &health);
+        assert!(fresh);
+        assert_eq!(health.corrupt_files(), 1);
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(
+            dir.path()
+                .join(format!("data/state.json.corrupt-{}", now.as_second()))
+                .exists()
+        );
+        state.save(&link).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            load(&link, now).state,
+            state,
+            "the target holds another state"
+        );
+    }
+
+    #[test]
+    fn a_fresh_state_is_rebuilt_from_the_last_firing_notifications_only() {
+        use crate::notify::AlertLine;
+        let now = ts("2026-01-06T00:00:00Z");
+        let sent = ts("2026-01-05T23:00:00Z");
+        let line = |id: Option<&str>| AlertLine {
+            agent_id: id.map(String::from),
+            agent_name: id.map(|i| format!("edge {i}")),
+            version: None,
+            value: "1h".into(),
+            threshold: "5m".into(),
+            since: sent,
+            resolved_at: None,
+            value_seconds: Some(3600),
+            threshold_seconds: Some(300),
+            summary: "silent for 1h".into(),
+            muted_by: None,
+            link: None,
+        };
+        let note = |alertname: &str, status, firing: Vec<AlertLine>| Notification {
+            id: "x-1".into(),
+            group_key: format!("{alertname}/prod"),
+            status,
+            alertname: alertname.into(),
+            severity: Severity::Critical,
+            account: "prod".into(),
+            provider: "celigo".into(),
+            to: vec![],
+            firing,
+            resolved: vec![],
+            created_at: sent,
+            external_url: None,
+            muted: vec![],
+            source_problem: None,
+            receivers: vec![],
+        };
+        let notified = [
+            note(
+                "AgentHeartbeatStale",
+                NotificationStatus::Firing,
+                vec![line(Some("a1")), line(Some("a2"))],
+            ),
+            note("SourceDown", NotificationStatus::Firing, vec![line(None)]),
+            note("AgentOffline", NotificationStatus::Resolved, vec![]),
+            note("NoSuchRule", NotificationStatus::Firing, vec![line(None)]),
+        ];
+        let mut state = State::new(now);
+        assert_eq!(rebuild_from_notified(&mut state, &notified, now), 2);
+        let stale = &state.groups["AgentHeartbeatStale/prod"];
+        assert_eq!(stale.last_sent, Some(sent));
+        assert_eq!(stale.notified, ["a1".to_string(), "a2".to_string()].into());
+        assert_eq!(
+            state.groups["SourceDown/prod"].notified,
+            [String::new()].into()
+        );
+        assert_eq!(state.alerts.len(), 3);
+        assert!(
+            state
+                .alerts
+                .values()
+                .all(|a| a.state == AlertState::Firing && a.fired_at == Some(sent))
+        );
     }
 }

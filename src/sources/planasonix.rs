@@ -21,7 +21,10 @@ use url::Url;
 use crate::config::sources::SourceConfig;
 use crate::model::{Agent, Health, Provider};
 use crate::sources::http::{Auth, display_url};
-use crate::sources::record::{Document, Fields, Record, Scalar, describe, keep_or_skip, timestamp};
+use crate::sources::record::{
+    Document, Fields, Record, Scalar, describe, keep_or_skip, object_members, read_agents,
+    timestamp,
+};
 use crate::sources::{Account, BoxFuture, PollOutcome, PollStats, Source, UpstreamError};
 
 /// How long after its last heartbeat an `active` agent still counts as online.
@@ -105,26 +108,14 @@ impl PlanasonixSource {
             let Some(page) = self.account.http.page(&mut pager, &url, &mut stats).await? else {
                 break;
             };
-            let parsed: Page =
-                serde_json::from_slice(&page.body).map_err(|e| UpstreamError::Decode {
-                    url: display_url(&page.url),
-                    message: describe(&e, "a JSON array of agents or an object with a data array"),
-                })?;
-            listed.reserve(parsed.records.len());
-            for (index, record) in parsed.records.into_iter().enumerate() {
-                let agent = record.0.and_then(AgentFields::into_listed);
-                keep_or_skip(
-                    agent,
-                    &mut listed,
-                    &mut stats.invalid_records,
-                    &self.account.name,
-                    &page.url,
-                    index,
-                );
-            }
-            next = parsed
-                .cursor
-                .map(|cursor| with_cursor(&self.account.first_page, &cursor));
+            let cursor = read_page(
+                &page.body,
+                &page.url,
+                &self.account.name,
+                &mut listed,
+                &mut stats,
+            )?;
+            next = cursor.map(|cursor| with_cursor(&self.account.first_page, &cursor));
         }
         if let Some(health) = self.health {
             self.poll_health(health, &mut listed, &mut stats).await;
@@ -424,6 +415,73 @@ impl HealthFields {
     }
 }
 
+/// Reads one list page onto `listed` and returns the next cursor. One bad record costs only itself, as in
+/// [`read_agents`]: when the page does not decode in one pass (a byte that is not UTF-8, a value serde_json refuses),
+/// its envelope is taken apart with [`object_members`] and its `data` read record by record, the bad ones skipped and
+/// counted in `stats.invalid_records`. Only a body that is neither an array nor an object with a `data` array fails
+/// the page, with the one-pass error (which never quotes the body).
+fn read_page(
+    body: &[u8],
+    url: &Url,
+    account: &str,
+    listed: &mut Vec<Listed>,
+    stats: &mut PollStats,
+) -> Result<Option<String>, UpstreamError> {
+    let error = match serde_json::from_slice::<Page>(body) {
+        Ok(parsed) => {
+            listed.reserve(parsed.records.len());
+            for (index, record) in parsed.records.into_iter().enumerate() {
+                let agent = record.0.and_then(AgentFields::into_listed);
+                keep_or_skip(
+                    agent,
+                    listed,
+                    &mut stats.invalid_records,
+                    account,
+                    url,
+                    index,
+                );
+            }
+            return Ok(parsed.cursor);
+        }
+        Err(e) => e,
+    };
+    let failed = || UpstreamError::Decode {
+        url: display_url(url),
+        message: describe(
+            &error,
+            "a JSON array of agents or an object with a data array",
+        ),
+    };
+    let (data, meta) = if body.trim_ascii_start().starts_with(b"[") {
+        (body, None)
+    } else {
+        let members = object_members(body).ok_or_else(failed)?;
+        let find = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        (find("data").ok_or_else(failed)?, find("meta"))
+    };
+    let cursor = match meta {
+        Some(meta) => serde_json::from_slice::<Meta<'_>>(meta)
+            .map_err(|_| failed())?
+            .page
+            .and_then(|p| p.cursor)
+            .and_then(cursor_text),
+        None => None,
+    };
+    let skipped =
+        read_agents(data, url, account, AgentFields::into_listed, listed).map_err(|_| failed())?;
+    stats.invalid_records += skipped;
+    Ok(cursor)
+}
+
+/// The text of a cursor: a non-empty string, or a whole number as its decimal text; anything else ends the list.
+fn cursor_text(c: Scalar<'_>) -> Option<String> {
+    match c {
+        Scalar::Str(s) if !s.is_empty() => Some(s.into_owned()),
+        Scalar::Num(n) if n.fract() == 0.0 => Some(format!("{n:.0}")),
+        _ => None,
+    }
+}
+
 /// One list page: the records and the next cursor.
 ///
 /// Accepts the documented envelope `{"data":[...],"meta":{"page":{"limit":N,"cursor":C}}}` and, because some
@@ -474,11 +532,7 @@ impl<'de> Visitor<'de> for PageVisitor {
             }
         }
         let records = records.ok_or_else(|| de::Error::missing_field("data"))?;
-        let cursor = cursor.and_then(|c| match c {
-            Scalar::Str(s) if !s.is_empty() => Some(s.into_owned()),
-            Scalar::Num(n) if n.fract() == 0.0 => Some(format!("{n:.0}")),
-            _ => None,
-        });
+        let cursor = cursor.and_then(cursor_text);
         Ok(Page { records, cursor })
     }
 }
@@ -606,5 +660,48 @@ mod tests {
             health_url(&base, "../x").as_str(),
             "https://proxy.example/planasonix/api/agents/..%2Fx/health"
         );
+    }
+
+    #[test]
+    fn one_bad_record_in_an_envelope_costs_only_itself_and_the_cursor_is_kept() {
+        let url = Url::parse("http://planasonix.invalid/v2/agents").unwrap();
+        let bodies: [&[u8]; 3] = [
+            b"{\"data\":[{\"id\":\"a1\",\"label\":\"caf\xe9\"},{\"id\":\"a2\"},{\"id\":\"a3\",\"label\":1e999}],\
+              \"meta\":{\"page\":{\"cursor\":\"c2\"}}}",
+            b"{\"meta\":{\"page\":{\"cursor\":7}},\"data\":[{\"id\":\"a2\"},{\"id\":\"b\xff\"}]}",
+            b"[{\"id\":\"a2\",\"label\":\"\xc3\"}, {\"id\":\"a2\"}]",
+        ];
+        // The next cursor, and how many records were skipped: a1 and a3, b, the first a2.
+        let expected = [(Some("c2"), 2), (Some("7"), 1), (None, 1)];
+        for (body, (want, skipped)) in bodies.iter().zip(expected) {
+            let mut listed = Vec::new();
+            let mut stats = PollStats::default();
+            let cursor = read_page(body, &url, "acct", &mut listed, &mut stats)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)));
+            assert_eq!(cursor.as_deref(), want);
+            let ids: Vec<&str> = listed.iter().map(|l| l.agent.id.as_str()).collect();
+            assert_eq!(ids, ["a2"], "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                stats.invalid_records,
+                skipped,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for broken in [
+            &b"{\"data\":[{\"id\":\"a1\"}"[..],
+            b"{\"meta\":{}}",
+            b"\"x\"",
+        ] {
+            let err = read_page(
+                broken,
+                &url,
+                "acct",
+                &mut Vec::new(),
+                &mut PollStats::default(),
+            )
+            .expect_err("a broken page fails");
+            assert!(matches!(err, UpstreamError::Decode { .. }), "{err}");
+        }
     }
 }

@@ -20,7 +20,6 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use url::Url;
 
-use crate::model::Agent;
 use crate::sources::UpstreamError;
 use crate::sources::http::display_url;
 
@@ -365,12 +364,15 @@ pub fn describe(e: &serde_json::Error, expected: &str) -> String {
 /// (`read_agents_one_by_one`), and a record with invalid UTF-8 in a field we read, or a value serde_json refuses
 /// (`1e999`), is skipped and counted. Only a body that is not a JSON array at all fails the page, with an
 /// [`UpstreamError::Decode`] that never quotes it; `agents` then holds what it held before the call.
-pub fn read_agents<'de, F: Fields<'de>>(
+///
+/// Generic over what a record becomes (`T`): a [`crate::model::Agent`] for most sources, or an agent with what the source needs
+/// besides (Planasonix's status flags).
+pub fn read_agents<'de, F: Fields<'de>, T>(
     body: &'de [u8],
     page: &Url,
     account: &str,
-    into_agent: impl Fn(F) -> Option<Agent>,
-    agents: &mut Vec<Agent>,
+    into_agent: impl Fn(F) -> Option<T>,
+    agents: &mut Vec<T>,
 ) -> Result<u64, UpstreamError> {
     let before = agents.len();
     let mut skipped = 0;
@@ -400,12 +402,12 @@ pub fn read_agents<'de, F: Fields<'de>>(
 /// (which checks the JSON's structure but not the UTF-8 or the range of values it does not read), then decodes each
 /// element on its own, so an error inside one costs only that one. `Err(())` when the body is not a well-formed
 /// array; the caller then reports the one-pass error, which says where.
-fn read_agents_one_by_one<'de, F: Fields<'de>>(
+fn read_agents_one_by_one<'de, F: Fields<'de>, T>(
     body: &'de [u8],
     page: &Url,
     account: &str,
-    into_agent: &impl Fn(F) -> Option<Agent>,
-    agents: &mut Vec<Agent>,
+    into_agent: &impl Fn(F) -> Option<T>,
+    agents: &mut Vec<T>,
 ) -> Result<u64, ()> {
     let before = agents.len();
     let skip_space = |mut at: usize| {
@@ -468,6 +470,52 @@ fn read_agents_one_by_one<'de, F: Fields<'de>>(
     Ok(skipped)
 }
 
+/// The members of a top-level JSON object as `(key, the value's raw bytes)`, in order, found without decoding the
+/// values: each is skipped as [`IgnoredAny`], which checks the JSON's structure but not the UTF-8 or the range of
+/// values. An envelope (`{"data":[...],"meta":{...}}`) whose one record holds a byte that is not UTF-8 can so still be
+/// taken apart, and its `data` read record by record with [`read_agents`]. `None` when the body is not a well-formed
+/// object.
+///
+/// Hand-written on serde_json's stream reader (as `read_agents_one_by_one` is) because serde_json has no way to hand
+/// out a value's raw bytes without checking them: its `RawValue` insists on UTF-8.
+pub fn object_members(body: &[u8]) -> Option<Vec<(String, &[u8])>> {
+    let skip_space = |mut at: usize| {
+        while body.get(at).is_some_and(|b| b.is_ascii_whitespace()) {
+            at += 1;
+        }
+        at
+    };
+    let mut at = skip_space(0);
+    if body.get(at) != Some(&b'{') {
+        return None;
+    }
+    at = skip_space(at + 1);
+    let mut members = Vec::new();
+    if body.get(at) == Some(&b'}') {
+        return (skip_space(at + 1) == body.len()).then_some(members);
+    }
+    loop {
+        let mut keys = serde_json::Deserializer::from_slice(&body[at..]).into_iter::<String>();
+        let key = keys.next()?.ok()?;
+        at = skip_space(at + keys.byte_offset());
+        if body.get(at) != Some(&b':') {
+            return None;
+        }
+        at = skip_space(at + 1);
+        let mut values =
+            serde_json::Deserializer::from_slice(&body[at..]).into_iter::<IgnoredAny>();
+        values.next()?.ok()?;
+        let end = at + values.byte_offset();
+        members.push((key, &body[at..end]));
+        at = skip_space(end);
+        match body.get(at) {
+            Some(b',') => at = skip_space(at + 1),
+            Some(b'}') => return (skip_space(at + 1) == body.len()).then_some(members),
+            _ => return None,
+        }
+    }
+}
+
 /// Reads a JSON array and hands each element to the closure as soon as it is read, as a [`Record`] would hold it:
 /// `Some` for an object, `None` for anything else.
 struct EachRecord<'c, F, C>(&'c mut C, PhantomData<F>);
@@ -498,6 +546,7 @@ impl<'de, F: Fields<'de>, C: FnMut(Option<F>)> Visitor<'de> for EachRecord<'_, F
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Agent;
 
     #[derive(Default, Debug, PartialEq)]
     struct Two {
@@ -705,5 +754,23 @@ mod tests {
             assert_eq!(timestamp("agent", "field", Some(text)), want, "{text:?}");
         }
         assert_eq!(timestamp("agent", "field", None), None);
+    }
+
+    #[test]
+    fn object_members_hand_out_raw_values_even_when_one_is_not_utf8() {
+        let body = b" {\"data\": [{\"id\":\"caf\xe9\"}, 1] , \"meta\":{\"page\":null}}\n";
+        let members = object_members(body).expect("an object");
+        let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["data", "meta"]);
+        assert_eq!(members[0].1, b"[{\"id\":\"caf\xe9\"}, 1]");
+        assert_eq!(members[1].1, b"{\"page\":null}");
+        assert_eq!(object_members(b"{}").map(|m| m.len()), Some(0));
+        for bad in [&b"[1]"[..], b"{\"a\" 1}", b"{\"a\":1", b"{\"a\":1} x", b""] {
+            assert!(
+                object_members(bad).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

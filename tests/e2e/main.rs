@@ -21,5 +21,6 @@ mod prometheus_stack;
 mod provider_simulators;
 mod silences;
 mod simulator;
+mod state_trouble;
 mod support;
 mod web;

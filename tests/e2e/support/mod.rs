@@ -14,6 +14,7 @@ pub mod process;
 pub mod prometheus;
 pub mod simulator;
 pub mod smtp;
+pub mod tmpfs;
 pub mod wait;
 
 use std::net::TcpListener;
