@@ -151,7 +151,12 @@ async fn a_full_then_read_only_state_disk_is_reported_and_every_notification_arr
     let dir = tempfile::tempdir().unwrap();
     let disk = Tmpfs::mount(dir.path().join("state"), "1m");
     let config = write_config(dir.path(), &sim, server.port, &disk.dir.join("state.json"));
-    let exp = TestExporter::start(&config, dir.path().join("exporter.log"));
+    // Silence writes are open (`--web.enable-admin-api`), so that the 503 below is about the state, not the flag.
+    let exp = TestExporter::start_with(
+        &config,
+        dir.path().join("exporter.log"),
+        &[std::ffi::OsStr::new("--web.enable-admin-api")],
+    );
     exp.wait_ready().await;
     let healthy = metrics(&exp).await;
     assert_eq!(sample(&healthy, SAVE_FAILURES), Some(0.0), "{healthy}");
