@@ -7,8 +7,9 @@
 //! arrive within [`REUSE_WINDOW`] of its start, so the ages and timestamps a scrape sees are those of its own arrival
 //! to within that window (plus, for a scrape that waited, the render it waited for started before it arrived).
 //!
-//! Each slot keeps its last render (a few MiB at 10k agents) until the next one replaces it; the four slots bound
-//! what is held between scrapes.
+//! Each slot keeps its last render (a few MiB at 10k agents) for twice the reuse window after it finished, then lets
+//! it go and asks the allocator to hand free memory back to the system, so that a burst of scrapes leaves no peak
+//! behind; the four slots bound what is held meanwhile.
 
 use std::fmt;
 use std::sync::Arc;
@@ -43,8 +44,9 @@ struct Rendered {
 /// The four slots and their render counters.
 pub struct SharedRenders {
     /// Indexed by [`slot`]. A tokio mutex because it is held across the render's `.await`: that wait is exactly what
-    /// makes a second scrape share the first one's render. Its queue is fair (first come, first served).
-    slots: [tokio::sync::Mutex<Option<Rendered>>; 4],
+    /// makes a second scrape share the first one's render. Its queue is fair (first come, first served). Shared with
+    /// the task that releases a render once it is too old to be reused.
+    slots: Arc<[tokio::sync::Mutex<Option<Rendered>>; 4]>,
     /// Renders done per slot, for [`names::RENDERS`].
     renders: Arc<[AtomicU64; 4]>,
     /// [`REUSE_WINDOW`], shorter in tests.
@@ -86,7 +88,7 @@ impl SharedRenders {
     /// Empty slots; a finished render is reused for `window` after its start.
     pub fn new(window: Duration) -> SharedRenders {
         SharedRenders {
-            slots: Default::default(),
+            slots: Arc::new(Default::default()),
             renders: Arc::new(Default::default()),
             window,
         }
@@ -130,7 +132,33 @@ impl SharedRenders {
             finished,
             body: body.clone(),
         });
+        drop(slot);
+        self.release_later(i, started);
         Ok(body)
+    }
+
+    /// After twice the window, drops slot `i`'s render if it is still the one that started at `started` (a newer
+    /// render schedules its own release), then returns free memory to the system.
+    fn release_later(&self, i: usize, started: Instant) {
+        let (slots, linger) = (self.slots.clone(), self.window * 2);
+        tokio::spawn(async move {
+            tokio::time::sleep(linger).await;
+            let mut slot = slots[i].lock().await;
+            if slot.as_ref().is_some_and(|r| r.started == started) {
+                *slot = None;
+                drop(slot);
+                return_free_memory();
+            }
+        });
+    }
+
+    /// The bytes of renders held now, all slots together.
+    pub async fn held_bytes(&self) -> usize {
+        let mut n = 0;
+        for s in self.slots.iter() {
+            n += s.lock().await.as_ref().map_or(0, |r| r.body.len());
+        }
+        n
     }
 
     /// The collector of [`names::RENDERS`], for the exporter's metrics registry.
@@ -138,6 +166,17 @@ impl SharedRenders {
         RendersCollector {
             renders: self.renders.clone(),
         }
+    }
+}
+
+/// Hands memory that is free but still mapped back to the system. glibc's allocator keeps the peak of a burst
+/// (tens of MiB of exposition buffers at 10k agents) mapped in its arenas until told otherwise; `malloc_trim` is the
+/// documented way to tell it. Other allocators return memory by themselves, so elsewhere this does nothing.
+fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes a byte count to keep and only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -212,6 +251,28 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again, Bytes::from_static(b"fresh"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_render_is_let_go_after_twice_the_window_unless_a_newer_one_replaced_it() {
+        let shared = SharedRenders::new(Duration::from_secs(1));
+        shared
+            .get(Format::OpenMetrics, false, || Ok(vec![0; 1000]))
+            .await
+            .unwrap();
+        assert_eq!(shared.held_bytes().await, 1000);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            shared.held_bytes().await,
+            1000,
+            "still within twice the window"
+        );
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            shared.held_bytes().await,
+            0,
+            "released after twice the window"
+        );
     }
 
     #[tokio::test]
