@@ -236,6 +236,10 @@ struct WebArgs {
     /// connections are closed after it too. At least 100ms.
     #[arg(long = "web.header-timeout", default_value = "10s", value_parser = parse_header_timeout)]
     header_timeout: std::time::Duration,
+    /// Allow POST and DELETE on /api/v1/silences, which mute and unmute alerts. Without it they answer 403. Set
+    /// basic_auth_users in --web.config.file too, or anyone who reaches the port can silence every alert.
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
 }
 
 impl WebArgs {
@@ -250,10 +254,11 @@ impl WebArgs {
                         ..WebConfig::default()
                     },
                     self.limits(),
-                )?);
+                )?
+                .with_admin_api(self.enable_admin_api));
             }
         };
-        Ok(Web::new(config, self.limits())?)
+        Ok(Web::new(config, self.limits())?.with_admin_api(self.enable_admin_api))
     }
 
     fn limits(&self) -> Limits {
