@@ -7,7 +7,7 @@
 //! running.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use onprem_agent_exporter::config::email::TlsMode;
@@ -16,6 +16,7 @@ use onprem_agent_exporter::sim::SimOptions;
 use crate::support::exposition::sample;
 use crate::support::free_port;
 use crate::support::http::get_ok;
+use crate::support::outbox::outbox_files;
 use crate::support::process::TestExporter;
 use crate::support::simulator::{TestSim, spawn_sim};
 use crate::support::smtp::{PASSWORD, Received, ServerOptions, SmtpServer, USER};
@@ -417,32 +418,6 @@ async fn emails_queued_during_an_smtp_outage_arrive_exactly_once_after_recovery(
         got.len(),
         started.elapsed()
     );
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
-/// `(description, content)` of every file in the outbox now. A file that vanished between listing and reading (a
-/// temp file renamed, a delivered message removed) is skipped: its content is in the renamed file or the email.
-fn outbox_files(dir: &Path, when: &str) -> Vec<(String, String)> {
-    walk(dir)
-        .into_iter()
-        .filter_map(|f| {
-            let content = std::fs::read_to_string(&f).ok()?;
-            Some((format!("outbox file {} ({when})", f.display()), content))
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

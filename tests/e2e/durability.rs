@@ -1,20 +1,26 @@
 //! Hostile inputs and unlucky operators: upstream records that are duplicated, enormous or not UTF-8, a `Retry-After`
 //! of a day, credential files that are devices, FIFOs, directories or readable by everyone, a token pasted where its
-//! path belongs, cleartext SMTP AUTH, and an SMTP server that quotes the password back.
+//! path belongs, cleartext SMTP AUTH, and an SMTP server that quotes the password back to `test-email`, to `run`'s
+//! alert deliveries and to `report --send`.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::exposition::sample;
 use crate::support::fake_upstream::{FakeUpstream, Reply};
-use crate::support::process::EXE;
-use crate::support::smtp::{PASSWORD, SmtpServer, USER};
-use base64::Engine as _;
+use crate::support::http::get_ok;
+use crate::support::outbox::outbox_files;
+use crate::support::process::{EXE, TestExporter};
+use crate::support::simulator::spawn_sim;
+use crate::support::smtp::{PASSWORD, SmtpServer, USER, password_forms};
+use crate::support::wait::wait_until;
 use onprem_agent_exporter::config::sources::SourceConfig;
 use onprem_agent_exporter::model::Provider;
 use onprem_agent_exporter::poller::poll_once;
+use onprem_agent_exporter::sim::SimOptions;
 use onprem_agent_exporter::sources::ErrorReason;
 use onprem_agent_exporter::sources::celigo::CeligoSource;
 use onprem_agent_exporter::status::Registry;
@@ -262,24 +268,52 @@ fn check_config_refuses_smtp_auth_in_the_clear_to_another_host_unless_allowed() 
     }
 }
 
+/// Writes, in `dir`, an API token file, the SMTP password file (mode 0600) and `config.yaml`: one Celigo source
+/// (on `base_url` when given) and an `alerting` section with `alerting_extra` that mails through the server on
+/// `smtp_port` as [`USER`] without TLS. Returns the config's path; the state file is `dir/state.json`.
+fn smtp_auth_config(
+    dir: &Path,
+    base_url: Option<&str>,
+    smtp_port: u16,
+    alerting_extra: &str,
+) -> PathBuf {
+    std::fs::write(dir.join("token"), format!("{SIM_TOKEN}\n")).unwrap();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let base_url = base_url.map_or(String::new(), |u| {
+        format!("    base_url: {u}\n    poll_interval: 1s\n    request_timeout: 1s\n")
+    });
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "sources:\n  - name: a\n    provider: celigo\n    token_file: token\n{base_url}alerting:\n  state_file: {}/state.json\n{alerting_extra}  email:\n    smtp: {{ host: 127.0.0.1, port: {smtp_port}, tls: none, username: {USER}, password_file: pw, timeout: 5s }}\n    from: a@example.com\n    to: [b@example.com]\n",
+            dir.display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The API token of the simulator the `run` and `report` tests poll.
+const SIM_TOKEN: &str = "durability-api-key-3e81f0c4a9";
+
+/// Fails naming `what` if `text` holds the SMTP password in any form a client sends it.
+fn assert_no_password(what: &str, text: &str) {
+    for form in password_forms() {
+        assert!(
+            !text.contains(&form),
+            "the SMTP password ({form}) leaked into {what}:\n{text}"
+        );
+    }
+}
+
 #[test]
 fn an_smtp_server_that_quotes_the_password_in_its_535_reply_gets_it_printed_nowhere() {
     let server = SmtpServer::start_echoing_credentials();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("token"), "t\n").unwrap();
-    let pw = dir.path().join("pw");
-    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "sources:\n  - name: a\n    provider: celigo\n    token_file: token\nalerting:\n  state_file: {}/state.json\n  email:\n    smtp: {{ host: 127.0.0.1, port: {}, tls: none, username: {USER}, password_file: pw, timeout: 5s }}\n    from: a@example.com\n    to: [b@example.com]\n",
-            dir.path().display(),
-            server.port
-        ),
-    )
-    .unwrap();
+    let config = smtp_auth_config(dir.path(), None, server.port, "");
     let out = Command::new(EXE)
         .arg("test-email")
         .arg("--config")
@@ -297,12 +331,94 @@ fn an_smtp_server_that_quotes_the_password_in_its_535_reply_gets_it_printed_nowh
         text.contains("[REDACTED]"),
         "the server did not echo, so the test proves nothing: {text}"
     );
-    let b64 = base64::engine::general_purpose::STANDARD;
-    for form in [
-        PASSWORD.to_string(),
-        b64.encode(PASSWORD),
-        b64.encode(format!("\0{USER}\0{PASSWORD}")),
-    ] {
-        assert!(!text.contains(&form), "{form} leaked: {text}");
+    assert_no_password("test-email's output", &text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_keeps_a_password_quoted_in_a_535_reply_out_of_its_log_outbox_state_and_pages() {
+    let server = SmtpServer::start_echoing_credentials();
+    let sim = spawn_sim(SIM_TOKEN, SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The default fleet has overdue tokens and stale heartbeats, so alerts fire on the first evaluation.
+    let config = smtp_auth_config(
+        dir.path(),
+        Some(&format!("http://{}", sim.addr)),
+        server.port,
+        "  evaluation_interval: 200ms\n  retry_initial_backoff: 200ms\n  group_wait: 200ms\n",
+    );
+    let exp = TestExporter::start(&config, dir.path().join("exporter.log"));
+    let state_file = dir.path().join("state.json");
+    let failed = "onprem_agent_notifications_total{channel=\"email\",outcome=\"failed\"}";
+    // Two failed attempts: the first one and a retry, each refused with the echoing 535.
+    wait_until(
+        "two failed delivery attempts, the 535 in the log and a saved state file",
+        async || {
+            let text = get_ok(&exp.url("/metrics")).await;
+            let echoed = exp.logs().lines().any(|l| {
+                l.contains("notification delivery failed")
+                    && l.contains("535")
+                    && l.contains("[REDACTED]")
+            });
+            (sample(&text, failed)? >= 2.0 && echoed && state_file.exists()).then_some(())
+        },
+        || exp.log_tail(),
+    )
+    .await;
+
+    let mut outputs = outbox_files(&dir.path().join("state.json.outbox"), "while SMTP refuses");
+    assert!(
+        outputs.iter().any(|(what, _)| what.contains("pending")),
+        "no pending outbox file to search: {:?}",
+        outputs.iter().map(|(w, _)| w).collect::<Vec<_>>()
+    );
+    outputs.push((
+        "the state file".into(),
+        std::fs::read_to_string(&state_file).unwrap(),
+    ));
+    for path in ["/", "/metrics", "/api/v1/alerts"] {
+        outputs.push((path.into(), get_ok(&exp.url(path)).await));
     }
+    // Last, so that it holds every line written while the others were read.
+    outputs.push(("the exporter's debug log".into(), exp.logs()));
+    for (what, text) in &outputs {
+        assert!(!text.is_empty(), "{what} is empty");
+        assert_no_password(what, text);
+    }
+    assert!(server.received().is_empty(), "a message got through");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_send_keeps_a_password_quoted_in_a_535_reply_out_of_its_output() {
+    let server = SmtpServer::start_echoing_credentials();
+    let sim = spawn_sim(SIM_TOKEN, SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = smtp_auth_config(
+        dir.path(),
+        Some(&format!("http://{}", sim.addr)),
+        server.port,
+        "",
+    );
+    // Blocking the runtime's worker would stall the simulator the command polls.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(EXE)
+            .args(["report", "--send", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("overdue"),
+        "no report was built from the fleet:\n{stdout}"
+    );
+    assert!(
+        stderr.contains("535") && stderr.contains("[REDACTED]"),
+        "the server did not echo, so the test proves nothing:\n{stderr}"
+    );
+    assert_no_password("report --send's stdout", &stdout);
+    assert_no_password("report --send's stderr", &stderr);
 }

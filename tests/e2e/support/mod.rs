@@ -10,6 +10,7 @@ pub mod fake_upstream;
 pub mod hostile_fleet;
 pub mod http;
 pub mod http_sink;
+pub mod outbox;
 pub mod process;
 pub mod prometheus;
 pub mod simulator;

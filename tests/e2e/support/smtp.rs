@@ -20,6 +20,19 @@ pub const USER: &str = "alerts";
 /// Its password. Tests assert that it never appears in messages, outbox files or logs.
 pub const PASSWORD: &str = "s3cret-Smtp-Pa55word";
 
+/// [`PASSWORD`] in every form an SMTP client sends it, for searching output: as written, base64 (AUTH LOGIN's
+/// password line) and base64 of `\0user\0password` (AUTH PLAIN's initial response). The base64 forms lack their `=`
+/// padding, so a copy cut at the padding is found too.
+pub fn password_forms() -> Vec<String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut forms = vec![PASSWORD.to_string()];
+    for raw in [PASSWORD.to_string(), format!("\0{USER}\0{PASSWORD}")] {
+        forms.push(b64.encode(raw).trim_end_matches('=').to_string());
+    }
+    forms
+}
+
 /// A CA and a server certificate for `localhost` and `127.0.0.1` signed by it, written as PEM files.
 pub struct TestCa {
     pub ca_pem: String,
