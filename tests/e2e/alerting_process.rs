@@ -217,6 +217,36 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
     )
     .await;
     let fired_after = started.elapsed();
+    // The outbox logs the delivery once the server accepted it, naming the group and the recipients.
+    let delivered = wait_until(
+        "the `notification delivered` log line",
+        async || {
+            exp.logs()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["message"] == "notification delivered")
+        },
+        || context(Some(&server), &exp),
+    )
+    .await;
+    assert_eq!(
+        delivered["group"],
+        format!("SourceDown/{ACCOUNT}"),
+        "{delivered}"
+    );
+    assert_eq!(delivered["channel"], "email", "{delivered}");
+    assert!(
+        delivered["to"]
+            .as_str()
+            .is_some_and(|to| to.contains("ops@example.com")),
+        "{delivered}"
+    );
+    assert!(
+        exp.notification_ids()
+            .iter()
+            .any(|id| delivered["id"] == id.as_str()),
+        "the delivered id is none the engine handed over: {delivered}"
+    );
     exp.sigkill();
 
     // The fault is still there: the restarted process sees the source down again, from its own first failed poll.
