@@ -1,4 +1,4 @@
-//! Test support: a real SMTP server (Debian's aiosmtpd, started from `tests/support/smtp_server.py`), a test CA with
+//! Test support: a real SMTP server (Debian's aiosmtpd, started from `tests/e2e/support/smtp_server.py`), a test CA with
 //! a leaf certificate it signed, and a parser for what the server received.
 //!
 //! A missing `/usr/bin/python3` or `python3-aiosmtpd` fails the test loudly: a skipped SMTP test would read as a

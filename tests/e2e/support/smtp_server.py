@@ -1,6 +1,6 @@
 """A real SMTP server for the integration tests: Debian's aiosmtpd with AUTH and TLS, writing what it receives.
 
-Started by tests/email/smtp.rs as `/usr/bin/python3 tests/support/smtp_server.py --dir DIR --mode MODE ...`.
+Started by tests/e2e/support/smtp.rs as `/usr/bin/python3 tests/e2e/support/smtp_server.py --dir DIR --mode MODE ...`.
 
 - mode `none`: plain SMTP; AUTH is offered without TLS (test only).
 - mode `starttls`: STARTTLS offered and required before MAIL and AUTH.
