@@ -1,5 +1,5 @@
-//! Test support: a real SMTP server (Debian's aiosmtpd, started from `tests/e2e/support/smtp_server.py`), a test CA with
-//! a leaf certificate it signed, and a parser for what the server received.
+//! Test support: a real SMTP server (Debian's aiosmtpd, started from `tests/e2e/support/smtp_server.py`), a test CA
+//! with a leaf certificate it signed, and a parser for what the server received.
 //!
 //! A missing `/usr/bin/python3` or `python3-aiosmtpd` fails the test loudly: a skipped SMTP test would read as a
 //! passed one.
