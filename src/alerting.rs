@@ -35,6 +35,9 @@ pub struct Alerting {
     /// Alert counts as of the last evaluation. Scrapes read these instead of locking the engine, which at a large
     /// fleet can be busy evaluating for a good fraction of a second.
     counts: Arc<ArcSwap<AlertCounts>>,
+    /// Whether the silence API takes `POST` and `DELETE` (`--web.enable-admin-api`); false until
+    /// [`crate::app::attach`] copies [`crate::server::AppState::writes_open`] here.
+    pub writes_open: bool,
     /// Whether the state file can be written lately; shared with the engine's loop.
     health: Arc<StateHealth>,
 }
@@ -98,6 +101,7 @@ impl Alerting {
             engine,
             outbox,
             counts,
+            writes_open: false,
             health,
         })
     }
@@ -105,7 +109,12 @@ impl Alerting {
     /// The `/api/v1/alerts` and `/api/v1/silences` routes. Silence writes are answered 503 while the state file
     /// cannot be written (`refuse_silence_writes`).
     pub fn router(&self) -> Router {
-        api::router(self.engine.clone()).layer(axum::middleware::from_fn_with_state(
+        let router = api::router(self.engine.clone(), self.writes_open);
+        if !self.writes_open {
+            // Every write is refused with 403 already; that answer, naming the flag, is the useful one.
+            return router;
+        }
+        router.layer(axum::middleware::from_fn_with_state(
             self.health.clone(),
             refuse_silence_writes,
         ))
@@ -280,7 +289,7 @@ impl LandingSection for Alerting {
             page.thresholds.heartbeat_stale_after = rules.heartbeat_after;
             page.thresholds.token.max_age = rules.token_max_age;
             page.thresholds.token.warn_before = rules.token_warn_before;
-            api::alerts_panel(&engine, now)
+            api::alerts_panel(&engine, self.writes_open, now)
         });
         page.problems.extend(self.problems());
         let m = self.outbox.metrics();

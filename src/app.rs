@@ -136,6 +136,13 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     exporter.spawn_pollers(&mut tasks, &shutdown);
     let mut state = AppState::new(exporter.registry.clone());
+    state.writes_open = web.admin_api();
+    if web.admin_api() && !web.requires_auth() {
+        tracing::warn!(
+            "--web.enable-admin-api is set and the web config has no basic_auth_users: anyone who reaches the port \
+             can create and delete silences"
+        );
+    }
     state.metrics.register_info(
         crate::metrics::names::SHARD,
         crate::shard::SHARD_INFO_HELP,
@@ -198,7 +205,8 @@ pub fn owned_sources(config: &Config) -> Vec<SourceConfig> {
 }
 
 /// Adds a running alerting half to the server state (metrics, landing section) and returns its API routes.
-pub fn attach(state: &mut AppState, alerting: Alerting) -> axum::Router {
+pub fn attach(state: &mut AppState, mut alerting: Alerting) -> axum::Router {
+    alerting.writes_open = state.writes_open;
     let routes = alerting.router();
     let alerting = Arc::new(alerting);
     state

@@ -153,6 +153,8 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
         &mut tasks,
         &shutdown,
     )?;
+    // Its alerts are simulated: let a visitor on this machine try silences, but nobody else.
+    state.writes_open = opts.listen.ip().is_loopback();
     let routes = crate::app::attach(&mut state, alerting);
     // One write, once everything has started: a log line printed in between would split the banner.
     print!("{}", banner(&base, opts.agents, &upstreams, &opts.outbox));

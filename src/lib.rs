@@ -18,9 +18,9 @@
 //! - [`model`] is the provider-neutral agent record every source produces.
 //! - [`poller`] runs one poll loop per source and publishes into [`status`], which keeps an immutable snapshot per
 //!   source (the last good agent list survives failed polls).
-//! - [`metrics`] holds the `prometheus-client` registry whose collectors read the snapshots at scrape time;
-//!   [`server`] serves it with the JSON API and the status page, which [`page`] renders (what is wrong and where,
-//!   worst first).
+//! - [`metrics`] holds the `prometheus-client` registry whose collectors read the snapshots at scrape time, and the
+//!   renders concurrent scrapes share; [`server`] serves it with the JSON API and the status page, which [`page`]
+//!   renders (what is wrong and where, worst first).
 //! - [`rules`] is the pure rule engine (evaluate snapshots, state and `now`, return notifications) with its state
 //!   file, silences and API; [`notify`] renders and delivers notifications through a durable outbox, one file per
 //!   channel (email, Slack, Teams, PagerDuty, webhook), and pushes firing alerts to Alertmanagers

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use onprem_agent_exporter::config::Config;
+use onprem_agent_exporter::config::{Config, placeholders};
 use onprem_agent_exporter::metrics::Format;
 use onprem_agent_exporter::report::ReportFormat;
 use onprem_agent_exporter::shard::Shard;
@@ -236,6 +236,10 @@ struct WebArgs {
     /// connections are closed after it too. At least 100ms.
     #[arg(long = "web.header-timeout", default_value = "10s", value_parser = parse_header_timeout)]
     header_timeout: std::time::Duration,
+    /// Allow POST and DELETE on /api/v1/silences, which mute and unmute alerts. Without it they answer 403. Set
+    /// basic_auth_users in --web.config.file too, or anyone who reaches the port can silence every alert.
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
 }
 
 impl WebArgs {
@@ -250,10 +254,11 @@ impl WebArgs {
                         ..WebConfig::default()
                     },
                     self.limits(),
-                )?);
+                )?
+                .with_admin_api(self.enable_admin_api));
             }
         };
-        Ok(Web::new(config, self.limits())?)
+        Ok(Web::new(config, self.limits())?.with_admin_api(self.enable_admin_api))
     }
 
     fn limits(&self) -> Limits {
@@ -395,8 +400,19 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let file = file.or(config).expect("clap requires FILE or --config");
             let mut config = Config::load(&file)?;
+            // A placeholder from the examples is valid but not ready for production: a warning on stderr naming
+            // the file and key (never the value), and the exit code stays 0.
+            let warn = |path: &std::path::Path, found: Vec<placeholders::Placeholder>| {
+                for p in found {
+                    tracing::warn!(file = %path.display(), "{p}");
+                }
+            };
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            warn(&file, placeholders::in_config(&config, &text));
             if let Some(web) = &web_config_file {
-                Web::new(WebConfig::load(web)?, Limits::default())?;
+                let web_config = WebConfig::load(web)?;
+                warn(web, placeholders::in_web_users(&web_config.users.0));
+                Web::new(web_config, Limits::default())?;
                 println!("{}: OK", web.display());
             }
             // Building the sources catches what only a client can check (a Calyptia token without a project id),

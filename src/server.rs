@@ -13,7 +13,7 @@ use axum::routing::get;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::metrics::{Exposition, Format};
+use crate::metrics::{Exposition, Format, SharedRenders};
 use crate::model::{Agent, Health, TokenDateSource, age_seconds};
 use crate::status::{Registry, SourceError, SourceStatus};
 
@@ -36,8 +36,12 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The metrics registry `/metrics` encodes: the fleet's families, and whatever [`crate::app::attach`] adds.
     pub metrics: Exposition,
+    /// The renders concurrent scrapes share (see [`SharedRenders`]).
+    pub renders: SharedRenders,
     /// The parts that add their data to the status page.
     pub sections: Vec<Arc<dyn LandingSection>>,
+    /// Whether the silence API takes writes (`--web.enable-admin-api`), for the API and the landing page.
+    pub writes_open: bool,
     /// Further conditions of `/readyz`.
     pub checks: Vec<Arc<dyn ReadinessCheck>>,
 }
@@ -45,10 +49,15 @@ pub struct AppState {
 impl AppState {
     /// State with the registry and the metrics it alone yields (the fleet's families and the build info).
     pub fn new(registry: Arc<Registry>) -> AppState {
+        let renders = SharedRenders::default();
+        let mut metrics = Exposition::new(registry.clone());
+        metrics.register_collector(Box::new(renders.collector()));
         AppState {
-            metrics: Exposition::new(registry.clone()),
+            metrics,
+            renders,
             registry,
             sections: Vec::new(),
+            writes_open: false,
             checks: Vec::new(),
         }
     }
@@ -85,29 +94,32 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(accepts_gzip);
-    // Rendering 100k agents is CPU work of tens of milliseconds; keep it off the async workers.
-    let rendered = tokio::task::spawn_blocking(move || {
-        if gzip {
-            // Stream straight into the compressor: only the compressed exposition is ever held whole. Level 1:
-            // the exposition is highly repetitive, so it already shrinks about sixfold at a fraction of the
-            // default level's cost.
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            state.metrics.render_to(&mut enc, format)?;
-            enc.finish().map(|b| (b, true))
-        } else {
-            Ok((state.metrics.render(format).into_bytes(), false))
-        }
-    })
-    .await;
+    let exposition = state.clone();
+    let rendered = state
+        .renders
+        .get(format, gzip, move || {
+            if gzip {
+                // Stream straight into the compressor: only the compressed exposition is ever held whole. Level 1:
+                // the exposition is highly repetitive, so it already shrinks about sixfold at a fraction of the
+                // default level's cost.
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                exposition.metrics.render_to(&mut enc, format)?;
+                enc.finish()
+            } else {
+                Ok(exposition.metrics.render(format).into_bytes())
+            }
+        })
+        .await;
     match rendered {
-        Ok(Ok((body, compressed))) => {
+        Ok(body) => {
             let mut resp = (StatusCode::OK, body).into_response();
             let h = resp.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(format.content_type()),
             );
-            if compressed {
+            if gzip {
                 h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
             h.insert(
@@ -116,16 +128,7 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
             );
             resp
         }
-        Ok(Err(e)) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot write the exposition: {e}\n"),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("rendering failed: {e}\n"),
-        )
-            .into_response(),
+        Err(message) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{message}\n")).into_response(),
     }
 }
 

@@ -29,6 +29,7 @@ use crate::config::receivers::{
     Destinations, RawReceiver, ReceiverConfig, check_destinations, resolve_names,
     validate_receivers,
 };
+use crate::config::silences::{RawSilenceLimits, SilenceLimits};
 use crate::humanize::duration as human;
 use crate::notify::{ReceiverRef, Severity};
 use crate::rules::AlertName;
@@ -90,6 +91,9 @@ pub struct RawAlerting {
     /// Recipients by alert name or severity; the first matching route wins, `email.to` otherwise.
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
+    /// Caps on silences made through the API; see [`crate::config::silences`].
+    #[serde(default)]
+    pub silences: RawSilenceLimits,
     /// SMTP and default recipients; owned by the notifier. Optional: see [`require_a_channel`].
     #[serde(default)]
     pub email: Option<RawEmail>,
@@ -418,6 +422,8 @@ pub struct EngineConfig {
     pub routes: Vec<Route>,
     /// Recipients when no route matches: `email.to`.
     pub default_to: Vec<String>,
+    /// Caps on silences made through the API.
+    pub silences: SilenceLimits,
     /// Receivers when no route matches: `default_receivers`.
     pub default_receivers: Vec<ReceiverRef>,
 }
@@ -588,6 +594,7 @@ impl EngineConfig {
             mute_windows: Vec::new(),
             routes: Vec::new(),
             default_to,
+            silences: SilenceLimits::default(),
             default_receivers: Vec::new(),
         }
     }
@@ -941,6 +948,7 @@ impl RawAlerting {
                 mute_windows,
                 routes,
                 default_to,
+                silences: self.silences.validate(&v, &format!("{key}.silences"))?,
                 default_receivers,
             },
             email,

@@ -11,7 +11,9 @@
 //! - [`alertmanagers`]: `alerting.alertmanagers`, the Alertmanagers alerts are pushed to.
 //! - [`email`]: `alerting.email`, the SMTP server and default recipients.
 //! - [`receivers`]: `alerting.receivers`, the Slack, Teams, PagerDuty and webhook destinations.
+//! - [`silences`]: `alerting.silences`, the caps on silences made through the API.
 //! - [`reports`]: `reports`, the scheduled token-age compliance report and its token policy.
+//! - [`placeholders`]: the examples' placeholder values left in a config, for `check-config`'s warnings.
 //! - [`secret_file`]: reading a credential file (`token_file`, `password_file`) safely, and wording its errors.
 //!
 //! This file holds the root ([`Config`]) and the checks that span sections. The sections never import it back.
@@ -20,9 +22,11 @@ pub mod alerting;
 pub mod alertmanagers;
 pub mod email;
 pub mod parse;
+pub mod placeholders;
 pub mod receivers;
 pub mod reports;
 pub mod secret_file;
+pub mod silences;
 pub mod sources;
 
 use std::collections::HashMap;

@@ -5,12 +5,14 @@
 //! [`FleetCollector`], which reads the current snapshots at scrape time and computes ages from the clock then, so
 //! ages keep growing between polls and a scrape never waits on the network. The rule engine and the outbox add
 //! collectors of their own ([`crate::alerting::AlertingCollector`]); the build info is an ordinary [`Info`] metric.
+//! [`SharedRenders`] lets concurrent scrapes share one render (and counts renders).
 //!
 //! Names: the crate appends `_total` to counter samples, `_info` to info samples and the unit to the family name. The
 //! constants in [`names`] are the final OpenMetrics family names; [`family`] strips the unit before handing a name to
 //! the crate, which appends it again, so the names on the wire are exactly the constants.
 
 mod fleet;
+mod shared;
 mod stream;
 
 use std::fmt;
@@ -24,6 +26,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Unit;
 
 pub use fleet::FleetCollector;
+pub use shared::{REUSE_WINDOW, RendersCollector, SharedRenders};
 
 use crate::status::Registry;
 
@@ -56,6 +59,8 @@ pub mod names {
     /// Counter family; its sample is `onprem_agent_notifications_total`.
     pub const NOTIFICATIONS: &str = "onprem_agent_notifications";
     pub const NOTIFICATION_QUEUE: &str = "onprem_agent_notification_queue_length";
+    /// Counter family; its sample is `onprem_agent_exporter_renders_total`.
+    pub const RENDERS: &str = "onprem_agent_exporter_renders";
     /// Counter family; its sample is `onprem_agent_notification_enqueue_failures_total`.
     pub const NOTIFICATION_ENQUEUE_FAILURES: &str = "onprem_agent_notification_enqueue_failures";
     pub const NOTIFICATION_LAST_ENQUEUE: &str =

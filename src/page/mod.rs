@@ -46,8 +46,6 @@ pub struct PageData {
     pub alerts: Option<AlertsPanel>,
     /// The notification outbox's health; `None` without alerting.
     pub notifications: Option<NotificationHealth>,
-    /// Whether the write API (creating and deleting silences) is open to this listener; `None` when unknown.
-    pub write_api_open: Option<bool>,
     /// The shard this process polls, as `index/total` or a name; `None` when the fleet is not sharded.
     pub shard: Option<String>,
     /// What the exporter cannot do right now and says so up front (notifications that cannot be queued, a state
@@ -63,7 +61,6 @@ impl PageData {
             thresholds: Thresholds::default(),
             alerts: None,
             notifications: None,
-            write_api_open: None,
             shard: None,
             problems: Vec::new(),
         }
@@ -98,6 +95,8 @@ pub struct AlertsPanel {
     pub alerts: Vec<AlertView>,
     /// How many silences are active now.
     pub active_silences: usize,
+    /// Whether the silence API takes `POST` and `DELETE` (`run --web.enable-admin-api`).
+    pub writes_open: bool,
 }
 
 /// The notification outbox's part of the page.

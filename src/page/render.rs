@@ -67,13 +67,6 @@ pub fn render(data: &PageData, now: Timestamp) -> String {
     if let Some(shard) = &data.shard {
         let _ = write!(h, " · <span id=\"shard\">shard {}</span>", escape(shard));
     }
-    if let Some(open) = data.write_api_open {
-        h.push_str(if open {
-            " · write API open (silences can be created here)"
-        } else {
-            " · write API closed"
-        });
-    }
     h.push_str(
         " · <a href=\"metrics\">/metrics</a> · <a href=\"api/v1/agents\">/api/v1/agents</a> · \
          <a href=\"healthz\">/healthz</a> · <a href=\"readyz\">/readyz</a></p>",
@@ -290,8 +283,13 @@ fn alerts_section(h: &mut String, data: &PageData, now: Timestamp) {
     let _ = write!(
         h,
         "<p class=\"meta\"><a href=\"api/v1/alerts\">/api/v1/alerts</a> · \
-         <a href=\"api/v1/silences\">/api/v1/silences</a> ({} active)</p></section>",
-        panel.active_silences
+         <a href=\"api/v1/silences\">/api/v1/silences</a> ({} active; {})</p></section>",
+        panel.active_silences,
+        if panel.writes_open {
+            "writable: --web.enable-admin-api is set"
+        } else {
+            "read-only: start with --web.enable-admin-api to create or delete silences"
+        }
     );
 }
 

@@ -443,6 +443,7 @@ mod tests {
                 "firing",
             )],
             active_silences: 0,
+            writes_open: false,
         });
         let rows = agent_rows(&data, now);
         assert_eq!(rows[0].agent.id, "b-loud");

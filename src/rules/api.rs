@@ -15,16 +15,35 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::rules::engine::{Engine, SharedEngine, lock};
-use crate::rules::silences::NewSilence;
+use crate::rules::runner::write_state;
+use crate::rules::silences::{NewSilence, Refusal};
 use crate::rules::state::Silence;
+use crate::telemetry::error_chain;
 
-/// The routes above, ready to be merged into the exporter's router.
-pub fn router(engine: SharedEngine) -> Router {
+/// The sentence a `POST` or `DELETE` on the silences gets when writes are closed.
+pub const WRITES_CLOSED: &str = "silences are read-only on this exporter: start it with --web.enable-admin-api to \
+                                 create or delete them (and protect it with basic_auth_users in --web.config.file)";
+
+/// What the handlers share.
+#[derive(Clone)]
+struct Api {
+    /// The engine whose silences the handlers change.
+    engine: SharedEngine,
+    /// Whether `POST` and `DELETE` are allowed (`--web.enable-admin-api`).
+    writes_open: bool,
+}
+
+/// The routes above, ready to be merged into the exporter's router. Unless `writes_open`, `POST` and `DELETE` answer
+/// `403 Forbidden` with [`WRITES_CLOSED`].
+pub fn router(engine: SharedEngine, writes_open: bool) -> Router {
     Router::new()
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/silences", get(list_silences).post(create_silence))
         .route("/api/v1/silences/{id}", delete(delete_silence))
-        .with_state(engine)
+        .with_state(Api {
+            engine,
+            writes_open,
+        })
 }
 
 /// A silence as the API shows it: the stored fields plus its status now.
@@ -47,14 +66,14 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
-async fn list_alerts(State(engine): State<SharedEngine>) -> Response {
-    let alerts = lock(&engine).alerts(Timestamp::now());
+async fn list_alerts(State(api): State<Api>) -> Response {
+    let alerts = lock(&api.engine).alerts(Timestamp::now());
     Json(serde_json::json!({ "alerts": alerts })).into_response()
 }
 
-async fn list_silences(State(engine): State<SharedEngine>) -> Response {
+async fn list_silences(State(api): State<Api>) -> Response {
     let now = Timestamp::now();
-    let silences: Vec<SilenceView> = lock(&engine)
+    let silences: Vec<SilenceView> = lock(&api.engine)
         .silences()
         .iter()
         .map(|s| view(s, now))
@@ -62,37 +81,77 @@ async fn list_silences(State(engine): State<SharedEngine>) -> Response {
     Json(serde_json::json!({ "silences": silences })).into_response()
 }
 
+/// Writes the state file with the change just made. `Err` is the `503` to answer after the change was undone.
+async fn persist(engine: &SharedEngine) -> Result<(), Response> {
+    let path = lock(engine).config().state_file.clone();
+    let shared = engine.clone();
+    let written = tokio::task::spawn_blocking(move || write_state(&shared, &path)).await;
+    let cause = match written {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(e)) => error_chain(&e),
+        Err(e) => format!("the writer panicked: {e}"),
+    };
+    tracing::error!(error = %cause, "a silence change could not be saved; it was undone");
+    Err(error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the change was not made because the alert state could not be saved: {cause}"),
+    ))
+}
+
 async fn create_silence(
-    State(engine): State<SharedEngine>,
+    State(api): State<Api>,
     body: Result<Json<NewSilence>, JsonRejection>,
 ) -> Response {
+    if !api.writes_open {
+        return error(StatusCode::FORBIDDEN, WRITES_CLOSED);
+    }
     let Json(new) = match body {
         Ok(b) => b,
         Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
     };
     let now = Timestamp::now();
-    let result = lock(&engine).add_silence(new, now);
-    match result {
-        Ok(silence) => {
-            tracing::info!(id = %silence.id, ends_at = %silence.ends_at, "silence created");
-            (StatusCode::CREATED, Json(view(&silence, now))).into_response()
-        }
-        Err(message) => error(StatusCode::BAD_REQUEST, message),
+    let result = lock(&api.engine).add_silence(new, now);
+    let silence = match result {
+        Ok(silence) => silence,
+        Err(Refusal::Invalid(message)) => return error(StatusCode::BAD_REQUEST, message),
+        Err(Refusal::TooMany(message)) => return error(StatusCode::TOO_MANY_REQUESTS, message),
+    };
+    if let Err(response) = persist(&api.engine).await {
+        let mut engine = lock(&api.engine);
+        engine.delete_silence(&silence.id);
+        // Whatever else changed since the last save (alerts) is still to be written.
+        engine.mark_dirty();
+        return response;
     }
+    tracing::info!(id = %silence.id, ends_at = %silence.ends_at, "silence created");
+    (StatusCode::CREATED, Json(view(&silence, now))).into_response()
 }
 
-async fn delete_silence(State(engine): State<SharedEngine>, Path(id): Path<String>) -> Response {
-    if lock(&engine).delete_silence(&id) {
-        tracing::info!(%id, "silence deleted");
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        error(StatusCode::NOT_FOUND, format!("no silence with id {id:?}"))
+async fn delete_silence(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    if !api.writes_open {
+        return error(StatusCode::FORBIDDEN, WRITES_CLOSED);
     }
+    let Some(removed) = lock(&api.engine).delete_silence(&id) else {
+        return error(StatusCode::NOT_FOUND, format!("no silence with id {id:?}"));
+    };
+    if let Err(response) = persist(&api.engine).await {
+        let mut engine = lock(&api.engine);
+        engine.restore_silence(removed);
+        engine.mark_dirty();
+        return response;
+    }
+    tracing::info!(%id, "silence deleted");
+    StatusCode::NO_CONTENT.into_response()
 }
 
-/// The status page's alerts data: every alert not yet resolved and the number of active silences. The page groups,
-/// orders and escapes them ([`crate::page`]).
-pub fn alerts_panel(engine: &Engine, now: Timestamp) -> crate::page::AlertsPanel {
+/// The status page's alerts data: every alert not yet resolved, the number of active silences, and whether the
+/// silence API takes writes (`writes_open`, from `--web.enable-admin-api`). The page groups, orders and escapes them
+/// ([`crate::page`]).
+pub fn alerts_panel(
+    engine: &Engine,
+    writes_open: bool,
+    now: Timestamp,
+) -> crate::page::AlertsPanel {
     crate::page::AlertsPanel {
         alerts: engine
             .alerts(now)
@@ -104,6 +163,7 @@ pub fn alerts_panel(engine: &Engine, now: Timestamp) -> crate::page::AlertsPanel
             .iter()
             .filter(|s| s.is_active(now))
             .count(),
+        writes_open,
     }
 }
 
@@ -118,8 +178,9 @@ mod tests {
     use crate::rules::state::State as RuleState;
     use crate::status::SourceStatus;
 
-    /// An engine with one firing `AgentHeartbeatStale` for an agent whose name carries HTML and quotes.
-    fn engine_with_an_alert() -> SharedEngine {
+    /// An engine with one firing `AgentHeartbeatStale` for an agent whose name carries HTML and quotes, saving to
+    /// `state_file`.
+    fn engine_saving_to(state_file: &std::path::Path) -> SharedEngine {
         let now = Timestamp::now();
         let mut agent = Agent::new("a1", "<b>edge \"1\"</b> & co");
         agent.last_heartbeat = Some(now.checked_sub(Duration::from_secs(3600)).unwrap());
@@ -130,25 +191,39 @@ mod tests {
         }));
         s.up = true;
         s.polls = 1;
-        let mut engine = Engine::new(
-            EngineConfig::new("unused.json", vec![]),
-            RuleState::new(now),
-        );
+        let mut engine = Engine::new(EngineConfig::new(state_file, vec![]), RuleState::new(now));
         engine.evaluate(&[Arc::new(s)], now);
         Arc::new(Mutex::new(engine))
     }
 
-    /// Serves `router(engine)` on 127.0.0.1 port 0 and returns its base URL.
-    async fn serve(engine: SharedEngine) -> String {
+    /// [`engine_saving_to`] a file in a directory that lives as long as the test.
+    fn engine_with_an_alert() -> (tempfile::TempDir, SharedEngine) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine_saving_to(&dir.path().join("state.json"));
+        (dir, engine)
+    }
+
+    /// Serves `router(engine, writes_open)` on 127.0.0.1 port 0 and returns its base URL.
+    async fn serve_with(engine: SharedEngine, writes_open: bool) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router(engine)).await.unwrap() });
+        tokio::spawn(async move {
+            axum::serve(listener, router(engine, writes_open))
+                .await
+                .unwrap()
+        });
         format!("http://{addr}")
+    }
+
+    /// Serves the routes with writes open on 127.0.0.1 port 0 and returns the base URL.
+    async fn serve(engine: SharedEngine) -> String {
+        serve_with(engine, true).await
     }
 
     #[tokio::test]
     async fn get_alerts_lists_each_alert_with_its_labels_and_state() {
-        let base = serve(engine_with_an_alert()).await;
+        let (_dir, engine) = engine_with_an_alert();
+        let base = serve(engine).await;
         let body: serde_json::Value = reqwest::get(format!("{base}/api/v1/alerts"))
             .await
             .unwrap()
@@ -167,7 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn silences_are_created_listed_and_deleted() {
-        let engine = engine_with_an_alert();
+        let (dir, engine) = engine_with_an_alert();
         let base = serve(Arc::clone(&engine)).await;
         let client = reqwest::Client::new();
         let created = client
@@ -212,7 +287,17 @@ mod tests {
             id.as_str(),
             "saw {alerts}"
         );
-        assert!(lock(&engine).take_dirty(), "a new silence must be saved");
+        let on_disk = crate::rules::state::load(&dir.path().join("state.json"), Timestamp::now());
+        assert_eq!(
+            on_disk
+                .state
+                .silences
+                .iter()
+                .map(|s| &s.id)
+                .collect::<Vec<_>>(),
+            vec![&id],
+            "the silence was not on disk when 201 came"
+        );
 
         let url = format!("{base}/api/v1/silences/{id}");
         assert_eq!(client.delete(&url).send().await.unwrap().status(), 204);
@@ -224,7 +309,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_silence_is_refused_with_a_reason() {
-        let base = serve(engine_with_an_alert()).await;
+        let (_dir, engine) = engine_with_an_alert();
+        let base = serve(engine).await;
         let client = reqwest::Client::new();
         let cases = [
             (
@@ -254,11 +340,67 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn writes_are_refused_with_the_flag_named_unless_the_admin_api_is_enabled() {
+        let (_dir, engine) = engine_with_an_alert();
+        let base = serve_with(engine, false).await;
+        let client = reqwest::Client::new();
+        let post = client
+            .post(format!("{base}/api/v1/silences"))
+            .json(&serde_json::json!({"matchers": [{"name": "agent_id", "value": "a1"}], "duration": "1h"}))
+            .send()
+            .await
+            .unwrap();
+        let delete = client
+            .delete(format!("{base}/api/v1/silences/some-id"))
+            .send()
+            .await
+            .unwrap();
+        for response in [post, delete] {
+            assert_eq!(response.status(), 403);
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"], WRITES_CLOSED, "saw {body}");
+        }
+        assert!(WRITES_CLOSED.contains("--web.enable-admin-api"));
+        let get = client
+            .get(format!("{base}/api/v1/silences"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get.status(), 200, "reads stay open");
+    }
+
+    #[tokio::test]
+    async fn a_silence_that_cannot_be_saved_is_answered_503_and_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine_saving_to(&dir.path().join("no-such-dir").join("state.json"));
+        let base = serve(Arc::clone(&engine)).await;
+        let response = reqwest::Client::new()
+            .post(format!("{base}/api/v1/silences"))
+            .json(&serde_json::json!({"matchers": [{"name": "agent_id", "value": "a1"}], "duration": "1h"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        let body: serde_json::Value = response.json().await.unwrap();
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with(
+                "the change was not made because the alert state could not be saved: cannot write state file"
+            ),
+            "saw {body}"
+        );
+        assert!(
+            lock(&engine).silences().is_empty(),
+            "an unsaved silence was kept"
+        );
+    }
+
     #[test]
     fn the_status_page_panel_holds_the_firing_alert_and_the_page_escapes_it() {
-        let engine = engine_with_an_alert();
+        let (_dir, engine) = engine_with_an_alert();
         let now = Timestamp::now();
-        let panel = alerts_panel(&lock(&engine), now);
+        let panel = alerts_panel(&lock(&engine), false, now);
         assert_eq!(panel.alerts.len(), 1, "saw {:?}", panel.alerts);
         let mut data = crate::page::PageData::new(Vec::new());
         data.alerts = Some(panel);
@@ -268,6 +410,10 @@ mod tests {
             "saw {html}"
         );
         assert!(!html.contains("<b>"), "raw HTML from upstream in {html}");
+        assert!(
+            html.contains("read-only: start with --web.enable-admin-api"),
+            "saw {html}"
+        );
         assert!(
             html.contains("data-alertname=\"AgentHeartbeatStale\""),
             "saw {html}"

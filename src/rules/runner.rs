@@ -15,7 +15,7 @@ use crate::notify::Notification;
 use crate::rules::NotificationSink;
 use crate::rules::engine::{Engine, SharedEngine, lock};
 use crate::rules::health::StateHealth;
-use crate::rules::state::{load_or_fresh, rebuild_from_notified};
+use crate::rules::state::{StateError, load_or_fresh, rebuild_from_notified};
 use crate::status::Registry;
 use crate::telemetry::error_chain;
 
@@ -201,18 +201,36 @@ pub async fn run_once_recorded(
     Round::Done { notified, saved }
 }
 
+/// Serializes the writers of the state file: the runner's saves and the silence API's. Each takes its copy of the
+/// state while holding it, so the copies reach the disk in the order they were taken and a save can never put back
+/// an older state over a newer one (a silence just answered `201`, say). One lock for the process: a process has one
+/// state file, and [`atomic_file::write`]'s temporary file is per process, not per write.
+static STATE_WRITER: Mutex<()> = Mutex::new(());
+
+/// Writes the engine's current state to `path` and fsyncs it (see [`atomic_file::write`]). Blocks: call it from a
+/// blocking thread. Holds the engine's lock only while copying the state out.
+pub fn write_state(engine: &SharedEngine, path: &Path) -> Result<(), StateError> {
+    let _writer = STATE_WRITER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let bytes = lock(engine).state().to_json();
+    atomic_file::write(path, &bytes).map_err(|source| StateError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Writes the current state and records the outcome in `health`; on failure logs it and marks the engine dirty so
 /// the next round tries again. Returns true if and only if the file was written.
 async fn save(engine: &SharedEngine, path: &Path, health: &StateHealth, now: Timestamp) -> bool {
-    let bytes = lock(engine).state().to_json();
-    let target = path.to_path_buf();
-    let written = tokio::task::spawn_blocking(move || atomic_file::write(&target, &bytes)).await;
+    let (shared, target) = (Arc::clone(engine), path.to_path_buf());
+    let written = tokio::task::spawn_blocking(move || write_state(&shared, &target)).await;
     let failure = match written {
         Ok(Ok(())) => {
             health.saved(now);
             return true;
         }
-        Ok(Err(e)) => e.to_string(),
+        Ok(Err(StateError::Write { source, .. })) => source.to_string(),
         Err(e) => format!("the writer panicked: {e}"),
     };
     tracing::error!(path = %path.display(), error = %failure, "cannot write the alert state file");

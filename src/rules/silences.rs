@@ -31,19 +31,64 @@ pub struct NewSilence {
     pub comment: Option<String>,
 }
 
+/// Why a silence was refused; the text is a sentence for the API client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The request is malformed or past a per-silence cap (`400 Bad Request`).
+    #[error("{0}")]
+    Invalid(String),
+    /// `alerting.silences.max_silences` active and pending silences exist already (`429 Too Many Requests`).
+    #[error("{0}")]
+    TooMany(String),
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Refusal {
+        Refusal::Invalid(message)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(message: &str) -> Refusal {
+        Refusal::Invalid(message.to_string())
+    }
+}
+
 impl Engine {
     /// Every silence, including those that expired in the last day.
     pub fn silences(&self) -> &[Silence] {
         &self.state.silences
     }
 
-    /// Validates and adds a silence. The error is a sentence for the API client.
-    pub fn add_silence(&mut self, new: NewSilence, now: Timestamp) -> Result<Silence, String> {
+    /// Validates a silence against the caps of `alerting.silences` and adds it with a new random (v4 UUID) id.
+    ///
+    /// Only active and pending silences count against `max_silences`; of the expired ones (kept for a day so `GET`
+    /// shows what just ended) at most `max_silences` are kept, the longest-ended going first, so that a client
+    /// making short silences in a loop cannot grow the state either.
+    pub fn add_silence(&mut self, new: NewSilence, now: Timestamp) -> Result<Silence, Refusal> {
+        let limits = self.config().silences;
         if new.matchers.is_empty() {
             return Err("a silence needs at least one matcher".into());
         }
-        if new.matchers.len() > 32 {
-            return Err("a silence takes at most 32 matchers".into());
+        if new.matchers.len() > limits.max_matchers {
+            return Err(Refusal::Invalid(format!(
+                "a silence takes at most {} matchers (alerting.silences.max_matchers); this one has {}",
+                limits.max_matchers,
+                new.matchers.len()
+            )));
+        }
+        if let Some(m) = new
+            .matchers
+            .iter()
+            .find(|m| m.value.len() > limits.max_matcher_value_bytes)
+        {
+            return Err(Refusal::Invalid(format!(
+                "the value of matcher {} is {} bytes long; at most {} are allowed \
+                 (alerting.silences.max_matcher_value_bytes)",
+                m.name.as_str(),
+                m.value.len(),
+                limits.max_matcher_value_bytes
+            )));
         }
         let matchers = new
             .matchers
@@ -64,42 +109,97 @@ impl Engine {
             }
         };
         if ends_at <= starts_at {
-            return Err(format!(
+            return Err(Refusal::Invalid(format!(
                 "ends_at ({ends_at}) must be after starts_at ({starts_at})"
-            ));
+            )));
         }
         if ends_at <= now {
-            return Err(format!("ends_at ({ends_at}) is in the past"));
+            return Err(Refusal::Invalid(format!(
+                "ends_at ({ends_at}) is in the past"
+            )));
         }
-        let text = |s: Option<String>, what: &str| -> Result<String, String> {
+        let max_duration = jiff::SignedDuration::try_from(limits.max_duration)
+            .unwrap_or(jiff::SignedDuration::MAX);
+        if ends_at.duration_since(starts_at) > max_duration {
+            return Err(Refusal::Invalid(format!(
+                "a silence may last at most {} (alerting.silences.max_duration); this one lasts {}",
+                crate::humanize::duration(limits.max_duration),
+                crate::humanize::duration(ends_at.duration_since(starts_at).unsigned_abs())
+            )));
+        }
+        let max_ahead = jiff::SignedDuration::try_from(limits.max_start_ahead)
+            .unwrap_or(jiff::SignedDuration::MAX);
+        if starts_at.duration_since(now) > max_ahead {
+            return Err(Refusal::Invalid(format!(
+                "a silence may start at most {} from now (alerting.silences.max_start_ahead); this one starts at \
+                 {starts_at}",
+                crate::humanize::duration(limits.max_start_ahead)
+            )));
+        }
+        let text = |s: Option<String>, what: &str| -> Result<String, Refusal> {
             let s = s.unwrap_or_default();
             if s.chars().count() > 1000 {
-                return Err(format!("{what} is longer than 1000 characters"));
+                return Err(Refusal::Invalid(format!(
+                    "{what} is longer than 1000 characters"
+                )));
             }
             Ok(s)
         };
+        let created_by = text(new.created_by, "created_by")?;
+        let comment = text(new.comment, "comment")?;
+        let live = self
+            .state
+            .silences
+            .iter()
+            .filter(|s| s.ends_at > now)
+            .count();
+        if live >= limits.max_silences {
+            return Err(Refusal::TooMany(format!(
+                "there are {live} active and pending silences, the most allowed \
+                 (alerting.silences.max_silences); delete one or wait for one to expire"
+            )));
+        }
+        let mut expired: Vec<Timestamp> = self
+            .state
+            .silences
+            .iter()
+            .filter(|s| s.ends_at <= now)
+            .map(|s| s.ends_at)
+            .collect();
+        if expired.len() >= limits.max_silences {
+            expired.sort_unstable();
+            let cutoff = expired[expired.len() - limits.max_silences];
+            self.state
+                .silences
+                .retain(|s| s.ends_at > now || s.ends_at > cutoff);
+        }
         let silence = Silence {
-            id: format!("{:x}-{}", self.state.epoch, self.state.next_silence),
+            id: uuid::Uuid::new_v4().to_string(),
             matchers,
             starts_at,
             ends_at,
-            created_by: text(new.created_by, "created_by")?,
-            comment: text(new.comment, "comment")?,
+            created_by,
+            comment,
             created_at: now,
         };
-        self.state.next_silence += 1;
         self.state.silences.push(silence.clone());
         self.dirty = true;
         Ok(silence)
     }
 
-    /// Removes the silence `id`. Returns true if and only if it existed.
-    pub fn delete_silence(&mut self, id: &str) -> bool {
-        let before = self.state.silences.len();
-        self.state.silences.retain(|s| s.id != id);
-        let removed = self.state.silences.len() != before;
-        self.dirty |= removed;
-        removed
+    /// Removes the silence `id` and returns it, or `None` if there is no such silence.
+    pub fn delete_silence(&mut self, id: &str) -> Option<Silence> {
+        let at = self.state.silences.iter().position(|s| s.id == id)?;
+        self.dirty = true;
+        Some(self.state.silences.remove(at))
+    }
+
+    /// Puts back a silence [`Engine::delete_silence`] removed, when that deletion could not be saved.
+    pub fn restore_silence(&mut self, silence: Silence) {
+        if !self.state.silences.iter().any(|s| s.id == silence.id) {
+            self.state.silences.push(silence);
+            self.dirty = true;
+        }
     }
 }
 
@@ -159,15 +259,101 @@ mod tests {
         ];
         for (request, want) in cases {
             let got = e.add_silence(request.clone(), t0());
-            assert_eq!(got.as_ref().map(|s| &s.id), Err(&want), "for {request:?}");
+            assert_eq!(
+                got.as_ref().map(|s| &s.id),
+                Err(&Refusal::Invalid(want)),
+                "for {request:?}"
+            );
         }
         let err = e
             .add_silence(new(vec![bad_regex], Some(at(60)), None), t0())
             .unwrap_err();
-        assert!(err.starts_with("bad regex \"(\""), "saw {err:?}");
+        assert!(
+            err.to_string().starts_with("bad regex \"(\""),
+            "saw {err:?}"
+        );
         let ok = e.add_silence(new(vec![m], None, Some("2h")), t0()).unwrap();
         assert_eq!(ok.ends_at, at(7200));
-        assert!(e.delete_silence(&ok.id));
-        assert!(!e.delete_silence(&ok.id), "deleted twice");
+        assert!(e.delete_silence(&ok.id).is_some());
+        assert!(e.delete_silence(&ok.id).is_none(), "deleted twice");
+    }
+
+    #[test]
+    fn each_cap_is_answered_with_a_sentence_naming_its_key() {
+        let mut cfg = config();
+        cfg.silences = crate::config::silences::SilenceLimits {
+            max_silences: 2,
+            max_matchers: 2,
+            max_matcher_value_bytes: 8,
+            max_duration: std::time::Duration::from_secs(3600),
+            max_start_ahead: std::time::Duration::from_secs(600),
+        };
+        let mut e = Engine::new(cfg, State::new(t0()));
+        let m = |value: &str| RawMatcher {
+            name: LabelName::Account,
+            value: value.into(),
+            is_regex: false,
+            is_equal: true,
+        };
+        let new =
+            |matchers: Vec<RawMatcher>, starts_at: Option<Timestamp>, duration: &str| NewSilence {
+                matchers,
+                starts_at,
+                ends_at: None,
+                duration: Some(duration.into()),
+                created_by: None,
+                comment: None,
+            };
+        let cases = [
+            (
+                new(vec![m("a"), m("b"), m("c")], None, "1h"),
+                "a silence takes at most 2 matchers (alerting.silences.max_matchers); this one has 3",
+            ),
+            (
+                new(vec![m("123456789")], None, "1h"),
+                "the value of matcher account is 9 bytes long; at most 8 are allowed \
+                 (alerting.silences.max_matcher_value_bytes)",
+            ),
+            (
+                new(vec![m("prod")], None, "1000000h"),
+                "a silence may last at most 1h (alerting.silences.max_duration); this one lasts 41666d 16h",
+            ),
+            (
+                new(vec![m("prod")], Some(at(601)), "1h"),
+                "a silence may start at most 10m from now (alerting.silences.max_start_ahead); this one starts \
+                 at 2026-01-05T12:10:01Z",
+            ),
+        ];
+        for (request, want) in cases {
+            let got = e.add_silence(request.clone(), t0()).map(|s| s.id);
+            assert_eq!(got, Err(Refusal::Invalid(want.into())), "for {request:?}");
+        }
+        e.add_silence(new(vec![m("prod")], None, "1h"), t0())
+            .unwrap();
+        e.add_silence(new(vec![m("prod")], Some(at(600)), "1h"), t0())
+            .unwrap();
+        let third = e.add_silence(new(vec![m("prod")], None, "1h"), t0());
+        assert_eq!(
+            third.map(|s| s.id),
+            Err(Refusal::TooMany(
+                "there are 2 active and pending silences, the most allowed (alerting.silences.max_silences); \
+                 delete one or wait for one to expire"
+                    .into()
+            ))
+        );
+        // Once they have expired, new ones are taken, and the expired ones kept stay within the cap.
+        for i in 0..5 {
+            let now = at(7200 + i * 3600);
+            e.add_silence(new(vec![m("prod")], Some(now), "1h"), now)
+                .unwrap();
+        }
+        assert!(
+            e.silences().len() <= 4,
+            "saw {} silences",
+            e.silences().len()
+        );
+        let ids: std::collections::BTreeSet<&str> =
+            e.silences().iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids.len(), e.silences().len(), "an id was handed out twice");
     }
 }

@@ -169,7 +169,8 @@ pub struct GroupLog {
 /// A silence made at run time: alerts matching every matcher are not notified between `starts_at` and `ends_at`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Silence {
-    /// `<state epoch hex>-<n>`, unique for the life of the state file.
+    /// A random (v4) UUID, as Alertmanager's: never handed out twice, across restarts and lost state files too.
+    /// Files written before this hold `<state epoch hex>-<n>` ids, which keep working.
     pub id: String,
     /// All must match an alert's labels for the silence to apply.
     pub matchers: Vec<Matcher>,
@@ -226,10 +227,9 @@ pub struct State {
     /// The last notification sequence number used per group key. Never pruned (there are at most rules × sources
     /// keys), so a group that ends and starts again never repeats an id.
     pub sequences: BTreeMap<String, u64>,
-    /// Silences, including expired ones for a day, so `GET` can show what just ended.
+    /// Silences, including expired ones for a day, so `GET` can show what just ended. (Files written before silence
+    /// ids were UUIDs also hold a `next_silence` counter, which is ignored.)
     pub silences: Vec<Silence>,
-    /// The number used by the next silence id.
-    pub next_silence: u64,
 }
 
 impl State {
@@ -242,7 +242,6 @@ impl State {
             groups: BTreeMap::new(),
             sequences: BTreeMap::new(),
             silences: Vec::new(),
-            next_silence: 1,
         }
     }
 

@@ -66,6 +66,8 @@ pub struct Web {
     config: WebConfig,
     tls: Option<Arc<tls::ReloadingTls>>,
     limits: listener::Limits,
+    /// `--web.enable-admin-api`: whether the silence API takes `POST` and `DELETE`.
+    admin_api: bool,
 }
 
 impl Web {
@@ -78,6 +80,7 @@ impl Web {
             },
             tls: None,
             limits: listener::Limits::default(),
+            admin_api: false,
         }
     }
 
@@ -94,7 +97,19 @@ impl Web {
             config,
             tls,
             limits,
+            admin_api: false,
         })
+    }
+
+    /// Opens (or closes) the write API: `POST` and `DELETE` on `/api/v1/silences` (`--web.enable-admin-api`).
+    pub fn with_admin_api(mut self, enabled: bool) -> Web {
+        self.admin_api = enabled;
+        self
+    }
+
+    /// Returns true if and only if the silence API takes `POST` and `DELETE`.
+    pub fn admin_api(&self) -> bool {
+        self.admin_api
     }
 
     /// `https` with TLS, `http` without.

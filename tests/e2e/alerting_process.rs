@@ -91,7 +91,7 @@ impl Setup {
     }
 }
 
-const QUEUE: &str = "onprem_agent_notification_queue_length ";
+const QUEUE: &str = crate::support::process::QUEUE_LENGTH;
 const FAILED: &str = "onprem_agent_notifications_total{channel=\"email\",outcome=\"failed\"}";
 const SENT: &str = "onprem_agent_notifications_total{channel=\"email\",outcome=\"sent\"}";
 const SOURCE_DOWN_FIRING: &str =
@@ -113,26 +113,6 @@ fn summary(server: &SmtpServer) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Waits out the shortest period after which a duplicate or late email would have arrived if one were coming: at
-/// least `span` (the group timing that could produce one), two more evaluation rounds (so the engine has looked
-/// again after `span`), and an empty notification queue (so whatever those rounds produced has been delivered).
-async fn quiet_period(exp: &TestExporter, server: &SmtpServer, span: Duration) {
-    let until = Instant::now() + span;
-    let rounds = exp.rounds();
-    wait_until(
-        "the quiet period to pass: the span, two more evaluation rounds and an empty queue",
-        async || {
-            if Instant::now() < until || exp.rounds() < rounds + 2 {
-                return None;
-            }
-            let text = get_ok(&exp.url("/metrics")).await;
-            (sample(&text, QUEUE) == Some(0.0)).then_some(())
-        },
-        || context(Some(server), exp),
-    )
-    .await;
 }
 
 /// What a failed wait shows: the emails so far and the exporter's log tail.
@@ -257,7 +237,8 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
     )
     .await;
     // The restarted engine would mail a duplicate once group_wait (1 s) and group_interval (2 s) have passed.
-    quiet_period(&exp, &server, Duration::from_secs(3)).await;
+    exp.quiet_period(Duration::from_secs(3), || context(Some(&server), &exp))
+        .await;
     let firing = subjects_starting(&server, "[FIRING");
     assert_eq!(
         firing.len(),
@@ -275,7 +256,8 @@ async fn an_alert_email_survives_a_sigkill_and_the_resolved_notice_still_arrives
     .await;
     // Let a duplicate resolved notice, or a late firing one, arrive if one were coming: the group is due again
     // after group_interval (2 s).
-    quiet_period(&exp, &server, Duration::from_secs(2)).await;
+    exp.quiet_period(Duration::from_secs(2), || context(Some(&server), &exp))
+        .await;
 
     let all = server.received();
     let subjects: Vec<String> = all
@@ -375,7 +357,8 @@ async fn emails_queued_during_an_smtp_outage_arrive_exactly_once_after_recovery(
     )
     .await;
     // Let any duplicate arrive if one were coming: a redelivery would follow the outbox's next attempt.
-    quiet_period(&exp, &server, Duration::from_secs(1)).await;
+    exp.quiet_period(Duration::from_secs(1), || context(Some(&server), &exp))
+        .await;
 
     let text = get_ok(&exp.url("/metrics")).await;
     let got = server.received();
@@ -648,7 +631,8 @@ async fn an_agent_the_platform_reports_offline_is_mailed_once_as_agent_offline_a
     )
     .await;
     // Long enough for a stale notice at the next group_interval, had one been coming.
-    quiet_period(&exp, &server, Duration::from_secs(3)).await;
+    exp.quiet_period(Duration::from_secs(3), || context(Some(&server), &exp))
+        .await;
 
     let all = server.received();
     let text = |m: &Received| m.part("text/plain").unwrap_or_default();

@@ -32,9 +32,21 @@ fn write_config(
     ams: &[&Alertmanager],
     rules: &str,
 ) -> PathBuf {
+    let sources: Vec<(&str, &TestSim)> = accounts.iter().map(|a| (*a, sim)).collect();
+    write_config_on(dir, name, &sources, ams, rules)
+}
+
+/// [`write_config`] with each account on a simulator of its own choosing, so that one can fail alone.
+fn write_config_on(
+    dir: &Path,
+    name: &str,
+    sources: &[(&str, &TestSim)],
+    ams: &[&Alertmanager],
+    rules: &str,
+) -> PathBuf {
     std::fs::write(dir.join("token"), format!("{API_TOKEN}\n")).unwrap();
     let mut yaml = String::from("listen_address: 127.0.0.1:0\nsources:\n");
-    for a in accounts {
+    for (a, sim) in sources {
         yaml.push_str(&format!(
             "  - {{ name: {a}, provider: celigo, base_url: \"http://{}\", token_file: \"{}\", poll_interval: 1s, \
              request_timeout: 1s, max_attempts: 1 }}\n",
@@ -355,5 +367,98 @@ async fn three_shards_see_each_account_exactly_once_and_add_up_to_an_unsharded_e
     assert!(
         text.contains("shard 1/3 owns 3 of 9 sources:\n  account-1\n  account-6\n  account-8\n"),
         "{text}"
+    );
+}
+
+/// Waits a little longer than a duplicate would take to arrive: `group_interval` (1 s) plus the peer timeout (1 s)
+/// of the second cluster member, with a margin.
+async fn quiet_period() {
+    let start = Instant::now();
+    wait_until(
+        "a quiet period for any duplicate notification to arrive",
+        async || (start.elapsed() > Duration::from_secs(3)).then_some(()),
+        String::new,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_group_is_notified_once_with_two_firing_and_a_new_one_after_an_alertmanager_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start().await;
+    let cluster = start_cluster(dir.path(), &webhook_config(&sink), 2).await;
+    let ams: Vec<&Alertmanager> = cluster.iter().collect();
+    // Two accounts on one simulator fail together; the third, on a simulator of its own, fails later and alone.
+    let (first, second, later) = ("ha-first", "ha-second", "ha-later");
+    let together = spawn_sim(API_TOKEN, SimOptions::default()).await;
+    let alone = spawn_sim(API_TOKEN, SimOptions::default()).await;
+    let sources = [(first, &together), (second, &together), (later, &alone)];
+    let a = TestExporter::start(
+        &write_config_on(dir.path(), "a", &sources, &ams, SOURCE_DOWN_ONLY),
+        dir.path().join("a.log"),
+    );
+    let b = TestExporter::start(
+        &write_config_on(dir.path(), "b", &sources, &ams, SOURCE_DOWN_ONLY),
+        dir.path().join("b.log"),
+    );
+
+    together.sim.control().set_status_override(Some(500));
+    wait_until(
+        "a FIRING SourceDown notification for each of two accounts",
+        async || {
+            (count(&sink, "firing", "SourceDown", first) >= 1
+                && count(&sink, "firing", "SourceDown", second) >= 1)
+                .then_some(())
+        },
+        || context(&sink, &ams, &[&a, &b]),
+    )
+    .await;
+    quiet_period().await;
+    assert_eq!(
+        (
+            count(&sink, "firing", "SourceDown", first),
+            count(&sink, "firing", "SourceDown", second)
+        ),
+        (1, 1),
+        "two replicas × two Alertmanagers, still one notification per group:\n{}",
+        context(&sink, &ams, &[&a, &b])
+    );
+    assert_eq!(
+        count(&sink, "firing", "SourceDown", later),
+        0,
+        "{}",
+        context(&sink, &ams, &[&a, &b])
+    );
+
+    // Kill the first Alertmanager (the one that sends first), then break the third account through the
+    // simulator's control endpoint, as an operator would.
+    let mut cluster = cluster;
+    let survivor = cluster.remove(1);
+    drop(cluster);
+    let response = reqwest::Client::new()
+        .put(alone.url("/_sim/control"))
+        .bearer_auth(API_TOKEN)
+        .header("content-type", "application/json")
+        .body(r#"{"status":500}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+    wait_until(
+        "a FIRING SourceDown notification for the account broken after the kill",
+        async || (count(&sink, "firing", "SourceDown", later) >= 1).then_some(()),
+        || context(&sink, &[&survivor], &[&a, &b]),
+    )
+    .await;
+    quiet_period().await;
+    assert_eq!(
+        (
+            count(&sink, "firing", "SourceDown", first),
+            count(&sink, "firing", "SourceDown", second),
+            count(&sink, "firing", "SourceDown", later),
+        ),
+        (1, 1, 1),
+        "{}",
+        context(&sink, &[&survivor], &[&a, &b])
     );
 }

@@ -35,7 +35,7 @@ const SECRETS: [&str; 5] = [
     BEARER,
     API_TOKEN,
 ];
-const QUEUE: &str = "onprem_agent_notification_queue_length ";
+const QUEUE: &str = crate::support::process::QUEUE_LENGTH;
 
 fn counter(channel: &str, outcome: &str) -> String {
     format!("onprem_agent_notifications_total{{channel=\"{channel}\",outcome=\"{outcome}\"}}")
@@ -135,25 +135,6 @@ fn assert_no_secret(what: &str, text: &str) {
             "{what} contains the secret {s:?}:\n{text}"
         );
     }
-}
-
-/// Waits until the queue is empty, two more evaluation rounds have passed, and at least `span` has elapsed: the
-/// shortest period after which a duplicate or late message would have arrived if one were coming.
-async fn quiet_period(exp: &TestExporter, sink: &HttpSink, span: Duration) {
-    let until = Instant::now() + span;
-    let rounds = exp.rounds();
-    wait_until(
-        "the quiet period: the span, two more evaluation rounds and an empty queue",
-        async || {
-            if Instant::now() < until || exp.rounds() < rounds + 2 {
-                return None;
-            }
-            let text = get_ok(&exp.url("/metrics")).await;
-            (sample(&text, QUEUE) == Some(0.0)).then_some(())
-        },
-        || context(sink, exp),
-    )
-    .await;
 }
 
 fn context(sink: &HttpSink, exp: &TestExporter) -> String {
@@ -398,7 +379,8 @@ async fn webhook_posts_arrive_exactly_once_in_alertmanager_format_across_an_outa
         || context(&sink, &exp),
     )
     .await;
-    quiet_period(&exp, &sink, Duration::from_secs(1)).await;
+    exp.quiet_period(Duration::from_secs(1), || context(&sink, &exp))
+        .await;
 
     let ids: BTreeSet<String> = first_ids
         .iter()
@@ -484,7 +466,8 @@ async fn slack_teams_and_pagerduty_get_their_documented_payloads_and_one_inciden
         || context(&sink, &exp),
     )
     .await;
-    quiet_period(&exp, &sink, Duration::from_secs(2)).await;
+    exp.quiet_period(Duration::from_secs(2), || context(&sink, &exp))
+        .await;
 
     let slack = sink.requests_to("/services/");
     let teams = sink.requests_to("/workflows/");
@@ -604,7 +587,8 @@ async fn a_receiver_answering_404_is_rejected_once_not_retried_and_shown_on_the_
     )
     .await;
     // Retries would follow 200ms, 400ms, 800ms… after the first attempt; none may come.
-    quiet_period(&exp, &sink, Duration::from_secs(2)).await;
+    exp.quiet_period(Duration::from_secs(2), || context(&sink, &exp))
+        .await;
     let text = get_ok(&exp.url("/metrics")).await;
     assert_eq!(sink.requests().len(), 1, "{}", context(&sink, &exp));
     assert_eq!(sample(&text, &rejected), Some(1.0));

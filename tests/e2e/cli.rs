@@ -261,3 +261,194 @@ fn simulate_prints_a_config_snippet_that_check_config_accepts_and_documents_its_
         stderr(&out)
     );
 }
+
+/// Copies `examples/config.yaml` with its `secrets/` into `dir`, and writes next to it the shipped web config's
+/// `basic_auth_users` (its TLS section names certificates the examples do not ship). Returns both paths.
+fn shipped_examples(dir: &Path) -> (String, String) {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    std::fs::create_dir(dir.join("secrets")).unwrap();
+    for entry in std::fs::read_dir(examples.join("secrets")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join("secrets").join(entry.file_name())).unwrap();
+    }
+    let config = dir.join("config.yaml");
+    std::fs::copy(examples.join("config.yaml"), &config).unwrap();
+    let web = std::fs::read_to_string(examples.join("web-config.yml")).unwrap();
+    let users = &web[web
+        .find("basic_auth_users:")
+        .expect("the example has users")..];
+    let web_config = dir.join("web-config.yml");
+    std::fs::write(&web_config, users).unwrap();
+    (
+        config.to_str().unwrap().to_string(),
+        web_config.to_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn check_config_warns_about_each_shipped_placeholder_by_key_without_repeating_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, web_config) = shipped_examples(dir.path());
+    let out = exe(&["check-config", &config, "--web.config.file", &web_config]);
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(
+        out.status.success(),
+        "placeholders are warnings, not errors:\n{stdout}\n{err}"
+    );
+    for key in [
+        "sources[0].token_file: holds the examples' placeholder API token",
+        "sources[1].token_file: holds the examples' placeholder API token",
+        "alerting.external_url:",
+        "alerting.email.smtp.host: holds the examples' placeholder SMTP server",
+        "alerting.email.smtp.password_file: holds the examples' placeholder SMTP password",
+        "alerting.email.from:",
+        "alerting.email.to:",
+        "reports.token_compliance.to:",
+        "basic_auth_users.prometheus: holds the hash of the examples' placeholder password",
+    ] {
+        assert!(err.contains(key), "no warning for `{key}` in:\n{err}");
+        assert!(!stdout.contains(key), "warnings go to stderr: {stdout}");
+    }
+    let shipped_hash = std::fs::read_to_string(&web_config).unwrap();
+    let shipped_hash = shipped_hash.split_whitespace().last().unwrap();
+    for secret in [
+        "example-token-replace-me",
+        "example-smtp-password-replace-me",
+        shipped_hash,
+        "change-me",
+    ] {
+        assert!(
+            !err.contains(secret) && !stdout.contains(secret),
+            "a secret value was repeated ({secret}):\n{stdout}\n{err}"
+        );
+    }
+
+    // The same file with a real-looking token and no alerting section draws no placeholder warning.
+    let clean = config_with_real_values(dir.path());
+    let out = exe(&["check-config", &clean]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("placeholder"),
+        "a false alarm: {}",
+        stderr(&out)
+    );
+}
+
+/// A config with one source whose token is not a placeholder and an alerting section at real-looking addresses.
+fn config_with_real_values(dir: &Path) -> String {
+    let path = config(
+        dir,
+        "",
+        "alerting:\n  state_file: state.json\n  external_url: https://exporter.corp.internal\n  \
+         email:\n    smtp: { host: smtp.corp.internal, port: 25, tls: none }\n    \
+         from: alerts@corp.internal\n    to: [ops@corp.internal]\n",
+    );
+    std::fs::write(dir.join("token"), "3f9a1c0e5b7d4e2f8a6c\n").unwrap();
+    path
+}
+
+#[test]
+fn the_demo_prints_its_banner_in_one_piece_with_no_log_line_inside() {
+    use crate::support::wait::WAIT;
+    let dir = tempfile::tempdir().unwrap();
+    let both = dir.path().join("stdout-and-stderr.txt");
+    let file = std::fs::File::create(&both).unwrap();
+    // stdout and stderr share one open file (and its offset), so the file holds the writes in the order made.
+    let mut demo = Command::new(EXE)
+        .args(["--log-level", "debug", "demo", "--listen", "127.0.0.1:0"])
+        .args(["--poll-interval", "1s", "--agents", "3", "--outbox"])
+        .arg(dir.path().join("outbox"))
+        .env("TMPDIR", dir.path())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("start the demo");
+    let deadline = std::time::Instant::now() + WAIT;
+    let text = loop {
+        let text = std::fs::read_to_string(&both).unwrap_or_default();
+        // Logs written after the banner prove the process kept logging around it, not that it was quiet.
+        if text.contains("Press Ctrl-C to stop.")
+            && text
+                .lines()
+                .skip_while(|l| !l.starts_with("Press Ctrl-C"))
+                .count()
+                > 1
+        {
+            break text;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = demo.kill();
+            panic!("no banner within {WAIT:?}:\n{text}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.starts_with("onprem-agent-exporter demo:"))
+        .unwrap_or_else(|| panic!("no banner heading in:\n{text}"));
+    let last = lines
+        .iter()
+        .position(|l| l.starts_with("Press Ctrl-C"))
+        .unwrap();
+    assert!(
+        lines[..first].iter().any(|l| l.contains(" INFO ")),
+        "the demo logs before its banner too, so the check below means something:\n{text}"
+    );
+    let inside: Vec<&&str> = lines[first..=last]
+        .iter()
+        .filter(|l| l.contains(" INFO ") || l.contains(" WARN ") || l.contains(" DEBUG "))
+        .collect();
+    assert!(
+        inside.is_empty(),
+        "log lines inside the banner: {inside:?}\nwhole output:\n{text}"
+    );
+    assert!(
+        lines[first..=last]
+            .iter()
+            .all(|l| l.starts_with("onprem-agent-exporter demo:")
+                || l.starts_with("  ")
+                || l.starts_with("To see an outage")
+                || l.starts_with("Press Ctrl-C")),
+        "a foreign line inside the banner:\n{}",
+        lines[first..=last].join("\n")
+    );
+}
+
+#[test]
+fn healthcheck_prints_ok_in_a_terminal_and_nothing_when_piped() {
+    use crate::support::process::TestExporter;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), "listen_address: 127.0.0.1:0\n", "");
+    let exporter = TestExporter::start(Path::new(&path), dir.path().join("exporter.log"));
+    let target = exporter.addr.to_string();
+
+    let piped = exe(&["healthcheck", "--url", &target]);
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(
+        piped.stdout.is_empty(),
+        "nothing on a pipe, so scripts see no noise: {:?}",
+        String::from_utf8_lossy(&piped.stdout)
+    );
+
+    // util-linux `script` runs the command on a pseudo-terminal; -e passes its exit code on.
+    let command = format!("{EXE} healthcheck --url {target}");
+    let tty = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run `script` (util-linux) to get a pseudo-terminal");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        tty.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&tty.stderr)
+    );
+    assert_eq!(
+        shown.trim(),
+        "ok",
+        "a person at a terminal is told it worked"
+    );
+}

@@ -19,6 +19,7 @@ mod page;
 mod planasonix_upstream;
 mod prometheus_stack;
 mod provider_simulators;
+mod silences;
 mod simulator;
 mod state_trouble;
 mod support;

@@ -514,3 +514,64 @@ async fn health_failures_are_counted_under_the_health_reason() {
     assert!(status.up);
     assert_eq!(status.error_count(ErrorReason::Health), 1, "{status:?}");
 }
+
+#[tokio::test]
+async fn a_non_utf8_record_and_an_invalid_value_are_skipped_as_invalid_record_and_the_page_and_cursor_kept()
+ {
+    // Page one as raw bytes, so it can carry what serde_json refuses in one pass: a label with a byte that is not
+    // UTF-8 (0xE9, Latin-1 "é") and a label that is a number too large for a float, between two good records.
+    let good = |id: &str| agent(id).to_string();
+    let first = format!(
+        "{{\"data\":[{},{{\"id\":\"latin1\",\"label\":\"caf\u{0}\"}},{},{{\"id\":\"huge\",\"label\":1e999}}],\
+         \"meta\":{{\"page\":{{\"limit\":4,\"cursor\":\"c2\"}}}}}}",
+        good("a1"),
+        good("a2"),
+    )
+    .into_bytes();
+    let first: Vec<u8> = first
+        .into_iter()
+        .map(|b| if b == 0 { 0xE9 } else { b })
+        .collect();
+    assert!(
+        std::str::from_utf8(&first).is_err(),
+        "the page must not be UTF-8"
+    );
+    let upstream = FakeUpstream::start(move |_| {
+        vec![
+            Reply::raw(200, first).header("content-type", "application/json"),
+            page(vec![agent("a3")], None),
+        ]
+    })
+    .await;
+    let mut config = config(&upstream.base);
+    config.max_attempts = 1;
+    let source = source(config);
+    let registry = Registry::new([("etl", Provider::Planasonix)]);
+    assert!(
+        onprem_agent_exporter::poller::poll_once(&source, &registry, 0).await,
+        "requests: {:#?}",
+        upstream.seen()
+    );
+    assert_eq!(
+        upstream.targets(),
+        ["/api/agents?limit=100", "/api/agents?limit=100&cursor=c2"],
+        "the cursor of the page with bad records is followed"
+    );
+    let status = registry.get(0);
+    assert!(status.up, "{status:?}");
+    let mut listed: Vec<&str> = status
+        .agents
+        .as_ref()
+        .expect("a snapshot")
+        .agents
+        .iter()
+        .map(|a| a.id.as_str())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["a1", "a2", "a3"], "{status:?}");
+    assert_eq!(
+        status.error_count(ErrorReason::InvalidRecord),
+        2,
+        "{status:?}"
+    );
+}

@@ -3,7 +3,7 @@
 //! what it cannot do (metrics, `/readyz`, the silence API), lose nothing it acknowledged, and mail nothing twice.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use onprem_agent_exporter::config::email::TlsMode;
 use onprem_agent_exporter::sim::SimOptions;
@@ -23,7 +23,7 @@ const LAST_SAVE: &str = "onprem_agent_state_last_save_timestamp_seconds ";
 const ENQUEUE_FAILURES: &str = "onprem_agent_notification_enqueue_failures_total ";
 const LAST_ENQUEUE: &str = "onprem_agent_notification_last_enqueue_timestamp_seconds ";
 const CORRUPT: &str = "onprem_agent_state_corrupt_files_total ";
-const QUEUE: &str = "onprem_agent_notification_queue_length ";
+const QUEUE: &str = crate::support::process::QUEUE_LENGTH;
 const SENT: &str = "onprem_agent_notifications_total{channel=\"email\",outcome=\"sent\"}";
 const SOURCE_DOWN_FIRING: &str =
     "onprem_agent_alerts{alertname=\"SourceDown\",severity=\"critical\",state=\"firing\"}";
@@ -124,25 +124,6 @@ async fn post_silence(exp: &TestExporter) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-/// Waits until two more evaluation rounds have run after `span` and the queue is empty: time enough for a duplicate
-/// to arrive if one were coming.
-async fn quiet_period(exp: &TestExporter, server: &SmtpServer, span: Duration) {
-    let until = Instant::now() + span;
-    let rounds = |e: &TestExporter| e.logs().matches("\"rules evaluated\"").count();
-    let start = rounds(exp);
-    wait_until(
-        "a quiet period",
-        async || {
-            if Instant::now() < until || rounds(exp) < start + 2 {
-                return None;
-            }
-            (sample(&metrics(exp).await, QUEUE) == Some(0.0)).then_some(())
-        },
-        || context(server, exp),
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_then_read_only_state_disk_is_reported_and_every_notification_arrives_once_after_it_recovers()
  {
@@ -151,7 +132,12 @@ async fn a_full_then_read_only_state_disk_is_reported_and_every_notification_arr
     let dir = tempfile::tempdir().unwrap();
     let disk = Tmpfs::mount(dir.path().join("state"), "1m");
     let config = write_config(dir.path(), &sim, server.port, &disk.dir.join("state.json"));
-    let exp = TestExporter::start(&config, dir.path().join("exporter.log"));
+    // Silence writes are open (`--web.enable-admin-api`), so that the 503 below is about the state, not the flag.
+    let exp = TestExporter::start_with(
+        &config,
+        dir.path().join("exporter.log"),
+        &[std::ffi::OsStr::new("--web.enable-admin-api")],
+    );
     exp.wait_ready().await;
     let healthy = metrics(&exp).await;
     assert_eq!(sample(&healthy, SAVE_FAILURES), Some(0.0), "{healthy}");
@@ -225,7 +211,8 @@ async fn a_full_then_read_only_state_disk_is_reported_and_every_notification_arr
         || context(&server, &exp),
     )
     .await;
-    quiet_period(&exp, &server, Duration::from_secs(3)).await;
+    exp.quiet_period(Duration::from_secs(3), || context(&server, &exp))
+        .await;
     let text = metrics(&exp).await;
     assert!(sample(&text, LAST_SAVE).unwrap() > trouble_began, "{text}");
     assert!(
@@ -266,7 +253,8 @@ async fn a_corrupt_state_file_is_counted_kept_aside_and_nothing_already_delivere
         || context(&server, &exp),
     )
     .await;
-    quiet_period(&exp, &server, Duration::from_secs(1)).await;
+    exp.quiet_period(Duration::from_secs(1), || context(&server, &exp))
+        .await;
     drop(exp);
     assert!(
         std::fs::symlink_metadata(&link)
@@ -302,7 +290,8 @@ async fn a_corrupt_state_file_is_counted_kept_aside_and_nothing_already_delivere
         )
         .await;
         // A duplicate would follow group_wait (1 s) after the first failed poll.
-        quiet_period(&exp, &server, Duration::from_secs(3)).await;
+        exp.quiet_period(Duration::from_secs(3), || context(&server, &exp))
+            .await;
         let subjects: Vec<String> = server
             .received()
             .iter()
@@ -350,7 +339,8 @@ async fn a_corrupt_state_file_is_counted_kept_aside_and_nothing_already_delivere
         || context(&server, &exp),
     )
     .await;
-    quiet_period(&exp, &server, Duration::from_secs(2)).await;
+    exp.quiet_period(Duration::from_secs(2), || context(&server, &exp))
+        .await;
     let subjects: Vec<String> = server
         .received()
         .iter()

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::http::get;
 
+/// The sample of the notification queue's length in an exposition.
+pub const QUEUE_LENGTH: &str = "onprem_agent_notification_queue_length ";
+
 /// The binary under test.
 pub const EXE: &str = env!("CARGO_BIN_EXE_onprem-agent-exporter");
 
@@ -119,6 +122,26 @@ impl TestExporter {
         assert!(status.success(), "kill -KILL failed: {status}");
         let exit = self.child.wait().unwrap();
         assert_eq!(exit.signal(), Some(9), "the exporter ended with {exit}");
+    }
+
+    /// Waits until at least `span` has passed, the rule engine has run two more evaluation rounds, and the
+    /// notification queue is empty: the shortest period after which a duplicate or late message would have arrived
+    /// if one were coming. `seen` describes what was received, for the failure message.
+    pub async fn quiet_period(&self, span: Duration, seen: impl Fn() -> String) {
+        let until = Instant::now() + span;
+        let rounds = self.rounds();
+        super::wait::wait_until(
+            "the quiet period: the span, two more evaluation rounds and an empty queue",
+            async || {
+                if Instant::now() < until || self.rounds() < rounds + 2 {
+                    return None;
+                }
+                let (_, text) = get(&self.url("/metrics")).await;
+                (super::exposition::sample(&text, QUEUE_LENGTH) == Some(0.0)).then_some(())
+            },
+            seen,
+        )
+        .await;
     }
 
     /// How many evaluation rounds the rule engine has logged so far.
