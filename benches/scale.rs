@@ -19,7 +19,11 @@
 //! marked met or not met. Everything is bounded in time, every child process is killed on exit (including on
 //! Ctrl-C and on the overall deadline), and everything listens on 127.0.0.1 only.
 //!
-//! `BENCH_SIZES=1000,10000` limits the sizes; `BENCH_TIMEOUT_SECS` (default 1800) bounds the whole run.
+//! - **decode in process**: the pages of one baseline fetch decoded by `CeligoSource::decode_page` alone, no
+//!   network, as CPU time per record (the cost the poll overlaps with its fetches).
+//!
+//! `BENCH_SIZES=1000,10000` limits the sizes; `BENCH_POLL_ONLY=1` measures the baseline, the poll and the decode
+//! only (no render, no exporter process); `BENCH_TIMEOUT_SECS` (default 1800) bounds the whole run.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -151,11 +155,12 @@ async fn run() -> anyhow::Result<()> {
         .timeout(REQUEST_TIMEOUT)
         .build()
         .context("build the bench HTTP client")?;
+    let poll_only = std::env::var("BENCH_POLL_ONLY").is_ok_and(|v| !v.is_empty() && v != "0");
     let mut all = Vec::new();
     for agents in sizes {
         println!();
         println!("== {agents} agents, {PAGE_SIZE} per page ==");
-        let figures = measure(&client, agents).await?;
+        let figures = measure(&client, agents, poll_only).await?;
         figures.print();
         all.push(figures);
     }
@@ -167,6 +172,8 @@ async fn run() -> anyhow::Result<()> {
 /// Everything measured for one fleet size.
 struct Figures {
     agents: usize,
+    /// Whether only the baseline, the poll and the decode were measured (`BENCH_POLL_ONLY`).
+    poll_only: bool,
     /// Simulator-alone fetch times, seconds, one per run.
     baseline: Vec<f64>,
     /// Bytes and requests of one baseline fetch.
@@ -179,6 +186,8 @@ struct Figures {
     poll_bytes: u64,
     poll_pages: u64,
     polled_agents: usize,
+    /// On-CPU time to decode one record of the baseline's pages in process, seconds (median over the runs).
+    decode_per_record: f64,
     /// In-process render times, seconds.
     renders: Vec<f64>,
     /// Exposition sizes, bytes.
@@ -214,7 +223,11 @@ struct Figures {
     exporter_ready: f64,
 }
 
-async fn measure(client: &reqwest::Client, agents: usize) -> anyhow::Result<Figures> {
+async fn measure(
+    client: &reqwest::Client,
+    agents: usize,
+    poll_only: bool,
+) -> anyhow::Result<Figures> {
     let (sim, sim_addr) = start_simulator(agents).await?;
     let base = Url::parse(&format!("http://{sim_addr}/")).unwrap();
 
@@ -225,7 +238,9 @@ async fn measure(client: &reqwest::Client, agents: usize) -> anyhow::Result<Figu
     };
     let source = celigo_source(&base)?;
     let first = baseline_url(&base);
-    let (_, baseline_bytes, baseline_requests) = fetch_all_pages(client, &first).await?;
+    let mut pages = Vec::new();
+    let (_, baseline_bytes, baseline_requests) =
+        fetch_all_pages(client, &first, Some(&mut pages)).await?;
     let mut outcome = source.poll().await.context("warm-up poll")?;
     let mut baseline = Vec::new();
     let mut polls = Vec::new();
@@ -233,7 +248,7 @@ async fn measure(client: &reqwest::Client, agents: usize) -> anyhow::Result<Figu
     let (mut client_cpu_baseline, mut client_cpu_poll) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         let (sim_before, client_before) = (Cpu::process(sim.pid()), Cpu::process_self());
-        let (took, _, _) = fetch_all_pages(client, &first).await?;
+        let (took, _, _) = fetch_all_pages(client, &first, None).await?;
         baseline.push(took);
         sim_cpu_baseline.push(Cpu::process(sim.pid()).since(sim_before));
         client_cpu_baseline.push(Cpu::process_self().since(client_before));
@@ -249,6 +264,47 @@ async fn measure(client: &reqwest::Client, agents: usize) -> anyhow::Result<Figu
     let polled_agents = outcome.agents.len();
     if polled_agents != agents {
         bail!("the poll returned {polled_agents} agents, expected {agents}");
+    }
+
+    // The decode alone, on this thread, from the bodies of one baseline fetch.
+    let mut decode_times = Vec::with_capacity(runs);
+    let mut decoded = Vec::with_capacity(agents);
+    for _ in 0..runs {
+        decoded.clear();
+        let before = Cpu::thread();
+        for (url, body) in &pages {
+            source
+                .decode_page(body, url, &mut decoded)
+                .context("decode a page in process")?;
+        }
+        decode_times.push(Cpu::thread().since(before).on_cpu / agents.max(1) as f64);
+    }
+    if decoded.len() != agents {
+        bail!(
+            "decoding in process gave {} agents, expected {agents}",
+            decoded.len()
+        );
+    }
+    drop((decoded, pages));
+
+    if poll_only {
+        return Ok(Figures {
+            poll_only,
+            baseline,
+            polls,
+            decode_per_record: median(&decode_times),
+            sim_cpu_baseline: median_cpu(&sim_cpu_baseline),
+            sim_cpu_poll: median_cpu(&sim_cpu_poll),
+            client_cpu_baseline: median_cpu(&client_cpu_baseline),
+            client_cpu_poll: median_cpu(&client_cpu_poll),
+            ..Figures::empty(
+                agents,
+                &stats,
+                polled_agents,
+                baseline_bytes,
+                baseline_requests,
+            )
+        });
     }
 
     // Render in process from a registry holding that outcome, as the server would.
@@ -292,7 +348,9 @@ async fn measure(client: &reqwest::Client, agents: usize) -> anyhow::Result<Figu
 
     Ok(Figures {
         agents,
+        poll_only,
         baseline,
+        decode_per_record: median(&decode_times),
         baseline_bytes,
         baseline_requests,
         polls,
@@ -308,20 +366,10 @@ async fn measure(client: &reqwest::Client, agents: usize) -> anyhow::Result<Figu
         scrapes_gzip: scrape.gzip,
         scrape_plain_cpu: scrape.plain_cpu,
         scrape_gzip_cpu: scrape.gzip_cpu,
-        sim_cpu_baseline: median(
-            &sim_cpu_baseline
-                .iter()
-                .map(|c| c.on_cpu)
-                .collect::<Vec<_>>(),
-        ),
-        sim_cpu_poll: median(&sim_cpu_poll.iter().map(|c| c.on_cpu).collect::<Vec<_>>()),
-        client_cpu_baseline: median(
-            &client_cpu_baseline
-                .iter()
-                .map(|c| c.on_cpu)
-                .collect::<Vec<_>>(),
-        ),
-        client_cpu_poll: median(&client_cpu_poll.iter().map(|c| c.on_cpu).collect::<Vec<_>>()),
+        sim_cpu_baseline: median_cpu(&sim_cpu_baseline),
+        sim_cpu_poll: median_cpu(&sim_cpu_poll),
+        client_cpu_baseline: median_cpu(&client_cpu_baseline),
+        client_cpu_poll: median_cpu(&client_cpu_poll),
         render_cpu,
         render_wait,
         http_plain_bytes: scrape.plain_bytes,
@@ -360,7 +408,12 @@ fn baseline_url(base: &Url) -> Url {
 
 /// The minimal client: fetch every page, following `rel="next"`, reading the bytes and nothing more. Returns the
 /// time taken, the body bytes and the requests made.
-async fn fetch_all_pages(client: &reqwest::Client, first: &Url) -> anyhow::Result<(f64, u64, u64)> {
+/// With `keep`, the pages' URLs and bodies are kept there too (for the in-process decode).
+async fn fetch_all_pages(
+    client: &reqwest::Client,
+    first: &Url,
+    mut keep: Option<&mut Vec<(Url, Vec<u8>)>>,
+) -> anyhow::Result<(f64, u64, u64)> {
     let started = Instant::now();
     let mut next = Some(first.clone());
     let (mut bytes, mut requests) = (0u64, 0u64);
@@ -389,6 +442,9 @@ async fn fetch_all_pages(client: &reqwest::Client, first: &Url) -> anyhow::Resul
             .with_context(|| format!("GET {url}"))?;
         bytes += body.len() as u64;
         next = next_link(&headers, &url).map_err(|e| anyhow!("GET {url}: {e}"))?;
+        if let Some(keep) = keep.as_deref_mut() {
+            keep.push((url, body.to_vec()));
+        }
     }
     Ok((started.elapsed().as_secs_f64(), bytes, requests))
 }
@@ -874,6 +930,50 @@ impl Machine {
 }
 
 impl Figures {
+    /// The figures of a poll-only run: everything but the baseline, the poll and the decode left empty.
+    fn empty(
+        agents: usize,
+        stats: &onprem_agent_exporter::sources::PollStats,
+        polled_agents: usize,
+        baseline_bytes: u64,
+        baseline_requests: u64,
+    ) -> Figures {
+        Figures {
+            agents,
+            poll_only: true,
+            baseline: Vec::new(),
+            baseline_bytes,
+            baseline_requests,
+            polls: Vec::new(),
+            poll_requests: stats.requests,
+            poll_bytes: stats.bytes,
+            poll_pages: stats.pages,
+            polled_agents,
+            decode_per_record: f64::NAN,
+            renders: Vec::new(),
+            raw_bytes: 0,
+            gzip_bytes: 0,
+            gzip_time: f64::NAN,
+            scrapes_plain: Vec::new(),
+            scrapes_gzip: Vec::new(),
+            scrape_plain_cpu: f64::NAN,
+            scrape_gzip_cpu: f64::NAN,
+            sim_cpu_baseline: f64::NAN,
+            sim_cpu_poll: f64::NAN,
+            client_cpu_baseline: f64::NAN,
+            client_cpu_poll: f64::NAN,
+            render_cpu: Vec::new(),
+            render_wait: Vec::new(),
+            http_plain_bytes: 0,
+            http_gzip_bytes: 0,
+            scrapes_overlapped_poll: false,
+            hwm_after_scrapes_kib: 0,
+            hwm_after_second_poll_kib: None,
+            rss_end_kib: 0,
+            exporter_ready: f64::NAN,
+        }
+    }
+
     fn ratio(&self) -> f64 {
         median(&self.polls) / median(&self.baseline)
     }
@@ -931,6 +1031,13 @@ impl Figures {
             ms(self.client_cpu_baseline),
             ms(self.client_cpu_poll),
         );
+        println!(
+            "decode in process {:.3} µs of CPU per record (median of the runs)",
+            self.decode_per_record * 1e6
+        );
+        if self.poll_only {
+            return;
+        }
         println!(
             "render in process p50 {}, p99 {} over {} (target p99 <= {TARGET_RENDER_MS} ms){}",
             ms(percentile(&self.renders, 0.50)),
@@ -1113,6 +1220,19 @@ fn print_summary(all: &[Figures]) {
             ),
         ),
     ];
+    // A poll-only run has the first rows and the decode, nothing after.
+    let poll_rows = 7;
+    let poll_only = all.iter().any(|f| f.poll_only);
+    let decode_row: (&str, Cell, String) = (
+        "decode in process, CPU per record",
+        |f| format!("{:.3} µs", f.decode_per_record * 1e6),
+        String::new(),
+    );
+    let mut rows = rows;
+    rows.insert(poll_rows, decode_row);
+    if poll_only {
+        rows.truncate(poll_rows + 1);
+    }
     for (name, cell, target) in rows {
         let mut line = format!("| {name} |");
         for f in all {
@@ -1121,6 +1241,11 @@ fn print_summary(all: &[Figures]) {
         line.push_str(&format!(" {target} |"));
         println!("{line}");
     }
+}
+
+/// The median on-CPU time of a set of CPU readings, seconds.
+fn median_cpu(used: &[Cpu]) -> f64 {
+    median(&used.iter().map(|c| c.on_cpu).collect::<Vec<_>>())
 }
 
 fn median(xs: &[f64]) -> f64 {

@@ -43,6 +43,18 @@ impl CeligoSource {
         })
     }
 
+    /// Decodes one page of the agent list (`body`, fetched from `url`) onto the end of `agents`, exactly as a poll
+    /// does, and returns how many records were skipped; see [`read_agents`]. Public so that the bench can time the
+    /// decode apart from the network.
+    pub fn decode_page(
+        &self,
+        body: &[u8],
+        url: &Url,
+        agents: &mut Vec<Agent>,
+    ) -> Result<u64, UpstreamError> {
+        read_agents(body, url, &self.account.name, RawAgent::into_agent, agents)
+    }
+
     /// Replaces the first backoff delay of the retry policy (250 ms by default). Tests set it to a millisecond so
     /// that retries cost nothing.
     pub fn with_backoff_base(mut self, base: Duration) -> CeligoSource {

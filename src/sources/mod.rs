@@ -369,7 +369,6 @@ impl Account {
             .http
             .page(&mut pager, &self.first_page, &mut stats)
             .await?;
-        let mut page_size = 0;
         while let Some(page) = next.take() {
             let following = next_link(&page.headers, &page.url).map_err(|e| e.at(&page.url));
             let fetch = async {
@@ -379,19 +378,19 @@ impl Account {
                 }
             };
             let decode = decode.clone();
+            // The list itself moves into the task and back (a pointer, not the agents), so each page is appended
+            // in place instead of being decoded into a list of its own and copied over.
             let decoding = tokio::task::spawn_blocking(move || {
-                let mut decoded = Vec::with_capacity(page_size);
-                let skipped = decode(&page.body, &page.url, &mut decoded)?;
-                Ok::<_, UpstreamError>((decoded, skipped))
+                let skipped = decode(&page.body, &page.url, &mut agents);
+                (agents, skipped)
             });
             let (fetched, decoded) = tokio::join!(fetch, decoding);
-            let (decoded, skipped) = decoded.map_err(|_| UpstreamError::Decode {
+            let (list, skipped) = decoded.map_err(|_| UpstreamError::Decode {
                 url: "an agent page".to_string(),
                 message: "the decoding task stopped before it finished".to_string(),
-            })??;
-            page_size = decoded.len();
-            agents.extend(decoded);
-            stats.invalid_records += skipped;
+            })?;
+            agents = list;
+            stats.invalid_records += skipped?;
             following?;
             next = fetched?;
         }

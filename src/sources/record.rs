@@ -382,10 +382,23 @@ pub fn read_agents<'de, F: Fields<'de>, T>(
         keep_or_skip(agent, agents, &mut skipped, account, page, index);
         index += 1;
     };
-    let mut reader = serde_json::Deserializer::from_slice(body);
-    let whole = EachRecord(&mut each, PhantomData)
-        .deserialize(&mut reader)
-        .and_then(|()| reader.end());
+    // A body that is valid UTF-8 throughout (every real page) is checked once here, in one fast pass, and read as a
+    // `str`: serde_json then skips the check of each string it reads, a tenth of the decode. Any other body is read
+    // as bytes, which checks the strings we read one by one, so that one bad record costs only itself (below).
+    let whole = match std::str::from_utf8(body) {
+        Ok(text) => {
+            let mut reader = serde_json::Deserializer::from_str(text);
+            EachRecord(&mut each, PhantomData)
+                .deserialize(&mut reader)
+                .and_then(|()| reader.end())
+        }
+        Err(_) => {
+            let mut reader = serde_json::Deserializer::from_slice(body);
+            EachRecord(&mut each, PhantomData)
+                .deserialize(&mut reader)
+                .and_then(|()| reader.end())
+        }
+    };
     let Err(e) = whole else {
         return Ok(skipped);
     };
