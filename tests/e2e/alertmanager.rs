@@ -3,7 +3,7 @@
 //! simulator, and a real Prometheus scraping three shards.
 //!
 //! Timers are short (`evaluation_interval: 200ms`, `resend_delay: 1s`, Alertmanager `group_wait`/`group_interval`
-//! 1s, `--cluster.peer-timeout=1s`) so each test runs in seconds; every wait is on an observable event and says
+//! 1s, `--cluster.peer-timeout=3s`) so each test runs in seconds; every wait is on an observable event and says
 //! what it saw when it runs out.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use onprem_agent_exporter::sim::SimOptions;
 use serde_json::Value;
 
-use crate::support::alertmanager::{Alertmanager, Sink, start_cluster, webhook_config};
+use crate::support::alertmanager::{
+    Alertmanager, PEER_TIMEOUT, Sink, start_cluster, webhook_config,
+};
 use crate::support::process::TestExporter;
 use crate::support::prometheus::start_prometheus_with;
 use crate::support::simulator::{TestSim, spawn_sim};
@@ -206,14 +208,7 @@ async fn two_replicas_and_two_clustered_alertmanagers_notify_once_per_group_thro
         || context(&sink, &[&survivor], &[&b]),
     )
     .await;
-    // A duplicate would come within group_interval (1 s) plus the peer timeout (1 s) of the survivor.
-    let done = Instant::now();
-    wait_until(
-        "a quiet period after the resolved notice",
-        async || (done.elapsed() > Duration::from_secs(3)).then_some(()),
-        String::new,
-    )
-    .await;
+    quiet_period().await;
     assert_eq!(
         (
             count(&sink, "firing", "SourceDown", ACCOUNT),
@@ -370,13 +365,13 @@ async fn three_shards_see_each_account_exactly_once_and_add_up_to_an_unsharded_e
     );
 }
 
-/// Waits a little longer than a duplicate would take to arrive: `group_interval` (1 s) plus the peer timeout (1 s)
-/// of the second cluster member, with a margin.
+/// Waits a little longer than a duplicate would take to arrive: `group_interval` (1 s) plus the peer timeout of the
+/// second cluster member, with a margin.
 async fn quiet_period() {
     let start = Instant::now();
     wait_until(
         "a quiet period for any duplicate notification to arrive",
-        async || (start.elapsed() > Duration::from_secs(3)).then_some(()),
+        async || (start.elapsed() > PEER_TIMEOUT + Duration::from_secs(2)).then_some(()),
         String::new,
     )
     .await;

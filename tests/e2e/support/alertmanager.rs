@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -90,8 +91,14 @@ pub struct Alertmanager {
     pub url: String,
 }
 
-/// Starts `n` Alertmanagers clustered over loopback, each loading `config`, with a short peer timeout so the second
-/// member takes over in about a second. Waits until each answers `/-/ready`.
+/// How long the second member of a cluster waits for the first one's notification log before it notifies itself
+/// (Alertmanager's `--cluster.peer-timeout`, 15 s by default). It absorbs the skew between the moments the members
+/// received an alert, and gossip's delay: on a loaded 2-core machine 1 s was not always enough, and both members
+/// notified. Tests wait this long (plus `group_interval`) before they conclude that no duplicate is coming.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Starts `n` Alertmanagers clustered over loopback, each loading `config`, with a short [`PEER_TIMEOUT`] so the
+/// second member takes over within seconds. Waits until each answers `/-/ready`.
 pub async fn start_cluster(dir: &Path, config: &str, n: usize) -> Vec<Alertmanager> {
     let binary = require_program("prometheus-alertmanager");
     let config_file = dir.join("alertmanager.yml");
@@ -109,7 +116,10 @@ pub async fn start_cluster(dir: &Path, config: &str, n: usize) -> Vec<Alertmanag
             .arg(format!("--web.listen-address=127.0.0.1:{web}"))
             .arg(format!("--cluster.listen-address=127.0.0.1:{port}"))
             .arg(format!("--cluster.advertise-address=127.0.0.1:{port}"))
-            .arg("--cluster.peer-timeout=1s")
+            .arg(format!(
+                "--cluster.peer-timeout={}s",
+                PEER_TIMEOUT.as_secs()
+            ))
             .arg("--cluster.gossip-interval=50ms")
             .arg("--cluster.pushpull-interval=1s");
         for (j, other) in cluster_ports.iter().enumerate() {
