@@ -657,16 +657,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => {
                     // reqwest's own message is "error sending request"; the cause says why (refused, TLS, …).
-                    let mut why = e.to_string();
-                    let mut source = std::error::Error::source(&e);
-                    while let Some(s) = source {
-                        let text = s.to_string();
-                        if !why.contains(&text) {
-                            why = format!("{why}: {text}");
-                        }
-                        source = s.source();
-                    }
-                    eprintln!("unhealthy: {url}: {why}");
+                    eprintln!("unhealthy: {url}: {}", telemetry::error_chain(&e));
                     Ok(ExitCode::FAILURE)
                 }
             }

@@ -564,17 +564,7 @@ fn classify(e: reqwest::Error) -> Retryable {
     if e.is_timeout() {
         return Retryable::Timeout;
     }
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
+    let message = crate::telemetry::error_chain(&e.without_url());
     Retryable::Connect { message }
 }
 
