@@ -543,15 +543,7 @@ async fn no_secret_reaches_emails_the_state_file_the_outbox_or_the_logs() {
     outputs.push(("the exporter's debug log".into(), exp.logs()));
 
     // The fleet really was served with tokens: otherwise this test would prove nothing.
-    let raw = reqwest::Client::new()
-        .get(format!("http://{}/v1/agents", sim.addr))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let raw = sim.raw_agents(API_TOKEN).await;
     assert!(
         tokens.iter().all(|t| raw.contains(t.as_str())),
         "the simulator did not send every accessToken"

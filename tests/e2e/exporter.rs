@@ -260,15 +260,7 @@ async fn no_secret_appears_in_metrics_api_landing_page_logs_or_once_output() {
     ));
     outputs.push(("exporter log".into(), exp.logs()));
     // The fleet really was served with tokens: otherwise this test would prove nothing.
-    let raw = reqwest::Client::new()
-        .get(format!("http://{}/v1/agents", sim.addr))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let raw = sim.raw_agents(API_TOKEN).await;
     assert!(
         tokens.iter().any(|t| raw.contains(t.as_str())),
         "the simulator did not send accessTokens"

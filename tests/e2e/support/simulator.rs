@@ -13,6 +13,20 @@ pub struct TestSim {
 }
 
 impl TestSim {
+    /// The first page of `GET /v1/agents` as the simulator serves it to a client that asks for every field, so a
+    /// test can check that the secrets it must keep out of its outputs were really sent.
+    pub async fn raw_agents(&self, token: &str) -> String {
+        reqwest::Client::new()
+            .get(self.url("/v1/agents"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the simulator answers")
+            .text()
+            .await
+            .expect("the simulator sends a body")
+    }
+
     /// A URL on the simulator, for example `/v1/agents`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
