@@ -19,7 +19,7 @@
 //!
 //! [`Tracker`] decides what is due from the engine's state and `now`, without I/O, so tests drive it with any clock.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,7 +37,6 @@ use tokio::time::MissedTickBehavior;
 
 use crate::config::alertmanagers::{AlertmanagerAuth, AlertmanagerConfig};
 use crate::metrics::{self, names};
-use crate::rules::AlertName;
 use crate::rules::engine::{SharedEngine, lock};
 use crate::rules::state::{Alert, AlertKey, AlertState, severity_str};
 use crate::telemetry::error_chain;
@@ -498,18 +497,8 @@ async fn feed(
 /// the pending window it never sees) but the rule's own meaning: an agent the platform reports offline is covered by
 /// `AgentOffline` only, as in the Prometheus rules of `alerts/` (`unless … onprem_agent_offline == 1`).
 pub fn pushable(alerts: &BTreeMap<AlertKey, Alert>) -> impl Iterator<Item = (&AlertKey, &Alert)> {
-    let offline: BTreeSet<(&str, &str)> = alerts
-        .iter()
-        .filter(|(k, a)| {
-            k.alertname == AlertName::AgentOffline
-                && matches!(a.state, AlertState::Pending | AlertState::Firing)
-        })
-        .map(|(k, _)| (k.account.as_str(), k.agent_id.as_str()))
-        .collect();
-    alerts.iter().filter(move |(k, _)| {
-        !(k.alertname == AlertName::AgentHeartbeatStale
-            && offline.contains(&(k.account.as_str(), k.agent_id.as_str())))
-    })
+    let covered = crate::rules::engine::covered_by_agent_offline(alerts);
+    alerts.iter().filter(move |(k, _)| !covered(k))
 }
 
 /// A counter family of [`AlertmanagerCollector`]: its name, its HELP and the counter it reads.
@@ -590,6 +579,7 @@ impl Collector for AlertmanagerCollector {
 mod tests {
     use super::*;
     use crate::notify::Severity;
+    use crate::rules::AlertName;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + s).unwrap()

@@ -122,6 +122,20 @@ pub(super) struct Inhibitors {
     overdue: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// Returns a test that is true if and only if an alert key is `AgentHeartbeatStale` for an agent whose `AgentOffline`
+/// is pending or firing in `alerts`: such an agent is `AgentOffline`'s alone, whoever delivers the alerts (the
+/// built-in notifier through inhibition, Alertmanager by never being told). The same sets the engine inhibits with.
+pub fn covered_by_agent_offline(alerts: &BTreeMap<AlertKey, Alert>) -> impl Fn(&AlertKey) -> bool {
+    let inh = Inhibitors::from(alerts);
+    move |k| {
+        k.alertname == AlertName::AgentHeartbeatStale
+            && inh
+                .offline
+                .get(&k.account)
+                .is_some_and(|ids| ids.contains(&k.agent_id))
+    }
+}
+
 impl Inhibitors {
     pub(super) fn from(alerts: &BTreeMap<AlertKey, Alert>) -> Inhibitors {
         let mut inh = Inhibitors {
