@@ -247,16 +247,7 @@ impl WebArgs {
     fn load(&self) -> anyhow::Result<Web> {
         let config = match &self.web_config_file {
             Some(path) => WebConfig::load(path)?,
-            None => {
-                return Ok(Web::new(
-                    WebConfig {
-                        http2: true,
-                        ..WebConfig::default()
-                    },
-                    self.limits(),
-                )?
-                .with_admin_api(self.enable_admin_api));
-            }
+            None => WebConfig::default(),
         };
         Ok(Web::new(config, self.limits())?.with_admin_api(self.enable_admin_api))
     }

@@ -19,8 +19,9 @@ use serde_saphyr::Spanned;
 use crate::config::parse::parse_yaml;
 use crate::config::{ConfigError, Located, resolve_path};
 
-/// A validated web config.
-#[derive(Debug, Clone, Default)]
+/// A validated web config. [`WebConfig::default`] is an empty file's meaning: plain HTTP, no credentials, no extra
+/// headers, HTTP/2 offered (the toolkit's default).
+#[derive(Debug, Clone)]
 pub struct WebConfig {
     /// Where it was read from, for messages.
     pub path: PathBuf,
@@ -32,6 +33,18 @@ pub struct WebConfig {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// User name → bcrypt hash. Empty means no basic auth. Kept out of `Debug` output by [`Users`].
     pub users: Users,
+}
+
+impl Default for WebConfig {
+    fn default() -> WebConfig {
+        WebConfig {
+            path: PathBuf::new(),
+            tls: None,
+            http2: true,
+            headers: Vec::new(),
+            users: Users::default(),
+        }
+    }
 }
 
 /// Basic-auth users: name → bcrypt hash. `Debug` shows the names only: the hashes are secrets (a weak password
@@ -179,7 +192,6 @@ impl WebConfig {
         };
         let mut out = WebConfig {
             path: file.to_path_buf(),
-            http2: true,
             ..WebConfig::default()
         };
         let Some(raw) = raw else {

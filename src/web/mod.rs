@@ -74,10 +74,7 @@ impl Web {
     /// Plain HTTP, no credentials, default limits: for the demo and tests on loopback.
     pub fn plain() -> Web {
         Web {
-            config: WebConfig {
-                http2: true,
-                ..WebConfig::default()
-            },
+            config: WebConfig::default(),
             tls: None,
             limits: listener::Limits::default(),
             admin_api: false,
