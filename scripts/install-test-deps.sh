@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian's packages: a real Prometheus and promtool, a real SMTP server
 # (aiosmtpd), the time zone database, the reference OpenMetrics parser (python3-prometheus-client), Alertmanager and
-# Chromium (the status page is checked in a real headless browser). Idempotent: it only
-# calls apt-get when something is missing, and it fails loudly when it cannot install.
+# Chromium (the status page is checked in a real headless browser). For the Kubernetes checks
+# (tests/e2e/kubernetes.rs): Node.js and npm, then, into scripts/k8s-validate/ (ignored by git), the npm package
+# @kubernetes-models/prometheus-operator at the version package-lock.json pins and a Python venv with
+# kubernetes-validate from PyPI. `kubectl` (for `kubectl kustomize`) comes with the machine: no registry reachable
+# here has a current one. Idempotent: it only installs what is missing, and it fails loudly when it cannot.
 set -euo pipefail
 
 need=()
@@ -14,8 +17,35 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertman
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The report's schedules are read in IANA time zones.
 [ -e /usr/share/zoneinfo/Europe/Berlin ] || need+=(tzdata)
+# The Kubernetes checks: npm (which brings Node.js) and Python's venv module.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+/usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+
+# The project-local tools, installed after the Debian packages below.
+k8s_validate="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/k8s-validate"
+KUBERNETES_VALIDATE_VERSION=1.37.0
+install_project_tools() {
+  if ! command -v kubectl >/dev/null 2>&1 || ! kubectl kustomize --help >/dev/null 2>&1; then
+    echo "kubectl with kustomize (kubectl kustomize) is required by the Kubernetes checks and was not found" >&2
+    exit 1
+  fi
+  # npm ci installs exactly package-lock.json; it runs again when the lock changes.
+  if ! cmp -s "$k8s_validate/package-lock.json" "$k8s_validate/node_modules/.installed-package-lock.json"; then
+    echo "installing $k8s_validate/node_modules (npm ci)" >&2
+    npm ci --prefix "$k8s_validate" --no-audit --no-fund --loglevel=error >/dev/null
+    cp "$k8s_validate/package-lock.json" "$k8s_validate/node_modules/.installed-package-lock.json"
+  fi
+  if [ "$("$k8s_validate/.venv/bin/kubernetes-validate" --version 2>/dev/null)" != "$KUBERNETES_VALIDATE_VERSION" ]; then
+    echo "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $k8s_validate/.venv" >&2
+    /usr/bin/python3 -m venv "$k8s_validate/.venv"
+    "$k8s_validate/.venv/bin/pip" install --quiet --disable-pip-version-check \
+      "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  fi
+}
 
 if [ ${#need[@]} -eq 0 ]; then
+  install_project_tools
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -31,3 +61,4 @@ apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | so
 for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
   (command -v systemctl >/dev/null 2>&1 && systemctl stop "$svc") >/dev/null 2>&1 || true
 done
+install_project_tools
