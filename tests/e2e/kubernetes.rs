@@ -641,6 +641,136 @@ fn the_sharded_overlay_takes_each_pods_shard_from_its_index_and_the_total_from_r
     );
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// The README's "Kubernetes" section, as written.
+// ---------------------------------------------------------------------------------------------------------------
+
+#[test]
+fn the_readme_builds_an_overlay_of_your_own_as_written() {
+    let blocks = readme_kubernetes_blocks();
+    let steps = blocks
+        .iter()
+        .find(|(lang, body)| lang == "sh" && body.contains("mkdir my-exporter"))
+        .map(|(_, body)| body)
+        .expect("the README's Kubernetes section has the steps that make my-exporter");
+    let work = readme_workspace();
+    let output = run(Command::new("bash")
+        .arg("-euo")
+        .arg("pipefail")
+        .arg("-c")
+        .arg(steps)
+        .current_dir(work.path()));
+    assert_success("the README's steps", &output);
+
+    let overlay = work.path().join("my-exporter");
+    let resources = kustomize_at(&overlay);
+    let container = exporter_container(&resources);
+    assert_eq!(
+        container["image"], "registry.example.com/onprem-agent-exporter:0.1.0",
+        "the README's images: entry must take effect"
+    );
+    let layout = PodLayout::of(&resources, "my-exporter");
+    assert_eq!(
+        layout.config(),
+        read(&repo().join("deploy/kubernetes/base/config.yaml")),
+        "the overlay's config must replace the base's"
+    );
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let output = run(Command::new(EXE)
+        .arg("check-config")
+        .arg(layout.materialize(tmp.path())));
+    assert_success("check-config of the README's overlay", &output);
+}
+
+#[test]
+fn the_readme_patches_rename_the_release_label_and_scale_the_shards_together() {
+    let blocks = readme_kubernetes_blocks();
+    let yaml: Vec<&String> = blocks
+        .iter()
+        .filter(|(lang, _)| lang == "yaml")
+        .map(|(_, b)| b)
+        .collect();
+    let labels = yaml
+        .iter()
+        .find(|b| b.starts_with("labels:"))
+        .expect("the README's labels block");
+    let scale = yaml
+        .iter()
+        .find(|b| b.starts_with("patches:"))
+        .expect("the README's scaling block");
+
+    let work = readme_workspace();
+    let overlay = work.path().join("my-exporter");
+    std::fs::create_dir(&overlay).expect("the overlay folder");
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!("resources:\n  - ../deploy/kubernetes/overlays/sharded\n{labels}{scale}"),
+    )
+    .expect("the kustomization is written");
+    let resources = kustomize_at(&overlay);
+
+    for kind_name in ["ServiceMonitor", "PrometheusRule"] {
+        assert_eq!(
+            find(&resources, kind_name)["metadata"]["labels"][RELEASE_LABEL],
+            "my-release-name",
+            "the README's labels block must relabel the {kind_name}"
+        );
+    }
+    let workload = workloads(&resources)[0];
+    let replicas = workload["spec"]["replicas"].as_u64().expect("replicas");
+    assert_ne!(replicas, 3, "the README's patch must change the replicas");
+    let shard = exporter_container(&resources)["env"]
+        .as_array()
+        .and_then(|env| {
+            env.iter()
+                .find(|e| e["name"] == "ONPREM_AGENT_EXPORTER_SHARD")
+        })
+        .and_then(|e| e["value"].as_str())
+        .expect("ONPREM_AGENT_EXPORTER_SHARD")
+        .to_owned();
+    assert_eq!(
+        shard,
+        format!("$(POD_INDEX)/{replicas}"),
+        "the README's patch must keep the total equal to replicas"
+    );
+    let pod = &workload["spec"]["template"]["spec"];
+    assert!(
+        pod["containers"][0]["env"]
+            .as_array()
+            .is_some_and(|env| env.iter().any(|e| e["name"] == "POD_INDEX")),
+        "the patch must keep POD_INDEX"
+    );
+}
+
+/// The fenced blocks (language, body) of the README's "Kubernetes" section.
+fn readme_kubernetes_blocks() -> Vec<(String, String)> {
+    let readme = read(&repo().join("README.md"));
+    let start = readme
+        .find("\n## Kubernetes\n")
+        .expect("the README has a Kubernetes section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[1..]
+        .find("\n## ")
+        .map_or(section.len(), |end| end + 1)];
+    let mut blocks = Vec::new();
+    let mut lines = section.lines();
+    while let Some(line) = lines.next() {
+        if let Some(lang) = line.strip_prefix("```").filter(|l| !l.is_empty()) {
+            let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+            blocks.push((lang.to_owned(), body.join("\n") + "\n"));
+        }
+    }
+    blocks
+}
+
+/// A folder where `deploy/` is the repository's, as it is where the README's commands run.
+fn readme_workspace() -> tempfile::TempDir {
+    let work = tempfile::tempdir().expect("a temporary directory");
+    std::os::unix::fs::symlink(repo().join("deploy"), work.path().join("deploy"))
+        .expect("the deploy link");
+    work
+}
+
 fn assert_disruption_budget(resources: &[Value], workload: &Value, replicas: u64) {
     let budget = find(resources, "PodDisruptionBudget");
     assert!(
@@ -679,7 +809,7 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// `kubectl kustomize DIR`, as resources; each directory is built once per test run.
+/// `kubectl kustomize DIR` (relative to the repository), as resources; each directory is built once per test run.
 fn build(dir: &str) -> Vec<Value> {
     static BUILT: LazyLock<Mutex<BTreeMap<String, Vec<Value>>>> = LazyLock::new(Mutex::default);
     let mut built = BUILT
@@ -692,8 +822,13 @@ fn build(dir: &str) -> Vec<Value> {
 }
 
 fn kustomize(dir: &str) -> Vec<Value> {
+    kustomize_at(&repo().join(dir))
+}
+
+fn kustomize_at(dir: &Path) -> Vec<Value> {
     let kubectl = require_program("kubectl");
-    let output = run(Command::new(kubectl).arg("kustomize").arg(repo().join(dir)));
+    let output = run(Command::new(kubectl).arg("kustomize").arg(dir));
+    let dir = dir.display();
     assert_success(&format!("kubectl kustomize {dir}"), &output);
     let text = String::from_utf8(output.stdout).expect("kustomize prints UTF-8");
     let resources: Vec<Value> = serde_saphyr::from_multiple(&text)
