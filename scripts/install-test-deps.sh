@@ -4,8 +4,8 @@
 # Chromium (the status page is checked in a real headless browser). For the Kubernetes checks
 # (tests/e2e/kubernetes.rs): Node.js and npm, then, into scripts/k8s-validate/ (ignored by git), the npm package
 # @kubernetes-models/prometheus-operator at the version package-lock.json pins and a Python venv with
-# kubernetes-validate from PyPI. `kubectl` (for `kubectl kustomize`) comes with the machine: no registry reachable
-# here has a current one. Idempotent: it only installs what is missing, and it fails loudly when it cannot.
+# kubernetes-validate from PyPI. `kubectl` (for `kubectl kustomize`) must be installed already: Debian's
+# kubernetes-client is too old for these kustomizations. Idempotent: it only installs what is missing, and it fails loudly when it cannot.
 set -euo pipefail
 
 need=()

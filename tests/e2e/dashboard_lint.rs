@@ -1,16 +1,16 @@
 //! The rules of grafana/dashboard-linter, applied to `dashboards/onprem-agents.json`.
 //!
-//! The linter is a Go program that no registry reachable here ships, so its rules are implemented below, one
+//! The linter is a Go program, not something `make test` can install, so its rules are implemented below, one
 //! function per rule, each named after the linter's rule and its source file (`lint/rule_*.go` in
 //! github.com/grafana/dashboard-linter, read at commit 4d0844b4). PromQL is parsed with `promql-parser` after the
 //! variables are expanded the way the linter's `lint/variables.go` does; that every expression also runs is proven
 //! against a real Prometheus by `prometheus_stack::every_dashboard_query_returns_data_from_a_real_prometheus`.
 //!
-//! Where the issue that asked for this lint is stricter than the linter, the stricter reading is used and says so:
-//! every panel other than a row needs a title, a description and a unit (the linter checks six panel types and
-//! skips panels with value mappings); `job` and `instance` must offer All; `increase` must run over
-//! `$__rate_interval` or `$__range`; a counter is recognised by its metric name (the linter compares the printed
-//! selector, matchers included, so `x_total{job="a"}` slipped past it).
+//! Where this project asks more than the linter, the stricter reading is used and says so: every panel other than a
+//! row needs a title, a description and a unit (the linter checks six panel types and skips panels with value
+//! mappings); `job` and `instance` must offer All; `increase` must run over `$__rate_interval` or `$__range`; a
+//! counter is recognised by its metric name (the linter compares the printed selector, matchers included, so
+//! `x_total{job="a"}` slipped past it).
 //!
 //! Each rule is also shown to fire on a dashboard broken on purpose, so a rule that finds nothing proves something.
 
@@ -280,7 +280,7 @@ fn template_datasource_rule(dashboard: &Value, out: &mut Vec<Finding>) {
 }
 
 /// lint/rule_template_job.go and rule_template_instance.go (`checkTemplate`): a multi-select Prometheus query
-/// variable on `$datasource`, labelled `Job`/`Instance`, whose All is `.+`; and, as the issue asks, with All.
+/// variable on `$datasource`, labelled `Job`/`Instance`, whose All is `.+`; and, stricter than the linter, with All on offer.
 fn template_required_rule(
     dashboard: &Value,
     name: &str,
@@ -554,7 +554,7 @@ fn target_rules(panel: &Value, target: &Value, out: &mut Vec<Finding>) {
         let allowed = match range.call {
             _ if range.range == RATE_INTERVAL => true,
             Some("rate" | "irate") => false,
-            // Stricter than the linter, as the issue asks: an increase is per $__rate_interval, or over the range.
+            // Stricter than the linter: an increase is per $__rate_interval, or over the dashboard's range.
             Some("increase") => range.range == RANGE,
             Some(_) => true,
             None => false,

@@ -6,7 +6,8 @@
 //!
 //! The rest reads the built YAML: the hardened pod (security contexts, probes, resources, the pinned image, tokens
 //! from a 0400 Secret volume and never from env values, a writable state volume), the Service, ServiceMonitor and
-//! NetworkPolicy wired to each other, the PodDisruptionBudgets, and the sharded StatefulSet's shard.
+//! NetworkPolicy wired to each other, the PodDisruptionBudgets, and the sharded StatefulSet's shard. The README's
+//! "Kubernetes" steps run as written, up to the first command that needs a cluster.
 //!
 //! Every tool is required (`bash scripts/install-test-deps.sh` installs them); a missing one fails these tests.
 
