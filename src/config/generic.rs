@@ -636,8 +636,9 @@ fn refuse_secret(
             line,
             key,
             format!(
-                "{path:?} looks like it holds a secret (a segment contains {}); its value would be shown in \
+                "{:?} looks like it holds a secret (a segment contains {}); its value would be shown in \
                  metrics, pages and alerts, so it cannot be read here",
+                path.text,
                 SECRET_WORDS.join(", ")
             ),
         ));
