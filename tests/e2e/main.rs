@@ -14,6 +14,7 @@ mod config_files;
 mod durability;
 mod email;
 mod exporter;
+mod generic_simulators;
 mod mixed_fleet;
 mod page;
 mod planasonix_upstream;
