@@ -158,11 +158,7 @@ async fn celigo_through_a_generic_source_gives_the_built_in_agent_series() {
     let config = write_config(dir.path(), &sim, "celigo", CELIGO);
     assert_same_agent_series(&config);
     // Four pages of seven, through Link headers, for each source.
-    assert!(
-        sim.sim.stats().pages >= 8,
-        "pages: {:?}",
-        sim.sim.stats()
-    );
+    assert!(sim.sim.stats().pages >= 8, "pages: {:?}", sim.sim.stats());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,11 +168,7 @@ async fn planasonix_through_a_generic_source_gives_the_built_in_agent_series() {
     let mapping = PLANASONIX;
     let config = write_config(dir.path(), &sim, "planasonix\n    page_size: 6", mapping);
     assert_same_agent_series(&config);
-    assert!(
-        sim.sim.stats().pages >= 10,
-        "pages: {:?}",
-        sim.sim.stats()
-    );
+    assert!(sim.sim.stats().pages >= 10, "pages: {:?}", sim.sim.stats());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,9 +178,5 @@ async fn calyptia_through_a_generic_source_gives_the_built_in_agent_series() {
     let mapping = CALYPTIA.replace("{path}", &sim.sim.list_path());
     let config = write_config(dir.path(), &sim, "calyptia", &mapping);
     assert_same_agent_series(&config);
-    assert!(
-        sim.sim.stats().pages >= 8,
-        "pages: {:?}",
-        sim.sim.stats()
-    );
+    assert!(sim.sim.stats().pages >= 8, "pages: {:?}", sim.sim.stats());
 }

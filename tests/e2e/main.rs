@@ -15,6 +15,7 @@ mod durability;
 mod email;
 mod exporter;
 mod generic_simulators;
+mod generic_upstream;
 mod mixed_fleet;
 mod page;
 mod planasonix_upstream;
