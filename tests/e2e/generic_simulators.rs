@@ -11,7 +11,7 @@ use std::process::Command;
 
 use onprem_agent_exporter::sim::{Provider, SimOptions};
 
-use crate::support::process::EXE;
+use crate::support::process::{EXE, TestExporter};
 use crate::support::simulator::{TestSim, spawn_sim};
 
 const KEY: &str = "generic-parity-key-5b6c7d";
@@ -179,4 +179,72 @@ async fn calyptia_through_a_generic_source_gives_the_built_in_agent_series() {
     let config = write_config(dir.path(), &sim, "calyptia", &mapping);
     assert_same_agent_series(&config);
     assert!(sim.sim.stats().pages >= 8, "pages: {:?}", sim.sim.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_path_no_record_has_fails_the_poll_in_once_the_log_and_the_status_page() {
+    let sim = spawn(Provider::Celigo).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), format!("{KEY}\n")).unwrap();
+    let base = sim.url("");
+    let source = |name: &str| {
+        format!(
+            "  - name: {name}\n    provider: celigo\n    base_url: {base}\n    token_file: token\n"
+        )
+    };
+    let wrong = CELIGO.replace("heartbeat: lastHeartbeatAt", "heartbeat: lastHeartbeat");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen_address: 127.0.0.1:0\nsources:\n{}{}  - name: mapped\n    provider: generic\n    \
+             base_url: {base}\n    token_file: token\n    poll_interval: 1h\n    generic:\n{wrong}",
+            source("first"),
+            source("second")
+        ),
+    )
+    .unwrap();
+    let reason = "sources[2].generic.fields.heartbeat: no record has \"lastHeartbeat\"";
+
+    let out = Command::new(EXE)
+        .args(["once", "--format", "text", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run once");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains(reason), "stderr: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("onprem_agent_source_up{account=\"mapped\",provider=\"celigo-generic\"} 0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "onprem_agent_source_errors_total{account=\"mapped\",provider=\"celigo-generic\",reason=\"decode\"} 1"
+        ),
+        "{stdout}"
+    );
+
+    let exp = TestExporter::start(&config, dir.path().join("exporter.log"));
+    exp.wait_ready().await;
+    let page = exp.url("/");
+    let shown = crate::support::wait::wait_until(
+        "the status page to show the failed poll's reason",
+        async || {
+            let (_, body) = crate::support::http::get(&page).await;
+            body.contains(&onprem_agent_exporter::html::escape(reason))
+                .then_some(body)
+        },
+        || exp.log_tail(),
+    )
+    .await;
+    assert!(shown.contains("mapped"), "{shown}");
+    // The log is JSON lines, so its quotes are escaped.
+    let logged = serde_json::to_string(reason).unwrap();
+    assert!(
+        exp.logs().contains(logged.trim_matches('"')),
+        "{}",
+        exp.log_tail()
+    );
 }
