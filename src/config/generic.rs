@@ -689,3 +689,144 @@ pub fn is_label_name(name: &str) -> bool {
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
     first_ok && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') && !name.starts_with("__")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    /// Loads a one-source config whose `generic:` block is `block` (indented by six spaces).
+    fn load(block: &str) -> Result<Config, String> {
+        let text = format!(
+            "sources:\n  - name: acct\n    provider: generic\n    base_url: https://api.example.com\n    \
+             token_env: T\n    generic:\n{block}"
+        );
+        Config::parse(&text, Path::new("g.yaml"), &|_| Some("tok".into()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn secret_looking_paths_are_refused_where_shown_and_accepted_for_timestamps_and_cursors() {
+        let ok = load(
+            "      items: data\n      pagination: { type: cursor, param: page_token, next: meta.nextPageToken }\n      \
+             fields:\n        id: id\n        name: name\n        heartbeat: tokenHeartbeat\n        \
+             token_rotated_at: __accessTokenLastModifiedAt\n        created_at: secretCreatedAt\n",
+        )
+        .unwrap();
+        let generic = ok.sources[0].generic.as_ref().unwrap();
+        assert_eq!(
+            generic.fields.token_rotated_at.as_ref().unwrap().text,
+            "__accessTokenLastModifiedAt"
+        );
+        for (field, path) in [
+            ("id", "accessToken"),
+            ("name", "creds.Password"),
+            ("version", "meta.SECRET"),
+            ("offline", "apiKeyState"),
+            ("labels.owner", "owner.credential"),
+        ] {
+            let fields = match field {
+                "labels.owner" => format!("id: id, name: name, labels: {{ owner: {path} }}"),
+                "id" => format!("id: {path}, name: name"),
+                "name" => format!("id: id, name: {path}"),
+                other => format!("id: id, name: name, {other}: {path}"),
+            };
+            let e = load(&format!("      fields: {{ {fields} }}\n")).unwrap_err();
+            assert!(
+                e.contains(&format!(
+                    "sources[0].generic.fields.{field}: \"{path}\" looks like it holds a secret"
+                )),
+                "{field}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_blocks_name_the_key_and_say_why() {
+        for (block, expected) in [
+            (
+                "      query: { api_key: x }\n      fields: { id: id, name: name }\n",
+                "sources[0].generic.query.api_key: a credential does not belong in the query string",
+            ),
+            (
+                "      pagination: { type: cursor, param: c, next: meta.c }\n      fields: { id: id, name: name }\n",
+                "sources[0].generic.pagination: type cursor needs items",
+            ),
+            (
+                "      items: data\n      pagination: { type: cursor, param: c, next: data.c }\n      \
+                 fields: { id: id, name: name }\n",
+                "sources[0].generic.pagination.next: the cursor's path data.c overlaps items (data)",
+            ),
+            (
+                "      pagination: { type: link, param: c }\n      fields: { id: id, name: name }\n",
+                "sources[0].generic.pagination.param: applies only to pagination type cursor, not link",
+            ),
+            (
+                "      offline_after: 5m\n      fields: { id: id, name: name }\n",
+                "sources[0].generic.offline_after: needs fields.heartbeat",
+            ),
+            (
+                "      provider_label: \"bad label\"\n      fields: { id: id, name: name }\n",
+                "sources[0].generic.provider_label: \"bad label\" is not a provider label",
+            ),
+            (
+                "      auth: { header: \"X Token\" }\n      fields: { id: id, name: name }\n",
+                "sources[0].generic.auth.header: \"X Token\" is not an HTTP header name",
+            ),
+            (
+                "      path: /v1/agents?all=1\n      fields: { id: id, name: name }\n",
+                "sources[0].generic.path: must be a plain path",
+            ),
+            (
+                "      fields: { id: id, name: name, labels: { 1site: site } }\n",
+                "sources[0].generic.fields.labels.1site: \"1site\" is not a Prometheus label name",
+            ),
+            (
+                "      fields: { id: id, name: name, labels: { __meta: site } }\n",
+                "sources[0].generic.fields.labels.__meta: \"__meta\" is not a Prometheus label name",
+            ),
+            (
+                "      fields: { id: id, name: name, labels: { site: a, site: b } }\n",
+                "duplicate mapping key: site",
+            ),
+            (
+                "      fields: { id: id, name: name, offline: { field: status, values: [] } }\n",
+                "sources[0].generic.fields.offline.values: list 1 to 32 values",
+            ),
+            (
+                &format!(
+                    "      fields: {{ id: {}, name: name }}\n",
+                    vec!["a"; 17].join(".")
+                ),
+                "more than 16 segments",
+            ),
+        ] {
+            let e = load(block).unwrap_err();
+            assert!(
+                e.contains(expected),
+                "{block}\n  expected: {expected}\n  got: {e}"
+            );
+        }
+        let many: Vec<String> = (0..17).map(|i| format!("l{i}: p{i}")).collect();
+        let e = load(&format!(
+            "      fields: {{ id: id, name: name, labels: {{ {} }} }}\n",
+            many.join(", ")
+        ))
+        .unwrap_err();
+        assert!(e.contains("at most 16 labels"), "{e}");
+    }
+
+    #[test]
+    fn defaults_are_link_pagination_bearer_auth_and_the_generic_label() {
+        let config = load("      fields: { id: id, name: name }\n").unwrap();
+        let g = config.sources[0].generic.as_ref().unwrap();
+        assert_eq!(g.pagination, super::Pagination::Link);
+        assert_eq!(
+            (g.auth_header.as_str(), g.auth_prefix.as_str()),
+            ("Authorization", "Bearer ")
+        );
+        assert_eq!(config.sources[0].provider.as_str(), "generic");
+        assert_eq!(g.key, "sources[0].generic");
+    }
+}
