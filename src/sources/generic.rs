@@ -16,6 +16,8 @@
 //! neither drops only that field, and is never echoed.
 //!
 //! [`MAX_PATH_SEGMENTS`]: crate::config::generic::MAX_PATH_SEGMENTS
+//! [`IgnoredAny`]: serde::de::IgnoredAny
+//! [`MAX_STRING_BYTES`]: crate::sources::record::MAX_STRING_BYTES
 
 mod page;
 
