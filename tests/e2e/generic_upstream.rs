@@ -21,9 +21,14 @@ const TOKEN: &str = "generic-token-leakcanary-4a5b6c";
 /// A generic source on `base` with the given `generic:` block (indented by six spaces), as `check-config` would
 /// load it.
 fn source(base: &Url, generic: &str) -> GenericSource {
+    source_with(base, "", generic)
+}
+
+/// [`source`] with more keys of the source entry (each line indented by four spaces).
+fn source_with(base: &Url, keys: &str, generic: &str) -> GenericSource {
     let text = format!(
         "sources:\n  - name: acct\n    provider: generic\n    base_url: {base}\n    token_env: TOKEN\n    \
-         max_attempts: 3\n    request_timeout: 5s\n    generic:\n{generic}"
+         max_attempts: 3\n    request_timeout: 5s\n{keys}    generic:\n{generic}"
     );
     let config = Config::parse(&text, Path::new("generic.yaml"), &|_| Some(TOKEN.into()))
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -388,4 +393,29 @@ async fn a_hostile_page_costs_only_its_bad_records_and_keeps_strings_within_thei
         outcome.stats.invalid_records, 2,
         "the bad UTF-8 and the 1e999 records"
     );
+}
+
+#[tokio::test]
+async fn the_page_cap_and_the_body_cap_fail_the_poll_as_for_the_built_in_sources() {
+    let upstream = FakeUpstream::start(|_| {
+        vec![
+            Reply::json(json!([{"id": "a", "name": "A"}])).next("/v1/agents?skip=1"),
+            Reply::json(json!([{"id": "b", "name": "B"}])).next("/v1/agents?skip=2"),
+            Reply::json(json!([{"id": "c", "name": "C"}])),
+        ]
+    })
+    .await;
+    let e = poll_err(&source_with(&upstream.base, "    max_pages: 2\n", LINKED)).await;
+    assert_eq!(e.reason(), ErrorReason::PageLimit, "{e}");
+    assert_eq!(upstream.targets().len(), 2, "{:?}", upstream.targets());
+
+    let big = format!(r#"[{{"id":"a","name":"{}"}}]"#, "n".repeat(4096));
+    let upstream = FakeUpstream::start(move |_| vec![Reply::raw(200, big.clone())]).await;
+    let e = poll_err(&source_with(
+        &upstream.base,
+        "    max_body_bytes: 1024\n",
+        LINKED,
+    ))
+    .await;
+    assert_eq!(e.reason(), ErrorReason::BodyTooLarge, "{e}");
 }

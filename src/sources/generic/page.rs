@@ -33,6 +33,9 @@ const TOKEN_ROTATED: usize = 5;
 const CREATED: usize = 6;
 const LABELS: usize = 7;
 
+// Which slots a record had is kept in a `u32`.
+const _: () = assert!(LABELS + crate::config::generic::MAX_LABELS <= 32);
+
 /// The configured field paths as a trie over their segments, so a record is walked once whatever the number of
 /// fields, and two fields may read the same path (an `offline` value list and a `status` label, say).
 #[derive(Debug)]
@@ -509,14 +512,11 @@ impl<'de> Visitor<'de> for PageSeed<'_, '_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        fn below<'p>(path: Option<&'p [String]>, key: &str) -> Option<&'p [String]> {
-            match path {
-                Some([first, rest @ ..]) if first == key => Some(rest),
-                _ => None,
-            }
-        }
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let (items, next) = (below(self.items, &key), below(self.next, &key));
+        let paths = PathKey {
+            items: self.items,
+            next: self.next,
+        };
+        while let Some((items, next)) = map.next_key_seed(paths)? {
             if items.is_some() || next.is_some() {
                 map.next_value_seed(PageSeed {
                     items,
@@ -552,6 +552,42 @@ impl<'de> Visitor<'de> for PageSeed<'_, '_, '_> {
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
+    }
+}
+
+/// Reads a key of an object on the way to the items or the cursor and returns what remains of each path below it
+/// (`None`: the path does not go through this key). Matching on the borrowed key keeps other keys from being
+/// allocated.
+#[derive(Clone, Copy)]
+struct PathKey<'p> {
+    items: Option<&'p [String]>,
+    next: Option<&'p [String]>,
+}
+
+/// What remains of the items path and of the cursor path below a key.
+type Below<'p> = (Option<&'p [String]>, Option<&'p [String]>);
+
+impl<'de, 'p> DeserializeSeed<'de> for PathKey<'p> {
+    type Value = Below<'p>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Below<'p>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'p> Visitor<'_> for PathKey<'p> {
+    type Value = Below<'p>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Below<'p>, E> {
+        let below = |path: Option<&'p [String]>| match path {
+            Some([first, rest @ ..]) if first == key => Some(rest),
+            _ => None,
+        };
+        Ok((below(self.items), below(self.next)))
     }
 }
 
