@@ -287,8 +287,7 @@ impl<'de> Deserialize<'de> for OrderedMap {
     }
 }
 
-/// Validates the `generic` block at key path `key` (`sources[2].generic`). `line` is the line of the entry, for a
-/// missing block.
+/// Validates the `generic` block at key path `key` (`sources[2].generic`).
 pub fn validate(
     ctx: &Located<'_>,
     key: &str,

@@ -357,7 +357,8 @@ fn read_token(
     Ok(SecretString::from(token))
 }
 
-/// Planasonix's own keys: `health` and `health_concurrency`.
+/// Planasonix's own key: `health` (`health_concurrency` is checked with the limits, whatever the provider, as it
+/// always was).
 fn planasonix_settings(
     ctx: &Located<'_>,
     key: &str,
@@ -365,16 +366,6 @@ fn planasonix_settings(
     cfg: &mut SourceConfig,
 ) -> Result<(), ConfigError> {
     cfg.health = raw.health.unwrap_or(false);
-    if let Some(c) = &raw.health_concurrency {
-        if c.value == 0 || c.value > 64 {
-            return Err(ctx.at(
-                c.referenced.line(),
-                format!("{key}.health_concurrency"),
-                "must be between 1 and 64",
-            ));
-        }
-        cfg.health_concurrency = c.value;
-    }
     Ok(())
 }
 
@@ -407,7 +398,7 @@ fn generic_settings(
 }
 
 /// The timings and limits every provider shares: `poll_interval`, `request_timeout`, `max_retry_after`, `max_pages`,
-/// `max_attempts`, `page_size` and `max_body_bytes`.
+/// `max_attempts`, `page_size`, `health_concurrency` and `max_body_bytes`.
 fn timings_and_limits(
     ctx: &Located<'_>,
     key: &str,
@@ -459,6 +450,16 @@ fn timings_and_limits(
     cfg.max_attempts = positive(&raw.max_attempts, "max_attempts", cfg.max_attempts)?;
     if let Some(p) = &raw.page_size {
         cfg.page_size = Some(positive(&Some(p.clone()), "page_size", 0)?);
+    }
+    if let Some(c) = &raw.health_concurrency {
+        if c.value == 0 || c.value > 64 {
+            return Err(ctx.at(
+                c.referenced.line(),
+                format!("{key}.health_concurrency"),
+                "must be between 1 and 64",
+            ));
+        }
+        cfg.health_concurrency = c.value;
     }
     if let Some(b) = &raw.max_body_bytes {
         if b.value < 1024 {
