@@ -201,13 +201,14 @@ pub fn validate_source(
         );
     }
     let mut cfg = SourceConfig::new(&name, provider, base_url, token);
+    // The keys of one provider only; the others were refused above.
     match provider {
-        Provider::Celigo | Provider::Calyptia => {}
-        Provider::Planasonix => planasonix_settings(ctx, key, raw, &mut cfg)?,
+        Provider::Celigo => {}
+        Provider::Planasonix => cfg.health = raw.health.unwrap_or(false),
+        Provider::Calyptia => {
+            cfg.project_id = raw.project_id.as_ref().map(|p| p.value.trim().to_string());
+        }
         Provider::Generic(_) => generic_settings(ctx, key, raw, &mut cfg)?,
-    }
-    if let Some(p) = &raw.project_id {
-        cfg.project_id = Some(p.value.trim().to_string());
     }
     timings_and_limits(ctx, key, raw, &mut cfg)?;
     Ok(cfg)
@@ -355,18 +356,6 @@ fn read_token(
         ));
     }
     Ok(SecretString::from(token))
-}
-
-/// Planasonix's own key: `health` (`health_concurrency` is checked with the limits, whatever the provider, as it
-/// always was).
-fn planasonix_settings(
-    ctx: &Located<'_>,
-    key: &str,
-    raw: &RawSource,
-    cfg: &mut SourceConfig,
-) -> Result<(), ConfigError> {
-    cfg.health = raw.health.unwrap_or(false);
-    Ok(())
 }
 
 /// A generic source's own block, which it cannot do without; `page_size` is refused because a generic list has no

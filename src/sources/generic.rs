@@ -50,8 +50,8 @@ pub struct GenericSource {
 }
 
 impl GenericSource {
-    /// Builds the source from its validated configuration (whose `generic` block must be set). Fails only if the
-    /// HTTP client cannot be built.
+    /// Builds the source from its validated configuration. Fails if the HTTP client cannot be built, or for a
+    /// configuration that did not come through validation (no `generic` block, an invalid header name).
     pub fn new(config: SourceConfig) -> Result<GenericSource, GenericBuildError> {
         let generic = config.generic.clone().ok_or(GenericBuildError::NoBlock)?;
         let header = HeaderName::from_bytes(generic.auth_header.as_bytes())
