@@ -253,6 +253,12 @@ async fn link_pagination_follows_relative_links_and_refuses_a_loop() {
     .await;
     let e = poll_err(&source(&looping.base, LINKED)).await;
     assert_eq!(e.reason(), ErrorReason::PaginationLoop, "{e}");
+
+    // `none` makes one request whatever the headers say.
+    let unpaged = "      pagination: { type: none }\n      fields: { id: id, name: name }\n";
+    let outcome = poll_ok(&source(&looping.base, unpaged), &looping).await;
+    assert_eq!(ids(&outcome), ["a"]);
+    assert_eq!(outcome.stats.pages, 1);
 }
 
 #[tokio::test]
