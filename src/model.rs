@@ -11,8 +11,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 /// The upstream platform a source talks to. It becomes the `provider` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
     /// Celigo integrator.io on-premise agents (`GET /v1/agents`).
     Celigo,
@@ -20,6 +19,9 @@ pub enum Provider {
     Planasonix,
     /// Calyptia Cloud (Fluent Bit / Fluentd) agents (`GET /v1/projects/{id}/agents`).
     Calyptia,
+    /// Any other platform's agent list, described in the config (`provider: generic`); the label is the source's
+    /// `provider_label` (`generic` by default).
+    Generic(Label),
 }
 
 impl Provider {
@@ -29,6 +31,7 @@ impl Provider {
             Provider::Celigo => "celigo",
             Provider::Planasonix => "planasonix",
             Provider::Calyptia => "calyptia",
+            Provider::Generic(label) => label.as_str(),
         }
     }
 }
@@ -36,6 +39,45 @@ impl Provider {
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Provider {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A label name or value chosen in the config (a generic source's `provider_label` and the names of its extra
+/// labels), as a `&'static str` so that [`Provider`] stays `Copy` and [`Agent::info`] keeps static keys like the
+/// built-in providers' labels.
+///
+/// The text is interned: each distinct string is stored once for the life of the process, however often a config is
+/// loaded, so what is kept is bounded by the distinct strings configs ever held (a few dozen short names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label(&'static str);
+
+impl Label {
+    /// The interned copy of `text`.
+    pub fn new(text: &str) -> Label {
+        use std::collections::HashSet;
+        use std::sync::{Mutex, OnceLock};
+        static INTERNED: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+        let mut set = INTERNED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(known) = set.get(text) {
+            return Label(known);
+        }
+        let leaked: &'static str = Box::leak(text.to_owned().into_boxed_str());
+        set.insert(leaked);
+        Label(leaked)
+    }
+
+    /// The text.
+    pub fn as_str(self) -> &'static str {
+        self.0
     }
 }
 

@@ -7,6 +7,7 @@
 //! One file per YAML section, all built on the leaf [`parse`] (errors, [`Located`], paths, durations):
 //!
 //! - [`sources`]: `sources[]`, the upstream accounts.
+//! - [`generic`]: `sources[].generic`, an agent list of any vendor described in the config.
 //! - [`alerting`]: `alerting`, the rule engine's settings (rules, overrides, mute windows, routes, timings).
 //! - [`alertmanagers`]: `alerting.alertmanagers`, the Alertmanagers alerts are pushed to.
 //! - [`email`]: `alerting.email`, the SMTP server and default recipients.
@@ -21,6 +22,7 @@
 pub mod alerting;
 pub mod alertmanagers;
 pub mod email;
+pub mod generic;
 pub mod parse;
 pub mod placeholders;
 pub mod receivers;

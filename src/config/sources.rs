@@ -1,6 +1,7 @@
 //! The `sources` section: one upstream account per entry (provider, API root, token, timings and limits), validated
 //! into [`SourceConfig`] with its token already read from a file or the environment.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -8,6 +9,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 use url::Url;
 
+use crate::config::generic::{self, GenericConfig, RawGeneric};
 use crate::config::parse::{ConfigError, Located};
 use crate::config::secret_file::{self, SecretFileError, read_secret_file};
 use crate::model::Provider;
@@ -53,6 +55,8 @@ pub struct SourceConfig {
     pub health_concurrency: usize,
     /// Calyptia only: the project id; read from the token when absent.
     pub project_id: Option<String>,
+    /// Generic only: where the agent list is and how to read it. Shared, because a source config is cloned.
+    pub generic: Option<Arc<GenericConfig>>,
 }
 
 impl SourceConfig {
@@ -73,6 +77,7 @@ impl SourceConfig {
             health: false,
             health_concurrency: 4,
             project_id: None,
+            generic: None,
         }
     }
 }
@@ -83,12 +88,14 @@ const REGIONS: &[(&str, &str)] = &[
     ("eu", "https://api.eu.integrator.io"),
 ];
 
-/// The vendor's API root for providers that have a single region.
-fn default_base_url(provider: Provider) -> &'static str {
+/// The vendor's API root for providers that have a single region; `None` for a generic source, whose `base_url`
+/// must be written.
+fn default_base_url(provider: Provider) -> Option<&'static str> {
     match provider {
-        Provider::Celigo => REGIONS[0].1,
-        Provider::Planasonix => "https://api.planasonix.com",
-        Provider::Calyptia => "https://cloud-api.calyptia.com",
+        Provider::Celigo => Some(REGIONS[0].1),
+        Provider::Planasonix => Some("https://api.planasonix.com"),
+        Provider::Calyptia => Some("https://cloud-api.calyptia.com"),
+        Provider::Generic(_) => None,
     }
 }
 
@@ -115,6 +122,7 @@ pub struct RawSource {
     health: Option<bool>,
     health_concurrency: Option<Spanned<usize>>,
     project_id: Option<Spanned<String>>,
+    generic: Option<Spanned<RawGeneric>>,
 }
 
 impl RawSource {
@@ -125,7 +133,8 @@ impl RawSource {
 }
 
 /// Validates the `sources[]` entry at key path `key` (`sources[0]`) and reads its token from its file or from the
-/// environment through `env`.
+/// environment through `env`: the keys every provider shares here, then the provider's own keys in one function per
+/// provider, then the timings and limits.
 pub fn validate_source(
     ctx: &Located<'_>,
     key: &str,
@@ -141,25 +150,82 @@ pub fn validate_source(
         "celigo" => Provider::Celigo,
         "planasonix" => Provider::Planasonix,
         "calyptia" => Provider::Calyptia,
+        // The label is replaced by the block's `provider_label` below.
+        "generic" => Provider::Generic(crate::model::Label::new("generic")),
         other => {
             return Err(ctx.at(
                 raw.provider.referenced.line(),
                 format!("{key}.provider"),
-                format!("unknown provider {other:?}; expected one of celigo, planasonix, calyptia"),
+                format!(
+                    "unknown provider {other:?}; expected one of celigo, planasonix, calyptia, generic"
+                ),
             ));
         }
     };
-    let mut base = default_base_url(provider).to_string();
-    if let Some(region) = &raw.region {
-        if provider != Provider::Celigo {
-            return Err(ctx.at(
-                region.referenced.line(),
-                format!("{key}.region"),
-                format!("region applies only to provider celigo, not {provider}"),
-            ));
+    let kind = raw.provider.value.trim();
+    let only = |present: Option<u64>, field: &str, owner: &str| match present {
+        Some(l) if kind != owner => Err(ctx.at(
+            l,
+            format!("{key}.{field}"),
+            format!("{field} applies only to provider {owner}, not {kind}"),
+        )),
+        _ => Ok(()),
+    };
+    only(
+        raw.region.as_ref().map(|r| r.referenced.line()),
+        "region",
+        "celigo",
+    )?;
+    only(
+        raw.health.and_then(|h| h.then_some(line)),
+        "health",
+        "planasonix",
+    )?;
+    only(
+        raw.project_id.as_ref().map(|p| p.referenced.line()),
+        "project_id",
+        "calyptia",
+    )?;
+    only(
+        raw.generic.as_ref().map(|g| g.referenced.line()),
+        "generic",
+        "generic",
+    )?;
+    let base_url = base_url(ctx, key, raw, provider)?;
+    let token = read_token(ctx, key, raw, env)?;
+    if base_url.scheme() == "http" && !is_loopback(&base_url) {
+        tracing::warn!(
+            source = %name,
+            key = %format!("{key}.base_url"),
+            "base_url uses http:// to a host other than loopback: the API token will cross the network in the clear"
+        );
+    }
+    let mut cfg = SourceConfig::new(&name, provider, base_url, token);
+    // The keys of one provider only; the others were refused above.
+    match provider {
+        Provider::Celigo => {}
+        Provider::Planasonix => cfg.health = raw.health.unwrap_or(false),
+        Provider::Calyptia => {
+            cfg.project_id = raw.project_id.as_ref().map(|p| p.value.trim().to_string());
         }
+        Provider::Generic(_) => generic_settings(ctx, key, raw, &mut cfg)?,
+    }
+    timings_and_limits(ctx, key, raw, &mut cfg)?;
+    Ok(cfg)
+}
+
+/// The API root: `base_url` when written, else the vendor's (Celigo's by `region`). A generic source has no default.
+fn base_url(
+    ctx: &Located<'_>,
+    key: &str,
+    raw: &RawSource,
+    provider: Provider,
+) -> Result<Url, ConfigError> {
+    let line = raw.name.referenced.line();
+    let mut base = default_base_url(provider).map(str::to_string);
+    if let Some(region) = &raw.region {
         match REGIONS.iter().find(|(r, _)| *r == region.value.trim()) {
-            Some((_, url)) => base = url.to_string(),
+            Some((_, url)) => base = Some(url.to_string()),
             None => {
                 return Err(ctx.at(
                     region.referenced.line(),
@@ -170,8 +236,15 @@ pub fn validate_source(
         }
     }
     if let Some(url) = &raw.base_url {
-        base = url.value.trim().to_string();
+        base = Some(url.value.trim().to_string());
     }
+    let Some(base) = base else {
+        return Err(ctx.at(
+            line,
+            format!("{key}.base_url"),
+            format!("provider {provider} has no default API root; set base_url"),
+        ));
+    };
     let url_line = raw.base_url.as_ref().map_or(line, |u| u.referenced.line());
     let base_url = Url::parse(&base).map_err(|e| {
         ctx.at(
@@ -194,6 +267,17 @@ pub fn validate_source(
             "credentials do not belong in the URL; use token_file or token_env",
         ));
     }
+    Ok(base_url)
+}
+
+/// The API token, from `token_file` or the variable `token_env` names; never from the config file itself.
+fn read_token(
+    ctx: &Located<'_>,
+    key: &str,
+    raw: &RawSource,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<SecretString, ConfigError> {
+    let line = raw.name.referenced.line();
     if let Some(inline) = &raw.token {
         return Err(ctx.at(
             inline.referenced.line(),
@@ -201,13 +285,6 @@ pub fn validate_source(
             "an API token does not belong in the config file; put it in a file and name the file in token_file, \
              or in an environment variable and name the variable in token_env",
         ));
-    }
-    if base_url.scheme() == "http" && !is_loopback(&base_url) {
-        tracing::warn!(
-            source = %name,
-            key = %format!("{key}.base_url"),
-            "base_url uses http:// to a host other than loopback: the API token will cross the network in the clear"
-        );
     }
     let token = match (&raw.token_file, &raw.token_env) {
         (Some(_), Some(env_key)) => {
@@ -278,7 +355,46 @@ pub fn validate_source(
             "the token contains spaces or control characters",
         ));
     }
-    let mut cfg = SourceConfig::new(&name, provider, base_url, SecretString::from(token));
+    Ok(SecretString::from(token))
+}
+
+/// A generic source's own block, which it cannot do without; `page_size` is refused because a generic list has no
+/// known size parameter.
+fn generic_settings(
+    ctx: &Located<'_>,
+    key: &str,
+    raw: &RawSource,
+    cfg: &mut SourceConfig,
+) -> Result<(), ConfigError> {
+    let Some(block) = &raw.generic else {
+        return Err(ctx.at(
+            raw.name.referenced.line(),
+            format!("{key}.generic"),
+            "provider generic needs a generic block describing the agent list (path, fields.id, fields.name, ...)",
+        ));
+    };
+    if let Some(p) = &raw.page_size {
+        return Err(ctx.at(
+            p.referenced.line(),
+            format!("{key}.page_size"),
+            "a generic source has no known page-size parameter; ask for one in generic.query (e.g. limit: 100)",
+        ));
+    }
+    let generic = generic::validate(ctx, &format!("{key}.generic"), block)?;
+    cfg.provider = Provider::Generic(generic.provider_label);
+    cfg.generic = Some(Arc::new(generic));
+    Ok(())
+}
+
+/// The timings and limits every provider shares: `poll_interval`, `request_timeout`, `max_retry_after`, `max_pages`,
+/// `max_attempts`, `page_size`, `health_concurrency` and `max_body_bytes`.
+fn timings_and_limits(
+    ctx: &Located<'_>,
+    key: &str,
+    raw: &RawSource,
+    cfg: &mut SourceConfig,
+) -> Result<(), ConfigError> {
+    let line = raw.name.referenced.line();
     // At least a second: a shorter interval would hammer the vendor's API (and zero would spin). At most a day:
     // an agent list older than that is no longer monitoring, and an absurd value would overflow the timer.
     cfg.poll_interval = ctx.opt_duration_at_least(
@@ -324,26 +440,6 @@ pub fn validate_source(
     if let Some(p) = &raw.page_size {
         cfg.page_size = Some(positive(&Some(p.clone()), "page_size", 0)?);
     }
-    if let Some(b) = &raw.max_body_bytes {
-        if b.value < 1024 {
-            return Err(ctx.at(
-                b.referenced.line(),
-                format!("{key}.max_body_bytes"),
-                "must be at least 1024",
-            ));
-        }
-        cfg.max_body_bytes = b.value;
-    }
-    if let Some(h) = raw.health {
-        if provider != Provider::Planasonix && h {
-            return Err(ctx.at(
-                line,
-                format!("{key}.health"),
-                format!("health polling exists only for provider planasonix, not {provider}"),
-            ));
-        }
-        cfg.health = h;
-    }
     if let Some(c) = &raw.health_concurrency {
         if c.value == 0 || c.value > 64 {
             return Err(ctx.at(
@@ -354,15 +450,15 @@ pub fn validate_source(
         }
         cfg.health_concurrency = c.value;
     }
-    if let Some(p) = &raw.project_id {
-        if provider != Provider::Calyptia {
+    if let Some(b) = &raw.max_body_bytes {
+        if b.value < 1024 {
             return Err(ctx.at(
-                p.referenced.line(),
-                format!("{key}.project_id"),
-                format!("project_id applies only to provider calyptia, not {provider}"),
+                b.referenced.line(),
+                format!("{key}.max_body_bytes"),
+                "must be at least 1024",
             ));
         }
-        cfg.project_id = Some(p.value.trim().to_string());
+        cfg.max_body_bytes = b.value;
     }
     if cfg.request_timeout > cfg.poll_interval {
         // Only a written request_timeout can get here (the default never exceeds the interval).
@@ -380,7 +476,7 @@ pub fn validate_source(
             ),
         ));
     }
-    Ok(cfg)
+    Ok(())
 }
 
 /// Returns true if and only if `url`'s host is this machine: `localhost` (or a name under `.localhost`), an address

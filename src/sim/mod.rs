@@ -68,7 +68,7 @@ pub const MAX_AGENTS: usize = 1_000_000;
 /// How a simulator starts.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
-    /// Which vendor's API to serve (default Celigo).
+    /// Which vendor's API to serve (default Celigo). A generic provider has no API of its own and is served Celigo's.
     pub provider: Provider,
     /// Agents in the fleet (default 25), at most [`MAX_AGENTS`].
     pub agents: usize,
@@ -203,7 +203,7 @@ impl Simulator {
     /// The HTTP routes: the chosen provider's API and the control endpoint.
     pub fn router(&self) -> Router {
         let api = match self.inner.provider {
-            Provider::Celigo => celigo::routes(),
+            Provider::Celigo | Provider::Generic(_) => celigo::routes(),
             Provider::Planasonix => planasonix::routes(),
             Provider::Calyptia => calyptia::routes(),
         };
@@ -230,7 +230,7 @@ impl Simulator {
     /// The path of the agent list, for messages: `/v1/agents`, `/api/agents` or `/v1/projects/{id}/agents`.
     pub fn list_path(&self) -> String {
         match self.inner.provider {
-            Provider::Celigo => "/v1/agents".to_string(),
+            Provider::Celigo | Provider::Generic(_) => "/v1/agents".to_string(),
             Provider::Planasonix => "/api/agents".to_string(),
             Provider::Calyptia => format!("/v1/projects/{}/agents", self.inner.project_id),
         }
@@ -266,7 +266,7 @@ impl Simulator {
     /// for them.
     pub fn access_tokens(&self) -> Vec<String> {
         let secret: fn(&fleet::FleetAgent) -> String = match self.inner.provider {
-            Provider::Celigo => fleet::FleetAgent::access_token,
+            Provider::Celigo | Provider::Generic(_) => fleet::FleetAgent::access_token,
             Provider::Planasonix => planasonix::enrollment_token,
             Provider::Calyptia => calyptia::agent_token,
         };
@@ -276,7 +276,7 @@ impl Simulator {
     /// Checks the request's credentials the way the provider's API does; returns the refusal, if any.
     fn authenticate(&self, headers: &HeaderMap) -> Option<Response> {
         match self.inner.provider {
-            Provider::Celigo => celigo::authenticate(self, headers),
+            Provider::Celigo | Provider::Generic(_) => celigo::authenticate(self, headers),
             Provider::Planasonix => planasonix::authenticate(self, headers),
             Provider::Calyptia => calyptia::authenticate(self, headers),
         }
@@ -285,7 +285,9 @@ impl Simulator {
     /// The response for a status forced by the control plane or a fault, in the provider's own error shape.
     fn forced_status(&self, status: u16, retry_after_secs: u64) -> Response {
         match self.inner.provider {
-            Provider::Celigo => celigo::forced_status(self, status, retry_after_secs),
+            Provider::Celigo | Provider::Generic(_) => {
+                celigo::forced_status(self, status, retry_after_secs)
+            }
             Provider::Planasonix => planasonix::forced_status(self, status, retry_after_secs),
             Provider::Calyptia => calyptia::forced_status(self, status, retry_after_secs),
         }

@@ -45,12 +45,15 @@ pub enum Auth {
     Bearer(SecretString),
     /// `<name>: <token>`, for example `X-Project-Token` (Calyptia).
     Header(HeaderName, SecretString),
+    /// `<name>: <prefix><token>`: a generic source's `auth` (`Authorization: Bearer ` by default, `Token `, or no
+    /// prefix at all). The prefix is configuration, not a secret.
+    Prefixed(HeaderName, String, SecretString),
 }
 
 impl Auth {
     fn token(&self) -> &SecretString {
         match self {
-            Auth::Bearer(token) | Auth::Header(_, token) => token,
+            Auth::Bearer(token) | Auth::Header(_, token) | Auth::Prefixed(_, _, token) => token,
         }
     }
 
@@ -66,6 +69,10 @@ impl Auth {
                 name.clone(),
                 HeaderValue::from_str(token.expose_secret()).ok()?,
             ),
+            Auth::Prefixed(name, prefix, token) => (
+                name.clone(),
+                HeaderValue::from_str(&format!("{prefix}{}", token.expose_secret())).ok()?,
+            ),
         };
         let mut value = value;
         value.set_sensitive(true);
@@ -78,6 +85,7 @@ impl fmt::Debug for Auth {
         match self {
             Auth::Bearer(_) => f.write_str("Bearer([redacted])"),
             Auth::Header(name, _) => write!(f, "Header({name}, [redacted])"),
+            Auth::Prefixed(name, prefix, _) => write!(f, "Header({name}, {prefix:?}[redacted])"),
         }
     }
 }

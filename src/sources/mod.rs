@@ -3,10 +3,11 @@
 //! A source performs one complete poll of its account and returns either every agent or an [`UpstreamError`]; it
 //! never returns a partial list. Shared HTTP mechanics (auth header, retries, `Retry-After`, body cap, pagination
 //! loop detection) live in [`http`] and lenient record decoding (through serde_json) in [`record`], so each provider
-//! file only knows its own URLs and JSON.
+//! file only knows its own URLs and JSON. [`generic`] reads any vendor's list the way its configuration describes.
 
 pub mod calyptia;
 pub mod celigo;
+pub mod generic;
 pub mod http;
 pub mod planasonix;
 pub mod record;
@@ -152,6 +153,15 @@ pub enum UpstreamError {
     /// A body over the cap.
     #[error("{url}: response body exceeds {limit} bytes")]
     BodyTooLarge { url: String, limit: u64 },
+    /// A generic source's required field (or its heartbeat) that no record of a page carries: the path in the config
+    /// matches nothing the upstream sends. `key` is the config key (`sources[2].generic.fields.heartbeat`), `path`
+    /// the dotted path written there. Counted as `decode`.
+    #[error("{url}: {key}: no record has {path:?}")]
+    MissingField {
+        url: String,
+        key: String,
+        path: String,
+    },
 }
 
 impl UpstreamError {
@@ -166,7 +176,8 @@ impl UpstreamError {
             | UpstreamError::Connect { url, .. }
             | UpstreamError::Decode { url, .. }
             | UpstreamError::PaginationLoop { url }
-            | UpstreamError::BodyTooLarge { url, .. } => Some(url),
+            | UpstreamError::BodyTooLarge { url, .. }
+            | UpstreamError::MissingField { url, .. } => Some(url),
             UpstreamError::PageLimit { .. } => None,
         }
     }
@@ -180,7 +191,9 @@ impl UpstreamError {
             UpstreamError::Status { .. } => ErrorReason::Http4xx,
             UpstreamError::Timeout { .. } => ErrorReason::Timeout,
             UpstreamError::Connect { .. } => ErrorReason::Connect,
-            UpstreamError::Decode { .. } => ErrorReason::Decode,
+            UpstreamError::Decode { .. } | UpstreamError::MissingField { .. } => {
+                ErrorReason::Decode
+            }
             UpstreamError::PaginationLoop { .. } => ErrorReason::PaginationLoop,
             UpstreamError::PageLimit { .. } => ErrorReason::PageLimit,
             UpstreamError::BodyTooLarge { .. } => ErrorReason::BodyTooLarge,
@@ -253,6 +266,13 @@ pub enum BuildError {
         #[source]
         source: reqwest::Error,
     },
+    /// A generic source whose configuration cannot be used (only a configuration not made by validation).
+    #[error("source {name}: {source}")]
+    Generic {
+        name: String,
+        #[source]
+        source: generic::GenericBuildError,
+    },
     /// A Calyptia source without `project_id` whose token carries no project id. The message describes the token's
     /// shape and never repeats it.
     #[error("source {name}: {source}")]
@@ -283,6 +303,11 @@ pub fn build(config: &SourceConfig) -> Result<Arc<dyn Source>, BuildError> {
             Err(calyptia::CalyptiaBuildError::ProjectId(source)) => {
                 Err(BuildError::ProjectId { name, source })
             }
+        },
+        Provider::Generic(_) => match generic::GenericSource::new(config.clone()) {
+            Ok(s) => Ok(Arc::new(s) as Arc<dyn Source>),
+            Err(generic::GenericBuildError::Client(source)) => Err(client(source)),
+            Err(source) => Err(BuildError::Generic { name, source }),
         },
     }
 }

@@ -1,4 +1,5 @@
-//! Lenient decoding of vendor JSON records through serde_json, shared by the Celigo, Planasonix and Calyptia sources.
+//! Lenient decoding of vendor JSON records through serde_json, shared by the Celigo, Planasonix, Calyptia and generic
+//! sources.
 //!
 //! A provider describes the fields it reads with [`Fields`]: a list of key names and a setter. [`Record`] then reads
 //! one element of a list: an object fills the provider's fields, and anything else (a string, a number, `null`, an
@@ -524,6 +525,41 @@ pub fn object_members(body: &[u8]) -> Option<Vec<(String, &[u8])>> {
         match body.get(at) {
             Some(b',') => at = skip_space(at + 1),
             Some(b'}') => return (skip_space(at + 1) == body.len()).then_some(members),
+            _ => return None,
+        }
+    }
+}
+
+/// The elements of a top-level JSON array as raw bytes, in order, found without decoding them (each is skipped as
+/// [`IgnoredAny`], as in `read_agents_one_by_one`), so that a page whose array lies inside an envelope can still be
+/// read record by record when one record holds a byte that is not UTF-8. `None` when the body is not a well-formed
+/// array.
+pub fn array_elements(body: &[u8]) -> Option<Vec<&[u8]>> {
+    let skip_space = |mut at: usize| {
+        while body.get(at).is_some_and(|b| b.is_ascii_whitespace()) {
+            at += 1;
+        }
+        at
+    };
+    let mut at = skip_space(0);
+    if body.get(at) != Some(&b'[') {
+        return None;
+    }
+    at = skip_space(at + 1);
+    let mut elements = Vec::new();
+    if body.get(at) == Some(&b']') {
+        return (skip_space(at + 1) == body.len()).then_some(elements);
+    }
+    loop {
+        let mut values =
+            serde_json::Deserializer::from_slice(&body[at..]).into_iter::<IgnoredAny>();
+        values.next()?.ok()?;
+        let end = at + values.byte_offset();
+        elements.push(&body[at..end]);
+        at = skip_space(end);
+        match body.get(at) {
+            Some(b',') => at = skip_space(at + 1),
+            Some(b']') => return (skip_space(at + 1) == body.len()).then_some(elements),
             _ => return None,
         }
     }

@@ -136,3 +136,44 @@ fn a_config_error_never_shows_the_token() {
         "key path missing from: {text}"
     );
 }
+
+#[test]
+fn check_config_accepts_every_shipped_generic_example() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !(name.starts_with("generic-") && name.ends_with(".yaml")) {
+            continue;
+        }
+        let out = std::process::Command::new(crate::support::process::EXE)
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .expect("run check-config");
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config = Config::parse(&std::fs::read_to_string(&path).unwrap(), &path, &|_| {
+            Some("runtimes-token-for-the-check".to_string())
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            config.sources.iter().all(|s| s.generic.is_some()),
+            "{name}: every source is generic"
+        );
+        checked.push(name);
+    }
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "generic-boomi.yaml",
+            "generic-builtin-vendors.yaml",
+            "generic-cursor.yaml"
+        ]
+    );
+}

@@ -16,6 +16,8 @@ mod durability;
 mod email;
 mod exporter;
 mod kubernetes;
+mod generic_simulators;
+mod generic_upstream;
 mod mixed_fleet;
 mod page;
 mod planasonix_upstream;

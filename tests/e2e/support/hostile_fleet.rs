@@ -66,7 +66,7 @@ pub fn registry() -> Arc<Registry> {
                         }));
                         vec![("status", hostile.clone()), ("platform", very_long(""))]
                     }
-                    Provider::Calyptia => vec![
+                    Provider::Calyptia | Provider::Generic(_) => vec![
                         ("type", hostile.clone()),
                         ("edition", very_long("")),
                         ("os", "linux\t\"x\"".to_string()),
