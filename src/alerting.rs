@@ -20,8 +20,9 @@ use crate::config::reports::ReportsConfig;
 use crate::metrics::{self, names};
 use crate::notify::outbox::{self, Deliver, Outbox, OutboxOptions};
 use crate::notify::{NotificationSink, NotifyError};
+use crate::page::AlertsPanel;
 use crate::rules::api;
-use crate::rules::engine::{AlertCounts, SharedEngine, lock};
+use crate::rules::engine::{AlertCounts, Engine, SharedEngine, lock};
 use crate::rules::health::{self, StateHealth};
 use crate::server::{LandingSection, ReadinessCheck};
 use crate::status::Registry;
@@ -186,7 +187,7 @@ const NO_LABELS: [(&str, &str); 0] = [];
 struct NoChannel;
 
 impl NotificationSink for NoChannel {
-    fn enqueue(&self, _: &[crate::notify::Notification]) -> Result<(), crate::notify::SinkError> {
+    fn enqueue(&self, _: &[crate::domain::Notification]) -> Result<(), crate::domain::SinkError> {
         Ok(())
     }
 }
@@ -219,7 +220,7 @@ impl Collector for AlertingCollector {
         for (alertname, severity, state, n) in counts.iter() {
             let labels = [
                 ("alertname", alertname.as_str()),
-                ("severity", crate::rules::state::severity_str(*severity)),
+                ("severity", severity.as_str()),
                 ("state", *state),
             ];
             fam.encode_family(&labels)?.encode_gauge(n)?;
@@ -289,7 +290,7 @@ impl LandingSection for Alerting {
             page.thresholds.heartbeat_stale_after = rules.heartbeat_after;
             page.thresholds.token.max_age = rules.token_max_age;
             page.thresholds.token.warn_before = rules.token_warn_before;
-            api::alerts_panel(&engine, self.writes_open, now)
+            alerts_panel(&engine, self.writes_open, now)
         });
         page.problems.extend(self.problems());
         let m = self.outbox.metrics();
@@ -315,5 +316,24 @@ impl LandingSection for Alerting {
                 )),
             });
         }
+    }
+}
+
+/// The status page's alerts data: every alert not yet resolved, the number of active silences, and whether the
+/// silence API takes writes (`writes_open`, from `--web.enable-admin-api`). The page groups, orders and escapes them
+/// ([`crate::page`]).
+pub fn alerts_panel(engine: &Engine, writes_open: bool, now: Timestamp) -> AlertsPanel {
+    AlertsPanel {
+        alerts: engine
+            .alerts(now)
+            .into_iter()
+            .filter(|a| a.state != "resolved")
+            .collect(),
+        active_silences: engine
+            .silences()
+            .iter()
+            .filter(|s| s.is_active(now))
+            .count(),
+        writes_open,
     }
 }

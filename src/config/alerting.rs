@@ -30,10 +30,10 @@ use crate::config::receivers::{
     validate_receivers,
 };
 use crate::config::silences::{RawSilenceLimits, SilenceLimits};
+use crate::domain::AlertName;
+use crate::domain::matcher::{LabelName, Matcher, RawMatcher};
+use crate::domain::{ReceiverRef, Severity};
 use crate::humanize::duration as human;
-use crate::notify::{ReceiverRef, Severity};
-use crate::rules::AlertName;
-use crate::rules::matcher::{LabelName, Matcher, RawMatcher};
 
 /// How often the rule engine evaluates when `alerting.evaluation_interval` is not set. Polls are a minute apart by
 /// default, so five seconds keeps `for` durations accurate to a few seconds without measurable cost.
@@ -443,6 +443,15 @@ pub struct RuleSettings {
     pub matchers: Vec<Matcher>,
 }
 
+/// What [`Rules::settings`] answers for [`AlertName::TestNotification`], which is no rule: disabled.
+static NOT_A_RULE: RuleSettings = RuleSettings {
+    enabled: false,
+    for_: Duration::ZERO,
+    keep_firing_for: Duration::ZERO,
+    severity: Severity::Info,
+    matchers: Vec::new(),
+};
+
 /// The complete rule set for one source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rules {
@@ -503,6 +512,7 @@ impl Rules {
             }
             AlertName::SourceDown => &self.source_down,
             AlertName::AgentVersionOutdated => &self.version_outdated,
+            AlertName::TestNotification => &NOT_A_RULE,
         }
     }
 

@@ -36,9 +36,9 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
 use crate::config::alertmanagers::{AlertmanagerAuth, AlertmanagerConfig};
+use crate::domain::{Alert, AlertKey, AlertState};
 use crate::metrics::{self, names};
 use crate::rules::engine::{SharedEngine, lock};
-use crate::rules::state::{Alert, AlertKey, AlertState, severity_str};
 use crate::telemetry::error_chain;
 
 /// How long a resolved alert keeps being re-sent: Prometheus's `resolvedRetention`.
@@ -183,9 +183,9 @@ impl Tracker {
     fn postable(&self, a: &Alert, fired: Timestamp) -> PostableAlert {
         let mut labels = BTreeMap::from([
             ("alertname", a.alertname.as_str().to_string()),
-            ("severity", severity_str(a.severity).to_string()),
+            ("severity", a.severity.as_str().to_string()),
             ("account", a.account.clone()),
-            ("provider", a.provider.clone()),
+            ("provider", a.provider.to_string()),
         ]);
         let subject = match (&a.agent_id, &a.agent_name) {
             (Some(id), name) => {
@@ -578,8 +578,8 @@ impl Collector for AlertmanagerCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::Severity;
-    use crate::rules::AlertName;
+    use crate::domain::AlertName;
+    use crate::domain::Severity;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + s).unwrap()
@@ -589,7 +589,7 @@ mod tests {
         Alert {
             alertname: name,
             account: "prod".into(),
-            provider: "celigo".into(),
+            provider: crate::domain::Provider::Celigo,
             agent_id: agent.map(str::to_string),
             agent_name: agent.map(|a| format!("name-{a}")),
             version: Some("1.2.3".into()),

@@ -14,10 +14,10 @@ use axum::routing::{delete, get};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::rules::engine::{Engine, SharedEngine, lock};
+use crate::domain::Silence;
+use crate::rules::engine::{SharedEngine, lock};
 use crate::rules::runner::write_state;
 use crate::rules::silences::{NewSilence, Refusal};
-use crate::rules::state::Silence;
 use crate::telemetry::error_chain;
 
 /// The sentence a `POST` or `DELETE` on the silences gets when writes are closed.
@@ -144,29 +144,6 @@ async fn delete_silence(State(api): State<Api>, Path(id): Path<String>) -> Respo
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// The status page's alerts data: every alert not yet resolved, the number of active silences, and whether the
-/// silence API takes writes (`writes_open`, from `--web.enable-admin-api`). The page groups, orders and escapes them
-/// ([`crate::page`]).
-pub fn alerts_panel(
-    engine: &Engine,
-    writes_open: bool,
-    now: Timestamp,
-) -> crate::page::AlertsPanel {
-    crate::page::AlertsPanel {
-        alerts: engine
-            .alerts(now)
-            .into_iter()
-            .filter(|a| a.state != "resolved")
-            .collect(),
-        active_silences: engine
-            .silences()
-            .iter()
-            .filter(|s| s.is_active(now))
-            .count(),
-        writes_open,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -174,7 +151,8 @@ mod tests {
 
     use super::*;
     use crate::config::alerting::EngineConfig;
-    use crate::model::{Agent, AgentList, Provider};
+    use crate::domain::{Agent, AgentList, Provider};
+    use crate::rules::engine::Engine;
     use crate::rules::state::State as RuleState;
     use crate::status::SourceStatus;
 
@@ -400,7 +378,7 @@ mod tests {
     fn the_status_page_panel_holds_the_firing_alert_and_the_page_escapes_it() {
         let (_dir, engine) = engine_with_an_alert();
         let now = Timestamp::now();
-        let panel = alerts_panel(&lock(&engine), false, now);
+        let panel = crate::alerting::alerts_panel(&lock(&engine), false, now);
         assert_eq!(panel.alerts.len(), 1, "saw {:?}", panel.alerts);
         let mut data = crate::page::PageData::new(Vec::new());
         data.alerts = Some(panel);

@@ -33,15 +33,14 @@ use arc_swap::ArcSwap;
 use jiff::Timestamp;
 
 use crate::config::alerting::{EngineConfig, Rules, parse_version};
+use crate::domain::AlertName;
+use crate::domain::matcher::{LabelName, all_match};
+use crate::domain::{Agent, Provider};
+use crate::domain::{Alert, AlertKey, AlertState, Silence, group_key};
+use crate::domain::{AlertLine, Notification, NotificationStatus, Severity, SourceProblem};
 use crate::humanize::duration as human;
 use crate::humanize::words;
-use crate::model::Agent;
-use crate::notify::{AlertLine, Notification, NotificationStatus, Severity, SourceProblem};
-use crate::rules::AlertName;
-use crate::rules::matcher::{LabelName, all_match};
-use crate::rules::state::{
-    Alert, AlertKey, AlertState, GroupLog, Silence, State, group_key, severity_str,
-};
+use crate::rules::state::{GroupLog, State};
 use crate::status::SourceStatus;
 
 /// How long an expired silence stays listed before it is forgotten.
@@ -95,7 +94,7 @@ struct Observation {
     /// When the condition started to hold, from the data when the data says; else `now`.
     start: Timestamp,
     /// The provider label.
-    provider: String,
+    provider: Provider,
     /// `None` for source-level alerts.
     agent_name: Option<String>,
     /// The agent's reported version.
@@ -270,7 +269,7 @@ impl Engine {
         let mut held = BTreeSet::new();
         for s in sources {
             let rules = self.config.rules_for(&s.name);
-            let provider = s.provider.as_str().to_string();
+            let provider = s.provider;
             if s.polls == 0 {
                 held.insert((s.name.clone(), false));
             } else if !s.up && rules.source_down.enabled {
@@ -288,7 +287,7 @@ impl Engine {
                     },
                     Observation {
                         start: since,
-                        provider: provider.clone(),
+                        provider,
                         agent_name: None,
                         version: None,
                         value: format!(
@@ -309,7 +308,7 @@ impl Engine {
             match (&s.agents, s.up) {
                 (Some(list), true) => {
                     for agent in &list.agents {
-                        observe_agent(&mut seen, rules, &s.name, &provider, agent, now);
+                        observe_agent(&mut seen, rules, &s.name, provider, agent, now);
                     }
                 }
                 _ => {
@@ -460,9 +459,7 @@ impl Engine {
         let mut out = Vec::new();
         for gk in due {
             if let Some(mut n) = self.flush(&gk, &inhibitors, now) {
-                if n.alertname == AlertName::SourceDown.as_str()
-                    && n.status == NotificationStatus::Firing
-                {
+                if n.alertname == AlertName::SourceDown && n.status == NotificationStatus::Firing {
                     n.source_problem = sources
                         .iter()
                         .find(|s| s.name == n.account)
@@ -608,13 +605,10 @@ impl Engine {
                 id: format!("{:x}-{:016x}-{}", self.state.epoch, fnv1a(gk), seq),
                 group_key: gk.to_string(),
                 status,
-                alertname: group.alertname.as_str().to_string(),
+                alertname: group.alertname,
                 severity,
                 account: group.account.clone(),
-                provider: members
-                    .first()
-                    .map(|(_, a)| a.provider.clone())
-                    .unwrap_or_default(),
+                provider: members.first().map(|(_, a)| a.provider),
                 to: self
                     .config
                     .recipients(group.alertname, severity, &group.account),
@@ -662,7 +656,7 @@ impl Engine {
         let label = |n: LabelName| match n {
             LabelName::Alertname => alertname.as_str().to_string(),
             LabelName::Account => account.to_string(),
-            LabelName::Severity => severity_str(severity).to_string(),
+            LabelName::Severity => severity.as_str().to_string(),
             LabelName::AgentId | LabelName::AgentName => String::new(),
         };
         self.config
@@ -744,7 +738,7 @@ fn observe_agent(
     seen: &mut BTreeMap<AlertKey, Observation>,
     rules: &Rules,
     account: &str,
-    provider: &str,
+    provider: Provider,
     agent: &Agent,
     now: Timestamp,
 ) {
@@ -766,7 +760,7 @@ fn observe_agent(
             },
             Observation {
                 start,
-                provider: provider.to_string(),
+                provider,
                 agent_name: Some(agent.name.clone()),
                 version: agent.version.clone(),
                 value,
@@ -966,8 +960,8 @@ fn fnv1a(s: &str) -> u64 {
 pub(crate) mod tests {
     use super::*;
     use crate::config::alerting::{MuteWindow, Route};
-    use crate::model::{AgentList, Provider};
-    use crate::rules::matcher::{Matcher, RawMatcher};
+    use crate::domain::matcher::{Matcher, RawMatcher};
+    use crate::domain::{AgentList, Provider};
     use crate::rules::silences::NewSilence;
     use crate::sources::ErrorReason;
     use crate::status::SourceError;
@@ -1771,7 +1765,7 @@ pub(crate) mod tests {
             .alert_counts()
             .into_iter()
             .filter(|(name, ..)| name.starts_with("Agent"))
-            .map(|(name, sev, state, n)| format!("{name} {} {state} {n}", severity_str(sev)))
+            .map(|(name, sev, state, n)| format!("{name} {} {state} {n}", sev.as_str()))
             .collect();
         assert_eq!(
             counts,
@@ -1932,7 +1926,7 @@ pub(crate) mod tests {
         };
         for n in notices
             .iter()
-            .filter(|n| n.alertname == "AgentHeartbeatStale")
+            .filter(|n| n.alertname == AlertName::AgentHeartbeatStale)
         {
             for id in ["o1", "o2", "o3", "o4"] {
                 assert!(
@@ -1950,7 +1944,7 @@ pub(crate) mod tests {
         }
         let offline: Vec<&Notification> = notices
             .iter()
-            .filter(|n| n.alertname == "AgentOffline")
+            .filter(|n| n.alertname == AlertName::AgentOffline)
             .collect();
         for id in ["o1", "o2", "o3", "o4", "o5"] {
             let announced = offline
@@ -1992,7 +1986,7 @@ pub(crate) mod tests {
                 })
                 .collect();
             for n in w.engine.evaluate(&[up("prod", agents, now)], now) {
-                if n.alertname == "AgentHeartbeatStale" {
+                if n.alertname == AlertName::AgentHeartbeatStale {
                     log.push(format!("{secs}s {}", summary(&n)));
                     last = Some(n);
                 }
@@ -2071,7 +2065,7 @@ pub(crate) mod tests {
             .evaluate(&[up("prod eu", fleet(at(720)), at(720))], at(720));
         let line = |rule: &str| {
             sent.iter()
-                .find(|n| n.alertname == rule)
+                .find(|n| n.alertname.as_str() == rule)
                 .unwrap_or_else(|| panic!("no {rule} in {:?}", summaries(&sent)))
                 .firing[0]
                 .clone()

@@ -11,7 +11,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::atomic_file;
 use crate::config::alerting::EngineConfig;
-use crate::notify::Notification;
+use crate::domain::Notification;
 use crate::rules::NotificationSink;
 use crate::rules::engine::{Engine, SharedEngine, lock};
 use crate::rules::health::StateHealth;
@@ -246,8 +246,8 @@ mod tests {
 
     use super::*;
     use crate::config::alerting::EngineConfig;
-    use crate::model::{Agent, AgentList, Provider};
-    use crate::notify::{Notification, SinkError};
+    use crate::domain::{Agent, AgentList, Provider};
+    use crate::domain::{Notification, SinkError};
     use crate::rules::engine::Engine;
     use crate::rules::state::{State, load};
     use crate::status::SourceStatus;
@@ -287,7 +287,7 @@ mod tests {
         saw_sent_state_early: Mutex<bool>,
     }
 
-    impl crate::notify::NotificationSink for RecordingSink {
+    impl crate::domain::NotificationSink for RecordingSink {
         fn enqueue(&self, notifications: &[Notification]) -> Result<(), SinkError> {
             let on_disk = load(&self.state_file, t0()).state;
             if on_disk.groups.values().any(|g| g.last_sent.is_some()) {
@@ -329,7 +329,7 @@ mod tests {
         let task = tokio::spawn(run_with_clock(
             Arc::clone(&engine),
             registry_with_a_stale_agent(),
-            sink.clone() as Arc<dyn crate::notify::NotificationSink>,
+            sink.clone() as Arc<dyn crate::domain::NotificationSink>,
             Duration::from_secs(5),
             Arc::new(StateHealth::new(t0())),
             shutdown,
@@ -381,7 +381,7 @@ mod tests {
     async fn a_refused_batch_comes_again_with_the_same_id_and_is_sent_once() {
         let (_dir, engine, sink) = setup(2);
         let registry = registry_with_a_stale_agent();
-        let dyn_sink = sink.clone() as Arc<dyn crate::notify::NotificationSink>;
+        let dyn_sink = sink.clone() as Arc<dyn crate::domain::NotificationSink>;
         let clock = tokio_clock();
         let path = sink.state_file.clone();
         let mut rounds = Vec::new();
@@ -431,7 +431,7 @@ mod tests {
         let task = tokio::spawn(run_with_clock(
             engine,
             registry_with_a_stale_agent(),
-            sink as Arc<dyn crate::notify::NotificationSink>,
+            sink as Arc<dyn crate::domain::NotificationSink>,
             Duration::from_secs(5),
             Arc::new(StateHealth::new(t0())),
             shutdown,

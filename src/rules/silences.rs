@@ -4,9 +4,9 @@
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use crate::domain::Silence;
+use crate::domain::matcher::{Matcher, RawMatcher};
 use crate::rules::engine::Engine;
-use crate::rules::matcher::{Matcher, RawMatcher};
-use crate::rules::state::Silence;
 
 /// A silence request, as `POST /api/v1/silences` takes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -206,8 +206,8 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::matcher::LabelName;
     use crate::rules::engine::tests::{ago, at, config, t0};
-    use crate::rules::matcher::LabelName;
     use crate::rules::state::State;
 
     #[test]

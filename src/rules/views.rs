@@ -4,8 +4,8 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::notify::Severity;
-use crate::rules::AlertName;
+use crate::domain::AlertName;
+use crate::domain::{Provider, Severity};
 use crate::rules::engine::{Engine, Inhibitors};
 
 /// One alert as the API and the landing page show it.
@@ -20,7 +20,7 @@ pub struct AlertView {
     /// The source name.
     pub account: String,
     /// The provider label.
-    pub provider: String,
+    pub provider: Provider,
     /// `None` for source-level alerts.
     pub agent_id: Option<String>,
     /// As the upstream sent it: escape before rendering.
@@ -64,7 +64,7 @@ impl Engine {
                 severity: a.severity,
                 state: a.state.as_str(),
                 account: a.account.clone(),
-                provider: a.provider.clone(),
+                provider: a.provider,
                 agent_id: a.agent_id.clone(),
                 agent_name: a.agent_name.clone(),
                 version: a.version.clone(),
