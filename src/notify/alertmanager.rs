@@ -223,8 +223,8 @@ impl Tracker {
 /// the source's row (`#source-<account>`).
 pub fn generator_url(base: &str, a: &Alert) -> String {
     let link = match &a.agent_id {
-        Some(id) => crate::rules::engine::agent_link(base, &a.account, id),
-        None => crate::rules::engine::source_link(base, &a.account),
+        Some(id) => crate::rules::dispatch::lines::agent_link(base, &a.account, id),
+        None => crate::rules::dispatch::lines::source_link(base, &a.account),
     };
     link.unwrap_or_else(|| base.to_string())
 }
@@ -497,7 +497,7 @@ async fn feed(
 /// the pending window it never sees) but the rule's own meaning: an agent the platform reports offline is covered by
 /// `AgentOffline` only, as in the Prometheus rules of `alerts/` (`unless … onprem_agent_offline == 1`).
 pub fn pushable(alerts: &BTreeMap<AlertKey, Alert>) -> impl Iterator<Item = (&AlertKey, &Alert)> {
-    let covered = crate::rules::engine::covered_by_agent_offline(alerts);
+    let covered = crate::rules::dispatch::inhibit::covered_by_agent_offline(alerts);
     alerts.iter().filter(move |(k, _)| !covered(k))
 }
 

@@ -24,7 +24,9 @@
 //! drops the ids it already holds.
 
 pub mod api;
+pub mod dispatch;
 pub mod engine;
+pub mod eval;
 pub mod health;
 pub mod runner;
 pub mod silences;

@@ -6,7 +6,9 @@ use serde::Serialize;
 
 use crate::domain::AlertName;
 use crate::domain::{Provider, Severity};
-use crate::rules::engine::{Engine, Inhibitors};
+use crate::rules::dispatch::inhibit::Inhibitors;
+use crate::rules::dispatch::mute::silenced_by;
+use crate::rules::engine::Engine;
 
 /// One alert as the API and the landing page show it.
 #[derive(Debug, Clone, Serialize)]
@@ -76,7 +78,9 @@ impl Engine {
                 active_at: a.active_at,
                 fired_at: a.fired_at,
                 resolved_at: a.resolved_at,
-                silenced_by: self.silenced_by(a, now).map(|s| s.id.clone()).collect(),
+                silenced_by: silenced_by(self.silences(), a, now)
+                    .map(|s| s.id.clone())
+                    .collect(),
                 inhibited: inhibitors.inhibits(k),
             })
             .collect();
