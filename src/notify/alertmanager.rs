@@ -38,7 +38,7 @@ use tokio::time::MissedTickBehavior;
 use crate::config::alertmanagers::{AlertmanagerAuth, AlertmanagerConfig};
 use crate::domain::{Alert, AlertKey, AlertState};
 use crate::metrics::{self, names};
-use crate::rules::engine::{SharedEngine, lock};
+use crate::rules::engine::{Published, SharedEngine, lock};
 use crate::telemetry::error_chain;
 
 /// How long a resolved alert keeps being re-sent: Prometheus's `resolvedRetention`.
@@ -439,18 +439,19 @@ impl Alertmanagers {
                 label
             });
         }
-        let (interval, external_url) = {
+        let (interval, external_url, published) = {
             let e = lock(&engine);
             (
                 e.config().evaluation_interval,
                 e.config().external_url.clone(),
+                e.published(),
             )
         };
         let tracker = Tracker::new(resend_delay, interval, external_url);
         let all = Arc::new(targets);
         let (t, stop) = (all.clone(), shutdown.clone());
         tasks.spawn(async move {
-            feed(engine, tracker, t, interval, stop).await;
+            feed(published, tracker, t, interval, stop).await;
             "Alertmanager feed".to_string()
         });
         Ok(Alertmanagers { targets: all })
@@ -464,9 +465,10 @@ impl Alertmanagers {
     }
 }
 
-/// Every `interval`, queues what the tracker says is due to every target, until `shutdown` turns true.
+/// Every `interval`, queues what the tracker says is due to every target, until `shutdown` turns true. Reads the
+/// alerts the engine published after its last evaluation; never waits on an evaluation.
 async fn feed(
-    engine: SharedEngine,
+    published: Published,
     mut tracker: Tracker,
     targets: Arc<Vec<Arc<Target>>>,
     interval: Duration,
@@ -482,10 +484,8 @@ async fn feed(
                 continue;
             }
         }
-        let due = {
-            let e = lock(&engine);
-            tracker.due(pushable(&e.state().alerts), Timestamp::now())
-        };
+        let snapshot = published.load_full();
+        let due = tracker.due(pushable(&snapshot.alerts), Timestamp::now());
         for t in targets.iter() {
             t.push(&due);
         }

@@ -5,43 +5,55 @@
 //! the lifecycle advances alerts) and [`crate::rules::dispatch`] (inhibition, muting, grouping, the notification
 //! log, routing). The engine only holds what both need and the undo record of the last pass.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
-
 use arc_swap::ArcSwap;
 use jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::alerting::EngineConfig;
-use crate::domain::{AlertName, AlertState, Notification, Severity};
+use crate::domain::{Alert, AlertKey, AlertName, AlertState, Notification, Severity, Silence};
 use crate::rules::dispatch::group::Dispatch;
 use crate::rules::dispatch::nflog::Undo;
 use crate::rules::eval::{self, lifecycle};
+use crate::rules::silences::{NewSilence, Refusal, SilenceStore};
 use crate::rules::state::State;
 use crate::status::SourceStatus;
-
-/// How long an expired silence stays listed before it is forgotten.
-const EXPIRED_SILENCE_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 /// The rule engine and the state it owns. Shared with the HTTP API behind an `Arc<std::sync::Mutex<Engine>>`:
 /// every method is quick and synchronous, so the lock is never held across an `.await`.
 ///
-/// The silence bookkeeping ([`crate::rules::silences`]) and the views for people ([`crate::rules::views`]) add
-/// methods in their own files; that is why `state` and `dirty` are visible to the `rules` module.
+/// The views for people ([`crate::rules::views`]) add methods in their own file; that is why `state` is visible to
+/// the `rules` module. Silences are not the engine's: it reads the [`SilenceStore`]'s published copy once per
+/// evaluation, and a silence write never takes the engine's lock.
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
     pub(super) state: State,
+    /// The silences, in their own store with their own file and lock.
+    silences: Arc<SilenceStore>,
     /// Set when the state changed in a way worth saving; the runner takes it after each round. Set where the
     /// change is made rather than by comparing states: a comparison would copy every alert each round.
-    pub(super) dirty: bool,
+    dirty: bool,
     /// What the last [`Engine::evaluate`] changed in the notification log, so that [`Engine::rollback`] can undo it
     /// without a copy of the whole state per round.
     undo: Option<Undo>,
     /// [`Engine::alert_counts`] as of the last evaluation, for readers that must not wait for the engine's lock
     /// (the `/metrics` scrape): an evaluation of a large fleet holds the lock for a noticeable time.
     published: Arc<ArcSwap<AlertCounts>>,
+    /// The alerts as of the last evaluation, for readers that must never wait for an evaluation.
+    snapshot: Published,
 }
+
+/// What readers see of the engine's alerts: an immutable copy made after each evaluation (and at start, from the
+/// loaded state). The HTTP API, the status page and the Alertmanager feed load it without the engine's lock.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every pending, firing, or resolved-but-not-yet-notified alert.
+    pub alerts: BTreeMap<AlertKey, Alert>,
+}
+
+/// The handle readers load [`Snapshot`]s from.
+pub type Published = Arc<ArcSwap<Snapshot>>;
 
 /// The engine as the HTTP server, the runner and the metrics renderer share it.
 pub type SharedEngine = Arc<Mutex<Engine>>;
@@ -58,15 +70,43 @@ pub fn lock(engine: &SharedEngine) -> MutexGuard<'_, Engine> {
 pub type AlertCounts = Vec<(String, Severity, &'static str, u64)>;
 
 impl Engine {
-    /// An engine running `config`, starting from `state` (fresh, or loaded from the state file).
-    pub fn new(config: EngineConfig, state: State) -> Engine {
-        Engine {
+    /// An engine running `config`, starting from `state` (fresh, or loaded from the state file), with its silences
+    /// in a store kept in memory: the silences a state file of the previous version held go there.
+    pub fn new(config: EngineConfig, mut state: State) -> Engine {
+        let silences = std::mem::take(&mut state.silences);
+        let store = SilenceStore::in_memory(config.silences, silences);
+        Engine::with_silences(config, state, Arc::new(store))
+    }
+
+    /// An engine running `config` from `state`, muting with the silences of `silences`.
+    pub fn with_silences(
+        config: EngineConfig,
+        state: State,
+        silences: Arc<SilenceStore>,
+    ) -> Engine {
+        let engine = Engine {
             config,
             state,
+            silences,
             dirty: false,
             undo: None,
             published: Arc::new(ArcSwap::from_pointee(Vec::new())),
-        }
+            snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
+        };
+        engine.publish();
+        engine
+    }
+
+    /// Publishes the alerts for readers.
+    fn publish(&self) {
+        self.snapshot.store(Arc::new(Snapshot {
+            alerts: self.state.alerts.clone(),
+        }));
+    }
+
+    /// The handle readers load the alerts from, without the engine's lock. Take it once at start.
+    pub fn published(&self) -> Published {
+        Arc::clone(&self.snapshot)
     }
 
     /// The configuration the engine runs on.
@@ -96,6 +136,7 @@ impl Engine {
     pub fn rollback(&mut self) {
         if let Some(undo) = self.undo.take() {
             undo.apply(&mut self.state);
+            self.publish();
         }
     }
 
@@ -105,6 +146,7 @@ impl Engine {
         let observed = eval::observe(&self.config, sources, now);
         self.dirty |= lifecycle::advance(&self.config, &mut self.state, observed, now);
         let mut undo = Undo::record(&self.state);
+        let silences = self.silences.snapshot();
         let state = &mut self.state;
         let mut dispatch = Dispatch {
             config: &self.config,
@@ -112,21 +154,36 @@ impl Engine {
             groups: &mut state.groups,
             sequences: &mut state.sequences,
             epoch: state.epoch,
-            silences: &state.silences,
+            silences: &silences,
             undo: &mut undo,
             dirty: false,
         };
         let notifications = dispatch.flush_due(sources, now);
         self.dirty |= dispatch.dirty;
         self.undo = Some(undo);
-        let cutoff = now
-            .checked_sub(EXPIRED_SILENCE_KEPT)
-            .unwrap_or(Timestamp::MIN);
-        let silences = self.state.silences.len();
-        self.state.silences.retain(|s| s.ends_at > cutoff);
-        self.dirty |= self.state.silences.len() != silences;
         self.published.store(Arc::new(self.alert_counts()));
+        self.publish();
         notifications
+    }
+
+    /// The silence store the engine mutes with; the API writes to it directly.
+    pub fn silence_store(&self) -> &Arc<SilenceStore> {
+        &self.silences
+    }
+
+    /// Every silence kept now (expired ones for a day), as the store last published them.
+    pub fn silences(&self) -> Arc<Vec<Silence>> {
+        self.silences.snapshot()
+    }
+
+    /// [`SilenceStore::add`] on the engine's store.
+    pub fn add_silence(&self, new: NewSilence, now: Timestamp) -> Result<Silence, Refusal> {
+        self.silences.add(new, now)
+    }
+
+    /// [`SilenceStore::delete`] on the engine's store; `None` also when the deletion could not be saved.
+    pub fn delete_silence(&self, id: &str) -> Option<Silence> {
+        self.silences.delete(id).ok().flatten()
     }
 
     /// Every enabled rule appears with its default severity even at zero, so a query sees `0` rather than nothing.

@@ -62,8 +62,10 @@ pub struct State {
     /// The last notification sequence number used per group key. Never pruned (there are at most rules × sources
     /// keys), so a group that ends and starts again never repeats an id.
     pub sequences: BTreeMap<String, u64>,
-    /// Silences, including expired ones for a day, so `GET` can show what just ended. (Files written before silence
-    /// ids were UUIDs also hold a `next_silence` counter, which is ignored.)
+    /// Only in files of the previous version, which kept silences here: they are moved to the silence store
+    /// ([`crate::rules::silences::SilenceStore`]) at start, and a state written since never holds any. (Files
+    /// written before silence ids were UUIDs also hold a `next_silence` counter, which is ignored.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub silences: Vec<Silence>,
 }
 
