@@ -16,13 +16,18 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::alerting::EngineConfig;
+use crate::config::alerting::Rules;
 use crate::config::reports::ReportsConfig;
+use crate::domain::Silence;
 use crate::metrics::{self, names};
 use crate::notify::outbox::{self, Deliver, Outbox, OutboxOptions};
 use crate::notify::{NotificationSink, NotifyError};
+use crate::page::AlertsPanel;
 use crate::rules::api;
-use crate::rules::engine::{AlertCounts, SharedEngine, lock};
+use crate::rules::engine::{AlertCounts, Published, SharedEngine, Snapshot, lock};
 use crate::rules::health::{self, StateHealth};
+use crate::rules::silences::SilenceStore;
+use crate::rules::views::views;
 use crate::server::{LandingSection, ReadinessCheck};
 use crate::status::Registry;
 
@@ -40,6 +45,12 @@ pub struct Alerting {
     pub writes_open: bool,
     /// Whether the state file can be written lately; shared with the engine's loop.
     health: Arc<StateHealth>,
+    /// The alerts as of the last evaluation, for the status page.
+    published: Published,
+    /// The silences, for the status page.
+    silences: Arc<SilenceStore>,
+    /// The default rules, whose thresholds the status page shows.
+    rules: Rules,
 }
 
 impl Alerting {
@@ -67,7 +78,15 @@ impl Alerting {
         let health = Arc::new(StateHealth::new(Timestamp::now()));
         let engine =
             crate::rules::runner::start_engine_with(engine_config, &health, || outbox.notified());
-        let counts = lock(&engine).published_counts();
+        let (counts, published, silences, rules) = {
+            let e = lock(&engine);
+            (
+                e.published_counts(),
+                e.published(),
+                Arc::clone(e.silence_store()),
+                e.config().rules.clone(),
+            )
+        };
 
         let sink: Arc<dyn NotificationSink> = match channel {
             Some(_) => outbox.clone(),
@@ -103,21 +122,16 @@ impl Alerting {
             counts,
             writes_open: false,
             health,
+            published,
+            silences,
+            rules,
         })
     }
 
-    /// The `/api/v1/alerts` and `/api/v1/silences` routes. Silence writes are answered 503 while the state file
-    /// cannot be written (`refuse_silence_writes`).
+    /// The `/api/v1/alerts` and `/api/v1/silences` routes. Silence writes depend only on the silences file: the
+    /// store answers 503 when it cannot write it, whatever the state file's trouble.
     pub fn router(&self) -> Router {
-        let router = api::router(self.engine.clone(), self.writes_open);
-        if !self.writes_open {
-            // Every write is refused with 403 already; that answer, naming the flag, is the useful one.
-            return router;
-        }
-        router.layer(axum::middleware::from_fn_with_state(
-            self.health.clone(),
-            refuse_silence_writes,
-        ))
+        api::router(self.engine.clone(), self.writes_open)
     }
 
     /// The collector of the alerting half's families, for the exporter's metrics registry.
@@ -140,7 +154,7 @@ impl Alerting {
         }
         if let Some(p) = self.health.problem() {
             out.push(format!(
-                "the alert state cannot be saved ({p}); silences cannot be changed until it can"
+                "the alert state cannot be saved ({p}); the engine keeps it in memory and tries again every evaluation"
             ));
         }
         out
@@ -153,32 +167,6 @@ impl ReadinessCheck for Alerting {
     }
 }
 
-/// Answers a `POST` or `DELETE` under `/api/v1/silences` with 503 while the last write of the state file failed: a
-/// silence the engine cannot save would be lost at the next restart, so the caller is told now and can retry. Reads
-/// pass.
-async fn refuse_silence_writes(
-    axum::extract::State(health): axum::extract::State<Arc<StateHealth>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let write =
-        request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD;
-    if write && request.uri().path().starts_with("/api/v1/silences") {
-        if let Some(problem) = health.problem() {
-            let message = format!(
-                "the alert state cannot be saved, so silences cannot change now: {problem}"
-            );
-            return (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({ "error": message })),
-            )
-                .into_response();
-        }
-    }
-    next.run(request).await
-}
-
 /// The label set of a family with one unlabelled gauge sample.
 const NO_LABELS: [(&str, &str); 0] = [];
 
@@ -186,7 +174,7 @@ const NO_LABELS: [(&str, &str); 0] = [];
 struct NoChannel;
 
 impl NotificationSink for NoChannel {
-    fn enqueue(&self, _: &[crate::notify::Notification]) -> Result<(), crate::notify::SinkError> {
+    fn enqueue(&self, _: &[crate::domain::Notification]) -> Result<(), crate::domain::SinkError> {
         Ok(())
     }
 }
@@ -219,7 +207,7 @@ impl Collector for AlertingCollector {
         for (alertname, severity, state, n) in counts.iter() {
             let labels = [
                 ("alertname", alertname.as_str()),
-                ("severity", crate::rules::state::severity_str(*severity)),
+                ("severity", severity.as_str()),
                 ("state", *state),
             ];
             fam.encode_family(&labels)?.encode_gauge(n)?;
@@ -283,14 +271,16 @@ impl Collector for AlertingCollector {
 
 impl LandingSection for Alerting {
     fn contribute(&self, now: Timestamp, page: &mut crate::page::PageData) {
-        page.alerts = Some({
-            let engine = lock(&self.engine);
-            let rules = &engine.config().rules;
-            page.thresholds.heartbeat_stale_after = rules.heartbeat_after;
-            page.thresholds.token.max_age = rules.token_max_age;
-            page.thresholds.token.warn_before = rules.token_warn_before;
-            api::alerts_panel(&engine, self.writes_open, now)
-        });
+        let rules = &self.rules;
+        page.thresholds.heartbeat_stale_after = rules.heartbeat_after;
+        page.thresholds.token.max_age = rules.token_max_age;
+        page.thresholds.token.warn_before = rules.token_warn_before;
+        page.alerts = Some(alerts_panel(
+            &self.published.load(),
+            &self.silences.snapshot(),
+            self.writes_open,
+            now,
+        ));
         page.problems.extend(self.problems());
         let m = self.outbox.metrics();
         let health = page.notifications.get_or_insert_with(Default::default);
@@ -315,5 +305,24 @@ impl LandingSection for Alerting {
                 )),
             });
         }
+    }
+}
+
+/// The status page's alerts data: every alert not yet resolved, the number of active silences, and whether the
+/// silence API takes writes (`writes_open`, from `--web.enable-admin-api`). The page groups, orders and escapes them
+/// ([`crate::page`]). Reads the published `snapshot` and `silences`, never the engine.
+pub fn alerts_panel(
+    snapshot: &Snapshot,
+    silences: &[Silence],
+    writes_open: bool,
+    now: Timestamp,
+) -> AlertsPanel {
+    AlertsPanel {
+        alerts: views(&snapshot.alerts, silences, now)
+            .into_iter()
+            .filter(|a| a.state != "resolved")
+            .collect(),
+        active_silences: silences.iter().filter(|s| s.is_active(now)).count(),
+        writes_open,
     }
 }

@@ -145,7 +145,7 @@ pub async fn run(
     }
     state.metrics.register_info(
         crate::metrics::names::SHARD,
-        crate::shard::SHARD_INFO_HELP,
+        crate::domain::shard::SHARD_INFO_HELP,
         config.shard.info_labels(),
     );
     state.sections.push(Arc::new(config.shard));

@@ -16,7 +16,7 @@ use crate::app::{AppError, Exporter};
 use crate::config::alerting::{DEFAULT_RETRY_INITIAL_BACKOFF, EngineConfig};
 use crate::config::reports::ReportsConfig;
 use crate::config::sources::SourceConfig;
-use crate::model::Provider;
+use crate::domain::Provider;
 use crate::notify::NotifyError;
 use crate::notify::email::EmailChannel;
 use crate::server::AppState;

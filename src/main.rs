@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use onprem_agent_exporter::config::{Config, placeholders};
+use onprem_agent_exporter::domain::shard::Shard;
 use onprem_agent_exporter::metrics::Format;
 use onprem_agent_exporter::report::ReportFormat;
-use onprem_agent_exporter::shard::Shard;
 use onprem_agent_exporter::telemetry::{self, LogFormat};
 use onprem_agent_exporter::web::listener::Limits;
 use onprem_agent_exporter::web::{Web, WebConfig};
@@ -63,7 +63,7 @@ enum Command {
         web: WebArgs,
         /// Poll, serve and alert on only the sources whose name hashes to INDEX modulo TOTAL (FNV-1a 64 of the
         /// name; see CONFIGURATION.md), so TOTAL replicas split the accounts. A StatefulSet passes its ordinal.
-        #[arg(long, env = onprem_agent_exporter::shard::SHARD_ENV, value_name = "INDEX/TOTAL")]
+        #[arg(long, env = onprem_agent_exporter::domain::shard::SHARD_ENV, value_name = "INDEX/TOTAL")]
         shard: Option<Shard>,
     },
     /// Validate a config file (syntax, keys, values, token files) and exit: 0 if valid, 1 with the error if not.
@@ -82,7 +82,7 @@ enum Command {
         #[arg(long = "web.config.file", value_name = "FILE")]
         web_config_file: Option<PathBuf>,
         /// List the sources this shard (INDEX/TOTAL) owns.
-        #[arg(long, env = onprem_agent_exporter::shard::SHARD_ENV, value_name = "INDEX/TOTAL")]
+        #[arg(long, env = onprem_agent_exporter::domain::shard::SHARD_ENV, value_name = "INDEX/TOTAL")]
         shard: Option<Shard>,
     },
     /// Poll every source once, print the exposition to stdout, and exit non-zero if any source failed.
@@ -305,9 +305,9 @@ enum ProviderArg {
     Calyptia,
 }
 
-impl From<ProviderArg> for onprem_agent_exporter::model::Provider {
+impl From<ProviderArg> for onprem_agent_exporter::domain::Provider {
     fn from(p: ProviderArg) -> Self {
-        use onprem_agent_exporter::model::Provider;
+        use onprem_agent_exporter::domain::Provider;
         match p {
             ProviderArg::Celigo => Provider::Celigo,
             ProviderArg::Planasonix => Provider::Planasonix,
@@ -501,7 +501,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 sim.list_path(),
                 sim.provider()
             );
-            if sim.provider() == onprem_agent_exporter::model::Provider::Calyptia
+            if sim.provider() == onprem_agent_exporter::domain::Provider::Calyptia
                 && sim.api_token() != token
             {
                 // A fake credential for a local simulator; printed because the operator cannot derive it by hand.

@@ -13,8 +13,8 @@ use axum::routing::get;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::domain::{Agent, Health, TokenDateSource, age_seconds};
 use crate::metrics::{Exposition, Format, SharedRenders};
-use crate::model::{Agent, Health, TokenDateSource, age_seconds};
 use crate::status::{Registry, SourceError, SourceStatus};
 
 /// Something that adds its data to the status page: the rule engine its alerts and the outbox's health, the web
@@ -22,6 +22,20 @@ use crate::status::{Registry, SourceError, SourceStatus};
 pub trait LandingSection: Send + Sync {
     /// Fills this part's fields of `page` as of `now`.
     fn contribute(&self, now: Timestamp, page: &mut crate::page::PageData);
+}
+
+/// The status page says which shard it is (nothing when not sharded).
+impl LandingSection for crate::domain::Shard {
+    fn contribute(&self, _now: Timestamp, page: &mut crate::page::PageData) {
+        if self.total > 1 {
+            page.shard = Some(format!(
+                "{} of {} (index {}): this replica watches only the sources whose name hashes here",
+                self.index + 1,
+                self.total,
+                self
+            ));
+        }
+    }
 }
 
 /// Something that can make the exporter not ready (the alerting half while notifications cannot be queued).

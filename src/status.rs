@@ -10,7 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use jiff::Timestamp;
 
-use crate::model::{Provider, SharedAgents};
+use crate::domain::{Provider, SharedAgents};
 use crate::sources::{ErrorReason, PollOutcome, UpstreamError};
 
 /// Number of distinct [`ErrorReason`]s, the length of the error counter array.
@@ -81,7 +81,7 @@ impl SourceStatus {
         let mut next = self.clone();
         next.errors[index(ErrorReason::InvalidRecord)] += outcome.stats.invalid_records;
         next.errors[index(ErrorReason::Health)] += outcome.stats.health_failures;
-        next.agents = Some(Arc::new(crate::model::AgentList {
+        next.agents = Some(Arc::new(crate::domain::AgentList {
             polled_at: now,
             agents: outcome.agents,
         }));

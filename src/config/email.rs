@@ -118,7 +118,7 @@ pub struct EmailConfig {
 }
 
 impl EmailConfig {
-    /// The default recipients as plain addresses (`ops@example.com`), the form [`crate::notify::Notification::to`] carries.
+    /// The default recipients as plain addresses (`ops@example.com`), the form [`crate::domain::Notification::to`] carries.
     pub fn recipients(&self) -> Vec<String> {
         self.to.iter().map(|m| m.email.to_string()).collect()
     }

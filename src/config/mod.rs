@@ -61,9 +61,9 @@ pub struct Config {
     pub alerting: Option<AlertingConfig>,
     /// Scheduled reports; they are mailed through `alerting.email`.
     pub reports: ReportsConfig,
-    /// Which sources this replica owns; set from `--shard`, not from the file ([`crate::shard::Shard::ALL`] after
+    /// Which sources this replica owns; set from `--shard`, not from the file ([`crate::domain::Shard::ALL`] after
     /// loading).
-    pub shard: crate::shard::Shard,
+    pub shard: crate::domain::Shard,
 }
 
 /// The file as written. Values that need a line number in later validation are `Spanned`.
@@ -179,7 +179,7 @@ impl Config {
             sources,
             alerting,
             reports,
-            shard: crate::shard::Shard::ALL,
+            shard: crate::domain::Shard::ALL,
         })
     }
 }

@@ -12,7 +12,11 @@ use serde_saphyr::Spanned;
 use url::Url;
 
 use crate::config::parse::{ConfigError, Located, resolve_path};
-use crate::notify::{Channel, ReceiverRef};
+use crate::domain::{Channel, ReceiverRef};
+
+/// Where PagerDuty Events API v2 events go unless `pagerduty.url` says otherwise (an EU account uses
+/// `https://events.eu.pagerduty.com/v2/enqueue`).
+pub const PAGERDUTY_DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 /// The most receivers a config may name; far more than any team needs, and a bound on the outbox's fan-out (one
 /// message per receiver per notification).
@@ -51,7 +55,7 @@ pub struct RawWebhookUrlFile {
 pub struct RawPagerduty {
     /// The integration key, from a file.
     pub routing_key_file: Spanned<PathBuf>,
-    /// The events endpoint; default [`crate::notify::pagerduty::DEFAULT_URL`].
+    /// The events endpoint; default [`PAGERDUTY_DEFAULT_URL`].
     #[serde(default)]
     pub url: Option<Spanned<String>>,
 }
@@ -249,7 +253,7 @@ pub fn validate_receivers(
                     &format!("{k}.pagerduty.routing_key_file"),
                 )?;
                 let url = match &p.value.url {
-                    None => crate::notify::pagerduty::DEFAULT_URL.to_string(),
+                    None => PAGERDUTY_DEFAULT_URL.to_string(),
                     Some(u) => {
                         let url = u.value.trim().to_string();
                         check_url(
@@ -377,9 +381,9 @@ pub fn check_destinations(
 mod tests {
     use crate::config::alerting::{AlertingConfig, RawAlerting};
     use crate::config::parse::ConfigError;
-    use crate::notify::Channel;
-    use crate::notify::Severity;
-    use crate::rules::AlertName;
+    use crate::domain::AlertName;
+    use crate::domain::Channel;
+    use crate::domain::Severity;
 
     /// Parses `section` as the `alerting` section of `dir/config.yaml`, so that relative secret files resolve in
     /// `dir`.
@@ -417,7 +421,7 @@ mod tests {
         .unwrap();
         assert!(cfg.email.is_none());
         assert_eq!(cfg.receivers.len(), 3);
-        let names = |rs: Vec<crate::notify::ReceiverRef>| -> Vec<(String, Channel)> {
+        let names = |rs: Vec<crate::domain::ReceiverRef>| -> Vec<(String, Channel)> {
             rs.into_iter().map(|r| (r.name, r.channel)).collect()
         };
         assert_eq!(

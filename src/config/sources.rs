@@ -12,7 +12,7 @@ use url::Url;
 use crate::config::generic::{self, GenericConfig, RawGeneric};
 use crate::config::parse::{ConfigError, Located};
 use crate::config::secret_file::{self, SecretFileError, read_secret_file};
-use crate::model::Provider;
+use crate::domain::Provider;
 
 /// The longest a request may take when `request_timeout` is not written, unless `poll_interval` is shorter (then the
 /// interval): a poll must be able to finish before the next one starts.

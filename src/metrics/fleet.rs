@@ -9,7 +9,7 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
 use super::{family, gauge, names};
-use crate::model::{Agent, Health, age_seconds, unix_seconds};
+use crate::domain::{Agent, Health, age_seconds, unix_seconds};
 use crate::sources::ErrorReason;
 use crate::status::{Registry, SourceStatus};
 

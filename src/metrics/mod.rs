@@ -255,7 +255,7 @@ pub fn gauge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Agent, AgentList, Health, Provider};
+    use crate::domain::{Agent, AgentList, Health, Provider};
     use crate::status::SourceStatus;
 
     /// The scrape instant of these tests: 100,000 s after the epoch.

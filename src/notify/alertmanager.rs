@@ -36,9 +36,9 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
 use crate::config::alertmanagers::{AlertmanagerAuth, AlertmanagerConfig};
+use crate::domain::{Alert, AlertKey, AlertState};
 use crate::metrics::{self, names};
-use crate::rules::engine::{SharedEngine, lock};
-use crate::rules::state::{Alert, AlertKey, AlertState, severity_str};
+use crate::rules::engine::{Published, SharedEngine, lock};
 use crate::telemetry::error_chain;
 
 /// How long a resolved alert keeps being re-sent: Prometheus's `resolvedRetention`.
@@ -183,9 +183,9 @@ impl Tracker {
     fn postable(&self, a: &Alert, fired: Timestamp) -> PostableAlert {
         let mut labels = BTreeMap::from([
             ("alertname", a.alertname.as_str().to_string()),
-            ("severity", severity_str(a.severity).to_string()),
+            ("severity", a.severity.as_str().to_string()),
             ("account", a.account.clone()),
-            ("provider", a.provider.clone()),
+            ("provider", a.provider.to_string()),
         ]);
         let subject = match (&a.agent_id, &a.agent_name) {
             (Some(id), name) => {
@@ -223,8 +223,8 @@ impl Tracker {
 /// the source's row (`#source-<account>`).
 pub fn generator_url(base: &str, a: &Alert) -> String {
     let link = match &a.agent_id {
-        Some(id) => crate::rules::engine::agent_link(base, &a.account, id),
-        None => crate::rules::engine::source_link(base, &a.account),
+        Some(id) => crate::rules::dispatch::lines::agent_link(base, &a.account, id),
+        None => crate::rules::dispatch::lines::source_link(base, &a.account),
     };
     link.unwrap_or_else(|| base.to_string())
 }
@@ -439,18 +439,19 @@ impl Alertmanagers {
                 label
             });
         }
-        let (interval, external_url) = {
+        let (interval, external_url, published) = {
             let e = lock(&engine);
             (
                 e.config().evaluation_interval,
                 e.config().external_url.clone(),
+                e.published(),
             )
         };
         let tracker = Tracker::new(resend_delay, interval, external_url);
         let all = Arc::new(targets);
         let (t, stop) = (all.clone(), shutdown.clone());
         tasks.spawn(async move {
-            feed(engine, tracker, t, interval, stop).await;
+            feed(published, tracker, t, interval, stop).await;
             "Alertmanager feed".to_string()
         });
         Ok(Alertmanagers { targets: all })
@@ -464,9 +465,10 @@ impl Alertmanagers {
     }
 }
 
-/// Every `interval`, queues what the tracker says is due to every target, until `shutdown` turns true.
+/// Every `interval`, queues what the tracker says is due to every target, until `shutdown` turns true. Reads the
+/// alerts the engine published after its last evaluation; never waits on an evaluation.
 async fn feed(
-    engine: SharedEngine,
+    published: Published,
     mut tracker: Tracker,
     targets: Arc<Vec<Arc<Target>>>,
     interval: Duration,
@@ -482,10 +484,8 @@ async fn feed(
                 continue;
             }
         }
-        let due = {
-            let e = lock(&engine);
-            tracker.due(pushable(&e.state().alerts), Timestamp::now())
-        };
+        let snapshot = published.load_full();
+        let due = tracker.due(pushable(&snapshot.alerts), Timestamp::now());
         for t in targets.iter() {
             t.push(&due);
         }
@@ -497,7 +497,7 @@ async fn feed(
 /// the pending window it never sees) but the rule's own meaning: an agent the platform reports offline is covered by
 /// `AgentOffline` only, as in the Prometheus rules of `alerts/` (`unless … onprem_agent_offline == 1`).
 pub fn pushable(alerts: &BTreeMap<AlertKey, Alert>) -> impl Iterator<Item = (&AlertKey, &Alert)> {
-    let covered = crate::rules::engine::covered_by_agent_offline(alerts);
+    let covered = crate::rules::dispatch::inhibit::covered_by_agent_offline(alerts);
     alerts.iter().filter(move |(k, _)| !covered(k))
 }
 
@@ -578,8 +578,8 @@ impl Collector for AlertmanagerCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::Severity;
-    use crate::rules::AlertName;
+    use crate::domain::AlertName;
+    use crate::domain::Severity;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + s).unwrap()
@@ -589,7 +589,7 @@ mod tests {
         Alert {
             alertname: name,
             account: "prod".into(),
-            provider: "celigo".into(),
+            provider: crate::domain::Provider::Celigo,
             agent_id: agent.map(str::to_string),
             agent_name: agent.map(|a| format!("name-{a}")),
             version: Some("1.2.3".into()),

@@ -17,6 +17,7 @@ use super::slack::SlackChannel;
 use super::webhook::WebhookChannel;
 use super::{AlertLine, DeliveryError, Notification, NotificationStatus, Severity};
 use crate::config::receivers::{ReceiverConfig, ReceiverKind};
+use crate::domain::AlertName;
 
 /// One named receiver's channel.
 #[derive(Debug, Clone)]
@@ -160,10 +161,10 @@ pub fn test_notification(receiver: &str, status: NotificationStatus) -> Notifica
         id: format!("test-{}", now.as_millisecond()),
         group_key: format!("TestNotification/{receiver}"),
         status,
-        alertname: "TestNotification".to_string(),
+        alertname: AlertName::TestNotification,
         severity: Severity::Info,
         account: "test".to_string(),
-        provider: "onprem-agent-exporter".to_string(),
+        provider: None,
         to: vec![],
         receivers: vec![],
         firing,

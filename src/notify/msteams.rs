@@ -81,7 +81,7 @@ pub fn message(n: &Notification) -> Value {
                 "severity {} · account {} ({})",
                 super::pagerduty::severity(n.severity),
                 n.account,
-                n.provider
+                n.provider_label()
             ),
             json!({"isSubtle": true}),
         ),

@@ -882,7 +882,7 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     use super::*;
-    use crate::notify::{NotificationStatus, Severity};
+    use crate::domain::{NotificationStatus, Severity};
 
     /// A channel that fails while `down` is set and records what it delivered.
     #[derive(Default)]
@@ -924,17 +924,18 @@ mod tests {
             id: id.into(),
             group_key: "AgentOffline/prod".into(),
             status: NotificationStatus::Firing,
-            alertname: "AgentOffline".into(),
+            alertname: crate::domain::AlertName::AgentOffline,
             severity: Severity::Critical,
             account: "prod".into(),
-            provider: "celigo".into(),
+            provider: Some(crate::domain::Provider::Celigo),
             to: vec!["ops@example.com".into()],
             receivers: vec![],
             firing: vec![],
             resolved: vec![],
             created_at: Timestamp::now(),
             external_url: None,
-            ..Notification::default()
+            muted: vec![],
+            source_problem: None,
         }
     }
 

@@ -13,9 +13,8 @@ use serde_json::{Value, json};
 use super::http::{self, HttpError};
 use super::{Notification, NotificationStatus, Severity};
 
-/// Where Events API v2 events go unless `pagerduty.url` says otherwise (an EU account uses
-/// `https://events.eu.pagerduty.com/v2/enqueue`).
-pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+/// Where Events API v2 events go unless `pagerduty.url` says otherwise; config holds it, as the default of a key.
+pub use crate::config::receivers::PAGERDUTY_DEFAULT_URL as DEFAULT_URL;
 /// The longest `payload.summary` PagerDuty accepts, in characters.
 pub const SUMMARY_MAX_CHARS: usize = 1024;
 /// The most agents listed in `custom_details`; events are capped at 512 KB.
@@ -95,7 +94,7 @@ pub fn event(n: &Notification, routing_key: &str) -> Value {
         "firing_count": n.firing.len(),
         "resolved_count": n.resolved.len(),
         "account": n.account,
-        "provider": n.provider,
+        "provider": n.provider_label(),
     });
     if n.firing.len() > MAX_DETAILS || n.resolved.len() > MAX_DETAILS {
         details["truncated"] = json!(format!(
@@ -109,12 +108,12 @@ pub fn event(n: &Notification, routing_key: &str) -> Value {
         "client": "onprem-agent-exporter",
         "payload": {
             "summary": summary,
-            "source": format!("{} account {}", n.provider, n.account),
+            "source": format!("{} account {}", n.provider_label(), n.account),
             "severity": severity(n.severity),
             "timestamp": n.created_at.to_string(),
-            "component": n.provider,
+            "component": n.provider_label(),
             "group": n.account,
-            "class": n.alertname,
+            "class": n.alertname.as_str(),
             "custom_details": details,
         },
     });

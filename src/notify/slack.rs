@@ -89,7 +89,7 @@ pub fn message(n: &Notification) -> Value {
         "{status} · severity {} · account {} ({})",
         super::pagerduty::severity(n.severity),
         escape(&n.account),
-        escape(&n.provider)
+        escape(n.provider_label())
     );
     if let Some(url) = n.external_url.as_deref().filter(|u| u.starts_with("http")) {
         context.push_str(&format!(" · <{}|open the exporter>", escape(url)));

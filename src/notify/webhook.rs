@@ -72,9 +72,9 @@ impl WebhookChannel {
 /// The labels of one alert of `n`.
 fn labels(n: &Notification, l: &AlertLine) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
-    m.insert("alertname".into(), n.alertname.clone());
+    m.insert("alertname".into(), n.alertname.to_string());
     m.insert("account".into(), n.account.clone());
-    m.insert("provider".into(), n.provider.clone());
+    m.insert("provider".into(), n.provider_label().to_string());
     m.insert(
         "severity".into(),
         super::pagerduty::severity(n.severity).into(),
@@ -175,7 +175,7 @@ pub fn message(n: &Notification, receiver: &str) -> Value {
     }
     let mut group_labels = BTreeMap::new();
     group_labels.insert("account".to_string(), n.account.clone());
-    group_labels.insert("alertname".to_string(), n.alertname.clone());
+    group_labels.insert("alertname".to_string(), n.alertname.to_string());
     // Alertmanager's group key: the route's matchers (none here), then the group labels as a label set.
     let group_key = format!(
         "{{}}:{{{}}}",

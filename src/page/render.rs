@@ -8,14 +8,13 @@ use std::fmt::Write as _;
 
 use jiff::Timestamp;
 
+use crate::domain::AlertName;
+use crate::domain::Severity;
+use crate::domain::age_seconds;
 use crate::html::escape;
 use crate::humanize;
-use crate::model::age_seconds;
-use crate::notify::Severity;
 use crate::page::summary::{self, AlertGroup, Condition, Summary};
 use crate::page::{MAX_AGENT_ROWS, MAX_ALERT_ROWS_PER_GROUP, PageData, REFRESH_SECONDS};
-use crate::rules::AlertName;
-use crate::rules::state::severity_str;
 use crate::status::SourceStatus;
 
 /// The page's style sheet. Colours: red for what needs someone now, amber for what needs someone soon, green for
@@ -323,7 +322,7 @@ fn alert_group(h: &mut String, g: &AlertGroup<'_>, now: Timestamp) {
          <span class=\"{}\">{}</span> · {}</summary>",
         escape(g.account),
         severity_class(g.severity),
-        severity_str(g.severity),
+        g.severity.as_str(),
         counts.join(", "),
         name = g.alertname.as_str(),
     );
@@ -417,7 +416,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::model::{Agent, AgentList, Provider};
+    use crate::domain::{Agent, AgentList, Provider};
     use crate::page::NotificationHealth;
 
     #[test]
@@ -495,9 +494,9 @@ mod tests {
         let mut s = SourceStatus::new("prod eu", Provider::Celigo);
         s.polls = 1;
         s.up = true;
-        s.agents = Some(Arc::new(crate::model::AgentList {
+        s.agents = Some(Arc::new(crate::domain::AgentList {
             polled_at: now,
-            agents: vec![crate::model::Agent::new("a<1>", "edge")],
+            agents: vec![crate::domain::Agent::new("a<1>", "edge")],
         }));
         let html = render(&PageData::new(vec![Arc::new(s)]), now);
         assert!(html.contains("<tr id=\"source-prod eu\""), "saw {html}");

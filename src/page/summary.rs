@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 
-use crate::model::{Agent, age_seconds};
-use crate::notify::Severity;
+use crate::domain::AlertName;
+use crate::domain::Severity;
+use crate::domain::{Agent, age_seconds};
 use crate::page::{PageData, Thresholds};
-use crate::rules::AlertName;
 use crate::rules::views::AlertView;
 use crate::status::SourceStatus;
 
@@ -310,7 +310,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::model::{AgentList, Provider};
+    use crate::domain::{AgentList, Provider};
 
     fn ago(now: Timestamp, secs: u64) -> Timestamp {
         now.checked_sub(Duration::from_secs(secs)).unwrap()
@@ -327,7 +327,7 @@ mod tests {
             severity: Severity::Critical,
             state,
             account: account.into(),
-            provider: "celigo".into(),
+            provider: crate::domain::Provider::Celigo,
             agent_id: agent.map(Into::into),
             agent_name: agent.map(Into::into),
             version: None,

@@ -9,7 +9,7 @@ use jiff::{Timestamp, ToSpan as _};
 use serde::Serialize;
 
 use crate::config::reports::TokenPolicy;
-use crate::model::TokenDateSource;
+use crate::domain::TokenDateSource;
 use crate::status::SourceStatus;
 
 /// Where one token stands against the policy.
@@ -255,7 +255,7 @@ impl Report {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::{Agent, AgentList, Provider};
+    use crate::domain::{Agent, AgentList, Provider};
 
     pub(crate) const DAY: i64 = 86_400;
 

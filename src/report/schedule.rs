@@ -140,7 +140,7 @@ mod tests {
 
     use super::*;
     use crate::config::reports::{TokenPolicy, parse_schedule};
-    use crate::model::Provider;
+    use crate::domain::Provider;
 
     fn schedule(expr: &str, tz: &str) -> TokenComplianceConfig {
         TokenComplianceConfig {

@@ -1,8 +1,11 @@
 //! The rule engine's HTTP face: `GET /api/v1/alerts`, `GET` and `POST /api/v1/silences`,
-//! `DELETE /api/v1/silences/{id}`, and the alerts data of the status page.
+//! `DELETE /api/v1/silences/{id}`.
 //!
-//! Handlers lock the engine only to copy or change a little data; the lock is a `std::sync::Mutex` and is never
-//! held across an `.await`.
+//! Nothing here takes the engine's lock: reads load the alerts the engine published after its last evaluation
+//! ([`Published`]) and the silence store's published list; writes go to the silence store, on a blocking thread
+//! (they write its file), under the store's own lock.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -14,11 +17,10 @@ use axum::routing::{delete, get};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::rules::engine::{Engine, SharedEngine, lock};
-use crate::rules::runner::write_state;
-use crate::rules::silences::{NewSilence, Refusal};
-use crate::rules::state::Silence;
-use crate::telemetry::error_chain;
+use crate::domain::Silence;
+use crate::rules::engine::{Published, SharedEngine, lock};
+use crate::rules::silences::{NewSilence, Refusal, SilenceStore};
+use crate::rules::views::views;
 
 /// The sentence a `POST` or `DELETE` on the silences gets when writes are closed.
 pub const WRITES_CLOSED: &str = "silences are read-only on this exporter: start it with --web.enable-admin-api to \
@@ -27,21 +29,28 @@ pub const WRITES_CLOSED: &str = "silences are read-only on this exporter: start 
 /// What the handlers share.
 #[derive(Clone)]
 struct Api {
-    /// The engine whose silences the handlers change.
-    engine: SharedEngine,
+    /// The alerts as of the engine's last evaluation.
+    alerts: Published,
+    /// The silences, which the handlers list and change.
+    silences: Arc<SilenceStore>,
     /// Whether `POST` and `DELETE` are allowed (`--web.enable-admin-api`).
     writes_open: bool,
 }
 
 /// The routes above, ready to be merged into the exporter's router. Unless `writes_open`, `POST` and `DELETE` answer
-/// `403 Forbidden` with [`WRITES_CLOSED`].
+/// `403 Forbidden` with [`WRITES_CLOSED`]. Locks the engine once, here, to take the handles the handlers read.
 pub fn router(engine: SharedEngine, writes_open: bool) -> Router {
+    let (alerts, silences) = {
+        let e = lock(&engine);
+        (e.published(), Arc::clone(e.silence_store()))
+    };
     Router::new()
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/silences", get(list_silences).post(create_silence))
         .route("/api/v1/silences/{id}", delete(delete_silence))
         .with_state(Api {
-            engine,
+            alerts,
+            silences,
             writes_open,
         })
 }
@@ -67,35 +76,42 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn list_alerts(State(api): State<Api>) -> Response {
-    let alerts = lock(&api.engine).alerts(Timestamp::now());
+    let snapshot = api.alerts.load_full();
+    let alerts = views(&snapshot.alerts, &api.silences.snapshot(), Timestamp::now());
     Json(serde_json::json!({ "alerts": alerts })).into_response()
 }
 
 async fn list_silences(State(api): State<Api>) -> Response {
     let now = Timestamp::now();
-    let silences: Vec<SilenceView> = lock(&api.engine)
-        .silences()
+    let silences: Vec<SilenceView> = api
+        .silences
+        .snapshot()
         .iter()
         .map(|s| view(s, now))
         .collect();
     Json(serde_json::json!({ "silences": silences })).into_response()
 }
 
-/// Writes the state file with the change just made. `Err` is the `503` to answer after the change was undone.
-async fn persist(engine: &SharedEngine) -> Result<(), Response> {
-    let path = lock(engine).config().state_file.clone();
-    let shared = engine.clone();
-    let written = tokio::task::spawn_blocking(move || write_state(&shared, &path)).await;
-    let cause = match written {
-        Ok(Ok(())) => return Ok(()),
-        Ok(Err(e)) => error_chain(&e),
-        Err(e) => format!("the writer panicked: {e}"),
-    };
-    tracing::error!(error = %cause, "a silence change could not be saved; it was undone");
-    Err(error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("the change was not made because the alert state could not be saved: {cause}"),
-    ))
+/// Runs a silence store write on a blocking thread (it writes the file) and turns a refusal into its answer.
+async fn write<T: Send + 'static>(
+    store: &Arc<SilenceStore>,
+    change: impl FnOnce(&SilenceStore) -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, Response> {
+    let store = Arc::clone(store);
+    let outcome = tokio::task::spawn_blocking(move || change(&store))
+        .await
+        .unwrap_or_else(|e| Err(Refusal::Unsaved(format!("the writer panicked: {e}"))));
+    outcome.map_err(|refusal| match refusal {
+        Refusal::Invalid(message) => error(StatusCode::BAD_REQUEST, message),
+        Refusal::TooMany(message) => error(StatusCode::TOO_MANY_REQUESTS, message),
+        Refusal::Unsaved(cause) => {
+            tracing::error!(error = %cause, "a silence change could not be saved; it was not made");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the change was not made because the silences cannot be saved: {cause}"),
+            )
+        }
+    })
 }
 
 async fn create_silence(
@@ -110,19 +126,10 @@ async fn create_silence(
         Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
     };
     let now = Timestamp::now();
-    let result = lock(&api.engine).add_silence(new, now);
-    let silence = match result {
+    let silence = match write(&api.silences, move |store| store.add(new, now)).await {
         Ok(silence) => silence,
-        Err(Refusal::Invalid(message)) => return error(StatusCode::BAD_REQUEST, message),
-        Err(Refusal::TooMany(message)) => return error(StatusCode::TOO_MANY_REQUESTS, message),
+        Err(response) => return response,
     };
-    if let Err(response) = persist(&api.engine).await {
-        let mut engine = lock(&api.engine);
-        engine.delete_silence(&silence.id);
-        // Whatever else changed since the last save (alerts) is still to be written.
-        engine.mark_dirty();
-        return response;
-    }
     tracing::info!(id = %silence.id, ends_at = %silence.ends_at, "silence created");
     (StatusCode::CREATED, Json(view(&silence, now))).into_response()
 }
@@ -131,39 +138,14 @@ async fn delete_silence(State(api): State<Api>, Path(id): Path<String>) -> Respo
     if !api.writes_open {
         return error(StatusCode::FORBIDDEN, WRITES_CLOSED);
     }
-    let Some(removed) = lock(&api.engine).delete_silence(&id) else {
-        return error(StatusCode::NOT_FOUND, format!("no silence with id {id:?}"));
-    };
-    if let Err(response) = persist(&api.engine).await {
-        let mut engine = lock(&api.engine);
-        engine.restore_silence(removed);
-        engine.mark_dirty();
-        return response;
-    }
-    tracing::info!(%id, "silence deleted");
-    StatusCode::NO_CONTENT.into_response()
-}
-
-/// The status page's alerts data: every alert not yet resolved, the number of active silences, and whether the
-/// silence API takes writes (`writes_open`, from `--web.enable-admin-api`). The page groups, orders and escapes them
-/// ([`crate::page`]).
-pub fn alerts_panel(
-    engine: &Engine,
-    writes_open: bool,
-    now: Timestamp,
-) -> crate::page::AlertsPanel {
-    crate::page::AlertsPanel {
-        alerts: engine
-            .alerts(now)
-            .into_iter()
-            .filter(|a| a.state != "resolved")
-            .collect(),
-        active_silences: engine
-            .silences()
-            .iter()
-            .filter(|s| s.is_active(now))
-            .count(),
-        writes_open,
+    let target = id.clone();
+    match write(&api.silences, move |store| store.delete(&target)).await {
+        Ok(Some(_)) => {
+            tracing::info!(%id, "silence deleted");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no silence with id {id:?}")),
+        Err(response) => response,
     }
 }
 
@@ -174,7 +156,9 @@ mod tests {
 
     use super::*;
     use crate::config::alerting::EngineConfig;
-    use crate::model::{Agent, AgentList, Provider};
+    use crate::domain::{Agent, AgentList, Provider};
+    use crate::rules::engine::Engine;
+    use crate::rules::silences::path_beside;
     use crate::rules::state::State as RuleState;
     use crate::status::SourceStatus;
 
@@ -191,7 +175,9 @@ mod tests {
         }));
         s.up = true;
         s.polls = 1;
-        let mut engine = Engine::new(EngineConfig::new(state_file, vec![]), RuleState::new(now));
+        let config = EngineConfig::new(state_file, vec![]);
+        let store = SilenceStore::open(path_beside(state_file), config.silences).unwrap();
+        let mut engine = Engine::with_silences(config, RuleState::new(now), Arc::new(store));
         engine.evaluate(&[Arc::new(s)], now);
         Arc::new(Mutex::new(engine))
     }
@@ -287,16 +273,23 @@ mod tests {
             id.as_str(),
             "saw {alerts}"
         );
-        let on_disk = crate::rules::state::load(&dir.path().join("state.json"), Timestamp::now());
+        let on_disk = SilenceStore::open(
+            path_beside(&dir.path().join("state.json")),
+            Default::default(),
+        )
+        .unwrap();
         assert_eq!(
             on_disk
-                .state
-                .silences
+                .snapshot()
                 .iter()
-                .map(|s| &s.id)
+                .map(|s| s.id.clone())
                 .collect::<Vec<_>>(),
-            vec![&id],
+            vec![id.clone()],
             "the silence was not on disk when 201 came"
+        );
+        assert!(
+            !dir.path().join("state.json").exists(),
+            "a silence write rewrote the alert state"
         );
 
         let url = format!("{base}/api/v1/silences/{id}");
@@ -386,7 +379,7 @@ mod tests {
         let error = body["error"].as_str().unwrap_or_default();
         assert!(
             error.starts_with(
-                "the change was not made because the alert state could not be saved: cannot write state file"
+                "the change was not made because the silences cannot be saved: cannot write silences file"
             ),
             "saw {body}"
         );
@@ -400,7 +393,11 @@ mod tests {
     fn the_status_page_panel_holds_the_firing_alert_and_the_page_escapes_it() {
         let (_dir, engine) = engine_with_an_alert();
         let now = Timestamp::now();
-        let panel = alerts_panel(&lock(&engine), false, now);
+        let (snapshot, silences) = {
+            let e = lock(&engine);
+            (e.published().load_full(), e.silences())
+        };
+        let panel = crate::alerting::alerts_panel(&snapshot, &silences, false, now);
         assert_eq!(panel.alerts.len(), 1, "saw {:?}", panel.alerts);
         let mut data = crate::page::PageData::new(Vec::new());
         data.alerts = Some(panel);

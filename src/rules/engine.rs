@@ -1,71 +1,59 @@
 //! The pure rule engine: from the sources' snapshot, its state and `now`, decide which alerts are pending, firing or
 //! resolved, and which notifications are due. It does no I/O and never reads the clock.
 //!
-//! One call to [`Engine::evaluate`] does, in order:
-//! 1. **Observe.** Each rule looks at each source (and, for agent rules, each agent) and says whether its
-//!    condition holds and since when. A source whose last poll failed, or that has not been polled yet, is *held*:
-//!    its stale data starts nothing and resolves nothing (only `SourceDown` speaks for it).
-//! 2. **Lifecycle** (Prometheus): a new alert is pending, and fires once its condition has held for `for`; a firing
-//!    alert whose condition clears keeps firing for `keep_firing_for`, then resolves; a pending one just goes.
-//! 3. **Notify** (Alertmanager): firing alerts join their group (rule × source). A new group is looked at after
-//!    `group_wait`, then every `group_interval`. It notifies when an alert appeared that the last notification did
-//!    not list, when listed alerts resolved (if `send_resolved`), when everything resolved, or when nothing changed
-//!    for `repeat_interval`. Silenced and inhibited alerts are left out of notifications; a muted group waits.
-//!
-//! Inhibition: a firing `SourceDown` hides that source's agent alerts; a pending or firing `AgentOffline` hides
-//! `AgentHeartbeatStale` for the same agent (one notice per problem: an agent the platform reports offline is
-//! AgentOffline's business from the first evaluation that sees it, not only once `for` has passed); a firing
-//! `AgentTokenRotationOverdue` hides `AgentTokenRotationDue` for the same agent.
-//!
-//! Muted (inhibited or silenced) alerts are honest: one that was already notified stays listed in the log, so it is
-//! neither reported resolved while it is merely hidden nor announced again as new when it shows again; its resolved
-//! notice goes out once it really resolves. A notification lists muted firing alerts apart, with what mutes them,
-//! and is `Resolved` only when no alert of the group is firing at all, muted or not.
-//!
-//! Notification ids are `<state epoch hex>-<group hash hex>-<n>`, with `n` counting per group and never reused:
-//! the same state and the same input give the same id, which is what lets the outbox drop a replay.
-
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+//! One call to [`Engine::evaluate`] runs the two stages in order: [`crate::rules::eval`] (each rule observes, then
+//! the lifecycle advances alerts) and [`crate::rules::dispatch`] (inhibition, muting, grouping, the notification
+//! log, routing). The engine only holds what both need and the undo record of the last pass.
 
 use arc_swap::ArcSwap;
 use jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::alerting::{EngineConfig, Rules, parse_version};
-use crate::humanize::duration as human;
-use crate::humanize::words;
-use crate::model::Agent;
-use crate::notify::{AlertLine, Notification, NotificationStatus, Severity, SourceProblem};
-use crate::rules::AlertName;
-use crate::rules::matcher::{LabelName, all_match};
-use crate::rules::state::{
-    Alert, AlertKey, AlertState, GroupLog, Silence, State, group_key, severity_str,
-};
+use crate::config::alerting::EngineConfig;
+use crate::domain::{Alert, AlertKey, AlertName, AlertState, Notification, Severity, Silence};
+use crate::rules::dispatch::group::Dispatch;
+use crate::rules::dispatch::nflog::Undo;
+use crate::rules::eval::{self, lifecycle};
+use crate::rules::silences::{NewSilence, Refusal, SilenceStore};
+use crate::rules::state::State;
 use crate::status::SourceStatus;
-
-/// How long an expired silence stays listed before it is forgotten.
-const EXPIRED_SILENCE_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 /// The rule engine and the state it owns. Shared with the HTTP API behind an `Arc<std::sync::Mutex<Engine>>`:
 /// every method is quick and synchronous, so the lock is never held across an `.await`.
 ///
-/// The silence bookkeeping ([`crate::rules::silences`]) and the views for people ([`crate::rules::views`]) add
-/// methods in their own files; that is why `state` and `dirty` are visible to the `rules` module.
+/// The views for people ([`crate::rules::views`]) add methods in their own file; that is why `state` is visible to
+/// the `rules` module. Silences are not the engine's: it reads the [`SilenceStore`]'s published copy once per
+/// evaluation, and a silence write never takes the engine's lock.
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
     pub(super) state: State,
+    /// The silences, in their own store with their own file and lock.
+    silences: Arc<SilenceStore>,
     /// Set when the state changed in a way worth saving; the runner takes it after each round. Set where the
     /// change is made rather than by comparing states: a comparison would copy every alert each round.
-    pub(super) dirty: bool,
+    dirty: bool,
     /// What the last [`Engine::evaluate`] changed in the notification log, so that [`Engine::rollback`] can undo it
     /// without a copy of the whole state per round.
     undo: Option<Undo>,
     /// [`Engine::alert_counts`] as of the last evaluation, for readers that must not wait for the engine's lock
     /// (the `/metrics` scrape): an evaluation of a large fleet holds the lock for a noticeable time.
     published: Arc<ArcSwap<AlertCounts>>,
+    /// The alerts as of the last evaluation, for readers that must never wait for an evaluation.
+    snapshot: Published,
 }
+
+/// What readers see of the engine's alerts: an immutable copy made after each evaluation (and at start, from the
+/// loaded state). The HTTP API, the status page and the Alertmanager feed load it without the engine's lock.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every pending, firing, or resolved-but-not-yet-notified alert.
+    pub alerts: BTreeMap<AlertKey, Alert>,
+}
+
+/// The handle readers load [`Snapshot`]s from.
+pub type Published = Arc<ArcSwap<Snapshot>>;
 
 /// The engine as the HTTP server, the runner and the metrics renderer share it.
 pub type SharedEngine = Arc<Mutex<Engine>>;
@@ -81,128 +69,44 @@ pub fn lock(engine: &SharedEngine) -> MutexGuard<'_, Engine> {
 /// `(alertname, severity, state, count)` rows for `onprem_agent_alerts{alertname,severity,state}`.
 pub type AlertCounts = Vec<(String, Severity, &'static str, u64)>;
 
-/// The notification log as it was before the last evaluation's flushes.
-#[derive(Debug)]
-struct Undo {
-    groups: BTreeMap<String, GroupLog>,
-    sequences: BTreeMap<String, u64>,
-    /// Resolved alerts that the flushes removed because their notice was handed over.
-    removed: Vec<Alert>,
-}
-
-/// What a rule saw for one alert in one evaluation.
-struct Observation {
-    /// When the condition started to hold, from the data when the data says; else `now`.
-    start: Timestamp,
-    /// The provider label.
-    provider: String,
-    /// `None` for source-level alerts.
-    agent_name: Option<String>,
-    /// The agent's reported version.
-    version: Option<String>,
-    /// The observed value in human units.
-    value: String,
-    /// The threshold in human units.
-    threshold: String,
-    /// The value in seconds, when it is a duration.
-    value_seconds: Option<u64>,
-    /// The threshold in seconds, when it is a duration.
-    threshold_seconds: Option<u64>,
-    /// One plain sentence for people.
-    summary: String,
-}
-
-/// Which alerts inhibit others, computed once per pass. Nested maps so that lookups need no allocation.
-pub(super) struct Inhibitors {
-    /// Accounts with a firing `SourceDown`.
-    source_down: BTreeSet<String>,
-    /// Per account, agents with a pending or firing `AgentOffline`.
-    offline: BTreeMap<String, BTreeSet<String>>,
-    /// Per account, agents with a firing `AgentTokenRotationOverdue`.
-    overdue: BTreeMap<String, BTreeSet<String>>,
-}
-
-/// Returns a test that is true if and only if an alert key is `AgentHeartbeatStale` for an agent whose `AgentOffline`
-/// is pending or firing in `alerts`: such an agent is `AgentOffline`'s alone, whoever delivers the alerts (the
-/// built-in notifier through inhibition, Alertmanager by never being told). The same sets the engine inhibits with.
-pub fn covered_by_agent_offline(alerts: &BTreeMap<AlertKey, Alert>) -> impl Fn(&AlertKey) -> bool {
-    let inh = Inhibitors::from(alerts);
-    move |k| {
-        k.alertname == AlertName::AgentHeartbeatStale
-            && inh
-                .offline
-                .get(&k.account)
-                .is_some_and(|ids| ids.contains(&k.agent_id))
-    }
-}
-
-impl Inhibitors {
-    pub(super) fn from(alerts: &BTreeMap<AlertKey, Alert>) -> Inhibitors {
-        let mut inh = Inhibitors {
-            source_down: BTreeSet::new(),
-            offline: BTreeMap::new(),
-            overdue: BTreeMap::new(),
-        };
-        for (k, a) in alerts {
-            let inhibits = match a.state {
-                AlertState::Firing => true,
-                // An agent the platform reports offline is AgentOffline's business while it waits out `for`.
-                AlertState::Pending => k.alertname == AlertName::AgentOffline,
-                AlertState::Resolved => false,
-            };
-            if !inhibits {
-                continue;
-            }
-            let agents = match k.alertname {
-                AlertName::SourceDown => {
-                    inh.source_down.insert(k.account.clone());
-                    continue;
-                }
-                AlertName::AgentOffline => &mut inh.offline,
-                AlertName::AgentTokenRotationOverdue => &mut inh.overdue,
-                _ => continue,
-            };
-            agents
-                .entry(k.account.clone())
-                .or_default()
-                .insert(k.agent_id.clone());
-        }
-        inh
-    }
-
-    /// Returns true if and only if another alert hides the alert with key `k`.
-    pub(super) fn inhibits(&self, k: &AlertKey) -> bool {
-        self.inhibited_by(k).is_some()
-    }
-
-    /// The rule whose alert hides the alert with key `k`, if one does.
-    pub(super) fn inhibited_by(&self, k: &AlertKey) -> Option<AlertName> {
-        let hit = |m: &BTreeMap<String, BTreeSet<String>>| {
-            m.get(&k.account)
-                .is_some_and(|ids| ids.contains(&k.agent_id))
-        };
-        if k.alertname.is_agent_level() && self.source_down.contains(&k.account) {
-            Some(AlertName::SourceDown)
-        } else if k.alertname == AlertName::AgentHeartbeatStale && hit(&self.offline) {
-            Some(AlertName::AgentOffline)
-        } else if k.alertname == AlertName::AgentTokenRotationDue && hit(&self.overdue) {
-            Some(AlertName::AgentTokenRotationOverdue)
-        } else {
-            None
-        }
-    }
-}
-
 impl Engine {
-    /// An engine running `config`, starting from `state` (fresh, or loaded from the state file).
-    pub fn new(config: EngineConfig, state: State) -> Engine {
-        Engine {
+    /// An engine running `config`, starting from `state` (fresh, or loaded from the state file), with its silences
+    /// in a store kept in memory: the silences a state file of the previous version held go there.
+    pub fn new(config: EngineConfig, mut state: State) -> Engine {
+        let silences = std::mem::take(&mut state.silences);
+        let store = SilenceStore::in_memory(config.silences, silences);
+        Engine::with_silences(config, state, Arc::new(store))
+    }
+
+    /// An engine running `config` from `state`, muting with the silences of `silences`.
+    pub fn with_silences(
+        config: EngineConfig,
+        state: State,
+        silences: Arc<SilenceStore>,
+    ) -> Engine {
+        let engine = Engine {
             config,
             state,
+            silences,
             dirty: false,
             undo: None,
             published: Arc::new(ArcSwap::from_pointee(Vec::new())),
-        }
+            snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
+        };
+        engine.publish();
+        engine
+    }
+
+    /// Publishes the alerts for readers.
+    fn publish(&self) {
+        self.snapshot.store(Arc::new(Snapshot {
+            alerts: self.state.alerts.clone(),
+        }));
+    }
+
+    /// The handle readers load the alerts from, without the engine's lock. Take it once at start.
+    pub fn published(&self) -> Published {
+        Arc::clone(&self.snapshot)
     }
 
     /// The configuration the engine runs on.
@@ -231,481 +135,55 @@ impl Engine {
     /// nothing to undo.
     pub fn rollback(&mut self) {
         if let Some(undo) = self.undo.take() {
-            self.state.groups = undo.groups;
-            self.state.sequences = undo.sequences;
-            for a in undo.removed {
-                self.state.alerts.insert(a.key(), a);
-            }
+            undo.apply(&mut self.state);
+            self.publish();
         }
     }
 
     /// Evaluates every rule against `sources` at `now`, advances alert lifecycles, and returns the notifications
     /// that are due, in group-key order. The caller hands them to the sink before saving the state.
     pub fn evaluate(&mut self, sources: &[Arc<SourceStatus>], now: Timestamp) -> Vec<Notification> {
-        let (seen, held) = self.observe(sources, now);
-        self.advance(seen, &held, now);
-        self.undo = Some(Undo {
-            groups: self.state.groups.clone(),
-            sequences: self.state.sequences.clone(),
-            removed: Vec::new(),
-        });
-        let notifications = self.flush_due(sources, now);
-        let cutoff = now
-            .checked_sub(EXPIRED_SILENCE_KEPT)
-            .unwrap_or(Timestamp::MIN);
-        let silences = self.state.silences.len();
-        self.state.silences.retain(|s| s.ends_at > cutoff);
-        self.dirty |= self.state.silences.len() != silences;
+        let observed = eval::observe(&self.config, sources, now);
+        self.dirty |= lifecycle::advance(&self.config, &mut self.state, observed, now);
+        let mut undo = Undo::record(&self.state);
+        let silences = self.silences.snapshot();
+        let state = &mut self.state;
+        let mut dispatch = Dispatch {
+            config: &self.config,
+            alerts: &mut state.alerts,
+            groups: &mut state.groups,
+            sequences: &mut state.sequences,
+            epoch: state.epoch,
+            silences: &silences,
+            undo: &mut undo,
+            dirty: false,
+        };
+        let notifications = dispatch.flush_due(sources, now);
+        self.dirty |= dispatch.dirty;
+        self.undo = Some(undo);
         self.published.store(Arc::new(self.alert_counts()));
+        self.publish();
         notifications
     }
 
-    /// Step 1: what every rule sees now, and which `(account, agent level?)` pairs are held.
-    fn observe(
-        &self,
-        sources: &[Arc<SourceStatus>],
-        now: Timestamp,
-    ) -> (BTreeMap<AlertKey, Observation>, BTreeSet<(String, bool)>) {
-        let mut seen = BTreeMap::new();
-        let mut held = BTreeSet::new();
-        for s in sources {
-            let rules = self.config.rules_for(&s.name);
-            let provider = s.provider.as_str().to_string();
-            if s.polls == 0 {
-                held.insert((s.name.clone(), false));
-            } else if !s.up && rules.source_down.enabled {
-                let since = s.failing_since.unwrap_or(now);
-                let reason = s
-                    .last_error
-                    .as_ref()
-                    .map(|e| e.reason.as_str())
-                    .unwrap_or("unknown");
-                seen.insert(
-                    AlertKey {
-                        alertname: AlertName::SourceDown,
-                        account: s.name.clone(),
-                        agent_id: String::new(),
-                    },
-                    Observation {
-                        start: since,
-                        provider: provider.clone(),
-                        agent_name: None,
-                        version: None,
-                        value: format!(
-                            "polls failing for {} ({reason})",
-                            human(elapsed(now, since))
-                        ),
-                        threshold: human(rules.source_down.for_),
-                        value_seconds: Some(elapsed(now, since).as_secs()),
-                        threshold_seconds: Some(rules.source_down.for_.as_secs()),
-                        summary: format!(
-                            "polls failing for {} ({reason}); alert after {}",
-                            words(elapsed(now, since)),
-                            words(rules.source_down.for_)
-                        ),
-                    },
-                );
-            }
-            match (&s.agents, s.up) {
-                (Some(list), true) => {
-                    for agent in &list.agents {
-                        observe_agent(&mut seen, rules, &s.name, &provider, agent, now);
-                    }
-                }
-                _ => {
-                    held.insert((s.name.clone(), true));
-                }
-            }
-        }
-        (seen, held)
+    /// The silence store the engine mutes with; the API writes to it directly.
+    pub fn silence_store(&self) -> &Arc<SilenceStore> {
+        &self.silences
     }
 
-    /// Step 2: the lifecycle, and the groups of newly firing alerts.
-    fn advance(
-        &mut self,
-        mut seen: BTreeMap<AlertKey, Observation>,
-        held: &BTreeSet<(String, bool)>,
-        now: Timestamp,
-    ) {
-        let config = &self.config;
-        let alerts = &mut self.state.alerts;
-        let mut gone = Vec::new();
-        let mut changed = false;
-        for (key, alert) in alerts.iter_mut() {
-            let settings = config.rules_for(&key.account).settings(key.alertname);
-            match seen.remove(key) {
-                Some(obs) => {
-                    alert.provider = obs.provider;
-                    alert.agent_name = obs.agent_name;
-                    alert.version = obs.version;
-                    alert.value = obs.value;
-                    alert.threshold = obs.threshold;
-                    alert.value_seconds = obs.value_seconds;
-                    alert.threshold_seconds = obs.threshold_seconds;
-                    alert.summary = obs.summary;
-                    describe_offline(alert, now);
-                    alert.severity = config.rules_for(&key.account).severity(key.alertname);
-                    changed |= alert.keep_firing_since.take().is_some();
-                    match alert.state {
-                        AlertState::Pending => {
-                            if now >= plus(alert.active_at, settings.for_) {
-                                alert.state = AlertState::Firing;
-                                alert.fired_at = Some(now);
-                                changed = true;
-                            }
-                        }
-                        AlertState::Firing => {}
-                        // The condition came back before the resolved notice went out: to the recipient it never
-                        // stopped, so it simply keeps firing.
-                        AlertState::Resolved => {
-                            alert.state = AlertState::Firing;
-                            alert.resolved_at = None;
-                            changed = true;
-                        }
-                    }
-                }
-                None if held.contains(&(key.account.clone(), key.alertname.is_agent_level())) => {}
-                None => match alert.state {
-                    AlertState::Pending => gone.push(key.clone()),
-                    AlertState::Firing => {
-                        changed |= alert.keep_firing_since.is_none();
-                        let since = *alert.keep_firing_since.get_or_insert(now);
-                        if now >= plus(since, settings.keep_firing_for) {
-                            alert.state = AlertState::Resolved;
-                            alert.resolved_at = Some(now);
-                            alert.keep_firing_since = None;
-                        }
-                    }
-                    AlertState::Resolved => {}
-                },
-            }
-        }
-        changed |= !gone.is_empty() || !seen.is_empty();
-        for key in gone {
-            alerts.remove(&key);
-        }
-        for (key, obs) in seen {
-            let rules = config.rules_for(&key.account);
-            let for_ = rules.settings(key.alertname).for_;
-            let firing = now >= plus(obs.start, for_);
-            let mut alert = Alert {
-                alertname: key.alertname,
-                account: key.account.clone(),
-                provider: obs.provider,
-                agent_id: key.alertname.is_agent_level().then(|| key.agent_id.clone()),
-                agent_name: obs.agent_name,
-                version: obs.version,
-                severity: rules.severity(key.alertname),
-                value: obs.value,
-                threshold: obs.threshold,
-                value_seconds: obs.value_seconds,
-                threshold_seconds: obs.threshold_seconds,
-                summary: obs.summary,
-                state: if firing {
-                    AlertState::Firing
-                } else {
-                    AlertState::Pending
-                },
-                active_at: obs.start,
-                fired_at: firing.then_some(now),
-                keep_firing_since: None,
-                resolved_at: None,
-            };
-            describe_offline(&mut alert, now);
-            alerts.insert(key, alert);
-        }
-        // A resolved alert that no notification listed as firing has nobody to tell.
-        let groups = &mut self.state.groups;
-        let count = alerts.len();
-        alerts.retain(|k, a| {
-            a.state != AlertState::Resolved
-                || groups
-                    .get(&group_key(k.alertname, &k.account))
-                    .is_some_and(|g| g.notified.contains(&k.agent_id))
-        });
-        changed |= alerts.len() != count;
-        let firing: BTreeSet<(AlertName, &str)> = alerts
-            .values()
-            .filter(|a| a.state == AlertState::Firing)
-            .map(|a| (a.alertname, a.account.as_str()))
-            .collect();
-        for (alertname, account) in firing {
-            groups
-                .entry(group_key(alertname, account))
-                .or_insert_with(|| {
-                    changed = true;
-                    GroupLog {
-                        alertname,
-                        account: account.to_string(),
-                        created_at: now,
-                        next_flush: plus(now, config.group_wait),
-                        last_sent: None,
-                        notified: BTreeSet::new(),
-                    }
-                });
-        }
-        self.dirty |= changed;
+    /// Every silence kept now (expired ones for a day), as the store last published them.
+    pub fn silences(&self) -> Arc<Vec<Silence>> {
+        self.silences.snapshot()
     }
 
-    /// Step 3: looks at every group that is due and returns the notifications to send.
-    fn flush_due(&mut self, sources: &[Arc<SourceStatus>], now: Timestamp) -> Vec<Notification> {
-        let inhibitors = Inhibitors::from(&self.state.alerts);
-        let due: Vec<String> = self
-            .state
-            .groups
-            .iter()
-            .filter(|(_, g)| now >= g.next_flush)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut out = Vec::new();
-        for gk in due {
-            if let Some(mut n) = self.flush(&gk, &inhibitors, now) {
-                if n.alertname == AlertName::SourceDown.as_str()
-                    && n.status == NotificationStatus::Firing
-                {
-                    n.source_problem = sources
-                        .iter()
-                        .find(|s| s.name == n.account)
-                        .and_then(|s| source_problem(s))
-                        .map(Box::new);
-                }
-                out.push(n);
-            }
-            if let Some(g) = self.state.groups.get_mut(&gk) {
-                g.next_flush = plus(now, self.config.group_interval);
-                self.dirty = true;
-            }
-        }
-        // A group with nothing notified and no firing or resolved alert is over (pending alerts do not belong to
-        // a group yet); the next alert to fire starts a new one, with a fresh group_wait.
-        let alerts = &self.state.alerts;
-        let groups = self.state.groups.len();
-        self.state.groups.retain(|_, g| {
-            !g.notified.is_empty()
-                || alerts.values().any(|a| {
-                    a.alertname == g.alertname
-                        && a.account == g.account
-                        && a.state != AlertState::Pending
-                })
-        });
-        self.dirty |= self.state.groups.len() != groups;
-        out
+    /// [`SilenceStore::add`] on the engine's store.
+    pub fn add_silence(&self, new: NewSilence, now: Timestamp) -> Result<Silence, Refusal> {
+        self.silences.add(new, now)
     }
 
-    /// Looks at one group, Alertmanager's dedup stage: returns the notification if one is needed, and updates the
-    /// notification log.
-    fn flush(&mut self, gk: &str, inhibitors: &Inhibitors, now: Timestamp) -> Option<Notification> {
-        let group = self.state.groups.get(gk)?.clone();
-        let rules = self.config.rules_for(&group.account);
-        let severity = rules.severity(group.alertname);
-        if self.muted(group.alertname, &group.account, severity, now) {
-            return None;
-        }
-        let members: Vec<(&AlertKey, &Alert)> = self
-            .state
-            .alerts
-            .range(
-                AlertKey {
-                    alertname: group.alertname,
-                    account: group.account.clone(),
-                    agent_id: String::new(),
-                }..,
-            )
-            .take_while(|(k, _)| k.alertname == group.alertname && k.account == group.account)
-            .collect();
-        let mut firing = Vec::new();
-        let mut firing_ids = BTreeSet::new();
-        let mut resolved = Vec::new();
-        let mut held_back = BTreeSet::new();
-        let mut muted = Vec::new();
-        let mut any_firing = false;
-        for &(key, a) in &members {
-            let muted_by = self.muted_by(a, inhibitors.inhibited_by(key), now);
-            let suppressed = muted_by.is_some();
-            any_firing |= a.state == AlertState::Firing;
-            match (a.state, suppressed) {
-                (AlertState::Pending, _) => {}
-                (AlertState::Firing, false) => {
-                    firing.push(a);
-                    firing_ids.insert(key.agent_id.clone());
-                }
-                (AlertState::Resolved, false) if group.notified.contains(&key.agent_id) => {
-                    resolved.push(a)
-                }
-                (AlertState::Resolved, false) => {}
-                (_, true) => {
-                    if group.notified.contains(&key.agent_id) {
-                        held_back.insert(key.agent_id.clone());
-                    }
-                    // Only what the recipients were told about is worth a word: it explains why it left the list.
-                    if a.state == AlertState::Firing && group.notified.contains(&key.agent_id) {
-                        muted.push((a, muted_by));
-                    }
-                }
-            }
-        }
-        if firing.is_empty() && resolved.is_empty() {
-            // Nothing visible. Forget listed agents whose alert no longer exists at all.
-            let g = self.state.groups.get_mut(gk)?;
-            let alerts = &self.state.alerts;
-            g.notified.retain(|id| {
-                alerts.contains_key(&AlertKey {
-                    alertname: group.alertname,
-                    account: group.account.clone(),
-                    agent_id: id.clone(),
-                })
-            });
-            return None;
-        }
-        let send_resolved = self.config.send_resolved;
-        // Everything resolved (muted alerts that still fire do not count as resolved): say so.
-        let needed = !firing_ids.is_subset(&group.notified)
-            || !any_firing
-            || (send_resolved && !resolved.is_empty())
-            || group
-                .last_sent
-                .is_none_or(|t| now >= plus(t, self.config.repeat_interval));
-        if !needed {
-            if !send_resolved {
-                // Nobody will be told these resolved; forget them now rather than at the next repeat.
-                let g = self.state.groups.get_mut(gk)?;
-                for a in &resolved {
-                    g.notified.remove(a.agent_id.as_deref().unwrap_or_default());
-                }
-                let done: Vec<AlertKey> = resolved.iter().map(|a| a.key()).collect();
-                self.forget(done);
-            }
-            return None;
-        }
-        let status = if !any_firing {
-            NotificationStatus::Resolved
-        } else {
-            NotificationStatus::Firing
-        };
-        let emit = status == NotificationStatus::Firing || send_resolved;
-        let notification = emit.then(|| {
-            let seq = self.state.sequences.entry(gk.to_string()).or_insert(0);
-            *seq += 1;
-            let url = self.config.external_url.as_deref();
-            let mut firing_lines: Vec<AlertLine> = firing.iter().map(|a| line(a, url)).collect();
-            let mut resolved_lines: Vec<AlertLine> = if send_resolved {
-                resolved.iter().map(|a| line(a, url)).collect()
-            } else {
-                Vec::new()
-            };
-            let mut muted_lines: Vec<AlertLine> = muted
-                .iter()
-                .map(|(a, by)| AlertLine {
-                    muted_by: by.clone(),
-                    ..line(a, url)
-                })
-                .collect();
-            let order = |l: &AlertLine| (l.agent_name.clone(), l.agent_id.clone());
-            firing_lines.sort_by_key(order);
-            resolved_lines.sort_by_key(order);
-            muted_lines.sort_by_key(order);
-            Notification {
-                id: format!("{:x}-{:016x}-{}", self.state.epoch, fnv1a(gk), seq),
-                group_key: gk.to_string(),
-                status,
-                alertname: group.alertname.as_str().to_string(),
-                severity,
-                account: group.account.clone(),
-                provider: members
-                    .first()
-                    .map(|(_, a)| a.provider.clone())
-                    .unwrap_or_default(),
-                to: self
-                    .config
-                    .recipients(group.alertname, severity, &group.account),
-                receivers: self
-                    .config
-                    .receivers(group.alertname, severity, &group.account),
-                firing: firing_lines,
-                resolved: resolved_lines,
-                muted: muted_lines,
-                source_problem: None,
-                created_at: now,
-                external_url: self.config.external_url.clone(),
-            }
-        });
-        let done: Vec<AlertKey> = resolved.iter().map(|a| a.key()).collect();
-        self.forget(done);
-        let g = self.state.groups.get_mut(gk)?;
-        g.notified = firing_ids.into_iter().chain(held_back).collect();
-        if notification.is_some() {
-            g.last_sent = Some(now);
-        }
-        notification
-    }
-
-    /// Removes resolved alerts whose notice is done, keeping them in the undo record.
-    fn forget(&mut self, keys: Vec<AlertKey>) {
-        for k in keys {
-            if let Some(a) = self.state.alerts.remove(&k) {
-                if let Some(undo) = &mut self.undo {
-                    undo.removed.push(a);
-                }
-                self.dirty = true;
-            }
-        }
-    }
-
-    /// Returns true if and only if a mute window holds back the group `(alertname, account)` at `now`.
-    fn muted(
-        &self,
-        alertname: AlertName,
-        account: &str,
-        severity: Severity,
-        now: Timestamp,
-    ) -> bool {
-        let label = |n: LabelName| match n {
-            LabelName::Alertname => alertname.as_str().to_string(),
-            LabelName::Account => account.to_string(),
-            LabelName::Severity => severity_str(severity).to_string(),
-            LabelName::AgentId | LabelName::AgentName => String::new(),
-        };
-        self.config
-            .mute_windows
-            .iter()
-            .any(|w| all_match(&w.matchers, &label) && w.contains(now))
-    }
-
-    /// What mutes `alert` at `now`, in words (`inhibited by AgentOffline`, `silenced by 18f-3 (maintenance)`), or
-    /// `None` when nothing does. An inhibition is named first: it lasts as long as its cause, a silence may outlive
-    /// it.
-    fn muted_by(
-        &self,
-        alert: &Alert,
-        inhibitor: Option<AlertName>,
-        now: Timestamp,
-    ) -> Option<String> {
-        if let Some(by) = inhibitor {
-            return Some(format!("inhibited by {by}"));
-        }
-        let silences: Vec<String> = self
-            .silenced_by(alert, now)
-            .map(|s| {
-                if s.comment.is_empty() {
-                    s.id.clone()
-                } else {
-                    format!("{} ({})", s.id, s.comment)
-                }
-            })
-            .collect();
-        (!silences.is_empty()).then(|| format!("silenced by {}", silences.join(", ")))
-    }
-
-    /// The active silences that match `alert` at `now`.
-    pub(super) fn silenced_by<'a>(
-        &'a self,
-        alert: &'a Alert,
-        now: Timestamp,
-    ) -> impl Iterator<Item = &'a Silence> + 'a {
-        self.state
-            .silences
-            .iter()
-            .filter(move |s| s.is_active(now) && s.matches(alert))
+    /// [`SilenceStore::delete`] on the engine's store; `None` also when the deletion could not be saved.
+    pub fn delete_silence(&self, id: &str) -> Option<Silence> {
+        self.silences.delete(id).ok().flatten()
     }
 
     /// Every enabled rule appears with its default severity even at zero, so a query sees `0` rather than nothing.
@@ -739,235 +217,15 @@ impl Engine {
     }
 }
 
-/// Evaluates the agent rules for one agent.
-fn observe_agent(
-    seen: &mut BTreeMap<AlertKey, Observation>,
-    rules: &Rules,
-    account: &str,
-    provider: &str,
-    agent: &Agent,
-    now: Timestamp,
-) {
-    let label = |n: LabelName| match n {
-        LabelName::AgentId => agent.id.clone(),
-        LabelName::AgentName => agent.name.clone(),
-        _ => String::new(),
-    };
-    let mut add = |alertname: AlertName,
-                   start: Timestamp,
-                   (value, value_seconds): (String, Option<Duration>),
-                   (threshold, threshold_seconds): (String, Option<Duration>),
-                   summary: String| {
-        seen.insert(
-            AlertKey {
-                alertname,
-                account: account.to_string(),
-                agent_id: agent.id.clone(),
-            },
-            Observation {
-                start,
-                provider: provider.to_string(),
-                agent_name: Some(agent.name.clone()),
-                version: agent.version.clone(),
-                value,
-                threshold,
-                value_seconds: value_seconds.map(|d| d.as_secs()),
-                threshold_seconds: threshold_seconds.map(|d| d.as_secs()),
-                summary,
-            },
-        );
-    };
-    let applies =
-        |s: &crate::config::alerting::RuleSettings| s.enabled && all_match(&s.matchers, &label);
-
-    if applies(&rules.heartbeat_stale) {
-        let after = rules.heartbeat_after;
-        let threshold = || (human(after), Some(after));
-        match (agent.last_heartbeat, agent.created_at) {
-            (Some(hb), _) if elapsed(now, hb) > after => {
-                let age = elapsed(now, hb);
-                add(
-                    AlertName::AgentHeartbeatStale,
-                    plus(hb, after),
-                    (format!("last heartbeat {} ago", human(age)), Some(age)),
-                    threshold(),
-                    format!("last heartbeat {} ago; limit {}", words(age), words(after)),
-                );
-            }
-            (None, Some(created)) if elapsed(now, created) > after => {
-                let age = elapsed(now, created);
-                add(
-                    AlertName::AgentHeartbeatStale,
-                    plus(created, after),
-                    (format!("never (created {} ago)", human(age)), Some(age)),
-                    threshold(),
-                    format!(
-                        "no heartbeat since it was created {} ago; limit {}",
-                        words(age),
-                        words(after)
-                    ),
-                );
-            }
-            // No heartbeat and no creation date: nothing to measure from, so no verdict.
-            _ => {}
-        }
-    }
-    if applies(&rules.agent_offline) && agent.offline {
-        // The value and the sentence count from the alert's start, which only the lifecycle knows: see
-        // `describe_offline`.
-        let for_ = rules.agent_offline.for_;
-        add(
-            AlertName::AgentOffline,
-            now,
-            ("offline".to_string(), Some(Duration::ZERO)),
-            (human(for_), Some(for_)),
-            "offline".to_string(),
-        );
-    }
-    if let Some(rotated) = agent
-        .token_rotated
-        .filter(|_| applies(&rules.token_rotation))
-    {
-        let age = elapsed(now, rotated);
-        let max = rules.token_max_age;
-        let due_at = max.saturating_sub(rules.token_warn_before);
-        if age > max {
-            add(
-                AlertName::AgentTokenRotationOverdue,
-                plus(rotated, max),
-                (human(age), Some(age)),
-                (human(max), Some(max)),
-                format!("token {} old; policy {}", words(age), words(max)),
-            );
-        }
-        if age > due_at {
-            let left = max.saturating_sub(age);
-            let sentence = if left.is_zero() {
-                format!("token {} old; policy {}", words(age), words(max))
-            } else {
-                format!(
-                    "token {} old; policy {}, due in {}",
-                    words(age),
-                    words(max),
-                    words(left)
-                )
-            };
-            add(
-                AlertName::AgentTokenRotationDue,
-                plus(rotated, due_at),
-                (human(age), Some(age)),
-                (human(due_at), Some(due_at)),
-                sentence,
-            );
-        }
-    }
-    if let (true, Some(min), Some(version)) = (
-        applies(&rules.version_outdated),
-        &rules.min_version,
-        agent.version.as_deref(),
-    ) {
-        // A version that is not semantic versioning cannot be compared, so it raises nothing.
-        if parse_version(version).is_some_and(|v| v < *min) {
-            add(
-                AlertName::AgentVersionOutdated,
-                now,
-                (version.to_string(), None),
-                (format!(">= {min}"), None),
-                format!("version {version}; minimum {min}"),
-            );
-        }
-    }
-}
-
-/// Brings an `AgentOffline` alert's value up to `now`: the platform says only "offline", so how long comes from
-/// the alert's own start. Does nothing to other rules.
-fn describe_offline(alert: &mut Alert, now: Timestamp) {
-    if alert.alertname != AlertName::AgentOffline {
-        return;
-    }
-    let d = elapsed(now, alert.active_at);
-    alert.value = format!("offline for {}", human(d));
-    alert.value_seconds = Some(d.as_secs());
-    alert.summary = format!("offline for {}", words(d));
-}
-
-/// The notification line for an alert. `since` is when the condition began (for a token, the day it became
-/// due), which reads better than when this process first saw it.
-fn line(a: &Alert, external_url: Option<&str>) -> AlertLine {
-    AlertLine {
-        agent_id: a.agent_id.clone(),
-        agent_name: a.agent_name.clone(),
-        version: a.version.clone(),
-        value: a.value.clone(),
-        threshold: a.threshold.clone(),
-        since: a.active_at,
-        resolved_at: a.resolved_at,
-        value_seconds: a.value_seconds,
-        threshold_seconds: a.threshold_seconds,
-        summary: a.summary.clone(),
-        muted_by: None,
-        link: a
-            .agent_id
-            .as_deref()
-            .and_then(|id| agent_link(external_url?, &a.account, id)),
-    }
-}
-
-/// The link to an agent on the exporter's page: `<external_url>#agent-<account>-<agent id>`, the fragment
-/// percent-encoded by `url`. `None` when the URL does not parse (config validation makes that unexpected).
-pub fn agent_link(external_url: &str, account: &str, agent_id: &str) -> Option<String> {
-    let mut url = url::Url::parse(external_url).ok()?;
-    url.set_fragment(Some(&format!("agent-{account}-{agent_id}")));
-    Some(url.to_string())
-}
-
-/// The link to a source on the exporter's page: `<external_url>#source-<account>`, encoded as [`agent_link`].
-pub fn source_link(external_url: &str, account: &str) -> Option<String> {
-    let mut url = url::Url::parse(external_url).ok()?;
-    url.set_fragment(Some(&format!("source-{account}")));
-    Some(url.to_string())
-}
-
-/// What a `SourceDown` notice says about `s`, or `None` while `s` is up (a notice made in the evaluation that saw
-/// it recover).
-fn source_problem(s: &SourceStatus) -> Option<SourceProblem> {
-    if s.up {
-        return None;
-    }
-    let error = s.last_error.as_ref();
-    Some(SourceProblem {
-        reason: error.map_or("unknown", |e| e.reason.as_str()).to_string(),
-        message: error.map(|e| e.message.clone()).unwrap_or_default(),
-        url: error.and_then(|e| e.url.clone()),
-        failing_since: s.failing_since,
-        last_success: s.last_success,
-        agents_in_last_snapshot: s.agents.as_ref().map(|l| l.agents.len()),
-    })
-}
-
-/// `t + d`, saturating at the end of time.
-fn plus(t: Timestamp, d: Duration) -> Timestamp {
-    t.checked_add(d).unwrap_or(Timestamp::MAX)
-}
-
-/// `now - then`, or zero when `then` lies in the future (clock skew upstream).
-fn elapsed(now: Timestamp, then: Timestamp) -> Duration {
-    Duration::try_from(now.duration_since(then)).unwrap_or(Duration::ZERO)
-}
-
-/// FNV-1a, 64 bits: a stable hash (unlike `DefaultHasher`) for the group part of notification ids.
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::config::alerting::{MuteWindow, Route};
-    use crate::model::{AgentList, Provider};
-    use crate::rules::matcher::{Matcher, RawMatcher};
+    use std::time::Duration;
+
+    use crate::domain::matcher::{LabelName, Matcher, RawMatcher};
+    use crate::domain::{Agent, AgentList, AlertLine, NotificationStatus, Provider, SourceProblem};
+    use crate::rules::eval::plus;
     use crate::rules::silences::NewSilence;
     use crate::sources::ErrorReason;
     use crate::status::SourceError;
@@ -1771,7 +1029,7 @@ pub(crate) mod tests {
             .alert_counts()
             .into_iter()
             .filter(|(name, ..)| name.starts_with("Agent"))
-            .map(|(name, sev, state, n)| format!("{name} {} {state} {n}", severity_str(sev)))
+            .map(|(name, sev, state, n)| format!("{name} {} {state} {n}", sev.as_str()))
             .collect();
         assert_eq!(
             counts,
@@ -1932,7 +1190,7 @@ pub(crate) mod tests {
         };
         for n in notices
             .iter()
-            .filter(|n| n.alertname == "AgentHeartbeatStale")
+            .filter(|n| n.alertname == AlertName::AgentHeartbeatStale)
         {
             for id in ["o1", "o2", "o3", "o4"] {
                 assert!(
@@ -1950,7 +1208,7 @@ pub(crate) mod tests {
         }
         let offline: Vec<&Notification> = notices
             .iter()
-            .filter(|n| n.alertname == "AgentOffline")
+            .filter(|n| n.alertname == AlertName::AgentOffline)
             .collect();
         for id in ["o1", "o2", "o3", "o4", "o5"] {
             let announced = offline
@@ -1992,7 +1250,7 @@ pub(crate) mod tests {
                 })
                 .collect();
             for n in w.engine.evaluate(&[up("prod", agents, now)], now) {
-                if n.alertname == "AgentHeartbeatStale" {
+                if n.alertname == AlertName::AgentHeartbeatStale {
                     log.push(format!("{secs}s {}", summary(&n)));
                     last = Some(n);
                 }
@@ -2071,7 +1329,7 @@ pub(crate) mod tests {
             .evaluate(&[up("prod eu", fleet(at(720)), at(720))], at(720));
         let line = |rule: &str| {
             sent.iter()
-                .find(|n| n.alertname == rule)
+                .find(|n| n.alertname.as_str() == rule)
                 .unwrap_or_else(|| panic!("no {rule} in {:?}", summaries(&sent)))
                 .firing[0]
                 .clone()

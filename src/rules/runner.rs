@@ -11,11 +11,12 @@ use tokio::time::MissedTickBehavior;
 
 use crate::atomic_file;
 use crate::config::alerting::EngineConfig;
-use crate::notify::Notification;
+use crate::domain::Notification;
 use crate::rules::NotificationSink;
 use crate::rules::engine::{Engine, SharedEngine, lock};
 use crate::rules::health::StateHealth;
-use crate::rules::state::{StateError, load_or_fresh, rebuild_from_notified};
+use crate::rules::silences::{self, SilenceStore};
+use crate::rules::state::{State, StateError, load_or_fresh, rebuild_from_notified};
 use crate::status::Registry;
 use crate::telemetry::error_chain;
 
@@ -51,10 +52,17 @@ pub fn start_engine_with(
             );
         }
     }
+    let had_silences = !state.silences.is_empty();
+    let store = Arc::new(open_silences(&config, &mut state));
+    let migrated = had_silences && state.silences.is_empty();
     let alerts = state.alerts.len();
-    let silences = state.silences.len();
+    let silences = store.snapshot().len();
     let path = config.state_file.clone();
-    let mut engine = Engine::new(config, state);
+    let mut engine = Engine::with_silences(config, state, store);
+    if migrated {
+        // The state file still holds the silences the store now keeps: write it without them.
+        engine.mark_dirty();
+    }
     if fresh {
         match engine.state().save(&path) {
             Ok(()) => health.saved(now),
@@ -67,6 +75,52 @@ pub fn start_engine_with(
     }
     tracing::info!(path = %path.display(), alerts, silences, "alert state loaded");
     Arc::new(Mutex::new(engine))
+}
+
+/// Opens the silence store beside the state file ([`silences::path_beside`]). A file that cannot be read is moved
+/// aside (`.corrupt-<unix seconds>`) and logged, and the store starts empty.
+///
+/// Migration: a state file of the previous version kept the silences itself. They are moved into the store (one log
+/// line), and taken out of `state` once the store has saved them; until then `state` keeps them, so the state file
+/// still holds them and the next start tries again. The store skips ids it holds already, so a crash between the
+/// two writes moves nothing twice.
+fn open_silences(config: &EngineConfig, state: &mut State) -> SilenceStore {
+    let path = silences::path_beside(&config.state_file);
+    let store = match SilenceStore::open(path.clone(), config.silences) {
+        Ok(store) => store,
+        Err(e) => {
+            let aside =
+                path.with_extension(format!("json.corrupt-{}", Timestamp::now().as_second()));
+            let moved = std::fs::rename(&path, &aside);
+            tracing::error!(
+                error = %error_chain(&e),
+                moved_to = %aside.display(),
+                moved = moved.is_ok(),
+                "the silences file cannot be read; starting without silences"
+            );
+            SilenceStore::open(path.clone(), config.silences)
+                .unwrap_or_else(|_| SilenceStore::in_memory(config.silences, Vec::new()))
+        }
+    };
+    if !state.silences.is_empty() {
+        let count = state.silences.len();
+        match store.import(state.silences.clone()) {
+            Ok(_) => {
+                state.silences.clear();
+                tracing::info!(
+                    silences = count,
+                    from = %config.state_file.display(),
+                    to = %path.display(),
+                    "silences moved from the state file to a file of their own"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, to = %path.display(), "cannot move the silences out of the state file yet; they stay there and apply");
+                return SilenceStore::in_memory(config.silences, state.silences.clone());
+            }
+        }
+    }
+    store
 }
 
 /// Evaluates every `interval` until `shutdown` turns true (or its sender goes away), then saves the state one last
@@ -158,6 +212,7 @@ pub async fn run_once_recorded(
     health: &StateHealth,
     now: Timestamp,
 ) -> Round {
+    expire_silences(engine, now).await;
     let sources = registry.snapshot();
     let started = std::time::Instant::now();
     let notifications = lock(engine).evaluate(&sources, now);
@@ -199,6 +254,22 @@ pub async fn run_once_recorded(
         false
     };
     Round::Done { notified, saved }
+}
+
+/// Silence expiry maintenance: forgets the silences that ended a day before `now`, on a blocking thread (it writes
+/// the silences file) and only when there is one to forget.
+async fn expire_silences(engine: &SharedEngine, now: Timestamp) {
+    let store = Arc::clone(lock(engine).silence_store());
+    if !store.has_expired(now) {
+        return;
+    }
+    match tokio::task::spawn_blocking(move || store.expire(now)).await {
+        Ok(Ok(n)) => tracing::debug!(forgotten = n, "expired silences forgotten"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot forget expired silences; will try again next round")
+        }
+        Err(e) => tracing::warn!(error = %e, "silence expiry panicked"),
+    }
 }
 
 /// Serializes the writers of the state file: the runner's saves and the silence API's. Each takes its copy of the
@@ -246,8 +317,8 @@ mod tests {
 
     use super::*;
     use crate::config::alerting::EngineConfig;
-    use crate::model::{Agent, AgentList, Provider};
-    use crate::notify::{Notification, SinkError};
+    use crate::domain::{Agent, AgentList, Provider};
+    use crate::domain::{Notification, SinkError};
     use crate::rules::engine::Engine;
     use crate::rules::state::{State, load};
     use crate::status::SourceStatus;
@@ -287,7 +358,7 @@ mod tests {
         saw_sent_state_early: Mutex<bool>,
     }
 
-    impl crate::notify::NotificationSink for RecordingSink {
+    impl crate::domain::NotificationSink for RecordingSink {
         fn enqueue(&self, notifications: &[Notification]) -> Result<(), SinkError> {
             let on_disk = load(&self.state_file, t0()).state;
             if on_disk.groups.values().any(|g| g.last_sent.is_some()) {
@@ -329,7 +400,7 @@ mod tests {
         let task = tokio::spawn(run_with_clock(
             Arc::clone(&engine),
             registry_with_a_stale_agent(),
-            sink.clone() as Arc<dyn crate::notify::NotificationSink>,
+            sink.clone() as Arc<dyn crate::domain::NotificationSink>,
             Duration::from_secs(5),
             Arc::new(StateHealth::new(t0())),
             shutdown,
@@ -381,7 +452,7 @@ mod tests {
     async fn a_refused_batch_comes_again_with_the_same_id_and_is_sent_once() {
         let (_dir, engine, sink) = setup(2);
         let registry = registry_with_a_stale_agent();
-        let dyn_sink = sink.clone() as Arc<dyn crate::notify::NotificationSink>;
+        let dyn_sink = sink.clone() as Arc<dyn crate::domain::NotificationSink>;
         let clock = tokio_clock();
         let path = sink.state_file.clone();
         let mut rounds = Vec::new();
@@ -431,7 +502,7 @@ mod tests {
         let task = tokio::spawn(run_with_clock(
             engine,
             registry_with_a_stale_agent(),
-            sink as Arc<dyn crate::notify::NotificationSink>,
+            sink as Arc<dyn crate::domain::NotificationSink>,
             Duration::from_secs(5),
             Arc::new(StateHealth::new(t0())),
             shutdown,
@@ -442,5 +513,94 @@ mod tests {
             .await
             .expect("the loop stops")
             .unwrap();
+    }
+
+    /// A state file as the previous version wrote it: silences inside, and a firing `AgentHeartbeatStale` for
+    /// `prod/a1` that was notified ten minutes before `t0`.
+    const PREVIOUS_VERSION_STATE: &str = r#"{
+  "version": 1,
+  "epoch": 1767600000000,
+  "alerts": [
+    {
+      "alertname": "AgentHeartbeatStale", "account": "prod", "provider": "celigo",
+      "agent_id": "a1", "agent_name": "edge-1", "version": null, "severity": "critical",
+      "value": "last heartbeat 50m ago", "threshold": "10m", "value_seconds": 3000, "threshold_seconds": 600,
+      "summary": "last heartbeat 50 min ago; limit 10 min", "state": "firing",
+      "active_at": "2026-01-05T11:10:00Z", "fired_at": "2026-01-05T11:30:00Z",
+      "keep_firing_since": null, "resolved_at": null
+    }
+  ],
+  "groups": {
+    "AgentHeartbeatStale/prod": {
+      "alertname": "AgentHeartbeatStale", "account": "prod", "created_at": "2026-01-05T11:30:00Z",
+      "next_flush": "2026-01-05T11:55:00Z", "last_sent": "2026-01-05T11:50:00Z", "notified": ["a1"]
+    }
+  },
+  "sequences": { "AgentHeartbeatStale/prod": 4 },
+  "silences": [
+    {
+      "id": "18f0c2a-3", "matchers": [{ "name": "agent_name", "value": "edge-1" }],
+      "starts_at": "2026-01-05T11:00:00Z", "ends_at": "2026-01-06T11:00:00Z",
+      "created_by": "ops", "comment": "disk swap", "created_at": "2026-01-05T11:00:00Z"
+    }
+  ],
+  "next_silence": 4
+}"#;
+
+    #[tokio::test]
+    async fn a_state_file_of_the_previous_version_loads_its_silences_move_to_their_own_file_and_nothing_is_sent_again()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, PREVIOUS_VERSION_STATE).unwrap();
+        let config = EngineConfig::new(&path, vec!["ops@example.com".into()]);
+        let health = StateHealth::new(t0());
+        let engine = start_engine_with(config, &health, Vec::new);
+        assert_eq!(health.corrupt_files(), 0, "the old file was set aside");
+
+        let moved = SilenceStore::open(silences::path_beside(&path), Default::default()).unwrap();
+        let ids: Vec<String> = moved.snapshot().iter().map(|s| s.id.clone()).collect();
+        assert_eq!(ids, vec!["18f0c2a-3".to_string()], "the silences file");
+        assert!(
+            lock(&engine).state().silences.is_empty(),
+            "the silences stayed in the alert state"
+        );
+
+        let sink = Arc::new(RecordingSink {
+            got: Mutex::new(Vec::new()),
+            fail_first: AtomicUsize::new(0),
+            state_file: path.clone(),
+            saw_sent_state_early: Mutex::new(false),
+        });
+        let dyn_sink = sink.clone() as Arc<dyn crate::domain::NotificationSink>;
+        let registry = registry_with_a_stale_agent();
+        for secs in [0, 5, 60] {
+            let now = t0().checked_add(Duration::from_secs(secs)).unwrap();
+            run_once(&engine, &registry, &dyn_sink, &path, now).await;
+        }
+        let got: Vec<String> = sink
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.id.clone())
+            .collect();
+        assert!(got.is_empty(), "sent again across the upgrade: {got:?}");
+        let views = lock(&engine).alerts(t0());
+        assert_eq!(views.len(), 1, "saw {views:?}");
+        assert_eq!(
+            views[0].silenced_by,
+            vec!["18f0c2a-3".to_string()],
+            "the moved silence applies"
+        );
+
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !on_disk.contains("18f0c2a-3"),
+            "the state file still holds the silence: {on_disk}"
+        );
+        let reloaded = load(&path, t0());
+        assert!(reloaded.problem.is_none(), "saw {:?}", reloaded.problem);
+        assert_eq!(reloaded.state.sequences["AgentHeartbeatStale/prod"], 4);
     }
 }

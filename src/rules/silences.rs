@@ -1,12 +1,20 @@
-//! Silences made at run time through `POST /api/v1/silences`: validating a request, adding it to the engine's
-//! state, listing and deleting. Evaluation applies them (see [`Engine::evaluate`]); this is only their bookkeeping.
+//! Silences made at run time through `POST /api/v1/silences`, in a store of their own ([`SilenceStore`]):
+//! validating a request, adding, listing, deleting, and forgetting those that ended a day ago. Dispatch applies them
+//! (see [`crate::rules::dispatch::mute`]) to the snapshot it takes at the start of each evaluation.
 
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
 use jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::rules::engine::Engine;
-use crate::rules::matcher::{Matcher, RawMatcher};
-use crate::rules::state::Silence;
+use crate::atomic_file;
+use crate::config::silences::SilenceLimits;
+use crate::domain::Silence;
+use crate::domain::matcher::{Matcher, RawMatcher};
+use crate::telemetry::error_chain;
 
 /// A silence request, as `POST /api/v1/silences` takes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +48,10 @@ pub enum Refusal {
     /// `alerting.silences.max_silences` active and pending silences exist already (`429 Too Many Requests`).
     #[error("{0}")]
     TooMany(String),
+    /// The silences file could not be written, so nothing changed (`503 Service Unavailable`); the text is the
+    /// cause chain.
+    #[error("{0}")]
+    Unsaved(String),
 }
 
 impl From<String> for Refusal {
@@ -54,19 +66,173 @@ impl From<&str> for Refusal {
     }
 }
 
-impl Engine {
-    /// Every silence, including those that expired in the last day.
-    pub fn silences(&self) -> &[Silence] {
-        &self.state.silences
+/// Where silences live: their own file beside the state file, their own lock, and a published copy that readers
+/// and evaluation take without waiting, as Alertmanager's `silence/` package keeps them apart from alerts.
+///
+/// A write (create, delete, expiry) validates against the current list, writes the whole list to the file and only
+/// then publishes it, all under the store's own lock: a write never touches the alert state and never waits on an
+/// evaluation, and a write that cannot be saved changes nothing.
+#[derive(Debug)]
+pub struct SilenceStore {
+    /// The file, or `None` for a store kept in memory only (tests, tools).
+    path: Option<PathBuf>,
+    /// The caps of `alerting.silences`.
+    limits: SilenceLimits,
+    /// Serializes writers, so that each one validates against the list the previous one saved and the file gets
+    /// the lists in the order they were made. A `std::sync::Mutex`: it is held across blocking file I/O, which is
+    /// why writers run on blocking threads, and never across an `.await`.
+    writer: Mutex<()>,
+    /// The silences as last saved: every one not yet forgotten, expired ones for a day.
+    current: ArcSwap<Vec<Silence>>,
+}
+
+/// The silences file as written: `{"version": 1, "silences": [...]}`.
+#[derive(Debug, Serialize, Deserialize)]
+struct SilencesFile {
+    /// [`SILENCES_FORMAT_VERSION`].
+    version: u32,
+    /// Every silence kept.
+    silences: Vec<Silence>,
+}
+
+/// The silences file format version.
+pub const SILENCES_FORMAT_VERSION: u32 = 1;
+
+/// How long an expired silence stays listed before it is forgotten.
+pub const EXPIRED_SILENCE_KEPT: Duration = Duration::from_secs(24 * 3600);
+
+/// Why the silences file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SilenceStoreError {
+    /// The file could not be written (a full or read-only disk).
+    #[error("cannot write silences file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file could not be read.
+    #[error("cannot read silences file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a silences file of this version.
+    #[error("silences file {path} is not valid: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The silences file that belongs to `state_file`: `state.json` keeps its silences in `state.silences.json` beside it.
+pub fn path_beside(state_file: &Path) -> PathBuf {
+    let stem = state_file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".to_string());
+    state_file.with_file_name(format!("{stem}.silences.json"))
+}
+
+impl SilenceStore {
+    /// A store kept in memory only, with `silences` in it.
+    pub fn in_memory(limits: SilenceLimits, silences: Vec<Silence>) -> SilenceStore {
+        SilenceStore {
+            path: None,
+            limits,
+            writer: Mutex::new(()),
+            current: ArcSwap::from_pointee(silences),
+        }
     }
 
-    /// Validates a silence against the caps of `alerting.silences` and adds it with a new random (v4 UUID) id.
+    /// Opens the store at `path`. A missing file is an empty store; a file that cannot be parsed is an error, so that
+    /// the caller can set it aside and say so. Blocks: call it at start or from a blocking thread.
+    pub fn open(path: PathBuf, limits: SilenceLimits) -> Result<SilenceStore, SilenceStoreError> {
+        let silences = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let file: SilencesFile =
+                    serde_json::from_slice(&bytes).map_err(|e| SilenceStoreError::Invalid {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                if file.version != SILENCES_FORMAT_VERSION {
+                    return Err(SilenceStoreError::Invalid {
+                        path,
+                        message: format!("unknown version {}", file.version),
+                    });
+                }
+                file.silences
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => return Err(SilenceStoreError::Read { path, source }),
+        };
+        Ok(SilenceStore {
+            path: Some(path),
+            limits,
+            writer: Mutex::new(()),
+            current: ArcSwap::from_pointee(silences),
+        })
+    }
+
+    /// The file, if the store has one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Every silence kept now, without waiting for anything: the copy the last write published.
+    pub fn snapshot(&self) -> Arc<Vec<Silence>> {
+        self.current.load_full()
+    }
+
+    /// Runs `change` on a copy of the list under the writer lock; when it returns `Some`, saves the copy and
+    /// publishes it. Blocks on the file write.
+    fn write<T>(
+        &self,
+        change: impl FnOnce(&mut Vec<Silence>) -> Result<Option<T>, Refusal>,
+    ) -> Result<Option<T>, Refusal> {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut next = Vec::clone(&self.current.load());
+        let Some(out) = change(&mut next)? else {
+            return Ok(None);
+        };
+        if let Some(path) = &self.path {
+            let file = SilencesFile {
+                version: SILENCES_FORMAT_VERSION,
+                silences: next,
+            };
+            let bytes = serde_json::to_vec_pretty(&file).expect("silences serialize");
+            atomic_file::write(path, &bytes).map_err(|source| {
+                Refusal::Unsaved(error_chain(&SilenceStoreError::Write {
+                    path: path.clone(),
+                    source,
+                }))
+            })?;
+            next = file.silences;
+        }
+        self.current.store(Arc::new(next));
+        Ok(Some(out))
+    }
+
+    /// Adds `silences` that the store does not hold yet (by id), and saves: the migration of silences that a state
+    /// file of the previous version kept. Returns how many were added.
+    pub fn import(&self, silences: Vec<Silence>) -> Result<usize, Refusal> {
+        let added = self.write(|list| {
+            let before = list.len();
+            for s in silences {
+                if !list.iter().any(|have| have.id == s.id) {
+                    list.push(s);
+                }
+            }
+            Ok(Some(list.len() - before))
+        })?;
+        Ok(added.unwrap_or(0))
+    }
+
+    /// Validates a silence against the caps of `alerting.silences`, adds it with a new random (v4 UUID) id and saves.
     ///
     /// Only active and pending silences count against `max_silences`; of the expired ones (kept for a day so `GET`
     /// shows what just ended) at most `max_silences` are kept, the longest-ended going first, so that a client
-    /// making short silences in a loop cannot grow the state either.
-    pub fn add_silence(&mut self, new: NewSilence, now: Timestamp) -> Result<Silence, Refusal> {
-        let limits = self.config().silences;
+    /// making short silences in a loop cannot grow the file either. Blocks on the file write.
+    pub fn add(&self, new: NewSilence, now: Timestamp) -> Result<Silence, Refusal> {
+        let limits = self.limits;
         if new.matchers.is_empty() {
             return Err("a silence needs at least one matcher".into());
         }
@@ -147,32 +313,6 @@ impl Engine {
         };
         let created_by = text(new.created_by, "created_by")?;
         let comment = text(new.comment, "comment")?;
-        let live = self
-            .state
-            .silences
-            .iter()
-            .filter(|s| s.ends_at > now)
-            .count();
-        if live >= limits.max_silences {
-            return Err(Refusal::TooMany(format!(
-                "there are {live} active and pending silences, the most allowed \
-                 (alerting.silences.max_silences); delete one or wait for one to expire"
-            )));
-        }
-        let mut expired: Vec<Timestamp> = self
-            .state
-            .silences
-            .iter()
-            .filter(|s| s.ends_at <= now)
-            .map(|s| s.ends_at)
-            .collect();
-        if expired.len() >= limits.max_silences {
-            expired.sort_unstable();
-            let cutoff = expired[expired.len() - limits.max_silences];
-            self.state
-                .silences
-                .retain(|s| s.ends_at > now || s.ends_at > cutoff);
-        }
         let silence = Silence {
             id: uuid::Uuid::new_v4().to_string(),
             matchers,
@@ -182,37 +322,77 @@ impl Engine {
             comment,
             created_at: now,
         };
-        self.state.silences.push(silence.clone());
-        self.dirty = true;
+        let added = self.write(|list| {
+            let live = list.iter().filter(|s| s.ends_at > now).count();
+            if live >= limits.max_silences {
+                return Err(Refusal::TooMany(format!(
+                    "there are {live} active and pending silences, the most allowed \
+                     (alerting.silences.max_silences); delete one or wait for one to expire"
+                )));
+            }
+            let mut expired: Vec<Timestamp> = list
+                .iter()
+                .filter(|s| s.ends_at <= now)
+                .map(|s| s.ends_at)
+                .collect();
+            if expired.len() >= limits.max_silences {
+                expired.sort_unstable();
+                let cutoff = expired[expired.len() - limits.max_silences];
+                list.retain(|s| s.ends_at > now || s.ends_at > cutoff);
+            }
+            list.push(silence.clone());
+            Ok(Some(()))
+        })?;
+        debug_assert!(added.is_some());
         Ok(silence)
     }
 
-    /// Removes the silence `id` and returns it, or `None` if there is no such silence.
-    pub fn delete_silence(&mut self, id: &str) -> Option<Silence> {
-        let at = self.state.silences.iter().position(|s| s.id == id)?;
-        self.dirty = true;
-        Some(self.state.silences.remove(at))
+    /// Removes the silence `id`, saves, and returns it; `Ok(None)` if there is no such silence. Blocks on the file
+    /// write.
+    pub fn delete(&self, id: &str) -> Result<Option<Silence>, Refusal> {
+        self.write(|list| {
+            let Some(at) = list.iter().position(|s| s.id == id) else {
+                return Ok(None);
+            };
+            Ok(Some(list.remove(at)))
+        })
     }
 
-    /// Puts back a silence [`Engine::delete_silence`] removed, when that deletion could not be saved.
-    pub fn restore_silence(&mut self, silence: Silence) {
-        if !self.state.silences.iter().any(|s| s.id == silence.id) {
-            self.state.silences.push(silence);
-            self.dirty = true;
+    /// Returns true if and only if a silence ended more than [`EXPIRED_SILENCE_KEPT`] before `now`.
+    pub fn has_expired(&self, now: Timestamp) -> bool {
+        let cutoff = now
+            .checked_sub(EXPIRED_SILENCE_KEPT)
+            .unwrap_or(Timestamp::MIN);
+        self.current.load().iter().any(|s| s.ends_at <= cutoff)
+    }
+
+    /// Expiry maintenance: forgets silences that ended more than [`EXPIRED_SILENCE_KEPT`] before `now`, and saves
+    /// when that changed anything. Cheap when there is nothing to forget (no lock, no write). Blocks on the write.
+    pub fn expire(&self, now: Timestamp) -> Result<usize, Refusal> {
+        let cutoff = now
+            .checked_sub(EXPIRED_SILENCE_KEPT)
+            .unwrap_or(Timestamp::MIN);
+        if !self.has_expired(now) {
+            return Ok(0);
         }
+        let forgotten = self.write(|list| {
+            let before = list.len();
+            list.retain(|s| s.ends_at > cutoff);
+            Ok((list.len() != before).then_some(before - list.len()))
+        })?;
+        Ok(forgotten.unwrap_or(0))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::matcher::LabelName;
     use crate::rules::engine::tests::{ago, at, config, t0};
-    use crate::rules::matcher::LabelName;
-    use crate::rules::state::State;
 
     #[test]
     fn silences_are_validated_with_sentences() {
-        let mut e = Engine::new(config(), State::new(t0()));
+        let e = SilenceStore::in_memory(config().silences, Vec::new());
         let m = RawMatcher {
             name: LabelName::Account,
             value: "prod".into(),
@@ -258,7 +438,7 @@ mod tests {
             ),
         ];
         for (request, want) in cases {
-            let got = e.add_silence(request.clone(), t0());
+            let got = e.add(request.clone(), t0());
             assert_eq!(
                 got.as_ref().map(|s| &s.id),
                 Err(&Refusal::Invalid(want)),
@@ -266,16 +446,16 @@ mod tests {
             );
         }
         let err = e
-            .add_silence(new(vec![bad_regex], Some(at(60)), None), t0())
+            .add(new(vec![bad_regex], Some(at(60)), None), t0())
             .unwrap_err();
         assert!(
             err.to_string().starts_with("bad regex \"(\""),
             "saw {err:?}"
         );
-        let ok = e.add_silence(new(vec![m], None, Some("2h")), t0()).unwrap();
+        let ok = e.add(new(vec![m], None, Some("2h")), t0()).unwrap();
         assert_eq!(ok.ends_at, at(7200));
-        assert!(e.delete_silence(&ok.id).is_some());
-        assert!(e.delete_silence(&ok.id).is_none(), "deleted twice");
+        assert!(e.delete(&ok.id).unwrap().is_some());
+        assert!(e.delete(&ok.id).unwrap().is_none(), "deleted twice");
     }
 
     #[test]
@@ -288,7 +468,7 @@ mod tests {
             max_duration: std::time::Duration::from_secs(3600),
             max_start_ahead: std::time::Duration::from_secs(600),
         };
-        let mut e = Engine::new(cfg, State::new(t0()));
+        let e = SilenceStore::in_memory(cfg.silences, Vec::new());
         let m = |value: &str| RawMatcher {
             name: LabelName::Account,
             value: value.into(),
@@ -325,14 +505,13 @@ mod tests {
             ),
         ];
         for (request, want) in cases {
-            let got = e.add_silence(request.clone(), t0()).map(|s| s.id);
+            let got = e.add(request.clone(), t0()).map(|s| s.id);
             assert_eq!(got, Err(Refusal::Invalid(want.into())), "for {request:?}");
         }
-        e.add_silence(new(vec![m("prod")], None, "1h"), t0())
+        e.add(new(vec![m("prod")], None, "1h"), t0()).unwrap();
+        e.add(new(vec![m("prod")], Some(at(600)), "1h"), t0())
             .unwrap();
-        e.add_silence(new(vec![m("prod")], Some(at(600)), "1h"), t0())
-            .unwrap();
-        let third = e.add_silence(new(vec![m("prod")], None, "1h"), t0());
+        let third = e.add(new(vec![m("prod")], None, "1h"), t0());
         assert_eq!(
             third.map(|s| s.id),
             Err(Refusal::TooMany(
@@ -344,16 +523,15 @@ mod tests {
         // Once they have expired, new ones are taken, and the expired ones kept stay within the cap.
         for i in 0..5 {
             let now = at(7200 + i * 3600);
-            e.add_silence(new(vec![m("prod")], Some(now), "1h"), now)
-                .unwrap();
+            e.add(new(vec![m("prod")], Some(now), "1h"), now).unwrap();
         }
         assert!(
-            e.silences().len() <= 4,
+            e.snapshot().len() <= 4,
             "saw {} silences",
-            e.silences().len()
+            e.snapshot().len()
         );
-        let ids: std::collections::BTreeSet<&str> =
-            e.silences().iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(ids.len(), e.silences().len(), "an id was handed out twice");
+        let kept = e.snapshot();
+        let ids: std::collections::BTreeSet<&str> = kept.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids.len(), e.snapshot().len(), "an id was handed out twice");
     }
 }

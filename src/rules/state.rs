@@ -16,10 +16,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file;
-use crate::notify::{Notification, NotificationStatus, Severity};
-use crate::rules::AlertName;
+use crate::domain::{
+    Alert, AlertKey, AlertName, AlertState, Notification, NotificationStatus, Silence, group_key,
+};
 use crate::rules::health::StateHealth;
-use crate::rules::matcher::{LabelName, Matcher};
 
 /// The state file format version; a file with another version is set aside like a corrupt one.
 pub const FORMAT_VERSION: u32 = 1;
@@ -27,126 +27,6 @@ pub const FORMAT_VERSION: u32 = 1;
 /// How many `.corrupt-*` copies of the state file are kept; older ones are removed when another is set aside, so a
 /// disk that corrupts the file at every restart cannot fill up with copies.
 pub const CORRUPT_KEPT: usize = 3;
-
-/// Identifies one alert: the rule, the source and the agent (empty for source-level alerts).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AlertKey {
-    /// The rule; first, so that a group's alerts are adjacent in a map ordered by key.
-    pub alertname: AlertName,
-    /// The source name.
-    pub account: String,
-    /// The agent's id; empty for source-level alerts.
-    pub agent_id: String,
-}
-
-/// Where an alert is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertState {
-    /// The condition holds but not yet for `for`.
-    Pending,
-    /// The condition has held for `for` (or stopped less than `keep_firing_for` ago).
-    Firing,
-    /// It fired, notified someone, and stopped; kept until the resolved notice has gone out.
-    Resolved,
-}
-
-impl AlertState {
-    /// The `state` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertState::Pending => "pending",
-            AlertState::Firing => "firing",
-            AlertState::Resolved => "resolved",
-        }
-    }
-}
-
-/// One alert instance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Alert {
-    /// The rule that raised it.
-    pub alertname: AlertName,
-    /// The source name.
-    pub account: String,
-    /// The provider (`celigo`), for the notification.
-    pub provider: String,
-    /// `None` for source-level alerts.
-    pub agent_id: Option<String>,
-    /// As the upstream sent it; untrusted.
-    pub agent_name: Option<String>,
-    /// The agent's version at the last observation, for the email's table.
-    pub version: Option<String>,
-    /// The rule's severity for this source.
-    pub severity: Severity,
-    /// The observed value in human units, as of the last evaluation that saw the condition.
-    pub value: String,
-    /// The threshold in human units.
-    pub threshold: String,
-    /// The observed value in seconds; `None` when the value is not a duration (a version).
-    #[serde(default)]
-    pub value_seconds: Option<u64>,
-    /// The threshold in seconds; `None` when it is not a duration.
-    #[serde(default)]
-    pub threshold_seconds: Option<u64>,
-    /// One plain sentence for people (`offline for 12 min`, `token 97 days old; policy 90 days`).
-    #[serde(default)]
-    pub summary: String,
-    /// Pending, firing, or resolved awaiting its notice.
-    pub state: AlertState,
-    /// When the condition started to hold: derived from the data where it can be (heartbeat + `after`, the first
-    /// failed poll, token date + allowed age), else the first evaluation that saw it. `for` counts from here.
-    pub active_at: Timestamp,
-    /// When the alert went from pending to firing.
-    pub fired_at: Option<Timestamp>,
-    /// The first evaluation that saw the condition clear while the alert was firing; `keep_firing_for` counts from
-    /// here, as in Prometheus. `None` while the condition holds.
-    #[serde(default)]
-    pub keep_firing_since: Option<Timestamp>,
-    /// When it resolved.
-    pub resolved_at: Option<Timestamp>,
-}
-
-impl Alert {
-    /// The alert's identity.
-    pub fn key(&self) -> AlertKey {
-        AlertKey {
-            alertname: self.alertname,
-            account: self.account.clone(),
-            agent_id: self.agent_id.clone().unwrap_or_default(),
-        }
-    }
-
-    /// The alert's group key, `"<alertname>/<account>"`.
-    pub fn group_key(&self) -> String {
-        group_key(self.alertname, &self.account)
-    }
-
-    /// The value of a label, empty when the alert does not carry it (Alertmanager semantics).
-    pub fn label(&self, name: LabelName) -> String {
-        match name {
-            LabelName::Alertname => self.alertname.as_str().to_string(),
-            LabelName::Account => self.account.clone(),
-            LabelName::AgentId => self.agent_id.clone().unwrap_or_default(),
-            LabelName::AgentName => self.agent_name.clone().unwrap_or_default(),
-            LabelName::Severity => severity_str(self.severity).to_string(),
-        }
-    }
-}
-
-/// `info`, `warning` or `critical`.
-pub fn severity_str(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
-}
-
-/// The group key of `(alertname, account)`.
-pub fn group_key(alertname: AlertName, account: &str) -> String {
-    format!("{alertname}/{account}")
-}
 
 /// The notification log of one group (one rule on one source).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,51 +46,6 @@ pub struct GroupLog {
     pub notified: BTreeSet<String>,
 }
 
-/// A silence made at run time: alerts matching every matcher are not notified between `starts_at` and `ends_at`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Silence {
-    /// A random (v4) UUID, as Alertmanager's: never handed out twice, across restarts and lost state files too.
-    /// Files written before this hold `<state epoch hex>-<n>` ids, which keep working.
-    pub id: String,
-    /// All must match an alert's labels for the silence to apply.
-    pub matchers: Vec<Matcher>,
-    /// When it starts to apply.
-    pub starts_at: Timestamp,
-    /// When it stops applying; expired silences stay listed for a day.
-    pub ends_at: Timestamp,
-    /// Who made it, as they said; free text.
-    #[serde(default)]
-    pub created_by: String,
-    /// Why; free text.
-    #[serde(default)]
-    pub comment: String,
-    /// When the API received it.
-    pub created_at: Timestamp,
-}
-
-impl Silence {
-    /// Returns true if and only if the silence mutes matching alerts at `now`.
-    pub fn is_active(&self, now: Timestamp) -> bool {
-        self.starts_at <= now && now < self.ends_at
-    }
-
-    /// `pending`, `active` or `expired`, as Alertmanager says.
-    pub fn status(&self, now: Timestamp) -> &'static str {
-        if now < self.starts_at {
-            "pending"
-        } else if now < self.ends_at {
-            "active"
-        } else {
-            "expired"
-        }
-    }
-
-    /// Returns true if and only if every matcher matches `alert`.
-    pub fn matches(&self, alert: &Alert) -> bool {
-        self.matchers.iter().all(|m| m.matches(&|n| alert.label(n)))
-    }
-}
-
 /// Everything the engine remembers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
@@ -227,8 +62,10 @@ pub struct State {
     /// The last notification sequence number used per group key. Never pruned (there are at most rules × sources
     /// keys), so a group that ends and starts again never repeats an id.
     pub sequences: BTreeMap<String, u64>,
-    /// Silences, including expired ones for a day, so `GET` can show what just ended. (Files written before silence
-    /// ids were UUIDs also hold a `next_silence` counter, which is ignored.)
+    /// Only in files of the previous version, which kept silences here: they are moved to the silence store
+    /// ([`crate::rules::silences::SilenceStore`]) at start, and a state written since never holds any. (Files
+    /// written before silence ids were UUIDs also hold a `next_silence` counter, which is ignored.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub silences: Vec<Silence>,
 }
 
@@ -392,7 +229,8 @@ pub fn rebuild_from_notified(
         if n.status != NotificationStatus::Firing || n.firing.is_empty() {
             continue;
         }
-        let Some(alertname) = AlertName::parse(&n.alertname) else {
+        let alertname = n.alertname;
+        let (true, Some(provider)) = (AlertName::ALL.contains(&alertname), n.provider) else {
             continue;
         };
         let mut ids = BTreeSet::new();
@@ -401,7 +239,7 @@ pub fn rebuild_from_notified(
             let alert = Alert {
                 alertname,
                 account: n.account.clone(),
-                provider: n.provider.clone(),
+                provider,
                 agent_id: line.agent_id.clone(),
                 agent_name: line.agent_name.clone(),
                 version: line.version.clone(),
@@ -459,6 +297,7 @@ mod alert_list {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{LabelName, Matcher, Provider, Severity};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -470,7 +309,7 @@ mod tests {
         let alert = Alert {
             alertname: AlertName::AgentOffline,
             account: "prod-us".into(),
-            provider: "celigo".into(),
+            provider: Provider::Celigo,
             agent_id: Some("a1".into()),
             agent_name: Some("edge \"1\"\n<b>".into()),
             version: Some("1.2.3".into()),
@@ -636,7 +475,7 @@ mod tests {
 
     #[test]
     fn a_fresh_state_is_rebuilt_from_the_last_firing_notifications_only() {
-        use crate::notify::AlertLine;
+        use crate::domain::AlertLine;
         let now = ts("2026-01-06T00:00:00Z");
         let sent = ts("2026-01-05T23:00:00Z");
         let line = |id: Option<&str>| AlertLine {
@@ -653,14 +492,14 @@ mod tests {
             muted_by: None,
             link: None,
         };
-        let note = |alertname: &str, status, firing: Vec<AlertLine>| Notification {
+        let note = |alertname: AlertName, status, firing: Vec<AlertLine>| Notification {
             id: "x-1".into(),
             group_key: format!("{alertname}/prod"),
             status,
-            alertname: alertname.into(),
+            alertname,
             severity: Severity::Critical,
             account: "prod".into(),
-            provider: "celigo".into(),
+            provider: Some(Provider::Celigo),
             to: vec![],
             firing,
             resolved: vec![],
@@ -672,13 +511,25 @@ mod tests {
         };
         let notified = [
             note(
-                "AgentHeartbeatStale",
+                AlertName::AgentHeartbeatStale,
                 NotificationStatus::Firing,
                 vec![line(Some("a1")), line(Some("a2"))],
             ),
-            note("SourceDown", NotificationStatus::Firing, vec![line(None)]),
-            note("AgentOffline", NotificationStatus::Resolved, vec![]),
-            note("NoSuchRule", NotificationStatus::Firing, vec![line(None)]),
+            note(
+                AlertName::SourceDown,
+                NotificationStatus::Firing,
+                vec![line(None)],
+            ),
+            note(
+                AlertName::AgentOffline,
+                NotificationStatus::Resolved,
+                vec![],
+            ),
+            note(
+                AlertName::TestNotification,
+                NotificationStatus::Firing,
+                vec![line(None)],
+            ),
         ];
         let mut state = State::new(now);
         assert_eq!(rebuild_from_notified(&mut state, &notified, now), 2);

@@ -4,9 +4,13 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::notify::Severity;
-use crate::rules::AlertName;
-use crate::rules::engine::{Engine, Inhibitors};
+use crate::domain::AlertName;
+use std::collections::BTreeMap;
+
+use crate::domain::{Alert, AlertKey, Provider, Severity, Silence};
+use crate::rules::dispatch::inhibit::Inhibitors;
+use crate::rules::dispatch::mute::silenced_by;
+use crate::rules::engine::Engine;
 
 /// One alert as the API and the landing page show it.
 #[derive(Debug, Clone, Serialize)]
@@ -20,7 +24,7 @@ pub struct AlertView {
     /// The source name.
     pub account: String,
     /// The provider label.
-    pub provider: String,
+    pub provider: Provider,
     /// `None` for source-level alerts.
     pub agent_id: Option<String>,
     /// As the upstream sent it: escape before rendering.
@@ -52,41 +56,51 @@ pub struct AlertView {
 }
 
 impl Engine {
-    /// Every alert, most severe first, for `GET /api/v1/alerts` and the landing page.
+    /// Every alert, most severe first: [`views`] of the engine's own alerts and silences.
     pub fn alerts(&self, now: Timestamp) -> Vec<AlertView> {
-        let inhibitors = Inhibitors::from(&self.state.alerts);
-        let mut views: Vec<AlertView> = self
-            .state
-            .alerts
-            .iter()
-            .map(|(k, a)| AlertView {
-                alertname: a.alertname,
-                severity: a.severity,
-                state: a.state.as_str(),
-                account: a.account.clone(),
-                provider: a.provider.clone(),
-                agent_id: a.agent_id.clone(),
-                agent_name: a.agent_name.clone(),
-                version: a.version.clone(),
-                value: a.value.clone(),
-                threshold: a.threshold.clone(),
-                value_seconds: a.value_seconds,
-                threshold_seconds: a.threshold_seconds,
-                summary: a.summary.clone(),
-                active_at: a.active_at,
-                fired_at: a.fired_at,
-                resolved_at: a.resolved_at,
-                silenced_by: self.silenced_by(a, now).map(|s| s.id.clone()).collect(),
-                inhibited: inhibitors.inhibits(k),
-            })
-            .collect();
-        views.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(a.alertname.cmp(&b.alertname))
-                .then(a.account.cmp(&b.account))
-                .then(a.agent_name.cmp(&b.agent_name))
-        });
-        views
+        views(&self.state.alerts, &self.silences(), now)
     }
+}
+
+/// Every alert of `alerts`, most severe first, muted by `silences` as of `now`, for `GET /api/v1/alerts` and the
+/// landing page.
+pub fn views(
+    alerts: &BTreeMap<AlertKey, Alert>,
+    silences: &[Silence],
+    now: Timestamp,
+) -> Vec<AlertView> {
+    let inhibitors = Inhibitors::from(alerts);
+    let mut views: Vec<AlertView> = alerts
+        .iter()
+        .map(|(k, a)| AlertView {
+            alertname: a.alertname,
+            severity: a.severity,
+            state: a.state.as_str(),
+            account: a.account.clone(),
+            provider: a.provider,
+            agent_id: a.agent_id.clone(),
+            agent_name: a.agent_name.clone(),
+            version: a.version.clone(),
+            value: a.value.clone(),
+            threshold: a.threshold.clone(),
+            value_seconds: a.value_seconds,
+            threshold_seconds: a.threshold_seconds,
+            summary: a.summary.clone(),
+            active_at: a.active_at,
+            fired_at: a.fired_at,
+            resolved_at: a.resolved_at,
+            silenced_by: silenced_by(silences, a, now)
+                .map(|s| s.id.clone())
+                .collect(),
+            inhibited: inhibitors.inhibits(k),
+        })
+        .collect();
+    views.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.alertname.cmp(&b.alertname))
+            .then(a.account.cmp(&b.account))
+            .then(a.agent_name.cmp(&b.agent_name))
+    });
+    views
 }

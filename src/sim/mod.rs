@@ -53,7 +53,7 @@ use serde::Deserialize;
 
 use fleet::Fleet;
 
-pub use crate::model::Provider;
+pub use crate::domain::Provider;
 
 /// The API key a simulator accepts unless told otherwise.
 pub const DEFAULT_TOKEN: &str = "sim-api-token";

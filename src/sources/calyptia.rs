@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::config::sources::SourceConfig;
-use crate::model::{Agent, Provider};
+use crate::domain::{Agent, Provider};
 use crate::sources::http::Auth;
 use crate::sources::record::{Fields, Scalar, read_agents, timestamp};
 use crate::sources::{Account, BoxFuture, PollOutcome, Source, UpstreamError};

@@ -12,7 +12,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::config::sources::SourceConfig;
-use crate::model::{Agent, Provider, TokenDateSource};
+use crate::domain::{Agent, Provider, TokenDateSource};
 use crate::sources::http::Auth;
 use crate::sources::record::{Fields, Scalar, read_agents, timestamp};
 use crate::sources::{Account, BoxFuture, PollOutcome, Source, UpstreamError};

@@ -22,7 +22,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::config::sources::SourceConfig;
-use crate::model::{Agent, Provider};
+use crate::domain::{Agent, Provider};
 use crate::sources::http::{Auth, HttpClient, Pager, display_url, next_link};
 
 /// Why a poll failed, or why a record was skipped. Each becomes a `reason` label value of

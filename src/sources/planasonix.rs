@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use url::Url;
 
 use crate::config::sources::SourceConfig;
-use crate::model::{Agent, Health, Provider};
+use crate::domain::{Agent, Health, Provider};
 use crate::sources::http::{Auth, display_url};
 use crate::sources::record::{
     Document, Fields, Record, Scalar, describe, keep_or_skip, object_members, read_agents,

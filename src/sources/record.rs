@@ -366,7 +366,7 @@ pub fn describe(e: &serde_json::Error, expected: &str) -> String {
 /// (`1e999`), is skipped and counted. Only a body that is not a JSON array at all fails the page, with an
 /// [`UpstreamError::Decode`] that never quotes it; `agents` then holds what it held before the call.
 ///
-/// Generic over what a record becomes (`T`): a [`crate::model::Agent`] for most sources, or an agent with what the source needs
+/// Generic over what a record becomes (`T`): a [`crate::domain::Agent`] for most sources, or an agent with what the source needs
 /// besides (Planasonix's status flags).
 pub fn read_agents<'de, F: Fields<'de>, T>(
     body: &'de [u8],
@@ -595,7 +595,7 @@ impl<'de, F: Fields<'de>, C: FnMut(Option<F>)> Visitor<'de> for EachRecord<'_, F
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Agent;
+    use crate::domain::Agent;
 
     #[derive(Default, Debug, PartialEq)]
     struct Two {

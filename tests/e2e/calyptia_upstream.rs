@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use fake::{FakeUpstream, Reply};
 use onprem_agent_exporter::config::sources::SourceConfig;
-use onprem_agent_exporter::model::{Agent, Provider};
+use onprem_agent_exporter::domain::{Agent, Provider};
 use onprem_agent_exporter::sim::calyptia::project_token;
 use onprem_agent_exporter::sources::calyptia::CalyptiaSource;
 use onprem_agent_exporter::sources::{BuildError, ErrorReason, PollOutcome, Source, UpstreamError};

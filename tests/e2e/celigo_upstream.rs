@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use fake::{FakeUpstream, Reply};
 use onprem_agent_exporter::config::sources::SourceConfig;
-use onprem_agent_exporter::model::{Agent, Provider, TokenDateSource};
+use onprem_agent_exporter::domain::{Agent, Provider, TokenDateSource};
 use onprem_agent_exporter::sources::celigo::CeligoSource;
 use onprem_agent_exporter::sources::{ErrorReason, PollOutcome, Source, UpstreamError};
 use secrecy::SecretString;

@@ -18,7 +18,7 @@ use crate::support::simulator::spawn_sim;
 use crate::support::smtp::{PASSWORD, SmtpServer, USER, password_forms};
 use crate::support::wait::wait_until;
 use onprem_agent_exporter::config::sources::SourceConfig;
-use onprem_agent_exporter::model::Provider;
+use onprem_agent_exporter::domain::Provider;
 use onprem_agent_exporter::poller::poll_once;
 use onprem_agent_exporter::sim::SimOptions;
 use onprem_agent_exporter::sources::ErrorReason;

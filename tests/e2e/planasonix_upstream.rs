@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use fake::{FakeUpstream, Reply};
 use jiff::{Timestamp, ToSpan};
 use onprem_agent_exporter::config::sources::SourceConfig;
-use onprem_agent_exporter::model::{Agent, Provider};
+use onprem_agent_exporter::domain::{Agent, Provider};
 use onprem_agent_exporter::sources::planasonix::PlanasonixSource;
 use onprem_agent_exporter::sources::{ErrorReason, PollOutcome, Source, UpstreamError};
 use onprem_agent_exporter::status::Registry;

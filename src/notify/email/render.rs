@@ -12,8 +12,10 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::{
+    AlertLine, AlertName, Notification, NotificationStatus, Severity, SourceProblem,
+};
 use crate::html::{html_text, text_safe};
-use crate::notify::{AlertLine, Notification, NotificationStatus, Severity, SourceProblem};
 
 /// A message rendered ahead of time, as the compliance report is: the outbox stores it as is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,29 +150,38 @@ fn count(n: usize, what: &str) -> String {
 /// resolved, 2 muted.` The rule's meaning in words, so a reader need not know the rule names.
 pub fn summary_line(n: &Notification) -> String {
     let agents = n.firing.len() + n.muted.len();
-    let what = match n.alertname.as_str() {
-        "AgentHeartbeatStale" => format!("{} without a recent heartbeat", count(agents, "agent")),
-        "AgentOffline" => format!(
+    // Exhaustive on purpose: a new rule must say here what it means, it cannot fall through to a generic text.
+    let what = match n.alertname {
+        AlertName::AgentHeartbeatStale => {
+            format!("{} without a recent heartbeat", count(agents, "agent"))
+        }
+        AlertName::AgentOffline => format!(
             "{} reported offline by the platform",
             count(agents, "agent")
         ),
-        "AgentTokenRotationDue" => format!("{} due for token rotation", count(agents, "agent")),
-        "AgentTokenRotationOverdue" => {
+        AlertName::AgentTokenRotationDue => {
+            format!("{} due for token rotation", count(agents, "agent"))
+        }
+        AlertName::AgentTokenRotationOverdue => {
             format!(
                 "{} with a token past the rotation policy",
                 count(agents, "agent")
             )
         }
-        "SourceDown" => "polls failing".to_string(),
-        "AgentVersionOutdated" => format!("{} on an outdated version", count(agents, "agent")),
-        other => format!("{other}: {} firing", count(agents, "alert")),
+        AlertName::SourceDown => "polls failing".to_string(),
+        AlertName::AgentVersionOutdated => {
+            format!("{} on an outdated version", count(agents, "agent"))
+        }
+        AlertName::TestNotification => {
+            format!("TestNotification: {} firing", count(agents, "alert"))
+        }
     };
     match n.status {
         NotificationStatus::Resolved => format!(
             "Resolved: {} on account {} ({}) is over; {} resolved.",
             n.alertname,
             n.account,
-            n.provider,
+            n.provider_label(),
             count(n.resolved.len(), "alert")
         ),
         NotificationStatus::Firing => {
@@ -193,7 +204,8 @@ pub fn summary_line(n: &Notification) -> String {
             };
             format!(
                 "{severity}: {what} on account {} ({}){extra}.",
-                n.account, n.provider
+                n.account,
+                n.provider_label()
             )
         }
     }
@@ -422,17 +434,17 @@ mod tests {
     use jiff::Timestamp;
 
     use super::*;
-    use crate::notify::Severity;
+    use crate::domain::Severity;
 
     fn notification(name: &str) -> Notification {
         Notification {
             id: "0001-abcd-1".into(),
             group_key: "AgentTokenRotationOverdue/prod-us".into(),
             status: NotificationStatus::Firing,
-            alertname: "AgentTokenRotationOverdue".into(),
+            alertname: crate::domain::AlertName::AgentTokenRotationOverdue,
             severity: Severity::Critical,
             account: "prod-us".into(),
-            provider: "celigo".into(),
+            provider: Some(crate::domain::Provider::Celigo),
             to: vec!["ops@example.com".into()],
             receivers: vec![],
             firing: vec![AlertLine {
@@ -448,7 +460,8 @@ mod tests {
             resolved: vec![],
             created_at: Timestamp::from_second(1_700_000_100).unwrap(),
             external_url: Some("http://exporter.example.com:9877".into()),
-            ..Notification::default()
+            muted: vec![],
+            source_problem: None,
         }
     }
 
@@ -577,7 +590,7 @@ mod tests {
     #[test]
     fn a_source_down_mail_says_what_failed() {
         let mut n = notification("x");
-        n.alertname = "SourceDown".into();
+        n.alertname = crate::domain::AlertName::SourceDown;
         n.firing = vec![AlertLine {
             summary: "polls failing for 40 s (connect); alert after 30 s".into(),
             since: Timestamp::from_second(1_700_000_000).unwrap(),

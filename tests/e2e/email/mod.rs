@@ -14,7 +14,7 @@ use crate::support::smtp::{
 use jiff::Timestamp;
 use onprem_agent_exporter::config::email::{RawEmail, TlsMode};
 use onprem_agent_exporter::config::reports::TokenPolicy;
-use onprem_agent_exporter::model::{Agent, AgentList, Provider};
+use onprem_agent_exporter::domain::{Agent, AgentList, AlertName, Provider};
 use onprem_agent_exporter::notify::email::{EmailChannel, SmtpError, TestEmailError, test_email};
 use onprem_agent_exporter::notify::outbox::{self, Outbox, OutboxOptions};
 use onprem_agent_exporter::notify::{
@@ -44,10 +44,10 @@ fn notification(id: &str) -> Notification {
         id: id.to_string(),
         group_key: "AgentTokenRotationOverdue/prod-us".to_string(),
         status: NotificationStatus::Firing,
-        alertname: "AgentTokenRotationOverdue".to_string(),
+        alertname: AlertName::AgentTokenRotationOverdue,
         severity: Severity::Critical,
         account: "prod-us".to_string(),
-        provider: "celigo".to_string(),
+        provider: Some(Provider::Celigo),
         to: vec![
             "ops@example.com".to_string(),
             "oncall@example.com".to_string(),
@@ -61,7 +61,8 @@ fn notification(id: &str) -> Notification {
         resolved: vec![],
         created_at: Timestamp::now(),
         external_url: Some("http://exporter.example.com:9877".to_string()),
-        ..Notification::default()
+        muted: vec![],
+        source_problem: None,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use onprem_agent_exporter::config::alerting::RawAlerting;
 use onprem_agent_exporter::config::email::TlsMode;
-use onprem_agent_exporter::model::{Agent, AgentList, Provider};
+use onprem_agent_exporter::domain::{Agent, AgentList, Provider};
 use onprem_agent_exporter::notify::NotificationSink;
 use onprem_agent_exporter::notify::email::EmailChannel;
 use onprem_agent_exporter::notify::outbox::{self, Outbox, OutboxOptions};

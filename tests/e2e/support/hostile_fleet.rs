@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use onprem_agent_exporter::model::{Agent, AgentList, Health, Provider};
+use onprem_agent_exporter::domain::{Agent, AgentList, Health, Provider};
 use onprem_agent_exporter::sim::fleet::AWKWARD_NAMES;
 use onprem_agent_exporter::status::{Registry, SourceStatus};
 

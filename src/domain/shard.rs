@@ -15,10 +15,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use jiff::Timestamp;
-
-use crate::server::LandingSection;
-
 /// The most shards accepted: far beyond any real deployment, small enough that a typo (`0/30000`) is caught.
 pub const MAX_SHARDS: u32 = 1024;
 
@@ -120,20 +116,6 @@ impl Shard {
 
 /// HELP of `onprem_agent_exporter_shard_info`, without the final `.` the crate adds.
 pub const SHARD_INFO_HELP: &str = "Which shard of the configured sources this replica owns (index of total); 0 of 1 when not sharded";
-
-/// The status page says which shard it is (nothing when not sharded).
-impl LandingSection for Shard {
-    fn contribute(&self, _now: Timestamp, page: &mut crate::page::PageData) {
-        if self.total > 1 {
-            page.shard = Some(format!(
-                "{} of {} (index {}): this replica watches only the sources whose name hashes here",
-                self.index + 1,
-                self.total,
-                self
-            ));
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -181,3 +181,47 @@ pub fn age_seconds(now: Timestamp, then: Timestamp) -> f64 {
 pub fn unix_seconds(t: Timestamp) -> f64 {
     t.as_nanosecond() as f64 / 1e9
 }
+
+/// Parses a version leniently: a leading `v` and missing minor or patch numbers are accepted (`v2`, `1.4`), as
+/// agents report them that way. Returns `None` for anything else that is not semantic versioning.
+pub fn parse_version(s: &str) -> Option<semver::Version> {
+    let s = s.trim().trim_start_matches(['v', 'V']);
+    if let Ok(v) = semver::Version::parse(s) {
+        return Some(v);
+    }
+    let (core, rest) = match s.find(['-', '+']) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let parts = core.split('.').count();
+    let padded = match parts {
+        1 => format!("{core}.0.0{rest}"),
+        2 => format!("{core}.0{rest}"),
+        _ => return None,
+    };
+    semver::Version::parse(&padded).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_leniently() {
+        let cases = [
+            ("1.4.0", Some("1.4.0")),
+            ("v2", Some("2.0.0")),
+            ("1.4", Some("1.4.0")),
+            ("1.4-beta.1", Some("1.4.0-beta.1")),
+            ("1.2.3.4", None),
+            ("latest", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                parse_version(text).map(|v| v.to_string()).as_deref(),
+                want,
+                "for {text:?}"
+            );
+        }
+    }
+}
