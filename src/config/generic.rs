@@ -21,7 +21,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use crate::config::parse::{ConfigError, Located};
-use crate::model::Label;
+use crate::domain::Label;
 
 /// The most segments a field path may have.
 pub const MAX_PATH_SEGMENTS: usize = 16;

@@ -151,7 +151,7 @@ pub fn validate_source(
         "planasonix" => Provider::Planasonix,
         "calyptia" => Provider::Calyptia,
         // The label is replaced by the block's `provider_label` below.
-        "generic" => Provider::Generic(crate::model::Label::new("generic")),
+        "generic" => Provider::Generic(crate::domain::Label::new("generic")),
         other => {
             return Err(ctx.at(
                 raw.provider.referenced.line(),

@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The upstream platform a source talks to. It becomes the `provider` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +45,20 @@ impl fmt::Display for Provider {
 impl Serialize for Provider {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+/// Read back from the label text, as [`Serialize`] writes it (the state file keeps each alert's provider): the
+/// built-in names map to their variants, any other text is a generic source's `provider_label`.
+impl<'de> Deserialize<'de> for Provider {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(match text.as_ref() {
+            "celigo" => Provider::Celigo,
+            "planasonix" => Provider::Planasonix,
+            "calyptia" => Provider::Calyptia,
+            other => Provider::Generic(Label::new(other)),
+        })
     }
 }
 

@@ -21,8 +21,8 @@ pub mod shard;
 pub mod silence;
 
 pub use agent::{
-    Agent, AgentList, Health, Provider, SharedAgents, TokenDateSource, age_seconds, parse_version,
-    unix_seconds,
+    Agent, AgentList, Health, Label, Provider, SharedAgents, TokenDateSource, age_seconds,
+    parse_version, unix_seconds,
 };
 pub use alert::{Alert, AlertKey, AlertName, AlertState, Severity, group_key};
 pub use matcher::{LabelName, Matcher, RawMatcher, all_match};

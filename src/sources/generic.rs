@@ -30,7 +30,7 @@ use url::Url;
 
 use crate::config::generic::{GenericConfig, Pagination};
 use crate::config::sources::SourceConfig;
-use crate::model::{Agent, Provider};
+use crate::domain::{Agent, Provider};
 use crate::sources::http::{Auth, display_url, next_link};
 use crate::sources::{Account, BoxFuture, PollOutcome, PollStats, Source, UpstreamError};
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use fake::{FakeUpstream, Reply};
 use jiff::Timestamp;
 use onprem_agent_exporter::config::Config;
-use onprem_agent_exporter::model::Agent;
+use onprem_agent_exporter::domain::Agent;
 use onprem_agent_exporter::sources::generic::GenericSource;
 use onprem_agent_exporter::sources::{ErrorReason, PollOutcome, Source, UpstreamError};
 use serde_json::json;

@@ -11,7 +11,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use url::Url;
 
 use crate::config::generic::{FieldPath, GenericConfig, Offline, Pagination};
-use crate::model::{Agent, Label, TokenDateSource};
+use crate::domain::{Agent, Label, TokenDateSource};
 use crate::sources::UpstreamError;
 use crate::sources::http::display_url;
 use crate::sources::record::{MAX_STRING_BYTES, Scalar, array_elements, describe, object_members};
