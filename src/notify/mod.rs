@@ -36,10 +36,12 @@ pub enum Severity {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NotificationStatus {
-    /// At least one alert of the group is firing (listed, or muted by a silence or an inhibition).
+    /// At least one alert the recipients were told about, or are told about now, is firing (listed, or muted since
+    /// by a silence or an inhibition).
     #[default]
     Firing,
-    /// Every alert of the group has really resolved: none is firing, listed or muted.
+    /// Every alert the recipients were told about has resolved. Alerts of the group they were never told about may
+    /// still fire, muted: [`Notification::still_muted`] counts them.
     Resolved,
 }
 
@@ -81,6 +83,14 @@ pub struct AlertLine {
     /// A link to this agent on the exporter's page, when `alerting.external_url` is set; `None` for the source.
     #[serde(default)]
     pub link: Option<String>,
+    /// When the alert started firing (the `startsAt` of every path, as Prometheus sets it); `since` is when its
+    /// condition began. `None` in notifications stored by an older version, which then use `since`.
+    #[serde(default)]
+    pub fired_at: Option<Timestamp>,
+    /// True for a firing alert that joined a group its recipients were already told about: listed first and
+    /// marked new, so that line 29 of `[FIRING:27]` is not where the news hides.
+    #[serde(default)]
+    pub new: bool,
 }
 
 /// What a `SourceDown` notification tells about the failing source, taken from the snapshot when the notification
@@ -133,6 +143,10 @@ pub struct Notification {
     /// resolved only once it really resolves.
     #[serde(default)]
     pub muted: Vec<AlertLine>,
+    /// Alerts of the group that still fire but were never told to these recipients, because a silence or an
+    /// inhibition hides them: a `Resolved` notice says "N still muted" rather than listing them.
+    #[serde(default)]
+    pub still_muted: usize,
     /// For `SourceDown`: what failed. `None` for every other rule and for resolved notices. Boxed to keep the
     /// notification small for every other rule.
     #[serde(default)]
@@ -211,6 +225,59 @@ impl AlertLine {
         text.chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect()
+    }
+}
+
+impl Notification {
+    /// The annotations (`summary`, `description`, `runbook`) of one of its alerts, from [`crate::catalog`]: the same
+    /// on the Alertmanager push, the webhook, chat, PagerDuty and email, each line folded to one.
+    pub fn annotations(&self, l: &AlertLine) -> std::collections::BTreeMap<&'static str, String> {
+        crate::catalog::annotations(&self.subject_of(l))
+    }
+
+    /// One alert as the catalog describes it.
+    pub fn subject_of<'a>(&'a self, l: &'a AlertLine) -> crate::catalog::Subject<'a> {
+        crate::catalog::Subject {
+            alertname: &self.alertname,
+            account: &self.account,
+            provider: &self.provider,
+            agent_id: l.agent_id.as_deref(),
+            agent_name: l.agent_name.as_deref(),
+            detail: if l.summary.is_empty() {
+                &l.value
+            } else {
+                &l.summary
+            },
+        }
+    }
+
+    /// The line for chat and paging channels: the `summary` annotation, preceded by `NEW: ` when the alert joined
+    /// a group its recipients were already told about.
+    pub fn line_text(&self, l: &AlertLine) -> String {
+        let summary = self.annotations(l).remove("summary").unwrap_or_default();
+        if l.new {
+            format!("NEW: {summary}")
+        } else {
+            summary
+        }
+    }
+
+    /// The deep link of one of its alerts, the `generatorURL` of the webhook and of the Alertmanager push: the
+    /// status page at the agent's row (`#agent-<account>-<id>`) or the source's (`#source-<account>`). Empty without
+    /// an http(s) `alerting.external_url`.
+    pub fn generator_url(&self, l: &AlertLine) -> String {
+        let Some(base) = self
+            .external_url
+            .as_deref()
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        else {
+            return String::new();
+        };
+        let link = match &l.agent_id {
+            Some(id) => crate::rules::engine::agent_link(base, &self.account, id),
+            None => crate::rules::engine::source_link(base, &self.account),
+        };
+        link.unwrap_or_else(|| base.to_string())
     }
 }
 
@@ -334,9 +401,12 @@ pub(crate) fn test_notification(agent_name: &str) -> Notification {
             summary: String::new(),
             muted_by: None,
             link: None,
+            fired_at: Some(since),
+            new: false,
         }],
         resolved: vec![],
         muted: vec![],
+        still_muted: 0,
         source_problem: None,
         created_at: "2025-03-01T10:12:00Z".parse().unwrap(),
         external_url: Some("https://exporter.example.com".into()),

@@ -34,7 +34,6 @@ use jiff::Timestamp;
 
 use crate::config::alerting::{EngineConfig, Rules, parse_version};
 use crate::humanize::duration as human;
-use crate::humanize::words;
 use crate::model::Agent;
 use crate::notify::{AlertLine, Notification, NotificationStatus, Severity, SourceProblem};
 use crate::rules::AlertName;
@@ -300,8 +299,8 @@ impl Engine {
                         threshold_seconds: Some(rules.source_down.for_.as_secs()),
                         summary: format!(
                             "polls failing for {} ({reason}); alert after {}",
-                            words(elapsed(now, since)),
-                            words(rules.source_down.for_)
+                            human(elapsed(now, since)),
+                            human(rules.source_down.for_)
                         ),
                     },
                 );
@@ -518,11 +517,10 @@ impl Engine {
         let mut resolved = Vec::new();
         let mut held_back = BTreeSet::new();
         let mut muted = Vec::new();
-        let mut any_firing = false;
+        let mut still_muted = 0;
         for &(key, a) in &members {
             let muted_by = self.muted_by(a, inhibitors.inhibited_by(key), now);
             let suppressed = muted_by.is_some();
-            any_firing |= a.state == AlertState::Firing;
             match (a.state, suppressed) {
                 (AlertState::Pending, _) => {}
                 (AlertState::Firing, false) => {
@@ -540,6 +538,8 @@ impl Engine {
                     // Only what the recipients were told about is worth a word: it explains why it left the list.
                     if a.state == AlertState::Firing && group.notified.contains(&key.agent_id) {
                         muted.push((a, muted_by));
+                    } else if a.state == AlertState::Firing {
+                        still_muted += 1;
                     }
                 }
             }
@@ -558,9 +558,11 @@ impl Engine {
             return None;
         }
         let send_resolved = self.config.send_resolved;
-        // Everything resolved (muted alerts that still fire do not count as resolved): say so.
+        // A notice speaks only of what its recipients were told about or are told now: when all of that resolved
+        // (told alerts muted since still fire), it says so, whatever never-told alerts still fire muted.
+        let told_firing = !firing.is_empty() || !muted.is_empty();
         let needed = !firing_ids.is_subset(&group.notified)
-            || !any_firing
+            || !told_firing
             || (send_resolved && !resolved.is_empty())
             || group
                 .last_sent
@@ -577,7 +579,7 @@ impl Engine {
             }
             return None;
         }
-        let status = if !any_firing {
+        let status = if !told_firing {
             NotificationStatus::Resolved
         } else {
             NotificationStatus::Firing
@@ -587,7 +589,18 @@ impl Engine {
             let seq = self.state.sequences.entry(gk.to_string()).or_insert(0);
             *seq += 1;
             let url = self.config.external_url.as_deref();
-            let mut firing_lines: Vec<AlertLine> = firing.iter().map(|a| line(a, url)).collect();
+            // A grown group marks its newcomers, listed first.
+            let grown = group.last_sent.is_some();
+            let mut firing_lines: Vec<AlertLine> = firing
+                .iter()
+                .map(|a| AlertLine {
+                    new: grown
+                        && !group
+                            .notified
+                            .contains(a.agent_id.as_deref().unwrap_or_default()),
+                    ..line(a, url)
+                })
+                .collect();
             let mut resolved_lines: Vec<AlertLine> = if send_resolved {
                 resolved.iter().map(|a| line(a, url)).collect()
             } else {
@@ -601,7 +614,7 @@ impl Engine {
                 })
                 .collect();
             let order = |l: &AlertLine| (l.agent_name.clone(), l.agent_id.clone());
-            firing_lines.sort_by_key(order);
+            firing_lines.sort_by_key(|l| (!l.new, order(l)));
             resolved_lines.sort_by_key(order);
             muted_lines.sort_by_key(order);
             Notification {
@@ -624,6 +637,11 @@ impl Engine {
                 firing: firing_lines,
                 resolved: resolved_lines,
                 muted: muted_lines,
+                still_muted: if status == NotificationStatus::Resolved {
+                    still_muted
+                } else {
+                    0
+                },
                 source_problem: None,
                 created_at: now,
                 external_url: self.config.external_url.clone(),
@@ -791,7 +809,7 @@ fn observe_agent(
                     plus(hb, after),
                     (format!("last heartbeat {} ago", human(age)), Some(age)),
                     threshold(),
-                    format!("last heartbeat {} ago; limit {}", words(age), words(after)),
+                    format!("last heartbeat {} ago; limit {}", human(age), human(after)),
                 );
             }
             (None, Some(created)) if elapsed(now, created) > after => {
@@ -803,8 +821,8 @@ fn observe_agent(
                     threshold(),
                     format!(
                         "no heartbeat since it was created {} ago; limit {}",
-                        words(age),
-                        words(after)
+                        human(age),
+                        human(after)
                     ),
                 );
             }
@@ -815,13 +833,19 @@ fn observe_agent(
     if applies(&rules.agent_offline) && agent.offline {
         // The value and the sentence count from the alert's start, which only the lifecycle knows: see
         // `describe_offline`.
+        // The summary carries what the heartbeat says, which the inhibited AgentHeartbeatStale would have told:
+        // an agent silent for three days is not "offline for 49 s" news.
         let for_ = rules.agent_offline.for_;
+        let heartbeat = match agent.last_heartbeat {
+            Some(hb) => format!("last heartbeat {} ago", human(elapsed(now, hb))),
+            None => "never sent a heartbeat".to_string(),
+        };
         add(
             AlertName::AgentOffline,
             now,
             ("offline".to_string(), Some(Duration::ZERO)),
             (human(for_), Some(for_)),
-            "offline".to_string(),
+            heartbeat,
         );
     }
     if let Some(rotated) = agent
@@ -837,19 +861,21 @@ fn observe_agent(
                 plus(rotated, max),
                 (human(age), Some(age)),
                 (human(max), Some(max)),
-                format!("token {} old; policy {}", words(age), words(max)),
+                format!("token {} old; policy {}", human(age), human(max)),
             );
         }
-        if age > due_at {
+        // Due ends where Overdue begins, as in the shipped rules: an Alertmanager without inhibit rules still sees
+        // one alert per token.
+        if age > due_at && age <= max {
             let left = max.saturating_sub(age);
             let sentence = if left.is_zero() {
-                format!("token {} old; policy {}", words(age), words(max))
+                format!("token {} old; policy {}", human(age), human(max))
             } else {
                 format!(
                     "token {} old; policy {}, due in {}",
-                    words(age),
-                    words(max),
-                    words(left)
+                    human(age),
+                    human(max),
+                    human(left)
                 )
             };
             add(
@@ -880,7 +906,8 @@ fn observe_agent(
 }
 
 /// Brings an `AgentOffline` alert's value up to `now`: the platform says only "offline", so how long comes from
-/// the alert's own start. Does nothing to other rules.
+/// the alert's own start. Its summary, just copied from the observation, holds the heartbeat's age and gets the
+/// time offline in front. Does nothing to other rules.
 fn describe_offline(alert: &mut Alert, now: Timestamp) {
     if alert.alertname != AlertName::AgentOffline {
         return;
@@ -888,7 +915,7 @@ fn describe_offline(alert: &mut Alert, now: Timestamp) {
     let d = elapsed(now, alert.active_at);
     alert.value = format!("offline for {}", human(d));
     alert.value_seconds = Some(d.as_secs());
-    alert.summary = format!("offline for {}", words(d));
+    alert.summary = format!("reported offline for {}; {}", human(d), alert.summary);
 }
 
 /// The notification line for an alert. `since` is when the condition began (for a token, the day it became
@@ -906,6 +933,8 @@ fn line(a: &Alert, external_url: Option<&str>) -> AlertLine {
         threshold_seconds: a.threshold_seconds,
         summary: a.summary.clone(),
         muted_by: None,
+        fired_at: a.fired_at,
+        new: false,
         link: a
             .agent_id
             .as_deref()
@@ -1135,17 +1164,13 @@ pub(crate) mod tests {
     fn token_rotation_is_due_before_max_age_and_overdue_after_it() {
         let now = t0();
         // (token age in days, expected alerts); max_age 90d, warn_before 14d.
-        let cases: [(Option<u64>, &[&str]); 5] = [
+        let cases: [(Option<u64>, &[&str]); 6] = [
             (Some(75), &[]),
             (Some(77), &["AgentTokenRotationDue/prod/a:firing"]),
             (Some(89), &["AgentTokenRotationDue/prod/a:firing"]),
-            (
-                Some(91),
-                &[
-                    "AgentTokenRotationDue/prod/a:firing",
-                    "AgentTokenRotationOverdue/prod/a:firing",
-                ],
-            ),
+            (Some(90), &["AgentTokenRotationDue/prod/a:firing"]),
+            // Due ends where Overdue begins, so no Alertmanager needs an inhibit rule to see one alert per token.
+            (Some(91), &["AgentTokenRotationOverdue/prod/a:firing"]),
             // A provider without token dates never triggers the token rules.
             (None, &[]),
         ];
@@ -1321,7 +1346,8 @@ pub(crate) mod tests {
                 "30s FIRING AgentHeartbeatStale/prod firing=[a,x] resolved=[] to=[ops@example.com]",
                 // b and c joined later: they wait for the next group_interval (5m after 30s). x went offline at
                 // 100s: from then on it is AgentOffline's (pending, then firing), so it is muted here, not resolved.
-                "330s FIRING AgentHeartbeatStale/prod firing=[a,b,c] resolved=[] muted=[x] to=[ops@example.com]",
+                // b and c joined a group already told: listed first.
+                "330s FIRING AgentHeartbeatStale/prod firing=[b,c,a] resolved=[] muted=[x] to=[ops@example.com]",
                 // x went offline at 100s: that group fires 5m later (for) plus its own group_wait.
                 "430s FIRING AgentOffline/prod firing=[x] resolved=[] to=[ops@example.com]",
             ],
@@ -1965,7 +1991,7 @@ pub(crate) mod tests {
             vec![
                 "30s FIRING AgentHeartbeatStale/prod firing=[o5,s1] resolved=[] to=[ops@example.com]",
                 "330s FIRING AgentOffline/prod firing=[o1,o2,o3,o4] resolved=[] to=[ops@example.com]",
-                "1530s FIRING AgentOffline/prod firing=[o1,o2,o3,o4,o5] resolved=[] to=[ops@example.com]",
+                "1530s FIRING AgentOffline/prod firing=[o5,o1,o2,o3,o4] resolved=[] to=[ops@example.com]",
             ],
         );
     }
@@ -2077,7 +2103,10 @@ pub(crate) mod tests {
                 .clone()
         };
         let offline = line("AgentOffline");
-        assert_eq!(offline.summary, "offline for 12 min");
+        assert_eq!(
+            offline.summary,
+            "reported offline for 12m; last heartbeat 12m ago"
+        );
         assert_eq!(
             (offline.value_seconds, offline.threshold_seconds),
             (Some(720), Some(0))
@@ -2087,20 +2116,91 @@ pub(crate) mod tests {
             Some("https://exporter.example.com/#agent-prod%20eu-o")
         );
         let overdue = line("AgentTokenRotationOverdue");
-        assert_eq!(overdue.summary, "token 97 days old; policy 90 days");
+        assert_eq!(overdue.summary, "token 97d old; policy 90d");
         assert_eq!(overdue.threshold_seconds, Some(90 * DAY));
         let stale_line = line("AgentHeartbeatStale");
-        assert_eq!(stale_line.summary, "last heartbeat 1 h ago; limit 10 min");
+        assert_eq!(stale_line.summary, "last heartbeat 1h ago; limit 10m");
         assert_eq!(stale_line.value_seconds, Some(3600));
         let views = w.engine.alerts(at(720));
         let view = views
             .iter()
-            .find(|v| v.alertname == AlertName::AgentTokenRotationDue)
+            .find(|v| v.alertname == AlertName::AgentTokenRotationOverdue)
             .unwrap();
         assert_eq!(
             (view.value_seconds, view.threshold_seconds),
-            (Some(97 * DAY + 720), Some(76 * DAY)),
+            (Some(97 * DAY + 720), Some(90 * DAY)),
             "saw {view:?}"
+        );
+    }
+
+    #[test]
+    fn a_notice_whose_told_alerts_all_resolved_is_resolved_and_counts_the_never_told_muted_ones() {
+        let mut w = World::new(config());
+        let offline = |id: &str, now| {
+            let mut a = stale(id, now);
+            a.offline = true;
+            a
+        };
+        let sick = |now| vec![stale("s1", now), offline("o1", now), offline("o2", now)];
+        assert_eq!(
+            w.eval(0, &[up("prod", sick(at(0)), at(0))]),
+            Vec::<String>::new()
+        );
+        let got = w.eval(30, &[up("prod", sick(at(30)), at(30))]);
+        assert_eq!(
+            got,
+            ["FIRING AgentHeartbeatStale/prod firing=[s1] resolved=[] to=[ops@example.com]"]
+        );
+        // s1 recovers; o1 and o2 stay stale, inhibited by AgentOffline, and were never told.
+        let healed = |now| vec![agent("s1", now), offline("o1", now), offline("o2", now)];
+        let sent = w
+            .engine
+            .evaluate(&[up("prod", healed(at(330)), at(330))], at(330));
+        let stale_notices: Vec<&Notification> = sent
+            .iter()
+            .filter(|n| n.alertname == "AgentHeartbeatStale")
+            .collect();
+        assert_eq!(stale_notices.len(), 1, "saw {:?}", summaries(&sent));
+        let n = stale_notices[0];
+        assert_eq!(
+            summary(n),
+            "RESOLVED AgentHeartbeatStale/prod firing=[] resolved=[s1] to=[ops@example.com]"
+        );
+        assert_eq!(n.still_muted, 2, "saw {n:?}");
+    }
+
+    #[test]
+    fn agent_offline_says_how_old_the_last_heartbeat_is_or_that_there_never_was_one() {
+        let mut cfg = config();
+        cfg.rules.agent_offline.for_ = Duration::ZERO;
+        let now = at(0);
+        let mut old = agent("old", now);
+        old.offline = true;
+        old.last_heartbeat = Some(ago(now, 3 * DAY));
+        let mut never = agent("never", now);
+        never.offline = true;
+        never.last_heartbeat = None;
+        let mut e = Engine::new(cfg, State::new(now));
+        e.evaluate(&[up("prod", vec![old, never], now)], now);
+        let summaries: Vec<(String, String)> = e
+            .state()
+            .alerts
+            .values()
+            .filter(|a| a.alertname == AlertName::AgentOffline)
+            .map(|a| (a.agent_id.clone().unwrap_or_default(), a.summary.clone()))
+            .collect();
+        assert_eq!(
+            summaries,
+            [
+                (
+                    "never".to_string(),
+                    "reported offline for 0s; never sent a heartbeat".to_string()
+                ),
+                (
+                    "old".to_string(),
+                    "reported offline for 0s; last heartbeat 3d ago".to_string()
+                ),
+            ]
         );
     }
 
@@ -2128,7 +2228,7 @@ pub(crate) mod tests {
         );
         assert_eq!(
             sent[0].firing[0].summary,
-            "polls failing for 20 min 30 s (unauthorized); alert after 10 min"
+            "polls failing for 20m 30s (unauthorized); alert after 10m"
         );
     }
 }

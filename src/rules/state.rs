@@ -652,6 +652,8 @@ mod tests {
             summary: "silent for 1h".into(),
             muted_by: None,
             link: None,
+            fired_at: Some(sent),
+            new: false,
         };
         let note = |alertname: &str, status, firing: Vec<AlertLine>| Notification {
             id: "x-1".into(),
@@ -667,6 +669,7 @@ mod tests {
             created_at: sent,
             external_url: None,
             muted: vec![],
+            still_muted: 0,
             source_problem: None,
             receivers: vec![],
         };

@@ -88,8 +88,9 @@ fn recipients(to: &[String], default_to: &[Mailbox]) -> Result<Vec<Mailbox>, Ren
 
 /// The subject of a notification: `[FIRING:3] AgentTokenRotationOverdue prod-us`,
 /// `[FIRING:5] AgentHeartbeatStale prod-us (4 muted)` or `[RESOLVED] AgentTokenRotationOverdue prod-us`, with
-/// control characters removed. The count includes muted alerts, which still fire; `[RESOLVED]` appears only when
-/// the engine says every alert of the group resolved.
+/// control characters removed. The count includes muted alerts the recipients were told about, which still fire;
+/// `[RESOLVED]` appears when every alert they were told about resolved, with `(N still muted)` when alerts they
+/// were never told about still fire muted (`[RESOLVED] AgentHeartbeatStale prod-us (3 still muted)`).
 pub fn subject(n: &Notification) -> String {
     let s = match n.status {
         NotificationStatus::Firing => {
@@ -105,6 +106,10 @@ pub fn subject(n: &Notification) -> String {
                 n.account
             )
         }
+        NotificationStatus::Resolved if n.still_muted > 0 => format!(
+            "[RESOLVED] {} {} ({} still muted)",
+            n.alertname, n.account, n.still_muted
+        ),
         NotificationStatus::Resolved => format!("[RESOLVED] {} {}", n.alertname, n.account),
     };
     header_safe(&s)
@@ -167,11 +172,16 @@ pub fn summary_line(n: &Notification) -> String {
     };
     match n.status {
         NotificationStatus::Resolved => format!(
-            "Resolved: {} on account {} ({}) is over; {} resolved.",
+            "Resolved: {} on account {} ({}) is over; {} resolved{}.",
             n.alertname,
             n.account,
             n.provider,
-            count(n.resolved.len(), "alert")
+            count(n.resolved.len(), "alert"),
+            if n.still_muted > 0 {
+                format!(", {} still muted", n.still_muted)
+            } else {
+                String::new()
+            }
         ),
         NotificationStatus::Firing => {
             let severity = match n.severity {
@@ -236,6 +246,10 @@ pub fn render_notification(n: &Notification) -> (String, String) {
         }
         text.push('\n');
     }
+    let runbook = crate::catalog::definition(&n.alertname).map(|d| d.runbook);
+    if let Some(r) = runbook {
+        let _ = writeln!(text, "Runbook: {r}\n");
+    }
     if let Some(url) = link_target(n.external_url.as_deref()) {
         let _ = writeln!(text, "Exporter: {url}");
     }
@@ -270,11 +284,14 @@ pub fn render_notification(n: &Notification) -> (String, String) {
              <tr><th>Agent</th><th>ID</th><th>What</th><th>Version</th><th>Since</th></tr>\n",
         );
         for l in lines.iter() {
-            let mut since = format_time(l.since);
+            let mut since = format_time(l.fired_at.unwrap_or(l.since));
             if let Some(r) = l.resolved_at {
                 since = format!("{since}, resolved {}", format_time(r));
             }
             let mut what = html_text(&sentence(l));
+            if l.new {
+                what.insert_str(0, "<strong>NEW</strong> ");
+            }
             if let Some(by) = &l.muted_by {
                 let _ = write!(what, " ({})", html_text(by));
             }
@@ -292,6 +309,13 @@ pub fn render_notification(n: &Notification) -> (String, String) {
             );
         }
         html.push_str("</table>\n");
+    }
+    if let Some(r) = runbook {
+        let _ = writeln!(
+            html,
+            "<p><strong>Runbook:</strong> {}</p>",
+            crate::html::escape(r)
+        );
     }
     if let Some(url) = link_target(n.external_url.as_deref()) {
         let u = crate::html::escape(url);
@@ -340,14 +364,15 @@ fn text_line(l: &AlertLine) -> String {
         (None, Some(id)) => text_safe(id),
         (None, None) => "the account itself".to_string(),
     };
-    let mut s = format!("{who}: {}", text_safe(&sentence(l)));
+    let new = if l.new { "NEW: " } else { "" };
+    let mut s = format!("{new}{who}: {}", text_safe(&sentence(l)));
     if let Some(by) = &l.muted_by {
         let _ = write!(s, " ({})", text_safe(by));
     }
     if let Some(v) = &l.version {
         let _ = write!(s, ", version {}", text_safe(v));
     }
-    let _ = write!(s, ", since {}", format_time(l.since));
+    let _ = write!(s, ", since {}", format_time(l.fired_at.unwrap_or(l.since)));
     if let Some(r) = l.resolved_at {
         let _ = write!(s, ", resolved {}", format_time(r));
     }
@@ -608,6 +633,24 @@ mod tests {
         assert!(
             html.contains("<th align=\"left\">URL</th><td>https://api.example/v1/agents</td>"),
             "html:\n{html}"
+        );
+    }
+
+    #[test]
+    fn a_notice_whose_told_alerts_all_resolved_says_resolved_and_how_many_still_muted() {
+        let mut n = notification("edge-1");
+        n.status = NotificationStatus::Resolved;
+        n.resolved = std::mem::take(&mut n.firing);
+        n.still_muted = 3;
+        assert_eq!(
+            subject(&n),
+            "[RESOLVED] AgentTokenRotationOverdue prod-us (3 still muted)",
+            "never [FIRING:0]"
+        );
+        assert!(
+            summary_line(&n).ends_with("1 alert resolved, 3 still muted."),
+            "{}",
+            summary_line(&n)
         );
     }
 
