@@ -23,4 +23,5 @@ mod silences;
 mod simulator;
 mod state_trouble;
 mod support;
+mod vanished_fleet;
 mod web;
