@@ -15,6 +15,7 @@ mod durability;
 mod email;
 mod exporter;
 mod mixed_fleet;
+mod one_alert;
 mod page;
 mod planasonix_upstream;
 mod prometheus_stack;
