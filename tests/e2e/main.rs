@@ -24,5 +24,6 @@ mod silences;
 mod simulator;
 mod state_trouble;
 mod support;
+mod true_notices;
 mod vanished_fleet;
 mod web;
