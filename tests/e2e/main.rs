@@ -20,6 +20,7 @@ mod page;
 mod planasonix_upstream;
 mod prometheus_stack;
 mod provider_simulators;
+mod silence_survival;
 mod silences;
 mod simulator;
 mod state_trouble;
