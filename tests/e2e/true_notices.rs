@@ -142,7 +142,7 @@ async fn a_group_whose_told_alert_recovered_is_resolved_with_the_muted_ones_coun
         "the resolved webhook",
         async || {
             let posts = hook.requests();
-            (posts.len() >= 2).then(|| posts)
+            (posts.len() >= 2).then_some(posts)
         },
         seen,
     )
