@@ -183,9 +183,12 @@ pub fn message(n: &Notification, receiver: &str) -> Value {
     );
     json!({
         "receiver": receiver,
-        "status": match n.status {
-            NotificationStatus::Firing => "firing",
-            NotificationStatus::Resolved => "resolved",
+        // As Alertmanager's: firing if and only if an alert of the body fires. A group whose only firing alerts
+        // the receiver was told about are muted now lists none of them, so its body is resolved alerts only.
+        "status": if n.status == NotificationStatus::Firing && !n.firing.is_empty() {
+            "firing"
+        } else {
+            "resolved"
         },
         "alerts": alerts,
         "groupLabels": group_labels,
@@ -268,6 +271,19 @@ mod tests {
         assert_eq!(r["status"], "resolved");
         assert_eq!(r["endsAt"], "2025-03-01T10:11:00Z");
         assert_ne!(a["fingerprint"], r["fingerprint"]);
+    }
+
+    #[test]
+    fn the_status_is_firing_only_when_an_alert_of_the_body_fires() {
+        let mut n = test_notification("agent one");
+        assert_eq!(message(&n, "hook")["status"], "firing");
+        // The told alert is muted now and another resolved: nothing in the body fires.
+        n.muted = std::mem::take(&mut n.firing);
+        n.resolved = n.muted.clone();
+        n.resolved[0].agent_id = Some("a2".into());
+        let m = message(&n, "hook");
+        assert_eq!(m["status"], "resolved", "{m:#}");
+        assert_eq!(m["alerts"][0]["status"], "resolved", "{m:#}");
     }
 
     #[test]
