@@ -118,7 +118,8 @@ pub struct SourceProblem {
 /// As with [`AlertLine`], later fields carry `#[serde(default)]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
-    /// Unique id; the outbox uses it to deliver each notification exactly once.
+    /// Unique id; the outbox uses it to store each notification once, and every channel sends it as the idempotency
+    /// key of an at-least-once delivery (`Message-ID`, `X-Notification-Id`).
     pub id: String,
     /// The group this belongs to, `"<alertname>/<account>"`.
     pub group_key: String,
@@ -371,6 +372,29 @@ pub trait NotificationSink: Send + Sync + 'static {
     /// notification over again after a crash. On `Err` nothing may be assumed stored; the engine retries later with
     /// the same ids.
     fn enqueue(&self, notifications: &[Notification]) -> Result<(), SinkError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_lines_are_the_summary_annotation_with_new_alerts_marked() {
+        let mut n = test_notification("edge\none");
+        n.firing[0].summary = "reported offline for 12m; last heartbeat 3d ago".into();
+        let plain = n.line_text(&n.firing[0]);
+        assert_eq!(plain, n.annotations(&n.firing[0])["summary"]);
+        assert_eq!(
+            plain,
+            "Agent edge one (a1, account prod): reported offline for 12m; last heartbeat 3d ago"
+        );
+        n.firing[0].new = true;
+        assert_eq!(n.line_text(&n.firing[0]), format!("NEW: {plain}"));
+        assert_eq!(
+            n.generator_url(&n.firing[0]),
+            "https://exporter.example.com/#agent-prod-a1"
+        );
+    }
 }
 
 /// A firing `AgentOffline` notification for account `prod` with one agent named `agent_name`, for the channels' unit
