@@ -375,29 +375,6 @@ pub trait NotificationSink: Send + Sync + 'static {
     fn enqueue(&self, notifications: &[Notification]) -> Result<(), SinkError>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chat_lines_are_the_summary_annotation_with_new_alerts_marked() {
-        let mut n = test_notification("edge\none");
-        n.firing[0].summary = "reported offline for 12m; last heartbeat 3d ago".into();
-        let plain = n.line_text(&n.firing[0]);
-        assert_eq!(plain, n.annotations(&n.firing[0])["summary"]);
-        assert_eq!(
-            plain,
-            "Agent edge one (a1, account prod): reported offline for 12m; last heartbeat 3d ago"
-        );
-        n.firing[0].new = true;
-        assert_eq!(n.line_text(&n.firing[0]), format!("NEW: {plain}"));
-        assert_eq!(
-            n.generator_url(&n.firing[0]),
-            "https://exporter.example.com/#agent-prod-a1"
-        );
-    }
-}
-
 /// A firing `AgentOffline` notification for account `prod` with one agent named `agent_name`, for the channels' unit
 /// tests.
 #[cfg(test)]
@@ -435,5 +412,28 @@ pub(crate) fn test_notification(agent_name: &str) -> Notification {
         source_problem: None,
         created_at: "2025-03-01T10:12:00Z".parse().unwrap(),
         external_url: Some("https://exporter.example.com".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_lines_are_the_summary_annotation_with_new_alerts_marked() {
+        let mut n = test_notification("edge\none");
+        n.firing[0].summary = "reported offline for 12m; last heartbeat 3d ago".into();
+        let plain = n.line_text(&n.firing[0]);
+        assert_eq!(plain, n.annotations(&n.firing[0])["summary"]);
+        assert_eq!(
+            plain,
+            "Agent edge one (a1, account prod): reported offline for 12m; last heartbeat 3d ago"
+        );
+        n.firing[0].new = true;
+        assert_eq!(n.line_text(&n.firing[0]), format!("NEW: {plain}"));
+        assert_eq!(
+            n.generator_url(&n.firing[0]),
+            "https://exporter.example.com/#agent-prod-a1"
+        );
     }
 }
