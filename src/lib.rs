@@ -15,7 +15,9 @@
 //! - [`config`] parses and validates the YAML file; every error names the file, the line and the key path.
 //! - [`sources`] holds one upstream client per provider behind the [`sources::Source`] trait; [`sources::http`]
 //!   has the shared mechanics (auth, retries, `Retry-After`, body cap, pagination).
-//! - [`model`] is the provider-neutral agent record every source produces.
+//! - [`domain`] is the provider-neutral agent record every source produces; [`domain::catalog`] is the one definition of
+//!   every alert (name, severity, labels, thresholds, annotations) that the engine, every channel and the shipped
+//!   Prometheus rules tell the same way.
 //! - [`poller`] runs one poll loop per source and publishes into [`status`], which keeps an immutable snapshot per
 //!   source (the last good agent list survives failed polls).
 //! - [`metrics`] holds the `prometheus-client` registry whose collectors read the snapshots at scrape time, and the
@@ -30,8 +32,8 @@
 //! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the three simulators.
 //! - [`sim`] is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
 //!   and the bench.
-//! - [`telemetry`] sets up logging and writes an error's cause chain; [`html`] escapes untrusted strings for every
-//!   page, email and report; [`humanize`] writes durations for people; [`atomic_file`] replaces a file so a crash
+//! - [`telemetry`] sets up logging and writes an error's cause chain; [`html`] escapes untrusted strings for the
+//!   status page (emails and the report's HTML are written with `maud`, which escapes by itself); [`humanize`] writes durations for people; [`atomic_file`] replaces a file so a crash
 //!   leaves the old or the new content (the state file and the outbox).
 
 pub mod alerting;

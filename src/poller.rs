@@ -18,14 +18,19 @@ use crate::telemetry::error_chain;
 /// succeeded. Logs the failure with its whole cause chain; error messages carry no secret by construction.
 pub async fn poll_once(source: &dyn Source, registry: &Registry, index: usize) -> bool {
     let started = Instant::now();
-    let result = source.poll().await;
+    let mut duplicates = 0;
+    // A page of nothing but unusable records is a failed poll, not an empty fleet: it keeps the last good snapshot
+    // and resolves nothing.
+    let result = source.poll().await.and_then(|mut outcome| {
+        duplicates = crate::sources::drop_duplicate_ids(&mut outcome.agents);
+        outcome.stats.invalid_records += duplicates;
+        crate::sources::check_not_vanished(&outcome).map(|()| outcome)
+    });
     let took = started.elapsed();
     let now = Timestamp::now();
     let previous = registry.get(index);
     match result {
-        Ok(mut outcome) => {
-            let duplicates = crate::sources::drop_duplicate_ids(&mut outcome.agents);
-            outcome.stats.invalid_records += duplicates;
+        Ok(outcome) => {
             tracing::debug!(
                 source = source.name(),
                 provider = %source.provider(),

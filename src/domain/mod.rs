@@ -5,6 +5,7 @@
 //! This module imports nothing else of the crate, so that [`crate::config`], the sources, evaluation, dispatch and
 //! delivery can all speak of the same alert without importing one another.
 //!
+//! - [`catalog`]: the one definition of every alert (name, severity, labels, thresholds, annotations).
 //! - [`agent`]: the provider-neutral agent record every source produces.
 //! - [`alert`]: [`AlertName`], [`Severity`], [`Alert`], [`AlertKey`], [`AlertState`].
 //! - [`matcher`]: label matchers with Alertmanager's semantics.
@@ -15,6 +16,7 @@
 
 pub mod agent;
 pub mod alert;
+pub mod catalog;
 pub mod matcher;
 pub mod notification;
 pub mod shard;

@@ -11,10 +11,12 @@ use crate::domain::alert::{AlertName, Severity};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NotificationStatus {
-    /// At least one alert of the group is firing (listed, or muted by a silence or an inhibition).
+    /// At least one alert the recipients were told about, or are told about now, is firing (listed, or muted since
+    /// by a silence or an inhibition).
     #[default]
     Firing,
-    /// Every alert of the group has really resolved: none is firing, listed or muted.
+    /// Every alert the recipients were told about has resolved. Alerts of the group they were never told about may
+    /// still fire, muted: [`Notification::still_muted`] counts them.
     Resolved,
 }
 
@@ -56,6 +58,14 @@ pub struct AlertLine {
     /// A link to this agent on the exporter's page, when `alerting.external_url` is set; `None` for the source.
     #[serde(default)]
     pub link: Option<String>,
+    /// When the alert started firing (the `startsAt` of every path, as Prometheus sets it); `since` is when its
+    /// condition began. `None` in notifications stored by an older version, which then use `since`.
+    #[serde(default)]
+    pub fired_at: Option<Timestamp>,
+    /// True for a firing alert that joined a group its recipients were already told about: listed first and
+    /// marked new, so that line 29 of `[FIRING:27]` is not where the news hides.
+    #[serde(default)]
+    pub new: bool,
 }
 
 /// What a `SourceDown` notification tells about the failing source, taken from the snapshot when the notification
@@ -114,6 +124,10 @@ pub struct Notification {
     pub muted: Vec<AlertLine>,
     /// For `SourceDown`: what failed. `None` for every other rule and for resolved notices. Boxed to keep the
     /// notification small for every other rule.
+    /// Alerts of the group that still fire but were never told to these recipients, because a silence or an
+    /// inhibition hides them: a `Resolved` notice says "N still muted" rather than listing them.
+    #[serde(default)]
+    pub still_muted: usize,
     #[serde(default)]
     pub source_problem: Option<Box<SourceProblem>>,
     /// When the engine produced this notification.

@@ -9,8 +9,9 @@
 //!   [`RESOLVED_RETENTION`], so that an Alertmanager that missed one push still learns it.
 //! - Inhibited and silenced alerts are sent too: with Alertmanager, inhibition and silences are its job.
 //! - Labels identify the alert and nothing else (`alertname`, `severity`, `account`, `provider`, and `agent_id`,
-//!   `agent_name` for agent alerts); values and thresholds change every evaluation and go into the `summary` and
-//!   `description` annotations, or Alertmanager would see a new alert each time.
+//!   `agent_name` for agent alerts); values and thresholds change every evaluation and go into the catalog's
+//!   `summary`, `description` and `runbook` annotations ([`crate::domain::catalog`], the same as on every other path), or
+//!   Alertmanager would see a new alert each time.
 //!
 //! Each Alertmanager has its own bounded queue ([`QUEUE_CAPACITY`], oldest dropped first and counted), its own
 //! batches ([`MAX_BATCH`]) and its own timeout, on its own task: a dead one never delays another. A failed batch is
@@ -58,7 +59,7 @@ pub const MAX_BATCH: usize = 64;
 pub struct PostableAlert {
     /// `alertname`, `severity`, `account`, `provider` (+ `agent_id`, `agent_name`).
     pub labels: BTreeMap<&'static str, String>,
-    /// `summary` and `description`.
+    /// `summary`, `description` and `runbook`, from [`crate::domain::catalog`].
     pub annotations: BTreeMap<&'static str, String>,
     /// When the alert fired.
     pub starts_at: Timestamp,
@@ -187,25 +188,23 @@ impl Tracker {
             ("account", a.account.clone()),
             ("provider", a.provider.to_string()),
         ]);
-        let subject = match (&a.agent_id, &a.agent_name) {
-            (Some(id), name) => {
-                labels.insert("agent_id", id.clone());
-                let name = name.clone().unwrap_or_default();
-                labels.insert("agent_name", name.clone());
-                format!("agent {name} ({id}) of {}", a.account)
-            }
-            (None, _) => format!("source {}", a.account),
+        if let Some(id) = &a.agent_id {
+            labels.insert("agent_id", id.clone());
+            labels.insert("agent_name", a.agent_name.clone().unwrap_or_default());
+        }
+        let detail = if a.summary.is_empty() {
+            &a.value
+        } else {
+            &a.summary
         };
-        let annotations = BTreeMap::from([
-            ("summary", format!("{} for {subject}", a.alertname)),
-            (
-                "description",
-                format!(
-                    "{} for {subject}: {} (threshold {}).",
-                    a.alertname, a.value, a.threshold
-                ),
-            ),
-        ]);
+        let annotations = crate::domain::catalog::annotations(&crate::domain::catalog::Subject {
+            alertname: a.alertname.as_str(),
+            account: &a.account,
+            provider: a.provider.as_str(),
+            agent_id: a.agent_id.as_deref(),
+            agent_name: a.agent_name.as_deref(),
+            detail,
+        });
         PostableAlert {
             labels,
             annotations,
@@ -691,7 +690,15 @@ mod tests {
             a.generator_url.as_deref(),
             Some("https://exp.example.com:9877/#agent-prod-a%201")
         );
-        assert!(a.annotations["description"].contains("12m (threshold 10m)"));
+        assert!(
+            a.annotations["description"].contains("last heartbeat 12 min ago; limit 10 min"),
+            "{:?}",
+            a.annotations
+        );
+        assert_eq!(
+            a.annotations.keys().copied().collect::<Vec<_>>(),
+            ["description", "runbook", "summary"]
+        );
         let json = serde_json::to_value(a).unwrap();
         for key in [
             "labels",

@@ -152,6 +152,8 @@ pub fn test_notification(receiver: &str, status: NotificationStatus) -> Notifica
         summary: "sent by onprem-agent-exporter test-notify".to_string(),
         muted_by: None,
         link: None,
+        fired_at: Some(now),
+        new: false,
     };
     let (firing, resolved) = match status {
         NotificationStatus::Firing => (vec![line], vec![]),
@@ -170,6 +172,7 @@ pub fn test_notification(receiver: &str, status: NotificationStatus) -> Notifica
         firing,
         resolved,
         muted: vec![],
+        still_muted: 0,
         source_problem: None,
         created_at: now,
         external_url: None,

@@ -88,19 +88,25 @@ pub fn client() -> Result<reqwest::Client, HttpError> {
         .map_err(|e| HttpError::Client(e.without_url()))
 }
 
-/// POSTs `body` as JSON to `url`, with `Authorization: Bearer` when `bearer` is set. `Ok` if and only if the server
-/// answered 2xx. `secrets` are the receiver's secrets, replaced in any excerpt of the answer that is kept.
+/// The header every Slack, Teams, PagerDuty and webhook POST carries: the notification id, the same on every retry and
+/// after a restart, so that a receiver can drop the copy an at-least-once delivery may send.
+pub const ID_HEADER: &str = "X-Notification-Id";
+
+/// POSTs `body` as JSON to `url`, with `Authorization: Bearer` when `bearer` is set and the [`ID_HEADER`]
+/// `notification_id`. `Ok` if and only if the server answered 2xx. `secrets` are the receiver's secrets, replaced in any excerpt of the answer that is kept.
 pub async fn post_json(
     client: &reqwest::Client,
     url: &SecretString,
     bearer: Option<&SecretString>,
     body: &serde_json::Value,
+    notification_id: &str,
     secrets: &[&SecretString],
 ) -> Result<(), HttpError> {
     let bytes = serde_json::to_vec(body).map_err(HttpError::Encode)?;
     let mut request = client
         .post(url.expose_secret())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(ID_HEADER, notification_id)
         .body(bytes);
     if let Some(token) = bearer {
         // bearer_auth marks the header sensitive, so it never shows in the client's debug output.

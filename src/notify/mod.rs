@@ -23,6 +23,68 @@ pub use crate::domain::notification::{
     SourceProblem,
 };
 
+/// What every channel says of one alert of a notification, from [`crate::domain::catalog`]: the same annotations,
+/// line and deep link on the Alertmanager push, the webhook, chat, PagerDuty and email. A trait here rather than
+/// methods on [`Notification`] because the domain types import nothing, and the links are dispatch's.
+pub trait Told {
+    /// The annotations (`summary`, `description`, `runbook`) of one of its alerts, each folded to one line.
+    fn annotations(&self, l: &AlertLine) -> std::collections::BTreeMap<&'static str, String>;
+    /// One alert as the catalog describes it.
+    fn subject_of<'a>(&'a self, l: &'a AlertLine) -> crate::domain::catalog::Subject<'a>;
+    /// The line for chat and paging channels: the `summary` annotation, preceded by `NEW: ` when the alert joined
+    /// a group its recipients were already told about.
+    fn line_text(&self, l: &AlertLine) -> String;
+    /// The deep link of one of its alerts, the `generatorURL` of the webhook and of the Alertmanager push: the
+    /// status page at the agent's row (`#agent-<account>-<id>`) or the source's (`#source-<account>`). Empty
+    /// without an http(s) `alerting.external_url`.
+    fn generator_url(&self, l: &AlertLine) -> String;
+}
+
+impl Told for Notification {
+    fn annotations(&self, l: &AlertLine) -> std::collections::BTreeMap<&'static str, String> {
+        crate::domain::catalog::annotations(&self.subject_of(l))
+    }
+
+    fn subject_of<'a>(&'a self, l: &'a AlertLine) -> crate::domain::catalog::Subject<'a> {
+        crate::domain::catalog::Subject {
+            alertname: self.alertname.as_str(),
+            account: &self.account,
+            provider: self.provider_label(),
+            agent_id: l.agent_id.as_deref(),
+            agent_name: l.agent_name.as_deref(),
+            detail: if l.summary.is_empty() {
+                &l.value
+            } else {
+                &l.summary
+            },
+        }
+    }
+
+    fn line_text(&self, l: &AlertLine) -> String {
+        let summary = self.annotations(l).remove("summary").unwrap_or_default();
+        if l.new {
+            format!("NEW: {summary}")
+        } else {
+            summary
+        }
+    }
+
+    fn generator_url(&self, l: &AlertLine) -> String {
+        let Some(base) = self
+            .external_url
+            .as_deref()
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        else {
+            return String::new();
+        };
+        let link = match &l.agent_id {
+            Some(id) => crate::rules::dispatch::lines::agent_link(base, &self.account, id),
+            None => crate::rules::dispatch::lines::source_link(base, &self.account),
+        };
+        link.unwrap_or_else(|| base.to_string())
+    }
+}
+
 /// Why one delivery attempt failed, for any channel.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -130,11 +192,37 @@ pub(crate) fn test_notification(agent_name: &str) -> Notification {
             summary: String::new(),
             muted_by: None,
             link: None,
+            fired_at: Some(since),
+            new: false,
         }],
         resolved: vec![],
         muted: vec![],
+        still_muted: 0,
         source_problem: None,
         created_at: "2025-03-01T10:12:00Z".parse().unwrap(),
         external_url: Some("https://exporter.example.com".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_lines_are_the_summary_annotation_with_new_alerts_marked() {
+        let mut n = test_notification("edge\none");
+        n.firing[0].summary = "reported offline for 12m; last heartbeat 3d ago".into();
+        let plain = n.line_text(&n.firing[0]);
+        assert_eq!(plain, n.annotations(&n.firing[0])["summary"]);
+        assert_eq!(
+            plain,
+            "Agent edge one (a1, account prod): reported offline for 12m; last heartbeat 3d ago"
+        );
+        n.firing[0].new = true;
+        assert_eq!(n.line_text(&n.firing[0]), format!("NEW: {plain}"));
+        assert_eq!(
+            n.generator_url(&n.firing[0]),
+            "https://exporter.example.com/#agent-prod-a1"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! a `TextBlock` would read its text as Markdown, and an agent name could then become a link. The workflow URL
 //! carries its signature (`sig=…`) and is read from `webhook_url_file`; it is a secret.
 
+use crate::notify::Told as _;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -35,7 +36,15 @@ impl MsteamsChannel {
 
     /// Posts one notification.
     pub async fn send(&self, n: &Notification) -> Result<(), HttpError> {
-        http::post_json(&self.client, &self.webhook_url, None, &message(n), &[]).await
+        http::post_json(
+            &self.client,
+            &self.webhook_url,
+            None,
+            &message(n),
+            &n.id,
+            &[],
+        )
+        .await
     }
 }
 
@@ -48,11 +57,11 @@ fn plain(text: &str, extra: Value) -> Value {
     json!({"type": "RichTextBlock", "inlines": [run]})
 }
 
-fn section(title: &str, lines: &[AlertLine]) -> Vec<Value> {
+fn section(n: &Notification, title: &str, lines: &[AlertLine]) -> Vec<Value> {
     let mut text: Vec<String> = lines
         .iter()
         .take(MAX_LINES)
-        .map(|l| format!("• {}", l.one_line()))
+        .map(|l| format!("• {}", n.line_text(l)))
         .collect();
     if lines.len() > MAX_LINES {
         text.push(format!("…and {} more", lines.len() - MAX_LINES));
@@ -87,10 +96,10 @@ pub fn message(n: &Notification) -> Value {
         ),
     ];
     if !n.firing.is_empty() {
-        body.extend(section("Firing", &n.firing));
+        body.extend(section(n, "Firing", &n.firing));
     }
     if !n.resolved.is_empty() {
-        body.extend(section("Resolved", &n.resolved));
+        body.extend(section(n, "Resolved", &n.resolved));
     }
     let mut content = json!({
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",

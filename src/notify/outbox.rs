@@ -935,6 +935,7 @@ mod tests {
             created_at: Timestamp::now(),
             external_url: None,
             muted: vec![],
+            still_muted: 0,
             source_problem: None,
         }
     }

@@ -7,6 +7,7 @@
 //! body. PagerDuty answers 202 when it took the event, 400 for an invalid event or key (rejected, not retried), 429
 //! when throttled and 5xx when troubled (both retried).
 
+use crate::notify::Told as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -43,7 +44,15 @@ impl PagerdutyChannel {
     /// Sends one notification as a `trigger` or `resolve` event.
     pub async fn send(&self, n: &Notification) -> Result<(), HttpError> {
         let body = event(n, self.routing_key.expose_secret());
-        http::post_json(&self.client, &self.url, None, &body, &[&self.routing_key]).await
+        http::post_json(
+            &self.client,
+            &self.url,
+            None,
+            &body,
+            &n.id,
+            &[&self.routing_key],
+        )
+        .await
     }
 }
 
@@ -72,7 +81,7 @@ pub fn event(n: &Notification, routing_key: &str) -> Value {
     let mut summary = super::email::subject(n);
     if let Some(first) = n.firing.first().or(n.resolved.first()) {
         summary.push_str(": ");
-        summary.push_str(&first.one_line());
+        summary.push_str(&n.line_text(first));
         let others = (n.firing.len() + n.resolved.len()).saturating_sub(1);
         if others > 0 {
             summary.push_str(&format!(" and {others} more"));
@@ -86,7 +95,10 @@ pub fn event(n: &Notification, routing_key: &str) -> Value {
             + "…";
     }
     let lines = |ls: &[super::AlertLine]| -> Vec<String> {
-        ls.iter().take(MAX_DETAILS).map(|l| l.one_line()).collect()
+        ls.iter()
+            .take(MAX_DETAILS)
+            .map(|l| n.line_text(l))
+            .collect()
     };
     let mut details = json!({
         "firing": lines(&n.firing),
@@ -95,6 +107,7 @@ pub fn event(n: &Notification, routing_key: &str) -> Value {
         "resolved_count": n.resolved.len(),
         "account": n.account,
         "provider": n.provider_label(),
+        "runbook": crate::domain::catalog::definition(n.alertname.as_str()).map(|d| d.runbook),
     });
     if n.firing.len() > MAX_DETAILS || n.resolved.len() > MAX_DETAILS {
         details["truncated"] = json!(format!(

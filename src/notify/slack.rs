@@ -5,6 +5,7 @@
 //! `webhook_url_file` and used only to send. Slack answers 200 `ok`; a revoked or mistyped webhook answers 403, 404
 //! or 410, which the outbox counts as rejected rather than retrying for a week.
 
+use crate::notify::Told as _;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -35,7 +36,15 @@ impl SlackChannel {
 
     /// Posts one notification.
     pub async fn send(&self, n: &Notification) -> Result<(), HttpError> {
-        http::post_json(&self.client, &self.webhook_url, None, &message(n), &[]).await
+        http::post_json(
+            &self.client,
+            &self.webhook_url,
+            None,
+            &message(n),
+            &n.id,
+            &[],
+        )
+        .await
     }
 }
 
@@ -48,10 +57,10 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Up to `max` characters of bullet lines, then "…and N more".
-fn bullets(lines: &[AlertLine], max: usize) -> String {
+fn bullets(n: &Notification, lines: &[AlertLine], max: usize) -> String {
     let mut out = String::new();
     for (i, l) in lines.iter().enumerate() {
-        let line = format!("• {}\n", escape(&l.one_line()));
+        let line = format!("• {}\n", escape(&n.line_text(l)));
         if out.chars().count() + line.chars().count() > max {
             out.push_str(&format!("…and {} more\n", lines.len() - i));
             break;
@@ -72,13 +81,13 @@ pub fn message(n: &Notification) -> Value {
     if !n.firing.is_empty() {
         blocks.push(json!({
             "type": "section",
-            "text": {"type": "mrkdwn", "text": format!("*Firing*\n{}", bullets(&n.firing, SECTION_MAX_CHARS))},
+            "text": {"type": "mrkdwn", "text": format!("*Firing*\n{}", bullets(n, &n.firing, SECTION_MAX_CHARS))},
         }));
     }
     if !n.resolved.is_empty() {
         blocks.push(json!({
             "type": "section",
-            "text": {"type": "mrkdwn", "text": format!("*Resolved*\n{}", bullets(&n.resolved, SECTION_MAX_CHARS))},
+            "text": {"type": "mrkdwn", "text": format!("*Resolved*\n{}", bullets(n, &n.resolved, SECTION_MAX_CHARS))},
         }));
     }
     let status = match n.status {

@@ -9,9 +9,14 @@
 //!
 //! An alert's labels are `alertname`, `account`, `provider`, `severity` and, for agent alerts, `agent_id` and
 //! `agent_name`: the labels of the exporter's metrics and of the Prometheus rules in `alerts/`. Its annotations are
-//! `summary`, `value`, `threshold` and `version` (when known). A firing alert's `endsAt` is Go's zero time, as
-//! Alertmanager sends for an alert with no known end.
+//! the catalog's `summary`, `description` and `runbook` ([`crate::domain::catalog`]), as on the Alertmanager push. Its
+//! `startsAt` is when it started firing and its `generatorURL` the same deep link the push sends. A firing alert's
+//! `endsAt` is Go's zero time, as Alertmanager sends for an alert with no known end.
+//!
+//! Delivery is at least once: a crash between the POST and the outbox's record of it sends the notification again
+//! after a restart, with the same [`http::ID_HEADER`] so the receiver can drop the copy.
 
+use crate::notify::Told as _;
 use std::collections::BTreeMap;
 
 use secrecy::SecretString;
@@ -63,6 +68,7 @@ impl WebhookChannel {
             &self.url,
             self.bearer_token.as_ref(),
             &message(n, &self.name),
+            &n.id,
             &secrets,
         )
         .await
@@ -88,15 +94,12 @@ fn labels(n: &Notification, l: &AlertLine) -> BTreeMap<String, String> {
     m
 }
 
-fn annotations(l: &AlertLine) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    m.insert("summary".into(), l.one_line());
-    m.insert("value".into(), l.value.clone());
-    m.insert("threshold".into(), l.threshold.clone());
-    if let Some(v) = &l.version {
-        m.insert("version".into(), v.clone());
-    }
-    m
+/// The annotations of one alert of `n`, from the catalog, as the Alertmanager push and the shipped rules carry them.
+fn annotations(n: &Notification, l: &AlertLine) -> BTreeMap<String, String> {
+    n.annotations(l)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
 }
 
 /// The label set's fingerprint as Alertmanager prints it: 64-bit FNV-1a over the label names in order, each name and
@@ -137,12 +140,6 @@ fn common<'a>(
 
 /// The body for `n`, sent by the receiver named `receiver`.
 pub fn message(n: &Notification, receiver: &str) -> Value {
-    let generator = n
-        .external_url
-        .as_deref()
-        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-        .map(|u| format!("{u}/"))
-        .unwrap_or_default();
     let all: Vec<(&AlertLine, bool)> = n
         .firing
         .iter()
@@ -155,7 +152,7 @@ pub fn message(n: &Notification, receiver: &str) -> Value {
     let mut alerts = Vec::new();
     for (l, firing) in all.into_iter().take(MAX_ALERTS) {
         let labels = labels(n, l);
-        let annotations = annotations(l);
+        let annotations = annotations(n, l);
         let ends_at = match (firing, l.resolved_at) {
             (false, Some(t)) => t.to_string(),
             (false, None) => n.created_at.to_string(),
@@ -165,9 +162,9 @@ pub fn message(n: &Notification, receiver: &str) -> Value {
             "status": if firing { "firing" } else { "resolved" },
             "labels": labels,
             "annotations": annotations,
-            "startsAt": l.since.to_string(),
+            "startsAt": l.fired_at.unwrap_or(l.since).to_string(),
             "endsAt": ends_at,
-            "generatorURL": generator,
+            "generatorURL": n.generator_url(l),
             "fingerprint": fingerprint(&labels),
         }));
         label_sets.push(labels);
@@ -187,9 +184,12 @@ pub fn message(n: &Notification, receiver: &str) -> Value {
     );
     json!({
         "receiver": receiver,
-        "status": match n.status {
-            NotificationStatus::Firing => "firing",
-            NotificationStatus::Resolved => "resolved",
+        // As Alertmanager's: firing if and only if an alert of the body fires. A group whose only firing alerts
+        // the receiver was told about are muted now lists none of them, so its body is resolved alerts only.
+        "status": if n.status == NotificationStatus::Firing && !n.firing.is_empty() {
+            "firing"
+        } else {
+            "resolved"
         },
         "alerts": alerts,
         "groupLabels": group_labels,
@@ -260,12 +260,31 @@ mod tests {
         assert_eq!(a["labels"]["agent_name"], "agent one");
         assert_eq!(a["startsAt"], "2025-03-01T10:00:00Z");
         assert_eq!(a["endsAt"], GO_ZERO_TIME);
-        assert_eq!(a["generatorURL"], "https://exporter.example.com/");
+        // The same deep link the Alertmanager push sends.
+        assert_eq!(
+            a["generatorURL"],
+            "https://exporter.example.com/#agent-prod-a1"
+        );
+        let keys: Vec<&String> = a["annotations"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["description", "runbook", "summary"]);
         assert_eq!(a["fingerprint"].as_str().unwrap().len(), 16);
         let r = &m["alerts"][1];
         assert_eq!(r["status"], "resolved");
         assert_eq!(r["endsAt"], "2025-03-01T10:11:00Z");
         assert_ne!(a["fingerprint"], r["fingerprint"]);
+    }
+
+    #[test]
+    fn the_status_is_firing_only_when_an_alert_of_the_body_fires() {
+        let mut n = test_notification("agent one");
+        assert_eq!(message(&n, "hook")["status"], "firing");
+        // The told alert is muted now and another resolved: nothing in the body fires.
+        n.muted = std::mem::take(&mut n.firing);
+        n.resolved = n.muted.clone();
+        n.resolved[0].agent_id = Some("a2".into());
+        let m = message(&n, "hook");
+        assert_eq!(m["status"], "resolved", "{m:#}");
+        assert_eq!(m["alerts"][0]["status"], "resolved", "{m:#}");
     }
 
     #[test]

@@ -1,63 +1,66 @@
 //! The report as an email: the table as the text part, an HTML table coloured by status, and the CSV attached.
 
-use std::fmt::Write as _;
-
 use lettre::message::Mailbox;
+use maud::{DOCTYPE, html};
 
 use super::build::{Report, TokenStatus};
 use super::render::{date, format_age, render_csv, render_table, rotated_text};
 use crate::config::email::EmailConfig;
-use crate::html::html_text;
+use crate::html::text_safe;
 use crate::notify::email::{DeliveryError, EmailAttachment, EmailChannel, RenderedEmail};
 
+/// The HTML part, with `maud`, which escapes every value; upstream strings also show control characters as
+/// escapes, as the text table does.
 fn render_html(report: &Report) -> String {
-    let mut h = String::from(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body style=\"font-family: sans-serif\">\n",
-    );
-    let _ = writeln!(
-        h,
-        "<h2>Token rotation compliance</h2>\n<p>{} (max age {}, due soon {} before; generated {}).</p>",
-        crate::html::escape(&report.summary_line()),
-        format_age(report.max_age_seconds),
-        format_age(report.warn_before_seconds),
-        report.generated_at.strftime("%Y-%m-%d %H:%M UTC")
-    );
-    if !report.undated.is_empty() {
-        h.push_str("<ul>\n");
-        for u in &report.undated {
-            let _ = writeln!(h, "<li>{}</li>", html_text(&u.sentence()));
+    let markup = html! {
+        (DOCTYPE)
+        html {
+            head { meta charset="utf-8"; }
+            body style="font-family: sans-serif" {
+                h2 { "Token rotation compliance" }
+                p {
+                    (report.summary_line()) " (max age " (format_age(report.max_age_seconds)) ", due soon "
+                    (format_age(report.warn_before_seconds)) " before; generated "
+                    (report.generated_at.strftime("%Y-%m-%d %H:%M UTC").to_string()) ")."
+                }
+                @if !report.undated.is_empty() {
+                    ul {
+                        @for u in &report.undated { li { (text_safe(&u.sentence())) } }
+                    }
+                }
+                @if !report.agents.is_empty() {
+                    table border="1" cellpadding="4" cellspacing="0" style="border-collapse: collapse" {
+                        tr {
+                            th { "Status" } th { "Account" } th { "Agent" } th { "ID" } th { "Token age" }
+                            th { "Last rotation" } th { "Due" }
+                        }
+                        @for r in &report.agents {
+                            tr style={ "background: " (colour(r.status)) } {
+                                td { (r.status) }
+                                td { (text_safe(&r.account)) }
+                                td { (text_safe(&r.agent_name)) }
+                                td { (text_safe(&r.agent_id)) }
+                                td { (format_age(r.token_age_seconds)) }
+                                td { (rotated_text(r)) }
+                                td { (date(r.due_at)) }
+                            }
+                        }
+                    }
+                    p { "The full list is attached as CSV." }
+                }
+            }
         }
-        h.push_str("</ul>\n");
+    };
+    markup.into_string()
+}
+
+/// A row's background: red for overdue, yellow for due soon.
+fn colour(status: TokenStatus) -> &'static str {
+    match status {
+        TokenStatus::Overdue => "#f8d7da",
+        TokenStatus::DueSoon => "#fff3cd",
+        TokenStatus::Ok => "#ffffff",
     }
-    if !report.agents.is_empty() {
-        h.push_str(
-            "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\" style=\"border-collapse: collapse\">\n\
-             <tr><th>Status</th><th>Account</th><th>Agent</th><th>ID</th><th>Token age</th><th>Last rotation</th>\
-             <th>Due</th></tr>\n",
-        );
-        for r in &report.agents {
-            let color = match r.status {
-                TokenStatus::Overdue => "#f8d7da",
-                TokenStatus::DueSoon => "#fff3cd",
-                TokenStatus::Ok => "#ffffff",
-            };
-            let _ = writeln!(
-                h,
-                "<tr style=\"background: {color}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td></tr>",
-                r.status,
-                html_text(&r.account),
-                html_text(&r.agent_name),
-                html_text(&r.agent_id),
-                format_age(r.token_age_seconds),
-                crate::html::escape(&rotated_text(r)),
-                date(r.due_at),
-            );
-        }
-        h.push_str("</table>\n<p>The full list is attached as CSV.</p>\n");
-    }
-    h.push_str("</body></html>\n");
-    h
 }
 
 /// The report as an email to `to` (plain addresses; empty means the channel's default recipients), with the

@@ -36,10 +36,10 @@ impl FromStr for ReportFormat {
     }
 }
 
-/// An age or a policy in whole seconds, for people: `97 days`, `1 day 3 h`, `5 h` (token policies are counted in
-/// days).
+/// An age or a policy in whole seconds, for people, in the one duration format of every alert and page: `97d 3h`,
+/// `120d`, `5h`.
 pub(super) fn format_age(seconds: u64) -> String {
-    crate::humanize::words(std::time::Duration::from_secs(seconds))
+    crate::humanize::duration(std::time::Duration::from_secs(seconds))
 }
 
 pub(super) fn date(t: Option<Timestamp>) -> String {
@@ -194,14 +194,14 @@ mod tests {
         );
         let first_row = t.lines().find(|l| l.starts_with("overdue")).unwrap();
         assert!(
-            first_row.contains("a3") && first_row.contains("120 days"),
+            first_row.contains("a3") && first_row.contains("120d"),
             "first row: {first_row}"
         );
         assert!(
             t.lines()
                 .next()
                 .unwrap()
-                .contains("(max age 90 days, due soon 14 days before)"),
+                .contains("(max age 90d, due soon 14d before)"),
             "table:\n{t}"
         );
         assert!(

@@ -393,17 +393,13 @@ pub(crate) mod tests {
     fn token_rotation_is_due_before_max_age_and_overdue_after_it() {
         let now = t0();
         // (token age in days, expected alerts); max_age 90d, warn_before 14d.
-        let cases: [(Option<u64>, &[&str]); 5] = [
+        let cases: [(Option<u64>, &[&str]); 6] = [
             (Some(75), &[]),
             (Some(77), &["AgentTokenRotationDue/prod/a:firing"]),
             (Some(89), &["AgentTokenRotationDue/prod/a:firing"]),
-            (
-                Some(91),
-                &[
-                    "AgentTokenRotationDue/prod/a:firing",
-                    "AgentTokenRotationOverdue/prod/a:firing",
-                ],
-            ),
+            (Some(90), &["AgentTokenRotationDue/prod/a:firing"]),
+            // Due ends where Overdue begins, so no Alertmanager needs an inhibit rule to see one alert per token.
+            (Some(91), &["AgentTokenRotationOverdue/prod/a:firing"]),
             // A provider without token dates never triggers the token rules.
             (None, &[]),
         ];
@@ -579,7 +575,8 @@ pub(crate) mod tests {
                 "30s FIRING AgentHeartbeatStale/prod firing=[a,x] resolved=[] to=[ops@example.com]",
                 // b and c joined later: they wait for the next group_interval (5m after 30s). x went offline at
                 // 100s: from then on it is AgentOffline's (pending, then firing), so it is muted here, not resolved.
-                "330s FIRING AgentHeartbeatStale/prod firing=[a,b,c] resolved=[] muted=[x] to=[ops@example.com]",
+                // b and c joined a group already told: listed first.
+                "330s FIRING AgentHeartbeatStale/prod firing=[b,c,a] resolved=[] muted=[x] to=[ops@example.com]",
                 // x went offline at 100s: that group fires 5m later (for) plus its own group_wait.
                 "430s FIRING AgentOffline/prod firing=[x] resolved=[] to=[ops@example.com]",
             ],
@@ -1223,7 +1220,7 @@ pub(crate) mod tests {
             vec![
                 "30s FIRING AgentHeartbeatStale/prod firing=[o5,s1] resolved=[] to=[ops@example.com]",
                 "330s FIRING AgentOffline/prod firing=[o1,o2,o3,o4] resolved=[] to=[ops@example.com]",
-                "1530s FIRING AgentOffline/prod firing=[o1,o2,o3,o4,o5] resolved=[] to=[ops@example.com]",
+                "1530s FIRING AgentOffline/prod firing=[o5,o1,o2,o3,o4] resolved=[] to=[ops@example.com]",
             ],
         );
     }
@@ -1335,7 +1332,10 @@ pub(crate) mod tests {
                 .clone()
         };
         let offline = line("AgentOffline");
-        assert_eq!(offline.summary, "offline for 12 min");
+        assert_eq!(
+            offline.summary,
+            "reported offline for 12m; last heartbeat 12m ago"
+        );
         assert_eq!(
             (offline.value_seconds, offline.threshold_seconds),
             (Some(720), Some(0))
@@ -1345,20 +1345,91 @@ pub(crate) mod tests {
             Some("https://exporter.example.com/#agent-prod%20eu-o")
         );
         let overdue = line("AgentTokenRotationOverdue");
-        assert_eq!(overdue.summary, "token 97 days old; policy 90 days");
+        assert_eq!(overdue.summary, "token 97d old; policy 90d");
         assert_eq!(overdue.threshold_seconds, Some(90 * DAY));
         let stale_line = line("AgentHeartbeatStale");
-        assert_eq!(stale_line.summary, "last heartbeat 1 h ago; limit 10 min");
+        assert_eq!(stale_line.summary, "last heartbeat 1h ago; limit 10m");
         assert_eq!(stale_line.value_seconds, Some(3600));
         let views = w.engine.alerts(at(720));
         let view = views
             .iter()
-            .find(|v| v.alertname == AlertName::AgentTokenRotationDue)
+            .find(|v| v.alertname == AlertName::AgentTokenRotationOverdue)
             .unwrap();
         assert_eq!(
             (view.value_seconds, view.threshold_seconds),
-            (Some(97 * DAY + 720), Some(76 * DAY)),
+            (Some(97 * DAY + 720), Some(90 * DAY)),
             "saw {view:?}"
+        );
+    }
+
+    #[test]
+    fn a_notice_whose_told_alerts_all_resolved_is_resolved_and_counts_the_never_told_muted_ones() {
+        let mut w = World::new(config());
+        let offline = |id: &str, now| {
+            let mut a = stale(id, now);
+            a.offline = true;
+            a
+        };
+        let sick = |now| vec![stale("s1", now), offline("o1", now), offline("o2", now)];
+        assert_eq!(
+            w.eval(0, &[up("prod", sick(at(0)), at(0))]),
+            Vec::<String>::new()
+        );
+        let got = w.eval(30, &[up("prod", sick(at(30)), at(30))]);
+        assert_eq!(
+            got,
+            ["FIRING AgentHeartbeatStale/prod firing=[s1] resolved=[] to=[ops@example.com]"]
+        );
+        // s1 recovers; o1 and o2 stay stale, inhibited by AgentOffline, and were never told.
+        let healed = |now| vec![agent("s1", now), offline("o1", now), offline("o2", now)];
+        let sent = w
+            .engine
+            .evaluate(&[up("prod", healed(at(330)), at(330))], at(330));
+        let stale_notices: Vec<&Notification> = sent
+            .iter()
+            .filter(|n| n.alertname == AlertName::AgentHeartbeatStale)
+            .collect();
+        assert_eq!(stale_notices.len(), 1, "saw {:?}", summaries(&sent));
+        let n = stale_notices[0];
+        assert_eq!(
+            summary(n),
+            "RESOLVED AgentHeartbeatStale/prod firing=[] resolved=[s1] to=[ops@example.com]"
+        );
+        assert_eq!(n.still_muted, 2, "saw {n:?}");
+    }
+
+    #[test]
+    fn agent_offline_says_how_old_the_last_heartbeat_is_or_that_there_never_was_one() {
+        let mut cfg = config();
+        cfg.rules.agent_offline.for_ = Duration::ZERO;
+        let now = at(0);
+        let mut old = agent("old", now);
+        old.offline = true;
+        old.last_heartbeat = Some(ago(now, 3 * DAY));
+        let mut never = agent("never", now);
+        never.offline = true;
+        never.last_heartbeat = None;
+        let mut e = Engine::new(cfg, State::new(now));
+        e.evaluate(&[up("prod", vec![old, never], now)], now);
+        let summaries: Vec<(String, String)> = e
+            .state()
+            .alerts
+            .values()
+            .filter(|a| a.alertname == AlertName::AgentOffline)
+            .map(|a| (a.agent_id.clone().unwrap_or_default(), a.summary.clone()))
+            .collect();
+        assert_eq!(
+            summaries,
+            [
+                (
+                    "never".to_string(),
+                    "reported offline for 0s; never sent a heartbeat".to_string()
+                ),
+                (
+                    "old".to_string(),
+                    "reported offline for 0s; last heartbeat 3d ago".to_string()
+                ),
+            ]
         );
     }
 
@@ -1386,7 +1457,7 @@ pub(crate) mod tests {
         );
         assert_eq!(
             sent[0].firing[0].summary,
-            "polls failing for 20 min 30 s (unauthorized); alert after 10 min"
+            "polls failing for 20m 30s (unauthorized); alert after 10m"
         );
     }
 }

@@ -491,6 +491,8 @@ mod tests {
             summary: "silent for 1h".into(),
             muted_by: None,
             link: None,
+            fired_at: Some(sent),
+            new: false,
         };
         let note = |alertname: AlertName, status, firing: Vec<AlertLine>| Notification {
             id: "x-1".into(),
@@ -506,6 +508,7 @@ mod tests {
             created_at: sent,
             external_url: None,
             muted: vec![],
+            still_muted: 0,
             source_problem: None,
             receivers: vec![],
         };

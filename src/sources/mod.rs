@@ -53,11 +53,14 @@ pub enum ErrorReason {
     InvalidRecord,
     /// A per-agent health call failed; the agent was kept without health figures.
     Health,
+    /// The whole poll failed: the upstream sent agent records and not one of them was usable (a schema change,
+    /// nested junk). The last good snapshot stays.
+    InvalidRecords,
 }
 
 impl ErrorReason {
     /// Every reason, in label order. Used to pre-declare counters so that `rate()` sees a zero before the first error.
-    pub const ALL: [ErrorReason; 12] = [
+    pub const ALL: [ErrorReason; 13] = [
         ErrorReason::Unauthorized,
         ErrorReason::RateLimited,
         ErrorReason::Http5xx,
@@ -70,6 +73,7 @@ impl ErrorReason {
         ErrorReason::BodyTooLarge,
         ErrorReason::InvalidRecord,
         ErrorReason::Health,
+        ErrorReason::InvalidRecords,
     ];
 
     /// The `reason` label value.
@@ -87,6 +91,7 @@ impl ErrorReason {
             ErrorReason::BodyTooLarge => "body_too_large",
             ErrorReason::InvalidRecord => "invalid_record",
             ErrorReason::Health => "health",
+            ErrorReason::InvalidRecords => "invalid_records",
         }
     }
 }
@@ -162,6 +167,11 @@ pub enum UpstreamError {
         key: String,
         path: String,
     },
+    /// The upstream answered with agent records and none was usable: a vanished fleet, not an empty one.
+    #[error(
+        "none of the {invalid} agent records was usable (no id, or not decodable); keeping the last good snapshot"
+    )]
+    InvalidRecords { invalid: u64 },
 }
 
 impl UpstreamError {
@@ -178,7 +188,7 @@ impl UpstreamError {
             | UpstreamError::PaginationLoop { url }
             | UpstreamError::BodyTooLarge { url, .. }
             | UpstreamError::MissingField { url, .. } => Some(url),
-            UpstreamError::PageLimit { .. } => None,
+            UpstreamError::PageLimit { .. } | UpstreamError::InvalidRecords { .. } => None,
         }
     }
 
@@ -197,6 +207,7 @@ impl UpstreamError {
             UpstreamError::PaginationLoop { .. } => ErrorReason::PaginationLoop,
             UpstreamError::PageLimit { .. } => ErrorReason::PageLimit,
             UpstreamError::BodyTooLarge { .. } => ErrorReason::BodyTooLarge,
+            UpstreamError::InvalidRecords { .. } => ErrorReason::InvalidRecords,
         }
     }
 }
@@ -221,6 +232,21 @@ pub struct PollStats {
 pub struct PollOutcome {
     pub agents: Vec<Agent>,
     pub stats: PollStats,
+}
+
+/// Fails a poll that returned agent records of which not one was usable: the fleet did not vanish, the data did.
+/// Every source passes here (the poller calls it), whatever its provider.
+///
+/// "Many agents" is one record: a page that holds records but no readable one is never a genuine empty fleet,
+/// whether the last good snapshot had 1 agent, 30 or none yet. A genuine empty list (`204`, `[]`, zero records)
+/// still empties the fleet, however large it was: that is what the platform says.
+pub fn check_not_vanished(outcome: &PollOutcome) -> Result<(), UpstreamError> {
+    if outcome.agents.is_empty() && outcome.stats.invalid_records > 0 {
+        return Err(UpstreamError::InvalidRecords {
+            invalid: outcome.stats.invalid_records,
+        });
+    }
+    Ok(())
 }
 
 /// Keeps the first agent of each id and drops the rest, returning how many were dropped (counted under
@@ -427,6 +453,39 @@ impl Account {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_poll_with_records_and_none_usable_is_a_vanished_fleet() {
+        // (valid agents, invalid records, fails)
+        let cases = [
+            (0, 0, false),
+            (0, 1, true),
+            (0, 30, true),
+            (1, 29, false),
+            (30, 0, false),
+        ];
+        for (valid, invalid, fails) in cases {
+            let outcome = PollOutcome {
+                agents: (0..valid)
+                    .map(|i| Agent::new(format!("a{i}"), "n"))
+                    .collect(),
+                stats: PollStats {
+                    invalid_records: invalid,
+                    ..PollStats::default()
+                },
+            };
+            let got = check_not_vanished(&outcome);
+            assert_eq!(
+                got.is_err(),
+                fails,
+                "{valid} valid, {invalid} invalid: {got:?}"
+            );
+            if let Err(e) = got {
+                assert_eq!(e.reason(), ErrorReason::InvalidRecords);
+                assert_eq!(e.reason().as_str(), "invalid_records");
+            }
+        }
+    }
 
     #[test]
     fn duplicate_ids_keep_the_first_agent_and_count_the_rest() {

@@ -169,7 +169,13 @@ async fn two_replicas_and_two_clustered_alertmanagers_notify_once_per_group_thro
             alert["annotations"]["description"]
                 .as_str()
                 .unwrap()
-                .contains("SourceDown"),
+                .contains("account ha cannot be polled"),
+            "{alert:#}"
+        );
+        assert!(
+            alert["annotations"]["runbook"]
+                .as_str()
+                .is_some_and(|r| r.contains("onprem_agent_source_errors_total")),
             "{alert:#}"
         );
     }

@@ -255,7 +255,15 @@ fn assert_alertmanager_v4(r: &Request, e: &Expected) {
                 "commonAnnotations {k} differs in {a}"
             );
         }
-        assert!(annotations.contains_key("summary"), "{a}");
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            ["description", "runbook", "summary"],
+            "the catalog's annotations, as on the Alertmanager push: {a}"
+        );
+        assert!(
+            annotations.values().all(|v| !v.contains(['\r', '\n'])),
+            "line breaks are folded: {a}"
+        );
         let alert_status = a["status"].as_str().unwrap();
         assert!(
             alert_status == "firing" || alert_status == "resolved",
@@ -273,10 +281,11 @@ fn assert_alertmanager_v4(r: &Request, e: &Expected) {
             let ends: jiff::Timestamp = ends.parse().unwrap();
             assert!(ends >= starts, "{a}");
         }
-        let generator = if e.external_url.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", e.external_url)
+        // The deep link the Alertmanager push sends: the status page at the agent's (or the source's) row.
+        let generator = match (e.external_url.is_empty(), labels.get("agent_id")) {
+            (true, _) => String::new(),
+            (false, Some(id)) => format!("{}/#agent-{}-{id}", e.external_url, e.account),
+            (false, None) => format!("{}/#source-{}", e.external_url, e.account),
         };
         assert_eq!(a["generatorURL"], generator.as_str(), "{a}");
         let fp = a["fingerprint"].as_str().unwrap();
@@ -394,6 +403,18 @@ async fn webhook_posts_arrive_exactly_once_in_alertmanager_format_across_an_outa
         "one POST per notification ({ids:?}):\n{}",
         context(&sink, &exp)
     );
+    // Every POST carries its notification id, the idempotency key of an at-least-once delivery.
+    let posted_ids: BTreeSet<String> = posts
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("x-notification-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| panic!("no X-Notification-Id on {}", r.raw))
+                .to_string()
+        })
+        .collect();
+    assert_eq!(posted_ids, ids, "{}", context(&sink, &exp));
     let mut groups = BTreeMap::new();
     for r in &posts {
         assert_eq!(r.path, "/alerts");

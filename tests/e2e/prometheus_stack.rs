@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use url::Url;
 
+use onprem_agent_exporter::domain::catalog;
+
 use crate::support::free_port;
 use crate::support::hostile_fleet;
 use crate::support::prometheus::{
@@ -38,15 +40,16 @@ const FIRING_LIMIT: Duration = Duration::from_secs(60);
 const HEALTHCHECK_LIMIT: Duration = Duration::from_secs(20);
 /// The scrape job name in the Prometheus configuration the tests write.
 const JOB: &str = "onprem-agent-exporter";
-/// Every alert the rules file must define, with the severity it must carry.
-const ALERTS: [(&str, &str); 6] = [
-    ("AgentHeartbeatStale", "warning"),
-    ("AgentOffline", "critical"),
-    ("AgentTokenRotationDue", "warning"),
-    ("AgentTokenRotationOverdue", "critical"),
-    ("SourceDown", "critical"),
-    ("ExporterAbsent", "critical"),
-];
+/// Every alert the rules file must define, with the severity it must carry: the catalog's alerts that the rules
+/// file carries, then `ExporterAbsent`, which only Prometheus can tell.
+fn alerts() -> Vec<(&'static str, &'static str)> {
+    catalog::ALERTS
+        .iter()
+        .filter(|d| d.in_shipped_rules)
+        .map(|d| (d.name, d.severity))
+        .chain([("ExporterAbsent", "critical")])
+        .collect()
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Dashboard queries, rules and alerts, against the running stack.
@@ -183,7 +186,7 @@ async fn every_alert_rule_is_evaluated_without_error_by_a_real_prometheus() {
             .iter()
             .filter_map(|rule| rule["name"].as_str())
             .collect();
-        let expected: BTreeSet<&str> = ALERTS.iter().map(|(name, _)| *name).collect();
+        let expected: BTreeSet<&str> = alerts().iter().map(|(name, _)| *name).collect();
         assert_eq!(
             names, expected,
             "Prometheus loaded other rules than expected:\n{groups:#}"
@@ -460,7 +463,7 @@ fn every_rule_has_unit_tests_where_it_fires_and_where_it_stays_quiet() {
             }
         }
     }
-    for (alert, _) in ALERTS {
+    for (alert, _) in alerts() {
         assert!(
             fires.contains(alert),
             "no promtool test shows {alert} firing; tested firing: {fires:?}"
@@ -476,13 +479,13 @@ fn every_rule_has_unit_tests_where_it_fires_and_where_it_stays_quiet() {
 fn every_rule_has_a_severity_a_summary_a_description_and_a_runbook_hint() {
     let rules = rules();
     let names: Vec<&str> = rules.iter().map(|r| r.alert.as_str()).collect();
-    let expected: Vec<&str> = ALERTS.iter().map(|(name, _)| *name).collect();
+    let expected: Vec<&str> = alerts().iter().map(|(name, _)| *name).collect();
     assert_eq!(
         names, expected,
         "the rules file must define exactly these alerts, in this order"
     );
 
-    for (rule, (_, severity)) in rules.iter().zip(ALERTS) {
+    for (rule, (_, severity)) in rules.iter().zip(alerts()) {
         assert_eq!(
             rule.raw["labels"]["severity"], severity,
             "severity of {}:\n{:#}",
@@ -513,6 +516,90 @@ fn every_rule_has_a_severity_a_summary_a_description_and_a_runbook_hint() {
             );
         }
     }
+}
+
+/// Collapses every run of whitespace to one space, as YAML's folded scalars do.
+fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn the_shipped_rules_say_what_the_catalog_and_the_engine_say() {
+    let rules = rules();
+    let engine = onprem_agent_exporter::config::alerting::EngineConfig::new("state.json", vec![]);
+    let secs = |d: Duration| d.as_secs();
+    for d in catalog::ALERTS.iter() {
+        // The engine's default severity is the catalog's.
+        let name = onprem_agent_exporter::rules::AlertName::parse(d.name).expect("a built-in rule");
+        let severity = serde_json::to_value(engine.rules.severity(name)).unwrap();
+        assert_eq!(severity, d.severity, "engine severity of {}", d.name);
+        if !d.in_shipped_rules {
+            assert!(
+                rules.iter().all(|r| r.alert != d.name),
+                "{} is shipped",
+                d.name
+            );
+            continue;
+        }
+        let rule = rules
+            .iter()
+            .find(|r| r.alert == d.name)
+            .unwrap_or_else(|| panic!("{} is not in the rules file", d.name));
+        assert_eq!(rule.raw["labels"]["severity"], d.severity, "{}", d.name);
+        let keys: Vec<&String> = rule.raw["annotations"]
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        let mut want = catalog::ANNOTATIONS.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys, want, "annotation keys of {}", d.name);
+        assert_eq!(
+            squash(
+                rule.raw["annotations"]["runbook"]
+                    .as_str()
+                    .unwrap_or_default()
+            ),
+            squash(d.runbook),
+            "runbook of {}",
+            d.name
+        );
+    }
+    // The thresholds: the engine's defaults are the catalog's, and the rules' expressions and `for` say the same.
+    assert_eq!(engine.rules.heartbeat_after, catalog::HEARTBEAT_AFTER);
+    assert_eq!(engine.rules.agent_offline.for_, catalog::OFFLINE_FOR);
+    assert_eq!(engine.rules.token_max_age, catalog::TOKEN_MAX_AGE);
+    assert_eq!(engine.rules.token_warn_before, catalog::TOKEN_WARN_BEFORE);
+    assert_eq!(engine.rules.source_down.for_, catalog::SOURCE_DOWN_FOR);
+    let day = 86_400;
+    let rule = |name: &str| rules.iter().find(|r| r.alert == name).unwrap();
+    let for_of = |name: &str| rule(name).raw["for"].as_str().unwrap_or("0s").to_string();
+    let minutes = |d: Duration| format!("{}m", secs(d) / 60);
+    let due_from = (secs(catalog::TOKEN_MAX_AGE) - secs(catalog::TOKEN_WARN_BEFORE)) / day;
+    let max_days = secs(catalog::TOKEN_MAX_AGE) / day;
+    let cases = [
+        (
+            "AgentHeartbeatStale",
+            format!("> {}", secs(catalog::HEARTBEAT_AFTER)),
+        ),
+        ("AgentTokenRotationDue", format!("> {due_from} * 86400")),
+        // Due ends where Overdue begins, in the rules as in the engine.
+        ("AgentTokenRotationDue", format!("<= {max_days} * 86400")),
+        ("AgentTokenRotationOverdue", format!("> {max_days} * 86400")),
+    ];
+    for (name, needle) in cases {
+        assert!(
+            rule(name).expr.contains(&needle),
+            "{name}'s expr lacks `{needle}`:\n{}",
+            rule(name).expr
+        );
+    }
+    assert_eq!(for_of("AgentOffline"), minutes(catalog::OFFLINE_FOR));
+    assert_eq!(for_of("SourceDown"), minutes(catalog::SOURCE_DOWN_FOR));
+    assert_eq!(
+        for_of("AgentHeartbeatStale"),
+        "0s",
+        "the engine's default `for: 0s`"
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ use crate::config::parse::ConfigError;
 use crate::config::receivers::ReceiverConfig;
 use crate::config::silences::SilenceLimits;
 use crate::domain::matcher::Matcher;
-use crate::domain::{AlertName, ReceiverRef, Severity};
+use crate::domain::{AlertName, ReceiverRef, Severity, catalog};
 
 mod raw;
 mod validate;
@@ -157,12 +157,12 @@ impl Default for Rules {
         };
         Rules {
             heartbeat_stale: settings(0, Severity::Critical),
-            heartbeat_after: Duration::from_secs(10 * 60),
-            agent_offline: settings(5 * 60, Severity::Critical),
+            heartbeat_after: catalog::HEARTBEAT_AFTER,
+            agent_offline: settings(catalog::OFFLINE_FOR.as_secs(), Severity::Critical),
             token_rotation: settings(0, Severity::Warning),
-            token_max_age: Duration::from_secs(90 * 86_400),
-            token_warn_before: Duration::from_secs(14 * 86_400),
-            source_down: settings(10 * 60, Severity::Critical),
+            token_max_age: catalog::TOKEN_MAX_AGE,
+            token_warn_before: catalog::TOKEN_WARN_BEFORE,
+            source_down: settings(catalog::SOURCE_DOWN_FOR.as_secs(), Severity::Critical),
             version_outdated: RuleSettings {
                 enabled: false,
                 ..settings(0, Severity::Warning)

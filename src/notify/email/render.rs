@@ -1,8 +1,9 @@
 //! Renders notifications into multipart text and HTML messages, and builds the lettre messages for them and for
 //! pre-rendered emails (the compliance report).
 //!
-//! Everything that came from upstream (agent names, ids, versions) is untrusted: it is HTML-escaped in the HTML part,
-//! shown with control characters escaped in the text part, and never put in a header. The subject is built from the
+//! Everything that came from upstream (agent names, ids, versions) is untrusted: its line breaks and other control
+//! characters are folded into spaces in both parts (as on every other path), the HTML part is written with `maud`,
+//! which escapes every value, and nothing upstream is put in a header. The subject is built from the
 //! alert name and the account only, and CR, LF and other control characters are removed from it anyway.
 
 use std::fmt::Write as _;
@@ -12,10 +13,12 @@ use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use serde::{Deserialize, Serialize};
 
+use maud::{DOCTYPE, Markup, html};
+
+use crate::domain::catalog::fold;
 use crate::domain::{
     AlertLine, AlertName, Notification, NotificationStatus, Severity, SourceProblem,
 };
-use crate::html::{html_text, text_safe};
 
 /// A message rendered ahead of time, as the compliance report is: the outbox stores it as is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,8 +93,9 @@ fn recipients(to: &[String], default_to: &[Mailbox]) -> Result<Vec<Mailbox>, Ren
 
 /// The subject of a notification: `[FIRING:3] AgentTokenRotationOverdue prod-us`,
 /// `[FIRING:5] AgentHeartbeatStale prod-us (4 muted)` or `[RESOLVED] AgentTokenRotationOverdue prod-us`, with
-/// control characters removed. The count includes muted alerts, which still fire; `[RESOLVED]` appears only when
-/// the engine says every alert of the group resolved.
+/// control characters removed. The count includes muted alerts the recipients were told about, which still fire;
+/// `[RESOLVED]` appears when every alert they were told about resolved, with `(N still muted)` when alerts they
+/// were never told about still fire muted (`[RESOLVED] AgentHeartbeatStale prod-us (3 still muted)`).
 pub fn subject(n: &Notification) -> String {
     let s = match n.status {
         NotificationStatus::Firing => {
@@ -107,6 +111,10 @@ pub fn subject(n: &Notification) -> String {
                 n.account
             )
         }
+        NotificationStatus::Resolved if n.still_muted > 0 => format!(
+            "[RESOLVED] {} {} ({} still muted)",
+            n.alertname, n.account, n.still_muted
+        ),
         NotificationStatus::Resolved => format!("[RESOLVED] {} {}", n.alertname, n.account),
     };
     header_safe(&s)
@@ -178,11 +186,16 @@ pub fn summary_line(n: &Notification) -> String {
     };
     match n.status {
         NotificationStatus::Resolved => format!(
-            "Resolved: {} on account {} ({}) is over; {} resolved.",
+            "Resolved: {} on account {} ({}) is over; {} resolved{}.",
             n.alertname,
             n.account,
             n.provider_label(),
-            count(n.resolved.len(), "alert")
+            count(n.resolved.len(), "alert"),
+            if n.still_muted > 0 {
+                format!(", {} still muted", n.still_muted)
+            } else {
+                String::new()
+            }
         ),
         NotificationStatus::Firing => {
             let severity = match n.severity {
@@ -231,10 +244,10 @@ pub fn render_notification(n: &Notification) -> (String, String) {
     ];
 
     let mut text = String::new();
-    let _ = writeln!(text, "{}\n", text_safe(&summary));
+    let _ = writeln!(text, "{}\n", fold(&summary));
     if let Some(p) = &n.source_problem {
         for (k, v) in source_rows(p) {
-            let _ = writeln!(text, "{k}: {}", text_safe(&v));
+            let _ = writeln!(text, "{k}: {}", fold(&v));
         }
         text.push('\n');
     }
@@ -248,74 +261,92 @@ pub fn render_notification(n: &Notification) -> (String, String) {
         }
         text.push('\n');
     }
+    let runbook = crate::domain::catalog::definition(n.alertname.as_str()).map(|d| d.runbook);
+    if let Some(r) = runbook {
+        let _ = writeln!(text, "Runbook: {r}\n");
+    }
     if let Some(url) = link_target(n.external_url.as_deref()) {
         let _ = writeln!(text, "Exporter: {url}");
     }
-    let _ = writeln!(text, "Group: {}", text_safe(&n.group_key));
+    let _ = writeln!(text, "Group: {}", fold(&n.group_key));
 
-    let mut html = String::new();
-    html.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body style=\"font-family: sans-serif\">\n");
-    let _ = writeln!(
-        html,
-        "<div style=\"background: {}; color: #ffffff; padding: 10px 14px; font-weight: bold\">{}</div>",
-        band_colour(n),
-        crate::html::escape(&summary)
-    );
-    if let Some(p) = &n.source_problem {
-        html.push_str("<table cellpadding=\"4\" cellspacing=\"0\" style=\"margin-top: 8px\">\n");
-        for (k, v) in source_rows(p) {
-            let _ = writeln!(
-                html,
-                "<tr><th align=\"left\">{k}</th><td>{}</td></tr>",
-                html_text(&v)
-            );
-        }
-        html.push_str("</table>\n");
-    }
-    for (title, lines) in sections {
-        if lines.is_empty() {
-            continue;
-        }
-        let _ = writeln!(html, "<h3>{title}</h3>");
-        html.push_str(
-            "<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\" style=\"border-collapse: collapse\">\n\
-             <tr><th>Agent</th><th>ID</th><th>What</th><th>Version</th><th>Since</th></tr>\n",
-        );
-        for l in lines.iter() {
-            let mut since = format_time(l.since);
-            if let Some(r) = l.resolved_at {
-                since = format!("{since}, resolved {}", format_time(r));
-            }
-            let mut what = html_text(&sentence(l));
-            if let Some(by) = &l.muted_by {
-                let _ = write!(what, " ({})", html_text(by));
-            }
-            let name = html_text(l.agent_name.as_deref().unwrap_or("the account itself"));
-            let agent = match link_target(l.link.as_deref()) {
-                Some(u) => format!("<a href=\"{}\">{name}</a>", crate::html::escape(u)),
-                None => name,
-            };
-            let _ = writeln!(
-                html,
-                "<tr><td>{agent}</td><td>{}</td><td>{what}</td><td>{}</td><td>{}</td></tr>",
-                html_text(l.agent_id.as_deref().unwrap_or("-")),
-                html_text(l.version.as_deref().unwrap_or("-")),
-                crate::html::escape(&since),
-            );
-        }
-        html.push_str("</table>\n");
-    }
-    if let Some(url) = link_target(n.external_url.as_deref()) {
-        let u = crate::html::escape(url);
-        let _ = writeln!(html, "<p><a href=\"{u}\">Open the exporter</a> ({u})</p>");
-    }
-    let _ = writeln!(
-        html,
-        "<p style=\"color: #666\">Group: {}</p>",
-        crate::html::escape(&n.group_key)
-    );
-    html.push_str("</body></html>\n");
+    let html = render_html(n, &summary, &sections, runbook);
     (text, html)
+}
+
+/// The HTML part, with `maud`: every value is escaped unless marked otherwise, and nothing here is.
+fn render_html(
+    n: &Notification,
+    summary: &str,
+    sections: &[(&str, &Vec<AlertLine>)],
+    runbook: Option<&str>,
+) -> String {
+    let exporter = link_target(n.external_url.as_deref());
+    let markup = html! {
+        (DOCTYPE)
+        html {
+            head { meta charset="utf-8"; }
+            body style="font-family: sans-serif" {
+                div style={ "background: " (band_colour(n)) "; color: #ffffff; padding: 10px 14px; font-weight: bold" } {
+                    (fold(summary))
+                }
+                @if let Some(p) = &n.source_problem {
+                    table cellpadding="4" cellspacing="0" style="margin-top: 8px" {
+                        @for (k, v) in source_rows(p) {
+                            tr { th align="left" { (k) } td { (fold(&v)) } }
+                        }
+                    }
+                }
+                @for (title, lines) in sections {
+                    @if !lines.is_empty() {
+                        h3 { (title) }
+                        table border="1" cellpadding="4" cellspacing="0" style="border-collapse: collapse" {
+                            tr { th { "Agent" } th { "ID" } th { "What" } th { "Version" } th { "Since" } }
+                            @for l in lines.iter() {
+                                (html_row(l))
+                            }
+                        }
+                    }
+                }
+                @if let Some(r) = runbook {
+                    p { strong { "Runbook:" } " " (r) }
+                }
+                @if let Some(u) = exporter {
+                    p { a href=(u) { "Open the exporter" } " (" (u) ")" }
+                }
+                p style="color: #666" { "Group: " (fold(&n.group_key)) }
+            }
+        }
+    };
+    markup.into_string()
+}
+
+/// One agent's row of the HTML part.
+fn html_row(l: &AlertLine) -> Markup {
+    let mut since = format_time(l.fired_at.unwrap_or(l.since));
+    if let Some(r) = l.resolved_at {
+        since = format!("{since}, resolved {}", format_time(r));
+    }
+    let name = fold(l.agent_name.as_deref().unwrap_or("the account itself"));
+    html! {
+        tr {
+            td {
+                @if let Some(u) = link_target(l.link.as_deref()) {
+                    a href=(u) { (name) }
+                } @else {
+                    (name)
+                }
+            }
+            td { (fold(l.agent_id.as_deref().unwrap_or("-"))) }
+            td {
+                @if l.new { strong { "NEW" } " " }
+                (fold(&sentence(l)))
+                @if let Some(by) = &l.muted_by { " (" (fold(by)) ")" }
+            }
+            td { (fold(l.version.as_deref().unwrap_or("-"))) }
+            td { (since) }
+        }
+    }
 }
 
 /// The rows that say what failed in a `SourceDown` notice, in reading order.
@@ -347,19 +378,20 @@ fn source_rows(p: &SourceProblem) -> Vec<(&'static str, String)> {
 
 fn text_line(l: &AlertLine) -> String {
     let who = match (&l.agent_name, &l.agent_id) {
-        (Some(name), Some(id)) => format!("{} ({})", text_safe(name), text_safe(id)),
-        (Some(name), None) => text_safe(name),
-        (None, Some(id)) => text_safe(id),
+        (Some(name), Some(id)) => format!("{} ({})", fold(name), fold(id)),
+        (Some(name), None) => fold(name),
+        (None, Some(id)) => fold(id),
         (None, None) => "the account itself".to_string(),
     };
-    let mut s = format!("{who}: {}", text_safe(&sentence(l)));
+    let new = if l.new { "NEW: " } else { "" };
+    let mut s = format!("{new}{who}: {}", fold(&sentence(l)));
     if let Some(by) = &l.muted_by {
-        let _ = write!(s, " ({})", text_safe(by));
+        let _ = write!(s, " ({})", fold(by));
     }
     if let Some(v) = &l.version {
-        let _ = write!(s, ", version {}", text_safe(v));
+        let _ = write!(s, ", version {}", fold(v));
     }
-    let _ = write!(s, ", since {}", format_time(l.since));
+    let _ = write!(s, ", since {}", format_time(l.fired_at.unwrap_or(l.since)));
     if let Some(r) = l.resolved_at {
         let _ = write!(s, ", resolved {}", format_time(r));
     }
@@ -461,6 +493,7 @@ mod tests {
             created_at: Timestamp::from_second(1_700_000_100).unwrap(),
             external_url: Some("http://exporter.example.com:9877".into()),
             muted: vec![],
+            still_muted: 0,
             source_problem: None,
         }
     }
@@ -480,23 +513,18 @@ mod tests {
     }
 
     #[test]
-    fn upstream_strings_are_escaped_in_html_and_control_characters_in_text() {
+    fn upstream_strings_are_escaped_in_html_and_line_breaks_folded_in_both_parts() {
         let (text, html) = render_notification(&notification(
             "<script>alert(1)</script>\r\nBcc: x@y.z & \"q\"",
         ));
         assert!(!html.contains("<script>"), "raw markup in HTML:\n{html}");
         assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt; Bcc: x@y.z &amp; &quot;q&quot;"),
             "HTML:\n{html}"
         );
-        assert!(html.contains("&amp; &quot;q&quot;"), "HTML:\n{html}");
         assert!(
-            html.contains("\\r\\nBcc: x@y.z"),
-            "HTML did not show the line break escaped:\n{html}"
-        );
-        assert!(
-            text.contains("\\r\\nBcc: x@y.z"),
-            "text did not escape the line break:\n{text}"
+            text.contains("<script>alert(1)</script> Bcc: x@y.z"),
+            "text did not fold the line break:\n{text}"
         );
         assert!(
             !text.lines().any(|l| l.starts_with("Bcc:")),
@@ -621,6 +649,24 @@ mod tests {
         assert!(
             html.contains("<th align=\"left\">URL</th><td>https://api.example/v1/agents</td>"),
             "html:\n{html}"
+        );
+    }
+
+    #[test]
+    fn a_notice_whose_told_alerts_all_resolved_says_resolved_and_how_many_still_muted() {
+        let mut n = notification("edge-1");
+        n.status = NotificationStatus::Resolved;
+        n.resolved = std::mem::take(&mut n.firing);
+        n.still_muted = 3;
+        assert_eq!(
+            subject(&n),
+            "[RESOLVED] AgentTokenRotationOverdue prod-us (3 still muted)",
+            "never [FIRING:0]"
+        );
+        assert!(
+            summary_line(&n).ends_with("1 alert resolved, 3 still muted."),
+            "{}",
+            summary_line(&n)
         );
     }
 

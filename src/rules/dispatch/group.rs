@@ -122,11 +122,10 @@ impl Dispatch<'_> {
         let mut resolved = Vec::new();
         let mut held_back = BTreeSet::new();
         let mut muted = Vec::new();
-        let mut any_firing = false;
+        let mut still_muted = 0;
         for &(key, a) in &members {
             let muted_by = mute::muted_by(self.silences, a, inhibitors.inhibited_by(key), now);
             let suppressed = muted_by.is_some();
-            any_firing |= a.state == AlertState::Firing;
             match (a.state, suppressed) {
                 (AlertState::Pending, _) => {}
                 (AlertState::Firing, false) => {
@@ -144,6 +143,8 @@ impl Dispatch<'_> {
                     // Only what the recipients were told about is worth a word: it explains why it left the list.
                     if a.state == AlertState::Firing && group.notified.contains(&key.agent_id) {
                         muted.push((a, muted_by));
+                    } else if a.state == AlertState::Firing {
+                        still_muted += 1;
                     }
                 }
             }
@@ -162,9 +163,11 @@ impl Dispatch<'_> {
             return None;
         }
         let send_resolved = self.config.send_resolved;
-        // Everything resolved (muted alerts that still fire do not count as resolved): say so.
+        // A notice speaks only of what its recipients were told about or are told now: when all of that resolved
+        // (told alerts muted since still fire), it says so, whatever never-told alerts still fire muted.
+        let told_firing = !firing.is_empty() || !muted.is_empty();
         let needed = !firing_ids.is_subset(&group.notified)
-            || !any_firing
+            || !told_firing
             || (send_resolved && !resolved.is_empty())
             || group
                 .last_sent
@@ -181,7 +184,7 @@ impl Dispatch<'_> {
             }
             return None;
         }
-        let status = if !any_firing {
+        let status = if !told_firing {
             NotificationStatus::Resolved
         } else {
             NotificationStatus::Firing
@@ -191,7 +194,18 @@ impl Dispatch<'_> {
             let seq = self.sequences.entry(gk.to_string()).or_insert(0);
             *seq += 1;
             let url = self.config.external_url.as_deref();
-            let mut firing_lines: Vec<AlertLine> = firing.iter().map(|a| line(a, url)).collect();
+            // A grown group marks its newcomers, listed first.
+            let grown = group.last_sent.is_some();
+            let mut firing_lines: Vec<AlertLine> = firing
+                .iter()
+                .map(|a| AlertLine {
+                    new: grown
+                        && !group
+                            .notified
+                            .contains(a.agent_id.as_deref().unwrap_or_default()),
+                    ..line(a, url)
+                })
+                .collect();
             let mut resolved_lines: Vec<AlertLine> = if send_resolved {
                 resolved.iter().map(|a| line(a, url)).collect()
             } else {
@@ -205,7 +219,7 @@ impl Dispatch<'_> {
                 })
                 .collect();
             let order = |l: &AlertLine| (l.agent_name.clone(), l.agent_id.clone());
-            firing_lines.sort_by_key(order);
+            firing_lines.sort_by_key(|l| (!l.new, order(l)));
             resolved_lines.sort_by_key(order);
             muted_lines.sort_by_key(order);
             Notification {
@@ -225,6 +239,11 @@ impl Dispatch<'_> {
                 firing: firing_lines,
                 resolved: resolved_lines,
                 muted: muted_lines,
+                still_muted: if status == NotificationStatus::Resolved {
+                    still_muted
+                } else {
+                    0
+                },
                 source_problem: None,
                 created_at: now,
                 external_url: self.config.external_url.clone(),

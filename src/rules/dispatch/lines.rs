@@ -19,6 +19,8 @@ pub fn line(a: &Alert, external_url: Option<&str>) -> AlertLine {
         threshold_seconds: a.threshold_seconds,
         summary: a.summary.clone(),
         muted_by: None,
+        fired_at: a.fired_at,
+        new: false,
         link: a
             .agent_id
             .as_deref()

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use super::{Finding, Rule, elapsed, plus};
 use crate::config::alerting::{RuleSettings, Rules};
 use crate::domain::{Agent, AlertName};
-use crate::humanize::{duration as human, words};
+use crate::humanize::duration as human;
 
 /// See the module documentation.
 pub struct HeartbeatStale;
@@ -27,7 +27,7 @@ impl Rule for HeartbeatStale {
                     start: plus(hb, after),
                     value: (format!("last heartbeat {} ago", human(age)), Some(age)),
                     threshold,
-                    summary: format!("last heartbeat {} ago; limit {}", words(age), words(after)),
+                    summary: format!("last heartbeat {} ago; limit {}", human(age), human(after)),
                 });
             }
             (None, Some(created)) if elapsed(now, created) > after => {
@@ -39,8 +39,8 @@ impl Rule for HeartbeatStale {
                     threshold,
                     summary: format!(
                         "no heartbeat since it was created {} ago; limit {}",
-                        words(age),
-                        words(after)
+                        human(age),
+                        human(after)
                     ),
                 });
             }

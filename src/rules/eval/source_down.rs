@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use super::{Finding, Rule, elapsed};
 use crate::config::alerting::{RuleSettings, Rules};
 use crate::domain::AlertName;
-use crate::humanize::{duration as human, words};
+use crate::humanize::duration as human;
 use crate::status::SourceStatus;
 
 /// See the module documentation.
@@ -38,8 +38,8 @@ impl Rule for SourceDown {
             threshold: (human(for_), Some(for_)),
             summary: format!(
                 "polls failing for {} ({reason}); alert after {}",
-                words(failing),
-                words(for_)
+                human(failing),
+                human(for_)
             ),
         });
     }

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use super::{Finding, Rule, elapsed, plus};
 use crate::config::alerting::{RuleSettings, Rules};
 use crate::domain::{Agent, AlertName};
-use crate::humanize::{duration as human, words};
+use crate::humanize::duration as human;
 
 /// See the module documentation.
 pub struct TokenRotation;
@@ -30,19 +30,21 @@ impl Rule for TokenRotation {
                 start: plus(rotated, max),
                 value: (human(age), Some(age)),
                 threshold: (human(max), Some(max)),
-                summary: format!("token {} old; policy {}", words(age), words(max)),
+                summary: format!("token {} old; policy {}", human(age), human(max)),
             });
         }
-        if age > due_at {
+        // Due ends where Overdue begins, as in the shipped rules: an Alertmanager without inhibit rules still sees
+        // one alert per token.
+        if age > due_at && age <= max {
             let left = max.saturating_sub(age);
             let summary = if left.is_zero() {
-                format!("token {} old; policy {}", words(age), words(max))
+                format!("token {} old; policy {}", human(age), human(max))
             } else {
                 format!(
                     "token {} old; policy {}, due in {}",
-                    words(age),
-                    words(max),
-                    words(left)
+                    human(age),
+                    human(max),
+                    human(left)
                 )
             };
             found.push(Finding {

@@ -62,6 +62,7 @@ fn notification(id: &str) -> Notification {
         created_at: Timestamp::now(),
         external_url: Some("http://exporter.example.com:9877".to_string()),
         muted: vec![],
+        still_muted: 0,
         source_problem: None,
     }
 }
@@ -653,4 +654,32 @@ async fn test_email_gives_up_on_a_silent_server_within_the_timeout_naming_the_gr
         "took {:?}: {e}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_notification_sent_again_after_a_lost_record_carries_the_same_message_id() {
+    let server = SmtpServer::start(ServerOptions {
+        mode: TlsMode::None,
+        cert: None,
+        auth: false,
+        port: None,
+    });
+    let channel = EmailChannel::smtp(&email_config(TlsMode::None, server.port, None, false));
+    // The same notification twice, as the outbox sends it again when a crash lost the record of the first send.
+    let n = notification("0001-aa-7");
+    for _ in 0..2 {
+        channel.send_notification(&n).await.expect("delivered");
+    }
+    channel
+        .send_notification(&notification("0001-aa-8"))
+        .await
+        .expect("delivered");
+    let got = server.wait_for(3).await;
+    let ids: Vec<String> = got
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap_or_default())
+        .collect();
+    assert!(!ids[0].is_empty(), "{ids:?}");
+    assert_eq!(ids[0], ids[1], "the idempotency key of a re-sent mail");
+    assert_ne!(ids[1], ids[2], "another notification, another Message-ID");
 }
