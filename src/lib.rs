@@ -37,6 +37,7 @@
 pub mod alerting;
 pub mod app;
 pub mod atomic_file;
+pub mod backoff;
 pub mod config;
 pub mod demo;
 pub mod html;

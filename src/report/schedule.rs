@@ -53,6 +53,25 @@ pub fn enqueue_report(
     )
 }
 
+/// [`enqueue_report`] on a blocking thread: building the report walks the whole fleet, and storing it writes and
+/// fsyncs a file, neither of which belongs on an async worker.
+async fn enqueue_report_blocking(
+    cfg: &TokenComplianceConfig,
+    registry: &Arc<Registry>,
+    outbox: &Arc<Outbox>,
+    fire_time: Timestamp,
+) -> Result<bool, NotifyError> {
+    let (cfg, registry, outbox) = (cfg.clone(), registry.clone(), outbox.clone());
+    match tokio::task::spawn_blocking(move || enqueue_report(&cfg, &registry, &outbox, fire_time))
+        .await
+    {
+        Ok(queued) => queued,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only a runtime shutting down cancels a blocking task; nothing waits for this result then.
+        Err(_) => std::future::pending().await,
+    }
+}
+
 /// The longest single sleep: waking each minute keeps the schedule on the wall clock when the monotonic clock and
 /// the wall clock drift apart (suspend, NTP steps).
 const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -97,7 +116,7 @@ pub async fn run_schedule_with_clock(
         let late = Duration::try_from(prev.duration_until(after)).unwrap_or(Duration::MAX);
         if late <= CATCH_UP && !outbox.knows(&report_id(prev)) {
             tracing::info!(missed = %prev, "sending the compliance report missed while the exporter was down");
-            if let Err(error) = enqueue_report(&cfg, &registry, &outbox, prev) {
+            if let Err(error) = enqueue_report_blocking(&cfg, &registry, &outbox, prev).await {
                 tracing::error!(%error, "cannot queue the compliance report");
             }
         }
@@ -125,7 +144,7 @@ pub async fn run_schedule_with_clock(
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        match enqueue_report(&cfg, &registry, &outbox, fire) {
+        match enqueue_report_blocking(&cfg, &registry, &outbox, fire).await {
             Ok(_) => tracing::info!(id = %report_id(fire), "compliance report queued"),
             Err(error) => tracing::error!(%error, "cannot queue the compliance report"),
         }

@@ -11,6 +11,7 @@ mod celigo_upstream;
 mod channels;
 mod cli;
 mod config_files;
+mod delivery;
 mod durability;
 mod email;
 mod exporter;

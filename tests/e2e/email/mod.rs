@@ -605,7 +605,7 @@ async fn the_smtp_password_appears_in_no_log_line_at_trace_level() {
         port: None,
     });
     let dir = tempfile::tempdir().unwrap();
-    let ob = Outbox::open(dir.path(), fast_options()).unwrap();
+    let ob = Arc::new(Outbox::open(dir.path(), fast_options()).unwrap());
     ob.enqueue(&[notification("0003-ee-1")]).unwrap();
     let good = EmailChannel::smtp(&email_config(TlsMode::None, server.port, None, true));
     let mut bad_cfg = email_config(TlsMode::None, server.port, None, true);
