@@ -53,6 +53,7 @@ pub mod server;
 pub mod shard;
 pub mod sim;
 pub mod sources;
+pub mod state_lock;
 pub mod status;
 pub mod telemetry;
 pub mod web;

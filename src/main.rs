@@ -372,6 +372,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let mut config = Config::load(&config)?;
             config.shard = shard.unwrap_or_default();
             let web = web.load()?;
+            // Held until the process exits: a second `run` on the same state file stops here, naming it.
+            let _state_lock = config
+                .alerting
+                .as_ref()
+                .map(|a| {
+                    onprem_agent_exporter::state_lock::StateLock::acquire(&a.engine.state_file)
+                })
+                .transpose()?;
             let listener = app::bind(config.listen_address).await?;
             tracing::info!(
                 config = %config.path.display(),
