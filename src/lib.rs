@@ -30,6 +30,9 @@
 //! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the three simulators.
 //! - [`sim`] is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
 //!   and the bench.
+//! - [`state_lock`] keeps a second process off a state file (`<state_file>.lock`, through `fs4`); [`backoff`] is the
+//!   one retry policy (from `backon`) of the sources and the outbox. Long-running tasks stop on one
+//!   `tokio_util` `CancellationToken`.
 //! - [`telemetry`] sets up logging and writes an error's cause chain; [`html`] escapes untrusted strings for every
 //!   page, email and report; [`humanize`] writes durations for people; [`atomic_file`] replaces a file so a crash
 //!   leaves the old or the new content (the state file and the outbox).

@@ -14,7 +14,7 @@ use onprem_agent_exporter::telemetry::{self, LogFormat};
 use onprem_agent_exporter::web::listener::Limits;
 use onprem_agent_exporter::web::{Web, WebConfig};
 use onprem_agent_exporter::{app, metrics};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Prometheus exporter and alerting sidecar for the on-premise agents of data-integration platforms
 /// (Celigo integrator.io, Planasonix, Calyptia).
@@ -524,11 +524,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 sim.provider(),
                 sim.provider()
             );
-            let mut stop = shutdown_signal();
-            sim.serve(listener, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await?;
+            sim.serve(listener, shutdown_signal().cancelled_owned())
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::TestEmail { config, to } => {
@@ -674,9 +671,10 @@ fn failed_sources<E>(failures: &[(String, E)], tail: &str) -> String {
     )
 }
 
-/// A receiver that turns true on SIGINT or SIGTERM.
-fn shutdown_signal() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
+/// A token cancelled on SIGINT or SIGTERM: every long-running task watches it.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
     tokio::spawn(async move {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -694,7 +692,7 @@ fn shutdown_signal() -> watch::Receiver<bool> {
             _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
             _ = term => tracing::info!("SIGTERM received; shutting down"),
         }
-        let _ = tx.send(true);
+        cancel.cancel();
     });
-    rx
+    token
 }

@@ -109,12 +109,12 @@ impl Web {
         !self.config.users.0.is_empty()
     }
 
-    /// Serves `router`, protected as the web config says, on `listener` until `shutdown` turns true.
+    /// Serves `router`, protected as the web config says, on `listener` until `shutdown` is cancelled.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         router: Router,
-        shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> std::io::Result<()> {
         let app = protect(router, &self.config);
         listener::serve(listener, app, self.tls.clone(), self.limits, shutdown).await

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use jiff::Timestamp;
-use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{
@@ -379,17 +379,13 @@ impl Outbox {
 
 /// The delivery worker: claims what is due (within [`PER_DESTINATION`] per destination and one per group and
 /// destination), sends each claimed message in a task of its own, and sleeps until the next retry, a new message,
-/// a finished delivery or shutdown. Returns when `shutdown` turns true (or its sender is dropped), once the messages
+/// a finished delivery or shutdown. Returns when `shutdown` is cancelled, once the messages
 /// being sent are finished, each bounded by its channel's timeout, so that no accepted message stays in the outbox
 /// to be sent twice.
-pub async fn run(
-    outbox: Arc<Outbox>,
-    channel: Arc<dyn Deliver>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(outbox: Arc<Outbox>, channel: Arc<dyn Deliver>, shutdown: CancellationToken) {
     let sending = TaskTracker::new();
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             break;
         }
         let (claimed, next) = outbox.claim_due(PER_DESTINATION);
@@ -410,11 +406,7 @@ pub async fn run(
             }
         };
         tokio::select! {
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break;
-                }
-            }
+            _ = shutdown.cancelled() => break,
             _ = outbox.wake.notified() => {}
             _ = sleep => {}
         }

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::notify::{NotificationStatus, Severity};
@@ -139,8 +139,8 @@ async fn failed_deliveries_back_off_and_succeed_once_the_server_is_back() {
     let ob = Arc::new(Outbox::open(dir.path(), options()).unwrap());
     let ch = Arc::new(FakeChannel::default());
     ch.down.store(true, Ordering::SeqCst);
-    let (tx, rx) = watch::channel(false);
-    let worker = tokio::spawn(run(ob.clone(), ch.clone(), rx));
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(run(ob.clone(), ch.clone(), stop.clone()));
     ob.enqueue(&[notification("b-1"), notification("b-2")])
         .unwrap();
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -151,7 +151,7 @@ async fn failed_deliveries_back_off_and_succeed_once_the_server_is_back() {
     tokio::time::sleep(Duration::from_secs(9)).await;
     assert_eq!(*ch.delivered.lock().unwrap(), vec!["b-1", "b-2"]);
     assert_eq!((ob.metrics().sent(), ob.metrics().queue_length()), (2, 0));
-    tx.send(true).unwrap();
+    stop.cancel();
     worker.await.unwrap();
 }
 
@@ -328,8 +328,8 @@ async fn a_receiver_that_never_answers_holds_up_neither_mail_nor_other_receivers
         hung: ["stuck-1".to_string(), "stuck-2".to_string()].into(),
         ..HangingChannel::default()
     });
-    let (tx, rx) = watch::channel(false);
-    let worker = tokio::spawn(run(ob.clone(), ch.clone(), rx));
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(run(ob.clone(), ch.clone(), stop.clone()));
     ob.enqueue(&[to_receivers("g-1", "A/x", &["stuck-1", "stuck-2", "fine"])])
         .unwrap();
     let expected = vec!["g-1".to_string(), "g-1.fine".to_string()];
@@ -346,7 +346,7 @@ async fn a_receiver_that_never_answers_holds_up_neither_mail_nor_other_receivers
         "mail and the healthy receiver went out"
     );
     assert_eq!(ob.pending_ids(), vec!["g-1.stuck-1", "g-1.stuck-2"]);
-    tx.send(true).unwrap();
+    stop.cancel();
     // The hung deliveries never end: shutdown waits for them, as it would for a channel's timeout.
     assert!(
         tokio::time::timeout(Duration::from_secs(5), worker)
@@ -363,8 +363,8 @@ async fn a_destination_has_at_most_its_cap_in_flight_and_one_per_group() {
         hung: ["stuck".to_string()].into(),
         ..HangingChannel::default()
     });
-    let (_tx, rx) = watch::channel(false);
-    tokio::spawn(run(ob.clone(), ch.clone(), rx));
+    let stop = CancellationToken::new();
+    tokio::spawn(run(ob.clone(), ch.clone(), stop.clone()));
     let mut batch: Vec<Notification> = (0..10)
         .map(|i| to_receivers(&format!("h-{i}"), &format!("A/{i}"), &["stuck"]))
         .collect();

@@ -377,7 +377,8 @@ async fn after_an_smtp_outage_each_queued_email_arrives_exactly_once() {
         None,
         true,
     )));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
     let worker = tokio::spawn(outbox::run(ob.clone(), channel.clone(), stopped));
 
     let ids = ["0001-aa-1", "0001-bb-1", "0001-cc-1"];
@@ -424,7 +425,7 @@ async fn after_an_smtp_outage_each_queued_email_arrives_exactly_once() {
     }
     assert_eq!((ob.metrics().sent(), ob.metrics().queue_length()), (3, 0));
 
-    stop.send(true).unwrap();
+    stop.cancel();
     worker.await.unwrap();
     drop(ob);
 
