@@ -217,6 +217,10 @@ pub fn attach(state: &mut AppState, mut alerting: Alerting) -> axum::Router {
     routes
 }
 
+/// How long the background tasks have to end on their own at shutdown before they are aborted: longer than a
+/// notification channel's request timeout, so that a message being sent is finished and not sent twice.
+pub const TASKS_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Serves `app` while `tasks` run; returns when shutdown is requested or something stops on its own.
 pub async fn serve_with_tasks(
     listener: TcpListener,
@@ -233,6 +237,13 @@ pub async fn serve_with_tasks(
     loop {
         tokio::select! {
             result = &mut server => {
+                // Every task watches `shutdown` and ends on its own (the rule engine saves its state, the outbox
+                // finishes the messages it is sending); only one still running after the grace period is aborted.
+                shutdown.cancel();
+                let ended = async { while tasks.join_next().await.is_some() {} };
+                if tokio::time::timeout(TASKS_GRACE, ended).await.is_err() {
+                    tracing::warn!(grace = ?TASKS_GRACE, "background tasks still running at shutdown; aborting them");
+                }
                 tasks.shutdown().await;
                 return result.map_err(AppError::Server);
             }
