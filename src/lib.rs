@@ -28,7 +28,8 @@
 //!   [`report`] builds the token-age compliance report; [`alerting`] wires these into a running process.
 //! - [`shard`] picks the sources one replica of several owns (`run --shard INDEX/TOTAL`, a stable FNV-1a hash).
 //! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the three simulators.
-//! - [`sim`] is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
+//! - [`sim`] (with the default feature `sim`; `--no-default-features` leaves it, `demo` and `simulate` out of the
+//!   build) is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
 //!   and the bench.
 //! - [`state_lock`] keeps a second process off a state file (`<state_file>.lock`, through `fs4`); [`backoff`] is the
 //!   one retry policy (from `backon`) of the sources and the outbox. Long-running tasks stop on one
@@ -42,6 +43,7 @@ pub mod app;
 pub mod atomic_file;
 pub mod backoff;
 pub mod config;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod html;
 pub mod humanize;
@@ -54,6 +56,7 @@ pub mod report;
 pub mod rules;
 pub mod server;
 pub mod shard;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod sources;
 pub mod state_lock;

@@ -54,6 +54,7 @@ enum Command {
     Once(cli::once::Args),
     /// Start Celigo, Planasonix and Calyptia simulators and the exporter together, with no config and no account,
     /// and print the URLs to open.
+    #[cfg(feature = "sim")]
     Demo(cli::demo::Args),
     /// Serve a vendor's agents API from a simulated fleet, for trying configs and proxies: integrator.io
     /// (`GET /v1/agents`), Planasonix (`GET /api/agents` and `/api/agents/{id}/health`) or Calyptia Cloud
@@ -70,6 +71,7 @@ enum Command {
     /// Nth request gets 500). For example:
     ///
     ///   curl -X PUT -H 'Authorization: Bearer sim-api-token' -d '{"status":500}' http://127.0.0.1:18089/_sim/control
+    #[cfg(feature = "sim")]
     Simulate(cli::simulate::Args),
     /// Send a test email through `alerting.email` and report exactly which step failed (dns, connect, tls,
     /// greeting, starttls, auth, sender, recipient, data).
@@ -133,7 +135,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => cli::run::run(args).await,
         Command::CheckConfig(args) => cli::check_config::run(args).await,
         Command::Once(args) => cli::once::run(args).await,
+        #[cfg(feature = "sim")]
         Command::Demo(args) => cli::demo::run(args).await,
+        #[cfg(feature = "sim")]
         Command::Simulate(args) => cli::simulate::run(args).await,
         Command::TestEmail(args) => cli::test_email::run(args).await,
         Command::TestNotify(args) => cli::test_notify::run(args).await,

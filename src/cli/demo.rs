@@ -1,5 +1,7 @@
 //! `onprem-agent-exporter demo`.
 
+use std::net::SocketAddr;
+
 use super::*;
 
 // The variant's doc comment in `main.rs` is the subcommand's help; this struct holds only its flags.
@@ -34,4 +36,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     onprem_agent_exporter::demo::run(opts, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn parse_poll_interval(s: &str) -> Result<std::time::Duration, String> {
+    parse_bounded(s, "1s", "1d")
+}
+
+/// `demo --agents`: at least one agent, at most 100,000 per fleet (three fleets live in one process).
+pub fn parse_agents(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 100000".to_string()),
+    }
 }

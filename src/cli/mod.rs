@@ -2,16 +2,17 @@
 //! bounded durations, the summary of failed sources and the shutdown signal.
 
 pub mod check_config;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod healthcheck;
 pub mod once;
 pub mod report;
 pub mod run;
+#[cfg(feature = "sim")]
 pub mod simulate;
 pub mod test_email;
 pub mod test_notify;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -88,51 +89,8 @@ pub fn parse_bounded(s: &str, min: &str, max: &str) -> Result<std::time::Duratio
     Ok(d)
 }
 
-pub fn parse_poll_interval(s: &str) -> Result<std::time::Duration, String> {
-    parse_bounded(s, "1s", "1d")
-}
-
-pub fn parse_latency(s: &str) -> Result<std::time::Duration, String> {
-    parse_bounded(s, "0s", "10m")
-}
-
 pub fn parse_healthcheck_timeout(s: &str) -> Result<std::time::Duration, String> {
     parse_bounded(s, "100ms", "10m")
-}
-
-/// `demo --agents`: at least one agent, at most 100,000 per fleet (three fleets live in one process).
-pub fn parse_agents(s: &str) -> Result<usize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
-        _ => Err("must be a whole number from 1 to 100000".to_string()),
-    }
-}
-
-/// A provider on the command line.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum ProviderArg {
-    Celigo,
-    Planasonix,
-    Calyptia,
-}
-
-impl From<ProviderArg> for onprem_agent_exporter::model::Provider {
-    fn from(p: ProviderArg) -> Self {
-        use onprem_agent_exporter::model::Provider;
-        match p {
-            ProviderArg::Celigo => Provider::Celigo,
-            ProviderArg::Planasonix => Provider::Planasonix,
-            ProviderArg::Calyptia => Provider::Calyptia,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum OnceFormat {
-    /// OpenMetrics 1.0, as Prometheus scrapes it.
-    Openmetrics,
-    /// The classic Prometheus text format (what `promtool check metrics` reads).
-    Text,
 }
 
 /// One line naming the sources whose poll failed (each failure's cause is in its own log line above), then `tail`.

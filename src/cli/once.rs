@@ -34,3 +34,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     })
 }
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OnceFormat {
+    /// OpenMetrics 1.0, as Prometheus scrapes it.
+    Openmetrics,
+    /// The classic Prometheus text format (what `promtool check metrics` reads).
+    Text,
+}

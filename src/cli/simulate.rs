@@ -1,5 +1,7 @@
 //! `onprem-agent-exporter simulate`.
 
+use std::net::SocketAddr;
+
 use super::*;
 
 // The variant's doc comment in `main.rs` is the subcommand's help; this struct holds only its flags.
@@ -89,4 +91,27 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     sim.serve(listener, shutdown_signal().cancelled_owned())
         .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn parse_latency(s: &str) -> Result<std::time::Duration, String> {
+    parse_bounded(s, "0s", "10m")
+}
+
+/// A provider on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProviderArg {
+    Celigo,
+    Planasonix,
+    Calyptia,
+}
+
+impl From<ProviderArg> for onprem_agent_exporter::model::Provider {
+    fn from(p: ProviderArg) -> Self {
+        use onprem_agent_exporter::model::Provider;
+        match p {
+            ProviderArg::Celigo => Provider::Celigo,
+            ProviderArg::Planasonix => Provider::Planasonix,
+            ProviderArg::Calyptia => Provider::Calyptia,
+        }
+    }
 }
