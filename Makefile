@@ -1,14 +1,14 @@
 # Common tasks. `make test` is what CI runs; it installs its own dependencies (as root) first.
 CARGO ?= cargo
 
-.PHONY: run demo test test-deps lint fmt clippy doc unit bench check-config clean
+.PHONY: run demo test test-deps lint fmt clippy doc shape unit bench check-config clean
 
 ## run: build in release mode and start the demo (simulator + exporter + rule engine) on 127.0.0.1:9877
 run demo:
 	$(CARGO) run --release -- demo
 
-## test: formatting, lints, docs, and every test against real Prometheus, promtool and SMTP servers
-test: test-deps fmt clippy doc unit
+## test: formatting, lints, docs, every test against real Prometheus, promtool and SMTP servers, and the shape check
+test: test-deps fmt clippy doc unit shape
 
 test-deps:
 	bash scripts/install-test-deps.sh
@@ -25,7 +25,13 @@ doc:
 unit:
 	$(CARGO) test --locked
 
-lint: fmt clippy doc
+## shape: no import loop among the top-level modules of src/, no file over 800 lines before its tests (and the
+## check's own tests)
+shape:
+	PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s scripts -p 'test_*.py'
+	python3 scripts/check_shape.py src
+
+lint: fmt clippy doc shape
 
 ## bench: scale figures at 1k, 10k and 100k agents, and 64 concurrent scrapers at 10k (tables; see BENCHMARKS.md)
 bench:

@@ -12,8 +12,8 @@ use jiff::Timestamp;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::alerting::EngineConfig;
 use crate::config::alerting::Rules;
@@ -65,7 +65,7 @@ impl Alerting {
         channel: Option<Arc<dyn Deliver>>,
         registry: Arc<Registry>,
         tasks: &mut JoinSet<String>,
-        shutdown: &watch::Receiver<bool>,
+        shutdown: &CancellationToken,
     ) -> Result<Alerting, NotifyError> {
         let outbox = Arc::new(Outbox::open(
             outbox::dir_for_state_file(&engine_config.state_file),

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::alerting::Alerting;
 use crate::config::Config;
@@ -74,7 +74,7 @@ impl Exporter {
     }
 
     /// Starts one poller per source on `tasks`.
-    pub fn spawn_pollers(&self, tasks: &mut JoinSet<String>, shutdown: &watch::Receiver<bool>) {
+    pub fn spawn_pollers(&self, tasks: &mut JoinSet<String>, shutdown: &CancellationToken) {
         for (i, (source, cfg)) in self.sources.iter().zip(&self.configs).enumerate() {
             let (source, registry, shutdown) =
                 (source.clone(), self.registry.clone(), shutdown.clone());
@@ -121,7 +121,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
         .map_err(|source| AppError::Bind { addr, source })
 }
 
-/// Runs the exporter for `config` on `listener` until `shutdown` turns true.
+/// Runs the exporter for `config` on `listener` until `shutdown` is cancelled.
 ///
 /// Returns an error if the server or a background task stops on its own: a poller that died silently would freeze
 /// its source's metrics, which is worse than exiting and being restarted.
@@ -129,7 +129,7 @@ pub async fn run(
     config: &Config,
     web: &Web,
     listener: TcpListener,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Result<(), AppError> {
     let owned = owned_sources(config);
     let exporter = Exporter::new(&owned)?;
@@ -217,13 +217,17 @@ pub fn attach(state: &mut AppState, mut alerting: Alerting) -> axum::Router {
     routes
 }
 
+/// How long the background tasks have to end on their own at shutdown before they are aborted: longer than a
+/// notification channel's request timeout, so that a message being sent is finished and not sent twice.
+pub const TASKS_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Serves `app` while `tasks` run; returns when shutdown is requested or something stops on its own.
 pub async fn serve_with_tasks(
     listener: TcpListener,
     web: &Web,
     app: axum::Router,
     mut tasks: JoinSet<String>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Result<(), AppError> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, scheme = web.scheme(), basic_auth = web.requires_auth(), "listening");
@@ -233,11 +237,18 @@ pub async fn serve_with_tasks(
     loop {
         tokio::select! {
             result = &mut server => {
+                // Every task watches `shutdown` and ends on its own (the rule engine saves its state, the outbox
+                // finishes the messages it is sending); only one still running after the grace period is aborted.
+                shutdown.cancel();
+                let ended = async { while tasks.join_next().await.is_some() {} };
+                if tokio::time::timeout(TASKS_GRACE, ended).await.is_err() {
+                    tracing::warn!(grace = ?TASKS_GRACE, "background tasks still running at shutdown; aborting them");
+                }
                 tasks.shutdown().await;
                 return result.map_err(AppError::Server);
             }
             Some(done) = tasks.join_next() => {
-                if *shutdown.borrow() {
+                if shutdown.is_cancelled() {
                     continue;
                 }
                 let what = match done {

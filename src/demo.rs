@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::alerting::Alerting;
@@ -57,10 +57,10 @@ const ACCOUNTS: [(&str, Provider, u64); 3] = [
     ("logging", Provider::Calyptia, crate::sim::DEFAULT_SEED + 2),
 ];
 
-/// Runs the demo until `shutdown` turns true: one simulator per provider (Celigo, Planasonix with health polling,
+/// Runs the demo until `shutdown` is cancelled: one simulator per provider (Celigo, Planasonix with health polling,
 /// Calyptia), each with `opts.agents` agents, and one exporter polling all three, so the dashboard shows a mixed
 /// fleet. Prints the URLs to open on stdout once every server listens.
-pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(), AppError> {
+pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), AppError> {
     // Bind the exporter first: a busy port is the likeliest failure and should be reported before anything starts.
     let listener = crate::app::bind(opts.listen).await?;
     let exporter_addr = listener.local_addr().map_err(|source| AppError::Bind {
@@ -106,11 +106,8 @@ pub async fn run(opts: DemoOptions, shutdown: watch::Receiver<bool>) -> Result<(
             token: simulator.api_token().to_string(),
         });
 
-        let mut sim_shutdown = shutdown.clone();
+        let stop = shutdown.clone().cancelled_owned();
         tasks.spawn(async move {
-            let stop = async move {
-                let _ = sim_shutdown.wait_for(|s| *s).await;
-            };
             if let Err(e) = simulator.serve(sim_listener, stop).await {
                 tracing::error!(error = %e, "the simulator stopped");
             }

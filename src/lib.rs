@@ -30,8 +30,12 @@
 //!   [`report`] builds the token-age compliance report; [`alerting`] wires these into a running process.
 //! - [`shard`] picks the sources one replica of several owns (`run --shard INDEX/TOTAL`, a stable FNV-1a hash).
 //! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the three simulators.
-//! - [`sim`] is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
+//! - [`sim`] (with the default feature `sim`; `--no-default-features` leaves it, `demo` and `simulate` out of the
+//!   build) is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
 //!   and the bench.
+//! - [`state_lock`] keeps a second process off a state file (`<state_file>.lock`, through `fs4`); [`backoff`] is the
+//!   one retry policy (from `backon`) of the sources and the outbox. Long-running tasks stop on one
+//!   `tokio_util` `CancellationToken`.
 //! - [`telemetry`] sets up logging and writes an error's cause chain; [`html`] escapes untrusted strings for the
 //!   status page (emails and the report's HTML are written with `maud`, which escapes by itself); [`humanize`] writes durations for people; [`atomic_file`] replaces a file so a crash
 //!   leaves the old or the new content (the state file and the outbox).
@@ -39,7 +43,9 @@
 pub mod alerting;
 pub mod app;
 pub mod atomic_file;
+pub mod backoff;
 pub mod config;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod domain;
 pub mod html;
@@ -51,8 +57,10 @@ pub mod poller;
 pub mod report;
 pub mod rules;
 pub mod server;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod sources;
+pub mod state_lock;
 pub mod status;
 pub mod telemetry;
 pub mod web;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 use crate::sources::Source;
 use crate::status::Registry;
@@ -107,14 +107,14 @@ pub async fn poll_once(source: &dyn Source, registry: &Registry, index: usize) -
     }
 }
 
-/// Polls `source` every `interval` (measured start to start) until `shutdown` turns true. The first poll starts
+/// Polls `source` every `interval` (measured start to start) until `shutdown` is cancelled. The first poll starts
 /// at once so that `/readyz` turns ready as soon as possible.
 pub async fn run(
     source: Arc<dyn Source>,
     registry: Arc<Registry>,
     index: usize,
     interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     tracing::info!(
         source = source.name(),
@@ -129,7 +129,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = shutdown.cancelled() => return,
         }
         // A `Retry-After` longer than a poll could honour is honoured across polls: skip ticks until it passes.
         if let Some(until) = registry.get(index).waiting_until(Timestamp::now()) {
@@ -138,7 +138,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = poll_once(source.as_ref(), &registry, index) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = shutdown.cancelled() => return,
         }
     }
 }

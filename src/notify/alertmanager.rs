@@ -32,9 +32,10 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::alertmanagers::{AlertmanagerAuth, AlertmanagerConfig};
 use crate::domain::{Alert, AlertKey, AlertState};
@@ -378,16 +379,13 @@ impl Target {
     }
 
     /// Sends whatever is queued, batch after batch, until `shutdown` turns true.
-    async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             let batch = self.next_batch();
             if batch.is_empty() {
                 tokio::select! {
                     _ = self.wake.notified() => continue,
-                    changed = shutdown.changed() => {
-                        if changed.is_err() || *shutdown.borrow() { return; }
-                        continue;
-                    }
+                    _ = shutdown.cancelled() => return,
                 }
             }
             let n = batch.len() as u64;
@@ -402,7 +400,7 @@ impl Target {
                     tracing::warn!(alertmanager = %self.label, alerts = n, error = %error_chain(&e), "cannot push alerts to Alertmanager; the next resend carries them");
                 }
             }
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return;
             }
         }
@@ -424,7 +422,7 @@ impl Alertmanagers {
         engine: SharedEngine,
         resend_delay: Duration,
         tasks: &mut JoinSet<String>,
-        shutdown: &watch::Receiver<bool>,
+        shutdown: &CancellationToken,
     ) -> Result<Alertmanagers, PushError> {
         let targets: Vec<Arc<Target>> = configs
             .iter()
@@ -471,17 +469,14 @@ async fn feed(
     mut tracker: Tracker,
     targets: Arc<Vec<Arc<Target>>>,
     interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() { return; }
-                continue;
-            }
+            _ = shutdown.cancelled() => return,
         }
         let snapshot = published.load_full();
         let due = tracker.due(pushable(&snapshot.alerts), Timestamp::now());

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::build::build;
 use super::email::email;
@@ -53,6 +53,25 @@ pub fn enqueue_report(
     )
 }
 
+/// [`enqueue_report`] on a blocking thread: building the report walks the whole fleet, and storing it writes and
+/// fsyncs a file, neither of which belongs on an async worker.
+async fn enqueue_report_blocking(
+    cfg: &TokenComplianceConfig,
+    registry: &Arc<Registry>,
+    outbox: &Arc<Outbox>,
+    fire_time: Timestamp,
+) -> Result<bool, NotifyError> {
+    let (cfg, registry, outbox) = (cfg.clone(), registry.clone(), outbox.clone());
+    match tokio::task::spawn_blocking(move || enqueue_report(&cfg, &registry, &outbox, fire_time))
+        .await
+    {
+        Ok(queued) => queued,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only a runtime shutting down cancels a blocking task; nothing waits for this result then.
+        Err(_) => std::future::pending().await,
+    }
+}
+
 /// The longest single sleep: waking each minute keeps the schedule on the wall clock when the monotonic clock and
 /// the wall clock drift apart (suspend, NTP steps).
 const MAX_SLEEP: Duration = Duration::from_secs(60);
@@ -70,7 +89,7 @@ pub fn previous_fire(cfg: &TokenComplianceConfig, at: Timestamp) -> Option<Times
         .map(|z| z.timestamp())
 }
 
-/// Runs the compliance report on its schedule until `shutdown` turns true.
+/// Runs the compliance report on its schedule until `shutdown` is cancelled.
 ///
 /// At start, the most recent fire time is caught up if it lies within [`CATCH_UP`] and the outbox has never seen
 /// its report, so a restart or an outage of the process over the fire time loses nothing; a first start shortly
@@ -79,7 +98,7 @@ pub async fn run_schedule(
     cfg: TokenComplianceConfig,
     registry: Arc<Registry>,
     outbox: Arc<Outbox>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     run_schedule_with_clock(cfg, registry, outbox, shutdown, Timestamp::now).await
 }
@@ -89,7 +108,7 @@ pub async fn run_schedule_with_clock(
     cfg: TokenComplianceConfig,
     registry: Arc<Registry>,
     outbox: Arc<Outbox>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     clock: impl Fn() -> Timestamp,
 ) {
     let mut after = clock();
@@ -97,7 +116,7 @@ pub async fn run_schedule_with_clock(
         let late = Duration::try_from(prev.duration_until(after)).unwrap_or(Duration::MAX);
         if late <= CATCH_UP && !outbox.knows(&report_id(prev)) {
             tracing::info!(missed = %prev, "sending the compliance report missed while the exporter was down");
-            if let Err(error) = enqueue_report(&cfg, &registry, &outbox, prev) {
+            if let Err(error) = enqueue_report_blocking(&cfg, &registry, &outbox, prev).await {
                 tracing::error!(%error, "cannot queue the compliance report");
             }
         }
@@ -117,15 +136,11 @@ pub async fn run_schedule_with_clock(
                 .unwrap_or(Duration::ZERO)
                 .min(MAX_SLEEP);
             tokio::select! {
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        return;
-                    }
-                }
+                _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        match enqueue_report(&cfg, &registry, &outbox, fire) {
+        match enqueue_report_blocking(&cfg, &registry, &outbox, fire).await {
             Ok(_) => tracing::info!(id = %report_id(fire), "compliance report queued"),
             Err(error) => tracing::error!(%error, "cannot queue the compliance report"),
         }
@@ -240,16 +255,16 @@ mod tests {
         let base = at("UTC", 2026, 3, 29, 0, 55);
         let start = tokio::time::Instant::now();
         let clock = move || base + jiff::SignedDuration::try_from(start.elapsed()).unwrap();
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
         let task = tokio::spawn(run_schedule_with_clock(
             cfg,
             registry,
             outbox.clone(),
-            stopped,
+            stop.clone(),
             clock,
         ));
         tokio::time::sleep(Duration::from_secs(31 * 60)).await;
-        stop.send(true).unwrap();
+        stop.cancel();
         task.await.unwrap();
         let mut ids = outbox.pending_ids();
         ids.sort();
@@ -269,16 +284,16 @@ mod tests {
         // Weekly on Monday 09:00 Berlin; start on Wednesday: Monday's report is more than a day late.
         let cfg = schedule("0 9 * * MON", "Europe/Berlin");
         let wednesday = at("Europe/Berlin", 2026, 3, 25, 12, 0);
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
         let task = tokio::spawn(run_schedule_with_clock(
             cfg.clone(),
             registry.clone(),
             outbox.clone(),
-            stopped,
+            stop.clone(),
             move || wednesday,
         ));
         tokio::time::sleep(Duration::from_secs(1)).await;
-        stop.send(true).unwrap();
+        stop.cancel();
         task.await.unwrap();
         assert!(
             outbox.pending_ids().is_empty(),
@@ -290,16 +305,16 @@ mod tests {
         let monday = at("Europe/Berlin", 2026, 3, 23, 15, 0);
         let morning = at("Europe/Berlin", 2026, 3, 23, 9, 0);
         assert!(enqueue_report(&cfg, &registry, &outbox, morning).unwrap());
-        let (stop, stopped) = watch::channel(false);
+        let stop = CancellationToken::new();
         let task = tokio::spawn(run_schedule_with_clock(
             cfg,
             registry,
             outbox.clone(),
-            stopped,
+            stop.clone(),
             move || monday,
         ));
         tokio::time::sleep(Duration::from_secs(1)).await;
-        stop.send(true).unwrap();
+        stop.cancel();
         task.await.unwrap();
         assert_eq!(outbox.pending_ids(), vec![report_id(morning)]);
     }

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 use crate::atomic_file;
 use crate::config::alerting::EngineConfig;
@@ -123,7 +123,7 @@ fn open_silences(config: &EngineConfig, state: &mut State) -> SilenceStore {
     store
 }
 
-/// Evaluates every `interval` until `shutdown` turns true (or its sender goes away), then saves the state one last
+/// Evaluates every `interval` until `shutdown` is cancelled, then saves the state one last
 /// time. Takes wall-clock time from [`Timestamp::now`]; records every save in `health`.
 pub async fn run(
     engine: SharedEngine,
@@ -131,7 +131,7 @@ pub async fn run(
     sink: Arc<dyn NotificationSink>,
     interval: Duration,
     health: Arc<StateHealth>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     run_with_clock(
         engine,
@@ -152,24 +152,17 @@ pub async fn run_with_clock(
     sink: Arc<dyn NotificationSink>,
     interval: Duration,
     health: Arc<StateHealth>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     clock: impl Fn() -> Timestamp,
 ) {
     let state_file = lock(&engine).config().state_file.clone();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
-        if *shutdown.borrow() {
-            break;
-        }
         tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
-            changed = shutdown.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                continue;
-            }
         }
         run_once_recorded(&engine, &registry, &sink, &state_file, &health, clock()).await;
     }
@@ -396,7 +389,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_loop_hands_notifications_over_before_it_saves_the_state_and_saves_on_shutdown() {
         let (_dir, engine, sink) = setup(0);
-        let (stop, shutdown) = watch::channel(false);
+        let stop = CancellationToken::new();
+        let shutdown = stop.clone();
         let task = tokio::spawn(run_with_clock(
             Arc::clone(&engine),
             registry_with_a_stale_agent(),
@@ -432,7 +426,7 @@ mod tests {
             on_disk.state.groups
         );
         std::fs::remove_file(&sink.state_file).unwrap();
-        stop.send(true).unwrap();
+        stop.cancel();
         tokio::time::timeout(Duration::from_secs(1), task)
             .await
             .expect("the loop stops promptly")
@@ -493,26 +487,6 @@ mod tests {
             epoch,
             "a restart changed the epoch"
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_dropped_shutdown_sender_stops_the_loop() {
-        let (_dir, engine, sink) = setup(0);
-        let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(run_with_clock(
-            engine,
-            registry_with_a_stale_agent(),
-            sink as Arc<dyn crate::domain::NotificationSink>,
-            Duration::from_secs(5),
-            Arc::new(StateHealth::new(t0())),
-            shutdown,
-            tokio_clock(),
-        ));
-        drop(stop);
-        tokio::time::timeout(Duration::from_secs(1), task)
-            .await
-            .expect("the loop stops")
-            .unwrap();
     }
 
     /// A state file as the previous version wrote it: silences inside, and a firing `AgentHeartbeatStale` for

@@ -20,6 +20,7 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::backoff::Backoff;
 use crate::config::sources::SourceConfig;
 use crate::sources::{PollStats, UpstreamError};
 
@@ -115,13 +116,14 @@ impl RetryPolicy {
         }
     }
 
-    /// The exponential backoff before attempt `attempt + 1`, jitter included.
+    /// The exponential backoff before attempt `attempt + 1` ([`crate::backoff`]'s policy), jitter included.
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = attempt.saturating_sub(1).min(20);
-        let delay = self
-            .backoff_base
-            .saturating_mul(1 << exp)
-            .min(self.backoff_max);
+        let delay = Backoff {
+            first: self.backoff_base,
+            max: self.backoff_max,
+        }
+        .after(attempt);
+        // Up to half as much again, so that exporters retrying the same account spread out.
         delay + jitter(delay / 2)
     }
 

@@ -13,7 +13,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use super::tls::ReloadingTls;
 
@@ -40,20 +41,17 @@ impl Default for Limits {
     }
 }
 
-/// Serves `app` on `listener` (through TLS when `tls` is set) until `shutdown` turns true, then lets requests in
+/// Serves `app` on `listener` (through TLS when `tls` is set) until `shutdown` is cancelled, then lets requests in
 /// flight finish for at most [`Limits::shutdown_grace`].
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<Arc<ReloadingTls>>,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    // One future for the stop, awaited in both selects below; it owns no borrow of the channel across awaits, so
-    // the whole server future stays `Send`.
-    let stopped = async move {
-        let _ = shutdown.wait_for(|s| *s).await;
-    };
+    // One future for the stop, awaited in both selects below.
+    let stopped = shutdown.cancelled_owned();
     tokio::pin!(stopped);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();

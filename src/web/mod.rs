@@ -12,9 +12,8 @@ pub mod tls;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::Next;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use config::WebConfig;
 
@@ -41,24 +40,15 @@ pub fn protect(router: Router, web: &WebConfig) -> Router {
         headers.retain(|(n, _)| n != name);
         headers.push((name.clone(), value.clone()));
     }
-    let headers = Arc::new(headers);
-    let router = match auth::BasicAuth::new(&web.users) {
+    let mut router = match auth::BasicAuth::new(&web.users) {
         Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, auth::require)),
         None => router,
     };
-    router.layer(axum::middleware::from_fn(
-        move |request: Request, next: Next| {
-            let headers = headers.clone();
-            async move {
-                let mut response = next.run(request).await;
-                let h = response.headers_mut();
-                for (name, value) in headers.iter() {
-                    h.insert(name.clone(), value.clone());
-                }
-                response
-            }
-        },
-    ))
+    // Outside the auth layer, so that a 401 carries them too; each name is set once, replacing a handler's own.
+    for (name, value) in headers {
+        router = router.layer(SetResponseHeaderLayer::overriding(name, value));
+    }
+    router
 }
 
 /// How the HTTP server is exposed: the web config with its TLS state, and the connection limits.
@@ -119,12 +109,12 @@ impl Web {
         !self.config.users.0.is_empty()
     }
 
-    /// Serves `router`, protected as the web config says, on `listener` until `shutdown` turns true.
+    /// Serves `router`, protected as the web config says, on `listener` until `shutdown` is cancelled.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         router: Router,
-        shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> std::io::Result<()> {
         let app = protect(router, &self.config);
         listener::serve(listener, app, self.tls.clone(), self.limits, shutdown).await

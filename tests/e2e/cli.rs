@@ -452,3 +452,51 @@ fn healthcheck_prints_ok_in_a_terminal_and_nothing_when_piped() {
         "a person at a terminal is told it worked"
     );
 }
+
+#[test]
+fn a_second_run_on_the_same_state_file_exits_at_once_naming_the_file_and_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let path = config(
+        dir.path(),
+        "listen_address: 127.0.0.1:0\n",
+        &format!(
+            "alerting:\n  state_file: {}\n  receivers:\n    - {{ name: hook, webhook: {{ url: \"http://127.0.0.1:9/x\" }} }}\n  \
+             default_receivers: [hook]\n",
+            state.display()
+        ),
+    );
+    // Owner-only, so that the one line on stderr is the lock's, not a warning about the token file's mode.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(
+        dir.path().join("token"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let first = crate::support::process::TestExporter::start(
+        Path::new(&path),
+        dir.path().join("first.log"),
+    );
+    let started = std::time::Instant::now();
+    let out = exe(&["run", "--config", &path]);
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "the second run took {took:?} to give up: {err}"
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line:\n{err}");
+    assert!(err.contains(&state.display().to_string()), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", first.child.id())),
+        "the holder's pid {}: {err}",
+        first.child.id()
+    );
+    let log = first.logs();
+    assert!(
+        !log.contains("\"level\":\"ERROR\""),
+        "the first exporter was disturbed:\n{log}"
+    );
+}

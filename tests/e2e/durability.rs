@@ -82,7 +82,8 @@ async fn a_retry_after_of_a_day_is_honoured_across_polls() {
         FakeUpstream::start(|_| vec![Reply::status(429).header("retry-after", "86400")]).await;
     let source = Arc::new(celigo(&upstream.base));
     let registry = Arc::new(Registry::new([("hostile", Provider::Celigo)]));
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let shutdown = stop.clone();
     let poller = tokio::spawn(onprem_agent_exporter::poller::run(
         source.clone(),
         registry.clone(),
@@ -98,7 +99,7 @@ async fn a_retry_after_of_a_day_is_honoured_across_polls() {
     .await;
     // Twenty poll intervals later, still the one poll of two attempts.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let _ = stop.send(true);
+    stop.cancel();
     let _ = poller.await;
     assert_eq!(upstream.seen().len(), 2, "{:#?}", upstream.targets());
     let status = registry.get(0);

@@ -12,6 +12,7 @@ mod channels;
 mod cli;
 mod config_files;
 mod dashboard_lint;
+mod delivery;
 mod durability;
 mod email;
 mod exporter;

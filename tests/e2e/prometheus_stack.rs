@@ -362,7 +362,8 @@ async fn a_real_prometheus_stores_hostile_names_versions_and_labels_of_every_pro
         listener.local_addr().unwrap()
     ))
     .expect("a valid URL");
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
     let web = onprem_agent_exporter::web::Web::plain();
     let server = tokio::spawn(async move { web.serve(listener, app, stopped).await });
     let rules = repo().join("alerts").join("*.rules.yml");
@@ -413,7 +414,7 @@ async fn a_real_prometheus_stores_hostile_names_versions_and_labels_of_every_pro
         !errors.is_empty() && errors.iter().all(|s| label(s, "error").len() > 10_000),
         "the very long last errors did not reach Prometheus whole: {errors:?}"
     );
-    let _ = stop.send(true);
+    stop.cancel();
     let _ = server.await;
 }
 

@@ -127,7 +127,12 @@ fn reply(cfg: &SmtpConfig, error: lettre::transport::smtp::Error) -> ServerReply
     let mut parts: Vec<String> = Vec::new();
     let mut current: Option<&dyn std::error::Error> = Some(&error);
     while let Some(e) = current {
-        let text = e.to_string();
+        // lettre calls any 5xx reply a "permanent error", yet the outbox retries it (an AUTH or relay mistake
+        // answers 5xx too, and is fixed without losing the alert): say what the server replied instead.
+        let text = e
+            .to_string()
+            .replacen("permanent error (", "server reply (", 1)
+            .replacen("transient error (", "server reply (", 1);
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }

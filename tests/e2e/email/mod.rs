@@ -379,7 +379,8 @@ async fn after_an_smtp_outage_each_queued_email_arrives_exactly_once() {
         None,
         true,
     )));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
     let worker = tokio::spawn(outbox::run(ob.clone(), channel.clone(), stopped));
 
     let ids = ["0001-aa-1", "0001-bb-1", "0001-cc-1"];
@@ -426,7 +427,7 @@ async fn after_an_smtp_outage_each_queued_email_arrives_exactly_once() {
     }
     assert_eq!((ob.metrics().sent(), ob.metrics().queue_length()), (3, 0));
 
-    stop.send(true).unwrap();
+    stop.cancel();
     worker.await.unwrap();
     drop(ob);
 
@@ -607,7 +608,7 @@ async fn the_smtp_password_appears_in_no_log_line_at_trace_level() {
         port: None,
     });
     let dir = tempfile::tempdir().unwrap();
-    let ob = Outbox::open(dir.path(), fast_options()).unwrap();
+    let ob = Arc::new(Outbox::open(dir.path(), fast_options()).unwrap());
     ob.enqueue(&[notification("0003-ee-1")]).unwrap();
     let good = EmailChannel::smtp(&email_config(TlsMode::None, server.port, None, true));
     let mut bad_cfg = email_config(TlsMode::None, server.port, None, true);

@@ -23,13 +23,17 @@
 //! restart (SMTP has no idempotency key); the message keeps its `Message-ID`, so mail clients fold the copy, and a
 //! PagerDuty event keeps its `dedup_key`, so PagerDuty folds it into the same incident.
 //!
+//! Each destination (the email channel, each named receiver) is delivered on its own ([`deliver`]): a hung webhook
+//! or SMTP server holds up only its own messages, never another destination's. All file work of delivery runs on
+//! blocking threads.
+//!
 //! A receiver that refuses a message for good (an HTTP 3xx or 4xx other than 408 and 429) is not retried: the message
 //! is counted as `rejected`, logged, and listed in [`Outbox::rejections`] for the landing page.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::future::Future;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -38,7 +42,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::email::{EmailChannel, RenderedEmail};
@@ -46,7 +50,12 @@ use super::{
     Channel, DeliveryError, Notification, NotificationSink, NotifyError, ReceiverRef, SinkError,
 };
 use crate::atomic_file;
+use crate::backoff::Backoff;
 use crate::telemetry::error_chain;
+
+pub mod deliver;
+use deliver::{Lane, Stage};
+pub use deliver::{PER_DESTINATION, run};
 
 /// HELP text of `onprem_agent_notifications_total` (named in [`crate::metrics::names::NOTIFICATIONS`]).
 pub const NOTIFICATIONS_TOTAL_HELP: &str = "Notification delivery attempts by channel and outcome: sent (accepted by \
@@ -153,6 +162,16 @@ pub struct OutboxOptions {
     pub max_age: Duration,
     /// How many delivered ids the log keeps; far more than one engine restart can re-produce.
     pub delivered_keep: usize,
+}
+
+impl OutboxOptions {
+    /// The wait between attempts: [`crate::backoff`]'s policy from `initial_backoff` up to `max_backoff`.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            first: self.initial_backoff,
+            max: self.max_backoff,
+        }
+    }
 }
 
 impl Default for OutboxOptions {
@@ -307,6 +326,10 @@ struct Meta {
     attempts: u32,
     /// Not before this instant; `None` means now.
     next_attempt: Option<Instant>,
+    /// Its destination and group, which order and bound delivery.
+    lane: Lane,
+    /// Being stored, waiting, or being sent.
+    stage: Stage,
 }
 
 #[derive(Debug)]
@@ -316,8 +339,6 @@ struct State {
     /// Delivered ids, for idempotent enqueue; `delivered_order` keeps their order for trimming.
     delivered: HashSet<String>,
     delivered_order: VecDeque<String>,
-    /// Lines in `delivered.log`, to know when to compact it.
-    log_lines: usize,
 }
 
 /// The durable outbox. Share it as `Arc<Outbox>` between the rule engine (as its [`NotificationSink`]) and the
@@ -328,9 +349,11 @@ pub struct Outbox {
     pending_dir: PathBuf,
     /// `last/`: the last alert notification delivered per group.
     last_dir: PathBuf,
-    /// `std::sync::Mutex`: it is held for in-memory updates and short synchronous file writes, never across an
-    /// `.await`.
+    /// `std::sync::Mutex`: it is held for in-memory updates only, never for file I/O and never across an `.await`.
     state: Mutex<State>,
+    /// Lines in `delivered.log`, to know when to compact it. Its own lock, taken only on blocking threads, serialises
+    /// the appends (each fsync'd) and compactions of the log without holding `state` for the length of an fsync.
+    log_lines: Mutex<usize>,
     /// Wakes the worker when something is enqueued.
     wake: Notify,
     metrics: OutboxMetrics,
@@ -417,6 +440,8 @@ impl Outbox {
                             enqueued_at: e.enqueued_at,
                             attempts: 0,
                             next_attempt: None,
+                            lane: Lane::of(&e.payload),
+                            stage: Stage::Waiting,
                         },
                     );
                 }
@@ -467,7 +492,6 @@ impl Outbox {
             pending,
             delivered,
             delivered_order,
-            log_lines,
         };
         let stale: Vec<String> = state
             .pending
@@ -487,6 +511,7 @@ impl Outbox {
             pending_dir,
             last_dir,
             state: Mutex::new(state),
+            log_lines: Mutex::new(log_lines),
             wake: Notify::new(),
             metrics,
             rejections: Mutex::new(VecDeque::new()),
@@ -537,10 +562,6 @@ impl Outbox {
         if !safe_id(id) {
             return Err(NotifyError::BadId(id.to_string()));
         }
-        let mut state = self.lock();
-        if state.pending.contains_key(id) || state.delivered.contains(id) {
-            return Ok(false);
-        }
         let entry = Entry {
             id: id.to_string(),
             enqueued_at: Timestamp::now(),
@@ -550,153 +571,39 @@ impl Outbox {
             id: id.to_string(),
             source,
         })?;
-        write_atomic(&self.pending_dir.join(format!("{id}.json")), &bytes)?;
-        state.pending.insert(
-            id.to_string(),
-            Meta {
-                enqueued_at: entry.enqueued_at,
-                attempts: 0,
-                next_attempt: None,
-            },
-        );
+        {
+            let mut state = self.lock();
+            if state.pending.contains_key(id) || state.delivered.contains(id) {
+                return Ok(false);
+            }
+            // Reserved while the file is written, outside the lock: a second store of the id sees it and skips, and
+            // delivery leaves it alone until it is on disk.
+            state.pending.insert(
+                id.to_string(),
+                Meta {
+                    enqueued_at: entry.enqueued_at,
+                    attempts: 0,
+                    next_attempt: None,
+                    lane: Lane::of(&entry.payload),
+                    stage: Stage::Storing,
+                },
+            );
+        }
+        let written = write_atomic(&self.pending_dir.join(format!("{id}.json")), &bytes);
+        let mut state = self.lock();
+        if let Err(e) = written {
+            state.pending.remove(id);
+            return Err(e);
+        }
+        if let Some(m) = state.pending.get_mut(id) {
+            m.stage = Stage::Waiting;
+        }
         self.metrics
             .queue_length
             .store(state.pending.len() as u64, Ordering::Relaxed);
         drop(state);
         self.wake.notify_one();
         Ok(true)
-    }
-
-    /// The earliest instant a pending message may be tried again; `None` when nothing is pending.
-    pub fn next_due(&self) -> Option<Instant> {
-        let now = Instant::now();
-        self.lock()
-            .pending
-            .values()
-            .map(|m| m.next_attempt.unwrap_or(now))
-            .min()
-    }
-
-    /// Tries every message that is due now, oldest first, once. Returns how many were delivered. This is one
-    /// iteration of [`run`], callable directly from tests.
-    pub async fn deliver_due(&self, channel: &dyn Deliver) -> usize {
-        let now = Instant::now();
-        let mut due: Vec<(Timestamp, String)> = self
-            .lock()
-            .pending
-            .iter()
-            .filter(|(_, m)| m.next_attempt.is_none_or(|t| t <= now))
-            .map(|(id, m)| (m.enqueued_at, id.clone()))
-            .collect();
-        due.sort();
-        let mut sent = 0;
-        for (_, id) in due {
-            if self.deliver_one(channel, &id).await {
-                sent += 1;
-            }
-        }
-        sent
-    }
-
-    /// Tries one message; returns true if and only if it was delivered.
-    async fn deliver_one(&self, channel: &dyn Deliver, id: &str) -> bool {
-        let path = self.pending_dir.join(format!("{id}.json"));
-        let entry = match fs::read(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()))
-        {
-            Ok(e) => e,
-            Err(error) => {
-                tracing::error!(file = %path.display(), %error, "outbox file vanished or became unreadable; dropped");
-                let _ = fs::rename(&path, path.with_extension("json.corrupt"));
-                self.forget(id);
-                self.metrics
-                    .of(Channel::Email)
-                    .dropped
-                    .fetch_add(1, Ordering::Relaxed);
-                return false;
-            }
-        };
-        let counters = self.metrics.of(entry.payload.channel());
-        match channel.deliver(&entry.payload).await {
-            Ok(()) => {
-                if let Err(error) = self.mark_delivered(id) {
-                    // The message went out but could not be recorded; keeping the file would send it again, so
-                    // the file goes anyway and the in-memory set still blocks a re-enqueue until restart.
-                    tracing::error!(error = %error_chain(&error), id, "cannot record a delivered notification");
-                }
-                self.keep_as_last(&entry.payload, &path);
-                let _ = sync_dir(&self.pending_dir);
-                self.forget(id);
-                counters.sent.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    id,
-                    channel = entry.payload.channel().as_str(),
-                    group = entry.payload.notification().map_or("", |n| n.group_key.as_str()),
-                    to = %entry.payload.recipients(),
-                    "notification delivered"
-                );
-                true
-            }
-            Err(error) => {
-                let age = Timestamp::now().duration_since(entry.enqueued_at);
-                let too_old = age.as_secs_f64() > self.options.max_age.as_secs_f64();
-                if let Some(status) = error.rejected_status() {
-                    tracing::error!(
-                        error = %error_chain(&error),
-                        id,
-                        status,
-                        "notification rejected by its receiver; it will not be retried"
-                    );
-                    let _ = fs::remove_file(&path);
-                    let _ = sync_dir(&self.pending_dir);
-                    self.forget(id);
-                    counters.rejected.fetch_add(1, Ordering::Relaxed);
-                    if let Payload::Receiver {
-                        receiver,
-                        notification,
-                    } = &entry.payload
-                    {
-                        self.remember_rejection(Rejection {
-                            at: Timestamp::now(),
-                            receiver: receiver.name.clone(),
-                            channel: receiver.channel,
-                            status,
-                            group_key: notification.group_key.clone(),
-                        });
-                    }
-                    return false;
-                }
-                if error.is_permanent() || too_old {
-                    tracing::error!(
-                        error = %error_chain(&error),
-                        id,
-                        too_old,
-                        "notification dropped: it cannot be delivered"
-                    );
-                    let _ = fs::remove_file(&path);
-                    let _ = sync_dir(&self.pending_dir);
-                    self.forget(id);
-                    counters.dropped.fetch_add(1, Ordering::Relaxed);
-                    return false;
-                }
-                let mut state = self.lock();
-                if let Some(m) = state.pending.get_mut(id) {
-                    m.attempts += 1;
-                    let wait = backoff(&self.options, m.attempts);
-                    m.next_attempt = Some(Instant::now() + wait);
-                    tracing::warn!(
-                        error = %error_chain(&error),
-                        id,
-                        attempts = m.attempts,
-                        retry_in_seconds = wait.as_secs(),
-                        "notification delivery failed; will retry"
-                    );
-                }
-                counters.failed.fetch_add(1, Ordering::Relaxed);
-                false
-            }
-        }
     }
 
     fn remember_rejection(&self, r: Rejection) {
@@ -711,22 +618,6 @@ impl Outbox {
     pub fn rejections(&self) -> Vec<Rejection> {
         let kept = self.rejections.lock().unwrap_or_else(|e| e.into_inner());
         kept.iter().rev().cloned().collect()
-    }
-
-    /// Moves a delivered pending file to `last/<group>.json` when it holds an alert notification, replacing the
-    /// group's previous one; removes it otherwise (or when the move fails: the file must leave `pending/`).
-    fn keep_as_last(&self, payload: &Payload, pending: &Path) {
-        if let Some(n) = payload.notification() {
-            let name: String = n.group_key.bytes().map(|b| format!("{b:02x}")).collect();
-            // Hex keeps any group key a safe file name; 200 bytes stays clear of every file system's name limit.
-            if name.len() <= 200
-                && fs::rename(pending, self.last_dir.join(format!("{name}.json"))).is_ok()
-            {
-                let _ = sync_dir(&self.last_dir);
-                return;
-            }
-        }
-        let _ = fs::remove_file(pending);
     }
 
     /// The latest alert notification per group that was delivered (`last/`) or is waiting (`pending/`), read from
@@ -767,57 +658,6 @@ impl Outbox {
         }
         latest.into_values().collect()
     }
-
-    fn forget(&self, id: &str) {
-        let mut state = self.lock();
-        state.pending.remove(id);
-        self.metrics
-            .queue_length
-            .store(state.pending.len() as u64, Ordering::Relaxed);
-    }
-
-    /// Appends `id` to the delivered log (fsync'd) and remembers it; compacts the log when it has grown to twice
-    /// what it keeps.
-    fn mark_delivered(&self, id: &str) -> Result<(), NotifyError> {
-        let log_path = self.dir.join("delivered.log");
-        let mut state = self.lock();
-        state.delivered.insert(id.to_string());
-        state.delivered_order.push_back(id.to_string());
-        while state.delivered_order.len() > self.options.delivered_keep {
-            if let Some(old) = state.delivered_order.pop_front() {
-                state.delivered.remove(&old);
-            }
-        }
-        if state.log_lines + 1 > 2 * self.options.delivered_keep.max(1) {
-            let mut text = String::new();
-            for d in &state.delivered_order {
-                text.push_str(d);
-                text.push('\n');
-            }
-            write_atomic(&log_path, text.as_bytes())?;
-            state.log_lines = state.delivered_order.len();
-        } else {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .map_err(io_err(&log_path))?;
-            f.write_all(format!("{id}\n").as_bytes())
-                .map_err(io_err(&log_path))?;
-            f.sync_all().map_err(io_err(&log_path))?;
-            state.log_lines += 1;
-        }
-        Ok(())
-    }
-}
-
-/// The wait after `attempts` failures: `initial_backoff * 2^(attempts-1)`, capped at `max_backoff`.
-fn backoff(options: &OutboxOptions, attempts: u32) -> Duration {
-    let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
-    options
-        .initial_backoff
-        .saturating_mul(factor)
-        .min(options.max_backoff)
 }
 
 impl NotificationSink for Outbox {
@@ -844,289 +684,5 @@ impl NotificationSink for Outbox {
     }
 }
 
-/// The delivery worker: delivers whatever is due, then sleeps until the next retry, a new message or shutdown.
-/// Returns when `shutdown` turns true (or its sender is dropped); a message being sent at that moment is finished
-/// first, bounded by the SMTP timeout, so that no accepted message stays in the outbox to be sent twice.
-pub async fn run(
-    outbox: std::sync::Arc<Outbox>,
-    channel: std::sync::Arc<dyn Deliver>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        outbox.deliver_due(channel.as_ref()).await;
-        let next = outbox.next_due();
-        let sleep = async {
-            match next {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    return;
-                }
-            }
-            _ = outbox.wake.notified() => {}
-            _ = sleep => {}
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
-
-    use super::*;
-    use crate::domain::{NotificationStatus, Severity};
-
-    /// A channel that fails while `down` is set and records what it delivered.
-    #[derive(Default)]
-    struct FakeChannel {
-        down: AtomicBool,
-        delivered: Mutex<Vec<String>>,
-    }
-
-    impl Deliver for FakeChannel {
-        fn deliver<'a>(
-            &'a self,
-            payload: &'a Payload,
-        ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>> {
-            Box::pin(async move {
-                if self.down.load(Ordering::SeqCst) {
-                    return Err(DeliveryError::Smtp(
-                        super::super::email::SmtpError::StarttlsUnsupported {
-                            host: "fake".into(),
-                            port: 25,
-                        },
-                    ));
-                }
-                let id = match payload {
-                    Payload::Alert(n) => n.id.clone(),
-                    Payload::Email(r) => r.subject.clone(),
-                    Payload::Receiver {
-                        receiver,
-                        notification,
-                    } => format!("{}.{}", notification.id, receiver.name),
-                };
-                self.delivered.lock().unwrap().push(id);
-                Ok(())
-            })
-        }
-    }
-
-    fn notification(id: &str) -> Notification {
-        Notification {
-            id: id.into(),
-            group_key: "AgentOffline/prod".into(),
-            status: NotificationStatus::Firing,
-            alertname: crate::domain::AlertName::AgentOffline,
-            severity: Severity::Critical,
-            account: "prod".into(),
-            provider: Some(crate::domain::Provider::Celigo),
-            to: vec!["ops@example.com".into()],
-            receivers: vec![],
-            firing: vec![],
-            resolved: vec![],
-            created_at: Timestamp::now(),
-            external_url: None,
-            muted: vec![],
-            still_muted: 0,
-            source_problem: None,
-        }
-    }
-
-    fn options() -> OutboxOptions {
-        OutboxOptions {
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(8),
-            max_age: Duration::from_secs(3600),
-            delivered_keep: 3,
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_from_the_initial_wait_and_stops_at_the_cap() {
-        let o = options();
-        let waits: Vec<u64> = (1..=6).map(|a| backoff(&o, a).as_secs()).collect();
-        assert_eq!(waits, vec![1, 2, 4, 8, 8, 8]);
-        assert_eq!(backoff(&o, u32::MAX), Duration::from_secs(8));
-    }
-
-    #[test]
-    fn the_outbox_sits_next_to_the_state_file() {
-        assert_eq!(
-            dir_for_state_file(Path::new("/var/lib/x/state.json")),
-            PathBuf::from("/var/lib/x/state.json.outbox")
-        );
-    }
-
-    #[tokio::test]
-    async fn enqueue_is_idempotent_against_pending_and_delivered_ids_even_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let ch = FakeChannel::default();
-        {
-            let ob = Outbox::open(dir.path(), options()).unwrap();
-            ob.enqueue(&[
-                notification("a-1"),
-                notification("a-1"),
-                notification("a-2"),
-            ])
-            .unwrap();
-            assert_eq!(ob.pending_ids(), vec!["a-1", "a-2"]);
-            assert_eq!(ob.metrics().queue_length(), 2);
-            assert_eq!(ob.deliver_due(&ch).await, 2);
-            assert_eq!(ob.metrics().queue_length(), 0);
-            ob.enqueue(&[notification("a-1")]).unwrap();
-            assert!(
-                ob.pending_ids().is_empty(),
-                "a delivered id was queued again"
-            );
-            ob.enqueue(&[notification("a-3")]).unwrap();
-        }
-        let ob = Outbox::open(dir.path(), options()).unwrap();
-        assert_eq!(ob.pending_ids(), vec!["a-3"], "pending after restart");
-        ob.enqueue(&[
-            notification("a-1"),
-            notification("a-2"),
-            notification("a-3"),
-        ])
-        .unwrap();
-        assert_eq!(ob.deliver_due(&ch).await, 1);
-        assert_eq!(*ch.delivered.lock().unwrap(), vec!["a-1", "a-2", "a-3"]);
-    }
-
-    #[tokio::test]
-    async fn unsafe_ids_are_refused_before_touching_the_disk() {
-        let dir = tempfile::tempdir().unwrap();
-        let ob = Outbox::open(dir.path(), options()).unwrap();
-        for id in ["", "../escape", ".hidden", "a/b", "a b"] {
-            let r = ob.enqueue_payload(id, Payload::Alert(notification(id)));
-            assert!(
-                matches!(r, Err(NotifyError::BadId(_))),
-                "id {id:?} gave {r:?}"
-            );
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn failed_deliveries_back_off_and_succeed_once_the_server_is_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let ob = Arc::new(Outbox::open(dir.path(), options()).unwrap());
-        let ch = Arc::new(FakeChannel::default());
-        ch.down.store(true, Ordering::SeqCst);
-        let (tx, rx) = watch::channel(false);
-        let worker = tokio::spawn(run(ob.clone(), ch.clone(), rx));
-        ob.enqueue(&[notification("b-1"), notification("b-2")])
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(20)).await;
-        let failed = ob.metrics().failed();
-        // Attempts at 0, 1, 3, 7, 15 s for each of two messages.
-        assert_eq!(failed, 10, "failed attempts after 20 s");
-        ch.down.store(false, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_secs(9)).await;
-        assert_eq!(*ch.delivered.lock().unwrap(), vec!["b-1", "b-2"]);
-        assert_eq!((ob.metrics().sent(), ob.metrics().queue_length()), (2, 0));
-        tx.send(true).unwrap();
-        worker.await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_corrupt_pending_file_is_set_aside_and_counted_as_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("pending")).unwrap();
-        fs::write(dir.path().join("pending/x-1.json"), b"{not json").unwrap();
-        let ob = Outbox::open(dir.path(), options()).unwrap();
-        assert!(ob.pending_ids().is_empty());
-        assert_eq!(ob.metrics().dropped(), 1);
-        assert!(dir.path().join("pending/x-1.json.corrupt").exists());
-    }
-
-    #[tokio::test]
-    async fn the_delivered_log_is_compacted_but_keeps_the_latest_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        let ch = FakeChannel::default();
-        let ob = Outbox::open(dir.path(), options()).unwrap();
-        for i in 0..10 {
-            ob.enqueue(&[notification(&format!("c-{i}"))]).unwrap();
-            ob.deliver_due(&ch).await;
-        }
-        let log = fs::read_to_string(dir.path().join("delivered.log")).unwrap();
-        assert!(log.lines().count() <= 6, "log not compacted:\n{log}");
-        drop(ob);
-        let ob = Outbox::open(dir.path(), options()).unwrap();
-        ob.enqueue(&[notification("c-9")]).unwrap();
-        assert!(
-            ob.pending_ids().is_empty(),
-            "the latest delivered id was forgotten; log:\n{log}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_failed_store_is_counted_and_reported_until_one_succeeds() {
-        let dir = tempfile::tempdir().unwrap();
-        let ob = Outbox::open(dir.path(), options()).unwrap();
-        let opened = ob.metrics().last_enqueue_seconds();
-        assert!(opened > 0.0);
-        // A directory where the pending file's temporary would go makes the store fail, as a full disk would.
-        let pending = dir.path().join("pending");
-        fs::create_dir(pending.join(format!(".d-1.json.tmp-{}", std::process::id()))).unwrap();
-        assert!(ob.enqueue(&[notification("d-1")]).is_err());
-        assert_eq!(ob.metrics().enqueue_failures(), 1);
-        let problem = ob
-            .metrics()
-            .enqueue_problem()
-            .expect("a problem is reported");
-        assert!(problem.contains("d-1.json"), "{problem}");
-        ob.enqueue(&[notification("d-2")]).unwrap();
-        assert_eq!(ob.metrics().enqueue_problem(), None);
-        assert_eq!(ob.metrics().enqueue_failures(), 1);
-        assert!(ob.metrics().last_enqueue_seconds() >= opened);
-    }
-
-    #[test]
-    fn a_group_told_only_through_a_receiver_is_still_read_back_as_notified() {
-        let dir = tempfile::tempdir().unwrap();
-        let ob = Outbox::open(dir.path(), options()).unwrap();
-        let mut n = notification("r-1");
-        n.to.clear();
-        n.receivers = vec![super::super::ReceiverRef {
-            name: "ops-chat".into(),
-            channel: Channel::Slack,
-        }];
-        ob.enqueue(&[n]).unwrap();
-        let ids: Vec<String> = ob.notified().into_iter().map(|n| n.id).collect();
-        assert_eq!(ids, ["r-1"], "a receiver-only notification counts as told");
-    }
-
-    #[tokio::test]
-    async fn the_last_notification_of_each_group_is_kept_after_delivery_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let ch = FakeChannel::default();
-        let ob = Outbox::open(dir.path(), options()).unwrap();
-        let mut older = notification("e-1");
-        older.created_at = Timestamp::from_second(1_000).unwrap();
-        ob.enqueue(&[older]).unwrap();
-        ob.deliver_due(&ch).await;
-        let mut newer = notification("e-2");
-        newer.created_at = Timestamp::from_second(2_000).unwrap();
-        ob.enqueue(&[newer]).unwrap();
-        ob.deliver_due(&ch).await;
-        let mut other = notification("f-1");
-        other.group_key = "SourceDown/prod".into();
-        ch.down.store(true, Ordering::SeqCst);
-        ob.enqueue(&[other]).unwrap();
-        ob.deliver_due(&ch).await;
-        assert_eq!(fs::read_dir(dir.path().join("last")).unwrap().count(), 1);
-        let ids: Vec<String> = ob.notified().into_iter().map(|n| n.id).collect();
-        assert_eq!(
-            ids,
-            ["e-2", "f-1"],
-            "one per group, the latest, pending included"
-        );
-    }
-}
+mod tests;
