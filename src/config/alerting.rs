@@ -30,7 +30,7 @@ use crate::config::receivers::{
     validate_receivers,
 };
 use crate::config::silences::{RawSilenceLimits, SilenceLimits};
-use crate::humanize::duration as human;
+use crate::humanize::limit as human;
 use crate::notify::{ReceiverRef, Severity};
 use crate::rules::AlertName;
 use crate::rules::matcher::{LabelName, Matcher, RawMatcher};
@@ -935,7 +935,8 @@ impl RawAlerting {
             .unwrap_or_default();
         Ok(AlertingConfig {
             engine: EngineConfig {
-                state_file: self.state_file.value,
+                // Relative to the config file's folder, as every other path in it.
+                state_file: crate::config::parse::resolve_path(file, &self.state_file.value),
                 external_url,
                 group_wait,
                 group_interval,
@@ -1375,8 +1376,8 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "group_wait: soon\n",
-                "config.yaml:1: alerting.group_wait: invalid duration \"soon\": expected number at 0 (write for \
-                 example 30s, 5m, 4h or 90d)",
+                "config.yaml:1: alerting.group_wait: invalid duration \"soon\": write a whole number and a unit (ms, s, m, h, d or \
+                 w), or several, e.g. 30s, 5m, 1h30m or 90d",
             ),
             (
                 "group_interval: 10m\nrepeat_interval: 5m\n",
@@ -1393,8 +1394,8 @@ mod tests {
             ),
             (
                 "evaluation_interval: often\n",
-                "config.yaml:1: alerting.evaluation_interval: invalid duration \"often\": expected number at 0 \
-                 (write for example 30s, 5m, 4h or 90d)",
+                "config.yaml:1: alerting.evaluation_interval: invalid duration \"often\": write a whole number and a unit (ms, s, m, h, d or \
+                 w), or several, e.g. 30s, 5m, 1h30m or 90d",
             ),
             (
                 "group_interval: 0s\n",
@@ -1414,8 +1415,8 @@ mod tests {
             ),
             (
                 "rules:\n  agent_offline:\n    for: 5 minutes please\n",
-                "config.yaml:3: alerting.rules.agent_offline.for: invalid duration \"5 minutes please\": expected \
-                 number at 10 (write for example 30s, 5m, 4h or 90d)",
+                "config.yaml:3: alerting.rules.agent_offline.for: invalid duration \"5 minutes please\": write a whole number and a unit (ms, s, m, h, d or \
+                 w), or several, e.g. 30s, 5m, 1h30m or 90d",
             ),
             (
                 "rules:\n  token_rotation:\n    max_age: 30d\n    warn_before: 30d\n",

@@ -288,7 +288,7 @@ fn smtp_auth_config(
     std::fs::write(
         &config,
         format!(
-            "sources:\n  - name: a\n    provider: celigo\n    token_file: token\n{base_url}alerting:\n  state_file: {}/state.json\n{alerting_extra}  email:\n    smtp: {{ host: 127.0.0.1, port: {smtp_port}, tls: none, username: {USER}, password_file: pw, timeout: 5s }}\n    from: a@example.com\n    to: [b@example.com]\n",
+            "listen_address: 127.0.0.1:0\nsources:\n  - name: a\n    provider: celigo\n    token_file: token\n{base_url}alerting:\n  state_file: {}/state.json\n{alerting_extra}  email:\n    smtp: {{ host: 127.0.0.1, port: {smtp_port}, tls: none, username: {USER}, password_file: pw, timeout: 5s }}\n    from: a@example.com\n    to: [b@example.com]\n",
             dir.display(),
         ),
     )
