@@ -540,6 +540,11 @@ async fn once_exits_non_zero_and_names_the_source_when_a_poll_fails() {
         stdout.contains("onprem_agent_source_up{account=\"e2e\",provider=\"celigo\"} 0"),
         "{stdout}"
     );
+    // As under `run` and `demo`: one process that owns every source is shard 0 of 1.
+    assert!(
+        stdout.contains("onprem_agent_exporter_shard_info{index=\"0\",total=\"1\"} 1"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -383,3 +383,21 @@ async fn an_unknown_path_under_the_api_gets_a_json_404() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_exports_its_shard_as_every_command_that_serves_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("demo.log");
+    let outbox = tmp.path().join("outbox");
+    let demo = TestDemo::start(&["--outbox", outbox.to_str().unwrap()], tmp.path(), &log);
+    let text = reqwest::get(format!("{}/metrics", demo.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("onprem_agent_exporter_shard_info{index=\"0\",total=\"1\"} 1"),
+        "{text}"
+    );
+}

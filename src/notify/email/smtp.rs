@@ -127,7 +127,9 @@ fn reply(cfg: &SmtpConfig, error: lettre::transport::smtp::Error) -> ServerReply
     let mut parts: Vec<String> = Vec::new();
     let mut current: Option<&dyn std::error::Error> = Some(&error);
     while let Some(e) = current {
-        let text = e.to_string();
+        let text = e
+            .to_string()
+            .replacen("permanent error (", "refused with reply (", 1); // SMTP 5xx are retried
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
