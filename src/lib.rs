@@ -30,8 +30,9 @@
 //! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the three simulators.
 //! - [`sim`] is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
 //!   and the bench.
-//! - [`telemetry`] sets up logging and writes an error's cause chain; [`html`] escapes untrusted strings for every
-//!   page, email and report; [`humanize`] writes durations for people; [`atomic_file`] replaces a file so a crash
+//! - [`telemetry`] sets up logging and writes an error's cause chain; [`html`] escapes untrusted strings for emails
+//!   and reports (the status page is written with `maud`, which escapes by default); [`humanize`] writes durations
+//!   for people and for config messages; [`atomic_file`] replaces a file so a crash
 //!   leaves the old or the new content (the state file and the outbox).
 
 pub mod alerting;

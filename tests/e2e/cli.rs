@@ -556,3 +556,25 @@ fn the_readme_command_table_lists_every_flag_of_every_command() {
         );
     }
 }
+
+#[test]
+fn make_run_takes_the_demo_s_listen_address_from_listen() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |args: &[&str]| {
+        let out = Command::new("make")
+            .current_dir(root)
+            .args(["-n", "run"])
+            .args(args)
+            .output()
+            .expect("run make");
+        assert!(out.status.success(), "make -n run: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let custom = run(&["LISTEN=127.0.0.1:9977"]);
+    assert!(custom.contains("demo --listen 127.0.0.1:9977"), "{custom}");
+    let default = run(&[]);
+    assert!(
+        default.contains("demo --listen 127.0.0.1:9877"),
+        "{default}"
+    );
+}
