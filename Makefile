@@ -1,11 +1,14 @@
 # Common tasks. `make test` is what CI runs; it installs its own dependencies (as root) first.
 CARGO ?= cargo
+# Where `make run` (the demo) listens; port 0 picks a free port, which the banner prints.
+LISTEN ?= 127.0.0.1:9877
 
 .PHONY: run demo test test-deps lint fmt clippy doc shape unit bench check-config clean
 
-## run: build in release mode and start the demo (simulator + exporter + rule engine) on 127.0.0.1:9877
+## run: build in release mode and start the demo (simulator + exporter + rule engine) on $(LISTEN)
+##      (default 127.0.0.1:9877; e.g. `make run LISTEN=127.0.0.1:9977`)
 run demo:
-	$(CARGO) run --release -- demo
+	$(CARGO) run --release -- demo --listen $(LISTEN)
 
 ## test: formatting, lints, docs, every test against real Prometheus, promtool and SMTP servers, and the shape check
 test: test-deps fmt clippy doc unit shape

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian's packages: a real Prometheus and promtool, a real SMTP server
 # (aiosmtpd), the time zone database, the reference OpenMetrics parser (python3-prometheus-client), Alertmanager and
-# Chromium (the status page is checked in a real headless browser). For the Kubernetes checks
-# (tests/e2e/kubernetes.rs): Node.js and npm, then, into scripts/k8s-validate/ (ignored by git), the npm package
-# @kubernetes-models/prometheus-operator at the version package-lock.json pins and a Python venv with
+# Chromium (the status page is checked in a real headless browser), and Node.js with npm to install
+# playwright-core from npm into tests/e2e/browser/node_modules (it drives that Chromium at a laptop's and a phone's
+# width). For the Kubernetes checks (tests/e2e/kubernetes.rs): into scripts/k8s-validate/ (ignored by git), the npm
+# package @kubernetes-models/prometheus-operator at the version package-lock.json pins and a Python venv with
 # kubernetes-validate from PyPI. `kubectl` (for `kubectl kustomize`) must be installed already: Debian's
-# kubernetes-client is too old for these kustomizations. Idempotent: it only installs what is missing, and it fails loudly when it cannot.
+# kubernetes-client is too old for these kustomizations. Idempotent: it only installs what is missing, and it fails
+# loudly when it cannot.
 set -euo pipefail
 
 need=()
@@ -15,6 +17,10 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertman
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need+=(python3-aiosmtpd)
 /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1 || need+=(python3-prometheus-client)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# scripts/make-test-cert.sh, which a test runs.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 # The report's schedules are read in IANA time zones.
 [ -e /usr/share/zoneinfo/Europe/Berlin ] || need+=(tzdata)
 # The Kubernetes checks: npm (which brings Node.js) and Python's venv module.
@@ -44,8 +50,18 @@ install_project_tools() {
   fi
 }
 
+# The Playwright driver, at the version package-lock.json pins, in a folder of the project's own (not global).
+driver="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/browser"
+install_driver() {
+  if [ ! -f "$driver/node_modules/playwright-core/package.json" ]; then
+    echo "installing playwright-core into $driver/node_modules" >&2
+    (cd "$driver" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 if [ ${#need[@]} -eq 0 ]; then
   install_project_tools
+  install_driver
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -62,3 +78,4 @@ for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
   (command -v systemctl >/dev/null 2>&1 && systemctl stop "$svc") >/dev/null 2>&1 || true
 done
 install_project_tools
+install_driver

@@ -287,23 +287,31 @@ impl LandingSection for Alerting {
         health.queued = m.queue_length();
         health.sent = m.sent();
         health.failed = m.failed();
-        // Receivers that refused a notification for good: the newest refusal per receiver. Names and status codes
-        // only; a receiver's URL or key never reaches the page.
-        for r in self.outbox.rejections() {
-            let channel = format!("{} ({})", r.receiver, r.channel.as_str());
-            if health.channels.iter().any(|c| c.channel == channel) {
-                continue;
+        // Per destination, the newest of its last failed attempt (why the queue grows) and its last refusal for
+        // good. Names, status codes and error chains only; a receiver's URL or key never reaches the page.
+        let failures = self.outbox.last_errors().into_iter();
+        let refusals = self.outbox.rejections().into_iter().map(|r| {
+            (
+                format!("{} ({})", r.receiver, r.channel.as_str()),
+                r.at,
+                format!(
+                    "answered HTTP {} for {}; refused for good, not retried",
+                    r.status, r.group_key
+                ),
+            )
+        });
+        for (channel, at, why) in failures.chain(refusals) {
+            match health.channels.iter_mut().find(|c| c.channel == channel) {
+                Some(c) => {
+                    if c.last_failure.as_ref().is_none_or(|(t, _)| *t < at) {
+                        c.last_failure = Some((at, why));
+                    }
+                }
+                None => health.channels.push(crate::page::ChannelHealth {
+                    channel,
+                    last_failure: Some((at, why)),
+                }),
             }
-            health.channels.push(crate::page::ChannelHealth {
-                channel,
-                last_failure: Some((
-                    r.at,
-                    format!(
-                        "answered HTTP {} for {}; refused for good, not retried",
-                        r.status, r.group_key
-                    ),
-                )),
-            });
         }
     }
 }

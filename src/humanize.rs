@@ -25,6 +25,17 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// A limit or setting as messages print it: [`duration`], except that a duration under a second is written in
+/// milliseconds (`100ms`), so a bound such as "at least 100ms" does not read as `0s`. Config errors print every
+/// duration this way, in the form the config takes back.
+pub fn limit(d: Duration) -> String {
+    if d < Duration::from_secs(1) && !d.is_zero() {
+        format!("{}ms", d.as_millis())
+    } else {
+        duration(d)
+    }
+}
+
 /// A duration in words for sentences in emails and reports: `42 s`, `12 min`, `4 min 5 s`, `3 h 12 min`,
 /// `1 day 3 h`, and whole days from two days on (`97 days`), because token ages and policies are counted in days.
 /// Sub-second parts are dropped.
@@ -104,6 +115,14 @@ mod tests {
         for (secs, want) in cases {
             assert_eq!(words(Duration::from_secs(secs)), want, "{secs}s");
         }
+    }
+
+    #[test]
+    fn limits_under_a_second_are_written_in_milliseconds() {
+        assert_eq!(limit(Duration::from_millis(100)), "100ms");
+        assert_eq!(limit(Duration::ZERO), "0s");
+        assert_eq!(limit(Duration::from_secs(86_400)), "1d");
+        assert_eq!(limit(Duration::from_secs(5_400)), "1h 30m");
     }
 
     #[test]

@@ -36,8 +36,9 @@
 //! - [`state_lock`] keeps a second process off a state file (`<state_file>.lock`, through `fs4`); [`backoff`] is the
 //!   one retry policy (from `backon`) of the sources and the outbox. Long-running tasks stop on one
 //!   `tokio_util` `CancellationToken`.
-//! - [`telemetry`] sets up logging and writes an error's cause chain; [`html`] escapes untrusted strings for the
-//!   status page (emails and the report's HTML are written with `maud`, which escapes by itself); [`humanize`] writes durations for people; [`atomic_file`] replaces a file so a crash
+//! - [`telemetry`] sets up logging and writes an error's cause chain; [`html`] escapes untrusted strings for what is
+//!   still written by hand (pages, emails and the report's HTML are written with `maud`, which escapes by default);
+//!   [`humanize`] writes durations for people and for config messages; [`atomic_file`] replaces a file so a crash
 //!   leaves the old or the new content (the state file and the outbox).
 
 pub mod alerting;

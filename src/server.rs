@@ -93,13 +93,21 @@ pub fn router(state: AppState, extra: Option<Router>) -> Router {
     .fallback(not_found)
 }
 
-/// Every path no route serves: a 404 with a page that says so and links to the ones that exist.
+/// Every path no route serves: a 404 with a page that says so and links to the ones that exist, or under `/api/`
+/// (where clients expect JSON) a JSON body `{"error": "..."}` in the form the API's other errors take.
 async fn not_found(uri: axum::http::Uri) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Html(crate::page::not_found(uri.path())),
-    )
-        .into_response()
+    let path = uri.path();
+    if path == "/api" || path.starts_with("/api/") {
+        let error = format!(
+            "no API endpoint at {path}; the API serves /api/v1/agents, and with alerting /api/v1/alerts and /api/v1/silences"
+        );
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": error })),
+        )
+            .into_response();
+    }
+    (StatusCode::NOT_FOUND, Html(crate::page::not_found(path))).into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {

@@ -22,7 +22,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         OnceFormat::Openmetrics => Format::OpenMetrics,
         OnceFormat::Text => Format::Text,
     };
-    let text = metrics::Exposition::new(exporter.registry.clone()).render(format);
+    let mut exposition = metrics::Exposition::new(exporter.registry.clone());
+    // `once` polls every source (no shard): 0 of 1, as every command that serves /metrics exports it.
+    exposition.register_info(
+        metrics::names::SHARD,
+        onprem_agent_exporter::domain::shard::SHARD_INFO_HELP,
+        onprem_agent_exporter::domain::shard::Shard::ALL.info_labels(),
+    );
+    let text = exposition.render(format);
     print!("{text}");
     // The poller already logged each failure with its cause chain; one summary line, not a second copy.
     if !failures.is_empty() {

@@ -30,6 +30,7 @@ pub mod reports;
 pub mod secret_file;
 pub mod silences;
 pub mod sources;
+pub mod yaml_tree;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

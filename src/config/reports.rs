@@ -170,8 +170,8 @@ impl RawReports {
                 format!("{k}.warn_before"),
                 format!(
                     "warn_before ({}) must be shorter than max_age ({})",
-                    humantime::format_duration(warn_before),
-                    humantime::format_duration(max_age)
+                    crate::humanize::limit(warn_before),
+                    crate::humanize::limit(max_age)
                 ),
             ));
         }

@@ -409,7 +409,11 @@ fn timings_and_limits(
         return Err(ctx.at(
             v.referenced.line(),
             format!("{key}.poll_interval"),
-            format!("{:?} is too long: must be at most 1day", v.value),
+            format!(
+                "{:?} is too long: must be at most {}",
+                v.value,
+                crate::humanize::limit(MAX_POLL_INTERVAL)
+            ),
         ));
     }
     // The default follows the interval, so `poll_interval: 5s` alone is a valid config.
@@ -471,8 +475,8 @@ fn timings_and_limits(
             format!("{key}.request_timeout"),
             format!(
                 "request_timeout ({}) is longer than poll_interval ({}); a poll could never finish in time",
-                humantime::format_duration(cfg.request_timeout),
-                humantime::format_duration(cfg.poll_interval)
+                crate::humanize::limit(cfg.request_timeout),
+                crate::humanize::limit(cfg.poll_interval)
             ),
         ));
     }

@@ -1,5 +1,6 @@
 //! The per-agent and per-source families, read from the current snapshots at scrape time.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -14,10 +15,10 @@ use crate::sources::ErrorReason;
 use crate::status::{Registry, SourceStatus};
 
 /// The labels every per-agent sample starts with, in this order: `account`, `provider`, `agent_id`, `agent_name`.
-type AgentLabels<'a> = [(&'static str, &'a str); 4];
+type AgentLabels<'a> = [(&'static str, Cow<'a, str>); 4];
 
 /// The labels every per-source sample starts with: `account`, `provider`.
-type SourceLabels<'a> = [(&'static str, &'a str); 2];
+type SourceLabels<'a> = [(&'static str, Cow<'a, str>); 2];
 
 /// Reads one per-agent gauge value at scrape time `now`; `None` means the agent has no such series.
 type AgentGauge = fn(&Agent, Timestamp) -> Option<f64>;
@@ -61,10 +62,10 @@ fn agents(sources: &[Arc<SourceStatus>]) -> impl Iterator<Item = (AgentLabels<'_
         let list = src.agents.as_deref().map_or(&[][..], |l| &l.agents[..]);
         list.iter().map(move |agent| {
             let labels = [
-                ("account", src.name.as_str()),
-                ("provider", src.provider.as_str()),
-                ("agent_id", agent.id.as_str()),
-                ("agent_name", agent.name.as_str()),
+                ("account", label_value(&src.name)),
+                ("provider", Cow::Borrowed(src.provider.as_str())),
+                ("agent_id", label_value(&agent.id)),
+                ("agent_name", label_value(&agent.name)),
             ];
             (labels, agent)
         })
@@ -73,9 +74,30 @@ fn agents(sources: &[Arc<SourceStatus>]) -> impl Iterator<Item = (AgentLabels<'_
 
 fn source_labels(s: &SourceStatus) -> SourceLabels<'_> {
     [
-        ("account", s.name.as_str()),
-        ("provider", s.provider.as_str()),
+        ("account", label_value(&s.name)),
+        ("provider", Cow::Borrowed(s.provider.as_str())),
     ]
+}
+
+/// The character that stands for a control character in a label value: U+FFFD, the replacement character.
+pub const CONTROL_REPLACEMENT: char = '\u{FFFD}';
+
+/// A label value as the exposition can carry it: every control character (C0, DEL and C1: a carriage return, a tab,
+/// a NUL, an escape, …) except the newline is replaced by [`CONTROL_REPLACEMENT`]. The encoder escapes `\`, `"` and
+/// the newline (`\n`) and nothing else, and a raw carriage return inside a label value breaks the Python
+/// OpenMetrics and text parsers; names and versions come from whoever installed an agent, so they may hold any of
+/// these. Borrowed, with no copy, in the usual case of a value without one.
+pub fn label_value(s: &str) -> Cow<'_, str> {
+    let hostile = |c: char| c.is_control() && c != '\n';
+    if s.chars().any(hostile) {
+        Cow::Owned(
+            s.chars()
+                .map(|c| if hostile(c) { CONTROL_REPLACEMENT } else { c })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// Writes the per-agent and per-source families of `sources` as of `now`.
@@ -92,8 +114,16 @@ fn encode_sources(
         MetricType::Info,
     )?;
     for (labels, agent) in agents(sources) {
-        let version = [("version", agent.version.as_deref().unwrap_or(""))];
-        info.encode_info(&(labels, (version, agent.info.as_slice())))?;
+        let version = [(
+            "version",
+            label_value(agent.version.as_deref().unwrap_or("")),
+        )];
+        let details: Vec<(&'static str, Cow<'_, str>)> = agent
+            .info
+            .iter()
+            .map(|(k, v)| (*k, label_value(v)))
+            .collect();
+        info.encode_info(&(labels, (version, details)))?;
     }
 
     // Per-agent gauges: a missing value means no series for that agent (never a made-up zero).
@@ -185,7 +215,7 @@ fn encode_sources(
                 .as_deref()
                 .and_then(|h| h.last_error.as_deref())
             {
-                fam.encode_info(&(labels, [("error", e)]))?;
+                fam.encode_info(&(labels, [("error", label_value(e))]))?;
             }
         }
     }
@@ -252,7 +282,10 @@ fn encode_sources(
     )?;
     for s in sources {
         for reason in ErrorReason::ALL {
-            let labels = (source_labels(s), [("reason", reason.as_str())]);
+            let labels = (
+                source_labels(s),
+                [("reason", Cow::Borrowed(reason.as_str()))],
+            );
             fam.encode_family(&labels)?
                 .encode_counter::<NoLabelSet, _, u64>(&s.error_count(reason), None)?;
         }

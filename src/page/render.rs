@@ -1,33 +1,43 @@
-//! The status page's HTML: the summary strip, sources, agents, alerts, notifications, and the 404 page.
+//! The status page's HTML: the title, the summary strip, sources, alerts, notifications, agents, and the 404 page.
 //!
-//! Every string that came from upstream (agent names, versions, error messages) or from a request (the 404's path)
-//! is HTML-escaped: agent names are chosen by whoever installed the agent and may contain markup. The style sheet is
-//! inline because the Content-Security-Policy allows inline styles and nothing external.
-
-use std::fmt::Write as _;
+//! Written with `maud`, so the markup is checked when the crate compiles and every interpolated string is
+//! HTML-escaped: agent names are chosen by whoever installed the agent and may contain markup, and the 404 page
+//! repeats the path it was asked for. The style sheet is inline because the Content-Security-Policy allows inline
+//! styles and nothing external.
+//!
+//! The layout answers "what is wrong" on the first screen of a laptop (1400 px) and of a phone (390 px): the title
+//! and the summary strip, then the sources, the alerts (grouped, collapsed), the notification destinations that
+//! fail, and the agents last. The page itself never scrolls sideways; a table wider than the screen scrolls inside
+//! its own box, with each agent's name and state in its first two columns.
 
 use jiff::Timestamp;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::domain::AlertName;
 use crate::domain::Severity;
 use crate::domain::age_seconds;
-use crate::html::escape;
 use crate::humanize;
 use crate::page::summary::{self, AlertGroup, Condition, Summary};
 use crate::page::{MAX_AGENT_ROWS, MAX_ALERT_ROWS_PER_GROUP, PageData, REFRESH_SECONDS};
 use crate::status::SourceStatus;
 
 /// The page's style sheet. Colours: red for what needs someone now, amber for what needs someone soon, green for
-/// fine, grey for what is muted or unknown.
+/// fine, grey for what is muted or unknown. `.scroll` boxes let a wide table scroll without the page; long
+/// upstream strings (names, errors) wrap anywhere rather than widen a column past the screen.
 const STYLE: &str = concat!(
-    "body{font-family:system-ui,sans-serif;margin:1.5em 2em;color:#1f2328;background:#fff}",
-    "h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.15em;margin:1.4em 0 .4em}",
-    "a{color:#0969da}table{border-collapse:collapse;margin:.3em 0}",
-    "td,th{border-bottom:1px solid #d0d7de;padding:.25em .7em;text-align:left;white-space:nowrap}",
-    "th{background:#f6f8fa}td.err{white-space:normal;max-width:50em}",
-    ".meta{color:#59636e;font-size:.9em}",
-    "#summary{display:flex;flex-wrap:wrap;gap:.6em;margin:.8em 0}",
-    "#summary .tile{border:1px solid #d0d7de;border-radius:6px;padding:.4em .9em;min-width:7em}",
+    "*{box-sizing:border-box}",
+    "body{font-family:system-ui,sans-serif;margin:1em 1.5em;color:#1f2328;background:#fff}",
+    "h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.2em 0 .4em}",
+    "a{color:#0969da}.scroll{overflow-x:auto;max-width:100%}",
+    "table{border-collapse:collapse;margin:.3em 0}",
+    "td,th{border-bottom:1px solid #d0d7de;padding:.25em .6em;text-align:left;vertical-align:top}",
+    "th{background:#f6f8fa;white-space:nowrap}td.n{white-space:nowrap}",
+    "td.err{min-width:14em;max-width:48em;overflow-wrap:anywhere}",
+    "td.name{min-width:9em;max-width:22em;overflow-wrap:anywhere}",
+    "td.state{min-width:6em}code{overflow-wrap:anywhere}",
+    ".id{display:block;font-size:.8em;color:#59636e}",
+    ".meta{color:#59636e;font-size:.9em;margin:0}",
+    "#summary{display:flex;flex-wrap:wrap;gap:.5em;margin:.8em 0}",
+    "#summary .tile{border:1px solid #d0d7de;border-radius:6px;padding:.35em .8em;min-width:7em}",
     "#summary .n{font-size:1.6em;font-weight:600;display:block}",
     ".tile.crit{background:#ffebe9;border-color:#cf222e}.tile.warn{background:#fff8c5;border-color:#9a6700}",
     ".tile.ok{background:#dafbe1;border-color:#1a7f37}",
@@ -35,101 +45,82 @@ const STYLE: &str = concat!(
     ".muted{color:#818b98}tr.muted td{color:#818b98}",
     "details{border:1px solid #d0d7de;border-radius:6px;margin:.35em 0;padding:.3em .7em}",
     "details.crit{border-left:4px solid #cf222e}details.warn{border-left:4px solid #9a6700}",
-    "details.muted{border-left:4px solid #d0d7de}summary{cursor:pointer}",
+    "details.muted{border-left:4px solid #d0d7de}summary{cursor:pointer;overflow-wrap:anywhere}",
+    "@media (max-width:700px){body{margin:.6em}#summary{gap:.35em}",
+    "#summary .tile{min-width:5.5em;padding:.3em .5em}#summary .n{font-size:1.3em}",
+    "td,th{padding:.2em .35em}td.name{min-width:7em;max-width:11em}td.err{min-width:10em}}",
 );
 
 /// Renders the status page for `data` at `now`.
 pub fn render(data: &PageData, now: Timestamp) -> String {
-    let mut h = String::with_capacity(32 * 1024);
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\
-         <meta name=\"viewport\" content=\"width=device-width\">\
-         <title>onprem-agent-exporter</title><style>{STYLE}</style></head><body>"
-    );
     let s = summary::summarize(data, now);
-    summary_strip(&mut h, &s);
-    for p in &data.problems {
-        let _ = writeln!(
-            h,
-            "<p class=\"problem crit\"><strong>Cannot:</strong> {}</p>",
-            escape(p)
-        );
-    }
-    let _ = write!(
-        h,
-        "<h1>onprem-agent-exporter</h1><p class=\"meta\">Version {} · rendered {} · refreshes every {REFRESH_SECONDS} s",
-        env!("CARGO_PKG_VERSION"),
-        now.round(jiff::Unit::Second).unwrap_or(now)
-    );
-    if let Some(shard) = &data.shard {
-        let _ = write!(h, " · <span id=\"shard\">shard {}</span>", escape(shard));
-    }
-    h.push_str(
-        " · <a href=\"metrics\">/metrics</a> · <a href=\"api/v1/agents\">/api/v1/agents</a> · \
-         <a href=\"healthz\">/healthz</a> · <a href=\"readyz\">/readyz</a></p>",
-    );
-    sources_table(&mut h, &data.sources, now);
-    agents_table(&mut h, data, now);
-    alerts_section(&mut h, data, now);
-    notifications_section(&mut h, data, now);
-    h.push_str("</body></html>\n");
-    h
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content=(REFRESH_SECONDS);
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "onprem-agent-exporter" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "onprem-agent-exporter" }
+                p.meta {
+                    "Version " (env!("CARGO_PKG_VERSION")) " · rendered "
+                    (now.round(jiff::Unit::Second).unwrap_or(now))
+                    " · refreshes every " (REFRESH_SECONDS) " s"
+                    @if let Some(shard) = &data.shard {
+                        " · " span #shard { "shard " (shard) }
+                    }
+                    " · " a href="metrics" { "/metrics" }
+                    " · " a href="api/v1/agents" { "/api/v1/agents" }
+                    " · " a href="healthz" { "/healthz" }
+                    " · " a href="readyz" { "/readyz" }
+                }
+                (summary_strip(&s))
+                @for p in &data.problems {
+                    p.problem.crit { strong { "Cannot:" } " " (p) }
+                }
+                (sources_table(&data.sources, now))
+                (alerts_section(data, now))
+                (notifications_section(data, now))
+                (agents_table(data, now))
+            }
+        }
+    };
+    let mut out = page.into_string();
+    out.push('\n');
+    out
 }
 
-/// One tile of the summary strip; `class` is `crit`, `warn` or `ok`.
-fn tile(h: &mut String, id: &str, label: &str, n: impl std::fmt::Display, class: &str) {
-    let _ = write!(
-        h,
-        "<div class=\"tile {class}\" id=\"sum-{id}\"><span class=\"n\">{n}</span>{label}</div>"
-    );
+/// `ok` when `n` is zero, `bad` otherwise.
+fn level(n: usize, bad: &'static str) -> &'static str {
+    if n == 0 { "ok" } else { bad }
 }
 
-/// The strip at the top of the page: one tile per figure, red when it needs someone now.
-fn summary_strip(h: &mut String, s: &Summary) {
-    let sev = |n: usize, bad: &'static str| if n == 0 { "ok" } else { bad };
-    h.push_str("<div id=\"summary\">");
-    tile(h, "agents", "agents", s.agents, "");
-    tile(h, "offline", "offline", s.offline, sev(s.offline, "crit"));
-    tile(
-        h,
-        "stale",
-        "heartbeat stale",
-        s.heartbeat_stale,
-        sev(s.heartbeat_stale, "crit"),
-    );
-    tile(
-        h,
-        "due",
-        "tokens due",
-        s.tokens_due,
-        sev(s.tokens_due, "warn"),
-    );
-    tile(
-        h,
-        "overdue",
-        "tokens overdue",
-        s.tokens_overdue,
-        sev(s.tokens_overdue, "crit"),
-    );
-    tile(
-        h,
-        "down",
-        "sources down",
-        s.sources_down,
-        sev(s.sources_down, "crit"),
-    );
-    if let Some(q) = s.mails_queued {
-        tile(
-            h,
-            "queued",
-            "mails queued",
-            q,
-            if q == 0 { "ok" } else { "warn" },
-        );
+/// One tile of the summary strip; `class` is `crit`, `warn`, `ok` or empty.
+fn tile(id: &str, label: &str, n: impl std::fmt::Display, class: &str) -> Markup {
+    html! {
+        div class={ "tile " (class) } id={ "sum-" (id) } { span.n { (n) } (label) }
     }
-    h.push_str("</div>");
+}
+
+/// The strip under the title: one tile per figure, red when it needs someone now.
+fn summary_strip(s: &Summary) -> Markup {
+    html! {
+        div #summary {
+            (tile("agents", "agents", s.agents, ""))
+            (tile("offline", "offline", s.offline, level(s.offline, "crit")))
+            (tile("stale", "heartbeat stale", s.heartbeat_stale, level(s.heartbeat_stale, "crit")))
+            (tile("due", "tokens due", s.tokens_due, level(s.tokens_due, "warn")))
+            (tile("overdue", "tokens overdue", s.tokens_overdue, level(s.tokens_overdue, "crit")))
+            (tile("down", "sources down", s.sources_down, level(s.sources_down, "crit")))
+            @if let Some(q) = s.mails_queued {
+                (tile("queued", "mails queued", q, if q == 0 { "ok" } else { "warn" }))
+            }
+        }
+    }
 }
 
 fn age(now: Timestamp, t: Timestamp) -> String {
@@ -137,47 +128,42 @@ fn age(now: Timestamp, t: Timestamp) -> String {
 }
 
 /// The sources table: a failing source in red with its error and since when.
-fn sources_table(h: &mut String, sources: &[std::sync::Arc<SourceStatus>], now: Timestamp) {
-    h.push_str(
-        "<h2>Sources</h2><table id=\"sources\"><tr><th>Account</th><th>Provider</th><th>State</th>\
-         <th>Agents</th><th>Last success</th><th>Error</th></tr>",
-    );
-    for s in sources {
-        let state = if s.polls == 0 {
-            "<td class=\"muted\">not polled yet</td>".to_string()
-        } else if s.up {
-            "<td class=\"ok\">up</td>".to_string()
-        } else {
-            let since = s
-                .failing_since
-                .map_or(String::new(), |t| format!(" for {}", age(now, t)));
-            let kept = if s.agents.is_some() {
-                "; showing the last good snapshot"
-            } else {
-                ""
-            };
-            format!("<td class=\"crit\">down{since}{kept}</td>")
-        };
-        let _ = write!(
-            h,
-            "<tr id=\"source-{}\" class=\"{}\"><td>{}</td><td>{}</td>{state}<td>{}</td><td>{}</td>\
-             <td class=\"err\">{}</td></tr>",
-            escape(&s.name),
-            if s.polls > 0 && !s.up { "down" } else { "" },
-            escape(&s.name),
-            s.provider,
-            s.agents.as_ref().map_or(0, |a| a.agents.len()),
-            s.last_success
-                .map_or("never".to_string(), |t| format!("{} ago", age(now, t))),
-            s.last_error
-                .as_ref()
-                .map_or(String::new(), |e| escape(&format!(
-                    "{}: {}",
-                    e.reason, e.message
-                ))),
-        );
+fn sources_table(sources: &[std::sync::Arc<SourceStatus>], now: Timestamp) -> Markup {
+    html! {
+        h2 { "Sources" }
+        div.scroll {
+            table #sources {
+                tr { th { "Account" } th { "Provider" } th { "State" } th { "Agents" } th { "Last success" } th { "Error" } }
+                @for s in sources {
+                    tr id={ "source-" (s.name) } class=(if s.polls > 0 && !s.up { "down" } else { "" }) {
+                        td { (s.name) }
+                        td { (s.provider) }
+                        @if s.polls == 0 {
+                            td.muted { "not polled yet" }
+                        } @else if s.up {
+                            td.ok { "up" }
+                        } @else {
+                            td.crit {
+                                "down"
+                                @if let Some(t) = s.failing_since { " for " (age(now, t)) }
+                                @if s.agents.is_some() { "; showing the last good snapshot" }
+                            }
+                        }
+                        td.n { (s.agents.as_ref().map_or(0, |a| a.agents.len())) }
+                        td.n {
+                            @match s.last_success {
+                                Some(t) => { (age(now, t)) " ago" }
+                                None => "never",
+                            }
+                        }
+                        td.err {
+                            @if let Some(e) = &s.last_error { (e.reason) ": " (e.message) }
+                        }
+                    }
+                }
+            }
+        }
     }
-    h.push_str("</table>");
 }
 
 /// The class of a severity: red for critical, amber below.
@@ -189,226 +175,237 @@ fn severity_class(s: Severity) -> &'static str {
     }
 }
 
-/// The agents table, worst first, at most [`MAX_AGENT_ROWS`] rows.
-fn agents_table(h: &mut String, data: &PageData, now: Timestamp) {
+/// The class of an agent's condition.
+fn condition_class(c: Condition) -> &'static str {
+    match c {
+        Condition::Offline | Condition::Stale | Condition::TokenOverdue => "crit",
+        Condition::TokenDue => "warn",
+        Condition::Fine => "ok",
+    }
+}
+
+/// The agents table, worst first, at most [`MAX_AGENT_ROWS`] rows. Name and state come first, so that on a phone
+/// they are on screen while the rest of the row scrolls inside the table's box.
+fn agents_table(data: &PageData, now: Timestamp) -> Markup {
     let rows = summary::agent_rows(data, now);
     let alert_column = data.alerts.is_some();
-    h.push_str(
-        "<h2>Agents</h2><table id=\"agents\"><tr><th>Account</th><th>Provider</th><th>Name</th><th>Id</th>\
-         <th>Version</th><th>State</th><th>Heartbeat age</th><th>Token age</th>",
-    );
-    if alert_column {
-        h.push_str("<th>Alert</th>");
-    }
-    h.push_str("</tr>");
-    for r in rows.iter().take(MAX_AGENT_ROWS) {
-        let conditions: Vec<String> = r
-            .conditions
-            .iter()
-            .map(|c| {
-                let class = match c {
-                    Condition::Offline | Condition::Stale | Condition::TokenOverdue => "crit",
-                    Condition::TokenDue => "warn",
-                    Condition::Fine => "ok",
-                };
-                format!("<span class=\"{class}\">{}</span>", c.as_str())
-            })
-            .collect();
-        let version = match &r.agent.version {
-            Some(v) => escape(v),
-            None => "<span class=\"muted\">unknown</span>".to_string(),
-        };
-        let _ = write!(
-            h,
-            "<tr id=\"agent-{}-{}\"><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{version}</td>\
-             <td>{}</td><td>{}</td><td>{}</td>",
-            escape(&r.source.name),
-            escape(&r.agent.id),
-            escape(&r.source.name),
-            r.source.provider,
-            escape(&r.agent.name),
-            escape(&r.agent.id),
-            conditions.join(", "),
-            r.agent
-                .last_heartbeat
-                .map_or("never".to_string(), |t| age(now, t)),
-            r.agent
-                .token_rotated
-                .map_or("n/a".to_string(), |t| age(now, t)),
-        );
-        if alert_column {
-            match r.alert {
-                Some(a) => {
-                    let class = if a.muted {
-                        "muted"
-                    } else {
-                        severity_class(a.severity)
-                    };
-                    let muted = if a.muted { " (muted)" } else { "" };
-                    let _ = write!(
-                        h,
-                        "<td class=\"{class}\">{} {}{muted}</td>",
-                        a.state,
-                        a.alertname.as_str()
-                    );
+    html! {
+        h2 { "Agents" }
+        div.scroll {
+            table #agents {
+                tr {
+                    th { "Name" } th { "State" }
+                    @if alert_column { th { "Alert" } }
+                    th { "Account" } th { "Provider" } th { "Version" } th { "Heartbeat age" } th { "Token age" }
                 }
-                None => h.push_str("<td class=\"ok\">none</td>"),
+                @for r in rows.iter().take(MAX_AGENT_ROWS) {
+                    tr id={ "agent-" (r.source.name) "-" (r.agent.id) } {
+                        td.name { (r.agent.name) code.id { (r.agent.id) } }
+                        td.state {
+                            @for (i, c) in r.conditions.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                span class=(condition_class(*c)) { (c.as_str()) }
+                            }
+                        }
+                        @if alert_column {
+                            @match r.alert {
+                                Some(a) => {
+                                    td class=(if a.muted { "muted" } else { severity_class(a.severity) }) {
+                                        (a.state) " " (a.alertname.as_str())
+                                        @if a.muted { " (muted)" }
+                                    }
+                                }
+                                None => td.ok { "none" },
+                            }
+                        }
+                        td { (r.source.name) }
+                        td { (r.source.provider) }
+                        td {
+                            @match &r.agent.version {
+                                Some(v) => (v),
+                                None => span.muted { "unknown" },
+                            }
+                        }
+                        td.n {
+                            @match r.agent.last_heartbeat {
+                                Some(t) => (age(now, t)),
+                                None => "never",
+                            }
+                        }
+                        td.n {
+                            @match r.agent.token_rotated {
+                                Some(t) => (age(now, t)),
+                                None => "n/a",
+                            }
+                        }
+                    }
+                }
             }
         }
-        h.push_str("</tr>");
-    }
-    h.push_str("</table>");
-    if rows.len() > MAX_AGENT_ROWS {
-        let _ = write!(
-            h,
-            "<p>Showing the worst {MAX_AGENT_ROWS} of {} agents; see <a href=\"api/v1/agents\">/api/v1/agents</a> \
-             for all.</p>",
-            rows.len()
-        );
-    }
-}
-
-/// The alerts, one collapsed `<details>` per rule and account, `SourceDown` first and open.
-fn alerts_section(h: &mut String, data: &PageData, now: Timestamp) {
-    let Some(panel) = &data.alerts else { return };
-    let groups = summary::alert_groups(&panel.alerts);
-    h.push_str("<section id=\"alerts\"><h2>Alerts</h2>");
-    if groups.is_empty() {
-        h.push_str("<p class=\"ok\">No alerts.</p>");
-    }
-    for g in &groups {
-        alert_group(h, g, now);
-    }
-    let _ = write!(
-        h,
-        "<p class=\"meta\"><a href=\"api/v1/alerts\">/api/v1/alerts</a> · \
-         <a href=\"api/v1/silences\">/api/v1/silences</a> ({} active; {})</p></section>",
-        panel.active_silences,
-        if panel.writes_open {
-            "writable: --web.enable-admin-api is set"
-        } else {
-            "read-only: start with --web.enable-admin-api to create or delete silences"
+        @if rows.len() > MAX_AGENT_ROWS {
+            p {
+                "Showing the worst " (MAX_AGENT_ROWS) " of " (rows.len()) " agents; see "
+                a href="api/v1/agents" { "/api/v1/agents" } " for all."
+            }
         }
-    );
+    }
 }
 
-fn alert_group(h: &mut String, g: &AlertGroup<'_>, now: Timestamp) {
+/// The alerts, one collapsed `<details>` per rule and account, `SourceDown` first; the summary line of each says
+/// enough (rule, account, severity, counts) to read the section without opening any.
+fn alerts_section(data: &PageData, now: Timestamp) -> Markup {
+    let Some(panel) = &data.alerts else {
+        return html! {};
+    };
+    let groups = summary::alert_groups(&panel.alerts);
+    html! {
+        section #alerts {
+            h2 { "Alerts" }
+            @if groups.is_empty() {
+                p.ok { "No alerts." }
+            }
+            @for g in &groups {
+                (alert_group(g, now))
+            }
+            p.meta {
+                a href="api/v1/alerts" { "/api/v1/alerts" } " · " a href="api/v1/silences" { "/api/v1/silences" }
+                " (" (panel.active_silences) " active; "
+                @if panel.writes_open {
+                    "writable: --web.enable-admin-api is set"
+                } @else {
+                    "read-only: start with --web.enable-admin-api to create or delete silences"
+                }
+                ")"
+            }
+        }
+    }
+}
+
+fn alert_group(g: &AlertGroup<'_>, now: Timestamp) -> Markup {
     let class = if g.shown.is_empty() {
         "muted"
     } else {
         severity_class(g.severity)
     };
-    let open = if g.alertname == AlertName::SourceDown && !g.shown.is_empty() {
-        " open"
-    } else {
-        ""
-    };
     let mut counts = Vec::new();
-    if g.firing > 0 {
-        counts.push(format!("{} firing", g.firing));
-    }
-    if g.pending > 0 {
-        counts.push(format!("{} pending", g.pending));
-    }
-    if g.inhibited > 0 {
-        counts.push(format!("{} inhibited", g.inhibited));
-    }
-    if g.silenced > 0 {
-        counts.push(format!("{} silenced", g.silenced));
-    }
-    let _ = write!(
-        h,
-        "<details class=\"group {class}\" data-alertname=\"{name}\"{open}><summary><strong>{name}</strong> · {} · \
-         <span class=\"{}\">{}</span> · {}</summary>",
-        escape(g.account),
-        severity_class(g.severity),
-        g.severity.as_str(),
-        counts.join(", "),
-        name = g.alertname.as_str(),
-    );
-    if !g.shown.is_empty() {
-        h.push_str(
-            "<table><tr><th>State</th><th>Agent</th><th>Agent id</th><th>Value</th><th>Threshold</th>\
-             <th>Since</th></tr>",
-        );
-        for a in g.shown.iter().take(MAX_ALERT_ROWS_PER_GROUP) {
-            let _ = write!(
-                h,
-                "<tr class=\"alert\"><td class=\"{}\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td>\
-                 <td>{}</td><td>{} ago</td></tr>",
-                if a.state == "firing" {
-                    severity_class(a.severity)
-                } else {
-                    ""
-                },
-                a.state,
-                escape(a.agent_name.as_deref().unwrap_or("")),
-                escape(a.agent_id.as_deref().unwrap_or("")),
-                escape(&a.value),
-                escape(&a.threshold),
-                age(now, a.active_at),
-            );
-        }
-        h.push_str("</table>");
-        if g.shown.len() > MAX_ALERT_ROWS_PER_GROUP {
-            let _ = write!(
-                h,
-                "<p>and {} more; see <a href=\"api/v1/alerts\">/api/v1/alerts</a>.</p>",
-                g.shown.len() - MAX_ALERT_ROWS_PER_GROUP
-            );
+    for (n, what) in [
+        (g.firing, "firing"),
+        (g.pending, "pending"),
+        (g.inhibited, "inhibited"),
+        (g.silenced, "silenced"),
+    ] {
+        if n > 0 {
+            counts.push(format!("{n} {what}"));
         }
     }
     let muted = g.inhibited + g.silenced;
-    if muted > 0 {
-        let _ = write!(
-            h,
-            "<p class=\"muted\">{muted} muted alert{} not listed (inhibited by a firing alert, or silenced).</p>",
-            if muted == 1 { "" } else { "s" }
-        );
+    html! {
+        details class={ "group " (class) } data-alertname=(g.alertname.as_str()) {
+            summary {
+                strong { (g.alertname.as_str()) } " · " (g.account) " · "
+                span class=(severity_class(g.severity)) { (g.severity.as_str()) }
+                " · " (counts.join(", "))
+            }
+            @if !g.shown.is_empty() {
+                div.scroll {
+                    table {
+                        tr { th { "State" } th { "Agent" } th { "Value" } th { "Threshold" } th { "Since" } }
+                        @for a in g.shown.iter().take(MAX_ALERT_ROWS_PER_GROUP) {
+                            tr.alert {
+                                td class=(if a.state == "firing" { severity_class(a.severity) } else { "" }) {
+                                    (a.state)
+                                }
+                                td.name {
+                                    (a.agent_name.as_deref().unwrap_or(""))
+                                    @if let Some(id) = &a.agent_id { code.id { (id) } }
+                                }
+                                td { (a.value) }
+                                td { (a.threshold) }
+                                td.n { (age(now, a.active_at)) " ago" }
+                            }
+                        }
+                    }
+                }
+                @if g.shown.len() > MAX_ALERT_ROWS_PER_GROUP {
+                    p {
+                        "and " (g.shown.len() - MAX_ALERT_ROWS_PER_GROUP) " more; see "
+                        a href="api/v1/alerts" { "/api/v1/alerts" } "."
+                    }
+                }
+            }
+            @if muted > 0 {
+                p.muted {
+                    (muted) " muted alert" @if muted != 1 { "s" }
+                    " not listed (inhibited by a firing alert, or silenced)."
+                }
+            }
+        }
     }
-    h.push_str("</details>");
 }
 
-/// Notification health: the outbox's queue and each channel's last failure.
-fn notifications_section(h: &mut String, data: &PageData, now: Timestamp) {
-    let Some(n) = &data.notifications else { return };
-    let _ = write!(
-        h,
-        "<section id=\"notifications\"><h2>Notifications</h2><p><span class=\"{}\">{} queued</span> · {} sent · \
-         <span class=\"{}\">{} failed attempts</span> since start</p>",
-        if n.queued == 0 { "ok" } else { "warn" },
-        n.queued,
-        n.sent,
-        if n.failed == 0 { "" } else { "warn" },
-        n.failed,
-    );
-    if !n.channels.is_empty() {
-        h.push_str("<table><tr><th>Channel</th><th>Last failure</th></tr>");
-        for c in &n.channels {
-            let last = match &c.last_failure {
-                Some((t, why)) => format!(
-                    "<td class=\"err crit\">{} ago: {}</td>",
-                    age(now, *t),
-                    escape(why)
-                ),
-                None => "<td class=\"ok\">none</td>".to_string(),
-            };
-            let _ = write!(h, "<tr><td>{}</td>{last}</tr>", escape(&c.channel));
+/// Notification health: the outbox's queue, and per destination the last failed delivery, how long ago and why.
+fn notifications_section(data: &PageData, now: Timestamp) -> Markup {
+    let Some(n) = &data.notifications else {
+        return html! {};
+    };
+    let failing: Vec<_> = n
+        .channels
+        .iter()
+        .filter_map(|c| c.last_failure.as_ref().map(|f| (c, f)))
+        .collect();
+    html! {
+        section #notifications {
+            h2 { "Notifications" }
+            p {
+                span class=(if n.queued == 0 { "ok" } else { "warn" }) { (n.queued) " queued" }
+                " · " (n.sent) " sent · "
+                span class=(if n.failed == 0 { "" } else { "warn" }) { (n.failed) " failed attempts" }
+                " since start"
+            }
+            @if failing.is_empty() {
+                p.ok { "No delivery has failed since start." }
+            } @else {
+                div.scroll {
+                    table #destinations {
+                        tr { th { "Destination" } th { "Last failure" } th { "Error" } }
+                        @for (c, (t, why)) in &failing {
+                            tr {
+                                td { (c.channel) }
+                                td.n.crit { (age(now, *t)) " ago" }
+                                td.err { (why) }
+                            }
+                        }
+                    }
+                }
+            }
         }
-        h.push_str("</table>");
     }
-    h.push_str("</section>");
 }
 
 /// The 404 page: says what was asked for and where to go instead.
 pub fn not_found(path: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not found · onprem-agent-exporter\
-         </title><style>{STYLE}</style></head><body><h1>Not found</h1><p>There is nothing at <code>{}</code>.</p>\
-         <p>Try the <a href=\"/\">status page</a>, <a href=\"/metrics\">/metrics</a>, \
-         <a href=\"/api/v1/agents\">/api/v1/agents</a> or <a href=\"/healthz\">/healthz</a>.</p></body></html>\n",
-        escape(path)
-    )
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Not found · onprem-agent-exporter" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "Not found" }
+                p { "There is nothing at " code { (path) } "." }
+                p {
+                    "Try the " a href="/" { "status page" } ", " a href="/metrics" { "/metrics" } ", "
+                    a href="/api/v1/agents" { "/api/v1/agents" } " or " a href="/healthz" { "/healthz" } "."
+                }
+            }
+        }
+    };
+    let mut out = page.into_string();
+    out.push('\n');
+    out
 }
 
 #[cfg(test)]
@@ -420,7 +417,7 @@ mod tests {
     use crate::page::NotificationHealth;
 
     #[test]
-    fn the_summary_strip_comes_before_everything_and_upstream_strings_are_escaped() {
+    fn the_summary_strip_comes_under_the_title_and_upstream_strings_are_escaped() {
         let now = Timestamp::now();
         let mut s = SourceStatus::new("<prod>", Provider::Celigo);
         s.up = true;
@@ -437,8 +434,12 @@ mod tests {
         });
         let html = render(&data, now);
         let strip = html.find("id=\"summary\"").expect("a summary strip");
-        let first_heading = html.find("<h1").unwrap_or(usize::MAX);
-        assert!(strip < first_heading, "the strip must come first: {html}");
+        let title = html.find("<h1").expect("a title");
+        let sources = html.find("id=\"sources\"").expect("a sources table");
+        assert!(
+            title < strip && strip < sources,
+            "the title, then the strip, then the sources: {html}"
+        );
         assert!(html.contains("&lt;b&gt;edge&lt;/b&gt;"), "saw {html}");
         assert!(!html.contains("<b>edge"), "raw upstream markup in {html}");
         assert!(html.contains("unknown</span>"), "a missing version: {html}");
@@ -476,6 +477,42 @@ mod tests {
         assert!(
             html.contains("id=\"sum-down\"><span class=\"n\">1</span>"),
             "saw {html}"
+        );
+    }
+
+    #[test]
+    fn each_failing_destination_shows_its_last_error_and_its_age() {
+        let now = Timestamp::now();
+        let mut data = PageData::new(Vec::new());
+        data.notifications = Some(NotificationHealth {
+            queued: 2,
+            sent: 6,
+            failed: 6,
+            channels: vec![
+                crate::page::ChannelHealth {
+                    channel: "email".into(),
+                    last_failure: Some((
+                        now.checked_sub(std::time::Duration::from_secs(90)).unwrap(),
+                        "connect: connection refused <smtp>".into(),
+                    )),
+                },
+                crate::page::ChannelHealth {
+                    channel: "ops (slack)".into(),
+                    last_failure: None,
+                },
+            ],
+        });
+        let html = render(&data, now);
+        assert!(
+            html.contains(
+                "<tr><td>email</td><td class=\"n crit\">1m 30s ago</td><td class=\"err\">connect: connection \
+                 refused &lt;smtp&gt;</td></tr>"
+            ),
+            "saw {html}"
+        );
+        assert!(
+            !html.contains("ops (slack)"),
+            "a destination that never failed: {html}"
         );
     }
 

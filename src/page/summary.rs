@@ -20,7 +20,9 @@ pub struct Summary {
     pub agents: usize,
     /// Agents the platform reports offline.
     pub offline: usize,
-    /// Agents whose heartbeat is older than the threshold (or that never sent one long after registering).
+    /// Agents whose heartbeat is older than the threshold (or that never sent one long after registering), counted
+    /// as `AgentHeartbeatStale` counts them: not an agent the platform reports offline (that is `AgentOffline`'s),
+    /// nor an agent of a source that is down (its figures are from the last good poll; that is `SourceDown`'s).
     pub heartbeat_stale: usize,
     /// Agents whose token is due for rotation and not yet overdue.
     pub tokens_due: usize,
@@ -108,13 +110,15 @@ pub fn summarize(data: &PageData, now: Timestamp) -> Summary {
         } else if !source.up {
             s.sources_down += 1;
         }
+        let down = source.ready() && !source.up;
         let Some(list) = &source.agents else { continue };
         s.agents += list.agents.len();
         for agent in &list.agents {
             for c in conditions(agent, &data.thresholds, now) {
                 match c {
                     Condition::Offline => s.offline += 1,
-                    Condition::Stale => s.heartbeat_stale += 1,
+                    Condition::Stale if !agent.offline && !down => s.heartbeat_stale += 1,
+                    Condition::Stale => {}
                     Condition::TokenOverdue => s.tokens_overdue += 1,
                     Condition::TokenDue => s.tokens_due += 1,
                     Condition::Fine => {}
@@ -367,16 +371,24 @@ mod tests {
             polled_at: now,
             agents: vec![fine, offline, due, never],
         }));
+        // A stale agent of a down source is SourceDown's, as the rule engine sees it: not counted as stale.
+        let mut gone = Agent::new("gone", "gone");
+        gone.last_heartbeat = Some(ago(now, 3600));
         let mut down = SourceStatus::new("down", Provider::Calyptia);
         down.polls = 3;
+        down.agents = Some(Arc::new(AgentList {
+            polled_at: now,
+            agents: vec![gone],
+        }));
         let pending = SourceStatus::new("pending", Provider::Planasonix);
         let data = PageData::new(vec![Arc::new(up), Arc::new(down), Arc::new(pending)]);
         assert_eq!(
             summarize(&data, now),
             Summary {
-                agents: 4,
+                agents: 5,
                 offline: 1,
-                heartbeat_stale: 2,
+                // `never` alone: `off` is offline (AgentOffline's), `gone` is on the down source.
+                heartbeat_stale: 1,
                 tokens_due: 1,
                 tokens_overdue: 1,
                 sources_down: 1,
@@ -388,7 +400,7 @@ mod tests {
             .iter()
             .map(|r| r.agent.id.as_str())
             .collect();
-        assert_eq!(order, ["off", "never", "due", "fine"]);
+        assert_eq!(order, ["off", "gone", "never", "due", "fine"]);
     }
 
     #[test]

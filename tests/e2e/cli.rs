@@ -158,7 +158,8 @@ fn config_durations_out_of_bounds_are_refused_with_the_bound() {
     let cases = [
         ("poll_interval: 0s", "at least 1s"),
         ("poll_interval: 1ms", "at least 1s"),
-        ("poll_interval: 100y", "at most 1day"),
+        ("poll_interval: 100w", "at most 1d"),
+        ("poll_interval: 100y", "months and years"),
         ("poll_interval: -1s", "poll_interval"),
         ("request_timeout: 0s", "greater than zero"),
     ];
@@ -498,5 +499,130 @@ fn a_second_run_on_the_same_state_file_exits_at_once_naming_the_file_and_the_hol
     assert!(
         !log.contains("\"level\":\"ERROR\""),
         "the first exporter was disturbed:\n{log}"
+    );
+}
+
+#[test]
+fn the_test_cert_script_makes_the_pair_the_example_web_configs_name_and_healthcheck_trusts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .arg(root.join("scripts/make-test-cert.sh"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "make-test-cert.sh: {}", stderr(&out));
+    for example in ["web-config.yml", "web-config-mtls.yml"] {
+        std::fs::copy(
+            root.join("examples").join(example),
+            dir.path().join(example),
+        )
+        .unwrap();
+    }
+    let cfg = config(dir.path(), "listen_address: 127.0.0.1:0\n", "");
+    for example in ["web-config.yml", "web-config-mtls.yml"] {
+        let web = dir.path().join(example);
+        let out = exe(&[
+            "check-config",
+            &cfg,
+            "--web.config.file",
+            web.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{example}: {}", stderr(&out));
+    }
+    // The server certificate names 127.0.0.1, so a client that trusts it alone connects.
+    let web = dir.path().join("web-config.yml");
+    let exp = crate::support::process::TestExporter::start_with(
+        Path::new(&cfg),
+        dir.path().join("exporter.log"),
+        &[std::ffi::OsStr::new("--web.config.file"), web.as_os_str()],
+    );
+    let ca = dir.path().join("tls/server.crt");
+    let out = exe(&[
+        "healthcheck",
+        "--url",
+        &format!("https://{}/healthz", exp.addr),
+        "--ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "healthcheck over TLS: {}\nlog:\n{}",
+        stderr(&out),
+        exp.log_tail()
+    );
+}
+
+/// The global flags, documented once in a sentence rather than in every row.
+const GLOBAL_FLAGS: [&str; 2] = ["--log-level", "--log-format"];
+
+#[test]
+fn the_readme_command_table_lists_every_flag_of_every_command() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut missing = Vec::new();
+    for command in [
+        "run",
+        "check-config",
+        "once",
+        "simulate",
+        "demo",
+        "healthcheck",
+        "test-email",
+        "test-notify",
+        "report",
+    ] {
+        let row = readme
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("| `{command} ")) || l.starts_with(&format!("| `{command}`"))
+            })
+            .unwrap_or_else(|| panic!("no row for `{command}` in README's command table"));
+        let help = String::from_utf8_lossy(&exe(&[command, "--help"]).stdout).into_owned();
+        for flag in help
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("--"))
+            .filter_map(|l| l.split([' ', '=']).next())
+            .map(|f| format!("--{f}"))
+        {
+            if flag == "--help" || flag == "--version" || GLOBAL_FLAGS.contains(&flag.as_str()) {
+                continue;
+            }
+            if !row.contains(&flag) {
+                missing.push(format!("{command} {flag}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "flags missing from README's command table: {missing:?}"
+    );
+    for flag in GLOBAL_FLAGS {
+        assert!(
+            readme.contains(&format!("`{flag}")),
+            "README does not mention {flag}"
+        );
+    }
+}
+
+#[test]
+fn make_run_takes_the_demo_s_listen_address_from_listen() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |args: &[&str]| {
+        let out = Command::new("make")
+            .current_dir(root)
+            .args(["-n", "run"])
+            .args(args)
+            .output()
+            .expect("run make");
+        assert!(out.status.success(), "make -n run: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let custom = run(&["LISTEN=127.0.0.1:9977"]);
+    assert!(custom.contains("demo --listen 127.0.0.1:9977"), "{custom}");
+    let default = run(&[]);
+    assert!(
+        default.contains("demo --listen 127.0.0.1:9877"),
+        "{default}"
     );
 }

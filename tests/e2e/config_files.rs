@@ -58,6 +58,34 @@ fn every_invalid_fixture_fails_with_its_expected_message() {
 }
 
 #[test]
+fn every_valid_fixture_loads() {
+    let valid: Vec<PathBuf> = fixtures()
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("valid-")
+        })
+        .collect();
+    assert!(valid.len() >= 2, "expected valid fixtures, found {valid:?}");
+    for path in valid {
+        if let Err(e) = Config::load(&path) {
+            panic!("{} failed to load: {e}", path.display());
+        }
+    }
+}
+
+#[test]
+fn durations_combine_units() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid-combined-durations.yaml");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.sources[0].poll_interval.as_secs(), 5400);
+    assert_eq!(config.sources[0].request_timeout.as_secs(), 90);
+}
+
+#[test]
 fn the_minimal_valid_fixture_loads_with_defaults_and_trims_the_token_file() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid-minimal.yaml");
     let config = Config::load(&path).unwrap_or_else(|e| panic!("valid-minimal.yaml failed: {e}"));
@@ -175,5 +203,19 @@ fn check_config_accepts_every_shipped_generic_example() {
             "generic-builtin-vendors.yaml",
             "generic-cursor.yaml"
         ]
+    );
+}
+
+#[test]
+fn a_relative_state_file_is_relative_to_the_config_file_like_every_other_path() {
+    let yaml = "sources:\n  - name: a\n    provider: celigo\n    token_env: T\nalerting:\n  state_file: data/state.json\n  email:\n    smtp: { host: smtp.example.com }\n    from: a@example.com\n    to: [b@example.com]\n";
+    let config = Config::parse(yaml, Path::new("/etc/exporter/config.yaml"), &|_| {
+        Some("t".to_string())
+    })
+    .unwrap_or_else(|e| panic!("parse failed: {e}"));
+    let alerting = config.alerting.expect("an alerting section");
+    assert_eq!(
+        alerting.engine.state_file,
+        Path::new("/etc/exporter/data/state.json")
     );
 }

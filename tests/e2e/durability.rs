@@ -289,7 +289,7 @@ fn smtp_auth_config(
     std::fs::write(
         &config,
         format!(
-            "sources:\n  - name: a\n    provider: celigo\n    token_file: token\n{base_url}alerting:\n  state_file: {}/state.json\n{alerting_extra}  email:\n    smtp: {{ host: 127.0.0.1, port: {smtp_port}, tls: none, username: {USER}, password_file: pw, timeout: 5s }}\n    from: a@example.com\n    to: [b@example.com]\n",
+            "listen_address: 127.0.0.1:0\nsources:\n  - name: a\n    provider: celigo\n    token_file: token\n{base_url}alerting:\n  state_file: {}/state.json\n{alerting_extra}  email:\n    smtp: {{ host: 127.0.0.1, port: {smtp_port}, tls: none, username: {USER}, password_file: pw, timeout: 5s }}\n    from: a@example.com\n    to: [b@example.com]\n",
             dir.display(),
         ),
     )
@@ -379,6 +379,16 @@ async fn run_keeps_a_password_quoted_in_a_535_reply_out_of_its_log_outbox_state_
     for path in ["/", "/metrics", "/api/v1/alerts"] {
         outputs.push((path.into(), get_ok(&exp.url(path)).await));
     }
+    // The page says why the queue grows: the email destination's last error (redacted) and its age.
+    let page = &outputs.iter().find(|(w, _)| w == "/").unwrap().1;
+    let row = page
+        .split("<tr>")
+        .find(|r| r.starts_with("<td>email</td>"))
+        .unwrap_or_else(|| panic!("no email row in the destinations table:\n{page}"));
+    assert!(
+        row.contains(" ago</td>") && row.contains("535") && row.contains("[REDACTED]"),
+        "the email row must show the 535 and its age: {row}"
+    );
     // Last, so that it holds every line written while the others were read.
     outputs.push(("the exporter's debug log".into(), exp.logs()));
     for (what, text) in &outputs {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use onprem_agent_exporter::sim::SimOptions;
 
-use crate::support::exposition::{parse_with_reference_parser, sample};
+use crate::support::exposition::{parse_text_with_python, parse_with_reference_parser, sample};
 use crate::support::hostile_fleet;
 use crate::support::http::get;
 use crate::support::process::{EXE, TestExporter};
@@ -449,6 +449,45 @@ fn hostile_names_versions_and_labels_of_every_provider_parse_in_both_formats_and
     promtool_check_metrics(&exposition.render(Format::Text));
 }
 
+#[test]
+fn control_characters_in_label_values_are_replaced_so_every_parser_reads_both_formats() {
+    use onprem_agent_exporter::metrics::{Exposition, Format};
+    let exposition = Exposition::new(hostile_fleet::registry());
+    let om = exposition.render(Format::OpenMetrics);
+    let text = exposition.render(Format::Text);
+    for (format, body) in [("OpenMetrics", &om), ("text", &text)] {
+        let raw: Vec<char> = body
+            .chars()
+            .filter(|c| *c != '\n' && c.is_control())
+            .collect();
+        assert!(
+            raw.is_empty(),
+            "raw control characters in the {format} exposition: {raw:?}"
+        );
+    }
+    let wanted: std::collections::BTreeSet<String> = hostile_fleet::CONTROL_NAMES
+        .iter()
+        .map(|n| hostile_fleet::as_exposed(n))
+        .collect();
+    assert!(wanted.iter().all(|n| n.contains('\u{FFFD}')), "{wanted:?}");
+    let names = |families: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        ["onprem_agent", "onprem_agent_info"]
+            .iter()
+            .filter_map(|f| families[f]["samples"].as_array())
+            .flatten()
+            .filter_map(|s| s["labels"]["agent_name"].as_str().map(str::to_string))
+            .filter(|n| wanted.contains(n))
+            .collect()
+    };
+    assert_eq!(
+        names(&parse_with_reference_parser(&om)),
+        wanted,
+        "OpenMetrics"
+    );
+    assert_eq!(names(&parse_text_with_python(&text)), wanted, "text");
+    promtool_check_metrics(&text);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_exporter_cleanly() {
     let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
@@ -499,6 +538,11 @@ async fn once_exits_non_zero_and_names_the_source_when_a_poll_fails() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("onprem_agent_source_up{account=\"e2e\",provider=\"celigo\"} 0"),
+        "{stdout}"
+    );
+    // As under `run` and `demo`: one process that owns every source is shard 0 of 1.
+    assert!(
+        stdout.contains("onprem_agent_exporter_shard_info{index=\"0\",total=\"1\"} 1"),
         "{stdout}"
     );
 }

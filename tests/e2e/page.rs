@@ -146,15 +146,21 @@ async fn the_status_page_shows_a_down_source_first_in_a_real_browser() {
         );
     };
 
-    let strip = dom.find("id=\"summary\"").expect("a summary strip");
-    for later in ["<h1", "id=\"sources\"", "id=\"agents\"", "id=\"alerts\""] {
+    // The title, then the summary strip, the sources, the alerts and the notifications, and the agents last.
+    let mut last = 0;
+    for landmark in [
+        "<h1",
+        "id=\"summary\"",
+        "id=\"sources\"",
+        "id=\"alerts\"",
+        "id=\"notifications\"",
+        "id=\"agents\"",
+    ] {
         let at = dom
-            .find(later)
-            .unwrap_or_else(|| panic!("no {later} in:\n{dom}"));
-        assert!(
-            strip < at,
-            "the summary strip must come before {later}:\n{dom}"
-        );
+            .find(landmark)
+            .unwrap_or_else(|| panic!("no {landmark} in:\n{dom}"));
+        assert!(at > last, "{landmark} is out of order:\n{dom}");
+        last = at;
     }
     let sources = agents["sources"].as_array().unwrap();
     let total: usize = sources
@@ -189,9 +195,13 @@ async fn the_status_page_shows_a_down_source_first_in_a_real_browser() {
         .map(|at| &dom[at..])
         .expect("alert groups");
     assert!(
-        first_group.starts_with("<details class=\"group crit\" data-alertname=\"SourceDown\""),
-        "SourceDown must be the first alert group:\n{}",
+        first_group.starts_with("<details class=\"group crit\" data-alertname=\"SourceDown\">"),
+        "SourceDown must be the first alert group, collapsed:\n{}",
         &first_group[..first_group.len().min(300)]
+    );
+    assert!(
+        !dom.contains("<details open") && !dom.contains(" open=\""),
+        "every group starts collapsed:\n{dom}"
     );
 
     let alerts = alerts["alerts"].as_array().unwrap();
@@ -220,22 +230,78 @@ async fn the_status_page_shows_a_down_source_first_in_a_real_browser() {
         for a in s["agents"].as_array().unwrap() {
             let id = a["id"].as_str().unwrap();
             assert!(
-                agents_table.contains(&format!("<code>{id}</code>")),
+                agents_table.contains(&format!("<code class=\"id\">{id}</code>")),
                 "agent {id} of {} is missing from the agents table:\n{agents_table}",
                 s["account"]
             );
         }
     }
 
-    // A screenshot as the test's artefact (and the README's picture comes from the same page).
-    let shot =
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-source-down.png");
+    // The stale tile counts what AgentHeartbeatStale counts: neither offline agents nor those of the down source.
+    let stale_alerts = alerts
+        .iter()
+        .filter(|a| {
+            a["alertname"] == "AgentHeartbeatStale"
+                && a["state"] != "resolved"
+                && a["inhibited"] == false
+        })
+        .count();
+    assert_eq!(
+        tile(&dom, "stale"),
+        Some(stale_alerts as u64),
+        "the stale tile against the AgentHeartbeatStale alerts nobody inhibits:\n{dom}"
+    );
+
+    // The same page at a laptop's and a phone's width, with the screenshot the README shows.
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
     let url = page_url.clone();
     let path = shot.clone();
-    tokio::task::spawn_blocking(move || browser::screenshot(&url, &path))
+    let layout = tokio::task::spawn_blocking(move || browser::layout(&url, Some(&path)))
         .await
         .unwrap();
     eprintln!("screenshot: {}", shot.display());
+    for width in ["desktop", "phone"] {
+        let l = &layout[width];
+        let n = |k: &str| {
+            l[k].as_f64()
+                .unwrap_or_else(|| panic!("{width}: no {k} in {l}"))
+        };
+        assert!(
+            n("scroll_width") <= n("viewport"),
+            "{width}: the page scrolls sideways: {l}"
+        );
+        let mut last = -1.0;
+        for landmark in [
+            "h1",
+            "summary",
+            "sources",
+            "alerts",
+            "notifications",
+            "agents",
+        ] {
+            assert!(
+                n(landmark) > last,
+                "{width}: {landmark} is out of order: {l}"
+            );
+            last = n(landmark);
+        }
+        assert_eq!(n("agent_rows"), total as f64, "{width}: {l}");
+        assert_eq!(
+            l["hidden_agents"],
+            serde_json::json!([]),
+            "{width}: agents whose name or state is off screen: {l}"
+        );
+        assert!(
+            n("alert_groups") > 0.0 && n("open_alert_groups") == 0.0,
+            "{width}: {l}"
+        );
+    }
+    assert_eq!(
+        layout["desktop"]["boxes_scrolling"],
+        serde_json::json!([]),
+        "at 1400 px every table fits: {}",
+        layout["desktop"]
+    );
 
     // The demo's mails link back to it (external_url), and a clean exit leaves nothing in the temporary folder.
     let base = demo.base.clone();
@@ -290,4 +356,48 @@ async fn an_unknown_path_gets_a_404_page_that_links_to_the_status_page() {
     assert!(body.contains("<h1>Not found</h1>"), "saw {body}");
     assert!(body.contains("href=\"/\""), "saw {body}");
     assert!(!body.contains("<page>"), "the path must be escaped: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_path_under_the_api_gets_a_json_404() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("demo.log");
+    let outbox = tmp.path().join("outbox");
+    let demo = TestDemo::start(&["--outbox", outbox.to_str().unwrap()], tmp.path(), &log);
+    for path in ["/api/v1/nothing", "/api/v2/agents", "/api"] {
+        let response = reqwest::get(format!("{}{path}", demo.base)).await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            content_type.starts_with("application/json"),
+            "{path}: saw {content_type}"
+        );
+        let body: Value = response.json().await.unwrap();
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(path) && error.contains("/api/v1/agents"),
+            "{path}: saw {body}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_exports_its_shard_as_every_command_that_serves_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("demo.log");
+    let outbox = tmp.path().join("outbox");
+    let demo = TestDemo::start(&["--outbox", outbox.to_str().unwrap()], tmp.path(), &log);
+    let text = reqwest::get(format!("{}/metrics", demo.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("onprem_agent_exporter_shard_info{index=\"0\",total=\"1\"} 1"),
+        "{text}"
+    );
 }

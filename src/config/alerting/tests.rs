@@ -114,8 +114,8 @@ fn invalid_sections_name_the_line_the_key_and_the_value() {
     let cases: &[(&str, &str)] = &[
         (
             "group_wait: soon\n",
-            "config.yaml:1: alerting.group_wait: invalid duration \"soon\": expected number at 0 (write for \
-             example 30s, 5m, 4h or 90d)",
+            "config.yaml:1: alerting.group_wait: invalid duration \"soon\": write a whole number and a unit (ms, s, m, h, d or \
+             w), or several, e.g. 30s, 5m, 1h30m or 90d",
         ),
         (
             "group_interval: 10m\nrepeat_interval: 5m\n",
@@ -132,8 +132,8 @@ fn invalid_sections_name_the_line_the_key_and_the_value() {
         ),
         (
             "evaluation_interval: often\n",
-            "config.yaml:1: alerting.evaluation_interval: invalid duration \"often\": expected number at 0 \
-             (write for example 30s, 5m, 4h or 90d)",
+            "config.yaml:1: alerting.evaluation_interval: invalid duration \"often\": write a whole number and a unit (ms, s, m, h, d or \
+             w), or several, e.g. 30s, 5m, 1h30m or 90d",
         ),
         (
             "group_interval: 0s\n",
@@ -153,8 +153,8 @@ fn invalid_sections_name_the_line_the_key_and_the_value() {
         ),
         (
             "rules:\n  agent_offline:\n    for: 5 minutes please\n",
-            "config.yaml:3: alerting.rules.agent_offline.for: invalid duration \"5 minutes please\": expected \
-             number at 10 (write for example 30s, 5m, 4h or 90d)",
+            "config.yaml:3: alerting.rules.agent_offline.for: invalid duration \"5 minutes please\": write a whole number and a unit (ms, s, m, h, d or \
+             w), or several, e.g. 30s, 5m, 1h30m or 90d",
         ),
         (
             "rules:\n  token_rotation:\n    max_age: 30d\n    warn_before: 30d\n",

@@ -17,7 +17,7 @@ use crate::config::receivers::{
 };
 use crate::domain::matcher::{LabelName, Matcher, RawMatcher};
 use crate::domain::parse_version;
-use crate::humanize::duration as human;
+use crate::humanize::limit as human;
 
 impl Invalid<'_> {
     /// Compiles matchers whose names are in `allowed`.
@@ -280,7 +280,8 @@ impl RawAlerting {
             .unwrap_or_default();
         Ok(AlertingConfig {
             engine: EngineConfig {
-                state_file: self.state_file.value,
+                // Relative to the config file's folder, as every other path in it.
+                state_file: crate::config::parse::resolve_path(file, &self.state_file.value),
                 external_url,
                 group_wait,
                 group_interval,

@@ -265,6 +265,7 @@ impl Outbox {
             }
             return false;
         }
+        self.remember_error(&entry.payload, error_chain(&error));
         if error.is_permanent() || too_old {
             tracing::error!(
                 error = %error_chain(&error),

@@ -360,6 +360,10 @@ pub struct Outbox {
     /// The latest [`REJECTIONS_KEPT`] rejections, newest last, for the landing page. In memory only: after a
     /// restart the counter in the metrics still tells the story.
     rejections: Mutex<VecDeque<Rejection>>,
+    /// The last failed delivery per destination (`email`, or a receiver as `name (channel)`), as its error chain
+    /// (the same text the log has, which carries no secret) and when; for the landing page. In memory only, and
+    /// bounded by the configured destinations.
+    last_errors: Mutex<BTreeMap<String, (Timestamp, String)>>,
     options: OutboxOptions,
 }
 
@@ -515,6 +519,7 @@ impl Outbox {
             wake: Notify::new(),
             metrics,
             rejections: Mutex::new(VecDeque::new()),
+            last_errors: Mutex::new(BTreeMap::new()),
             options,
         })
     }
@@ -604,6 +609,26 @@ impl Outbox {
         drop(state);
         self.wake.notify_one();
         Ok(true)
+    }
+
+    fn remember_error(&self, payload: &Payload, error: String) {
+        let destination = match payload {
+            Payload::Alert(_) | Payload::Email(_) => Channel::Email.as_str().to_string(),
+            Payload::Receiver { receiver, .. } => {
+                format!("{} ({})", receiver.name, receiver.channel.as_str())
+            }
+        };
+        let mut kept = self.last_errors.lock().unwrap_or_else(|e| e.into_inner());
+        kept.insert(destination, (Timestamp::now(), error));
+    }
+
+    /// The last failed delivery per destination (`email`, or a receiver as `name (channel)`): when, and the error
+    /// chain, which carries no secret. Destinations that never failed since start are absent.
+    pub fn last_errors(&self) -> Vec<(String, Timestamp, String)> {
+        let kept = self.last_errors.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter()
+            .map(|(d, (at, e))| (d.clone(), *at, e.clone()))
+            .collect()
     }
 
     fn remember_rejection(&self, r: Rejection) {

@@ -1,5 +1,7 @@
-//! A real headless Chromium: loads a page, runs it and returns the DOM it built, or a screenshot. Missing Chromium
-//! fails the test (install it with scripts/install-test-deps.sh), never skips it.
+//! A real headless Chromium: loads a page, runs it and returns the DOM it built (Chromium's own `--dump-dom`), or
+//! its layout at a desktop and a phone width and a screenshot (driven by `playwright-core`, tests/e2e/browser/).
+//! Missing Chromium, Node or the driver fails the test (install them with scripts/install-test-deps.sh), never skips
+//! it.
 
 use std::path::Path;
 use std::process::Command;
@@ -43,18 +45,40 @@ pub fn dump_dom(url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Saves a PNG screenshot of `url` to `path`.
-pub fn screenshot(url: &str, path: &Path) {
-    let profile = tempfile::tempdir().unwrap();
-    let out = chromium(profile.path())
-        .arg(format!("--screenshot={}", path.display()))
-        .arg(url)
-        .output()
-        .expect("run chromium");
+/// The folder of the Playwright driver: its package.json, lock file and `layout.mjs`; `node_modules` is installed
+/// there by scripts/install-test-deps.sh (`npm ci`).
+const DRIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/browser");
+
+/// Loads `url` in Chromium driven by `playwright-core` at 1400×900 and at 390×844 (a phone, touch and mobile
+/// viewport) and returns what `layout.mjs` measured for each, under `desktop` and `phone`: the page's scroll
+/// width, the landmarks' offsets, the agent rows whose name or state is off screen, the tables that scroll in
+/// their box. With `screenshot`, also saves the desktop view there as a PNG. Fails, never skips, when Node, the
+/// driver or Chromium is missing.
+pub fn layout(url: &str, screenshot: Option<&Path>) -> serde_json::Value {
+    require_program("chromium");
+    let node = require_program("node");
     assert!(
-        out.status.success() && path.is_file(),
-        "chromium --screenshot of {url} failed ({}):\n{}",
+        Path::new(DRIVER)
+            .join("node_modules/playwright-core/package.json")
+            .is_file(),
+        "playwright-core is not installed in {DRIVER}; run scripts/install-test-deps.sh"
+    );
+    let mut c = Command::new(node);
+    c.current_dir(DRIVER).arg("layout.mjs").arg(url);
+    if let Some(path) = screenshot {
+        c.arg(path);
+    }
+    let out = c.output().expect("run node layout.mjs");
+    assert!(
+        out.status.success(),
+        "node layout.mjs {url} failed ({}):\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "layout.mjs printed no JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }

@@ -15,6 +15,15 @@ pub fn sample(text: &str, prefix: &str) -> Option<f64> {
 /// `/usr/bin/python3`) and returns its families as JSON. Fails the test, showing the parser's error and the head of
 /// the exposition, if the parser rejects it.
 pub fn parse_with_reference_parser(exposition: &str) -> serde_json::Value {
+    parse_with_python(exposition, &[])
+}
+
+/// [`parse_with_reference_parser`] for the classic text format, with python3-prometheus-client's text parser.
+pub fn parse_text_with_python(exposition: &str) -> serde_json::Value {
+    parse_with_python(exposition, &["--text"])
+}
+
+fn parse_with_python(exposition: &str, args: &[&str]) -> serde_json::Value {
     use std::io::Write as _;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -22,6 +31,7 @@ pub fn parse_with_reference_parser(exposition: &str) -> serde_json::Value {
     );
     let mut child = Command::new("/usr/bin/python3")
         .arg(script)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -36,7 +46,7 @@ pub fn parse_with_reference_parser(exposition: &str) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "the reference OpenMetrics parser rejected the exposition: {}\n--- exposition head ---\n{}",
+        "the Python parser ({args:?}) rejected the exposition: {}\n--- exposition head ---\n{}",
         String::from_utf8_lossy(&out.stderr),
         exposition.lines().take(40).collect::<Vec<_>>().join("\n")
     );
