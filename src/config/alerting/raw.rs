@@ -59,7 +59,7 @@ pub struct RawAlerting {
     /// Caps on silences made through the API; see [`crate::config::silences`].
     #[serde(default)]
     pub silences: RawSilenceLimits,
-    /// SMTP and default recipients; owned by the notifier. Optional: see [`require_a_channel`].
+    /// SMTP and default recipients; owned by the notifier. Optional: see [`super::require_a_channel`].
     #[serde(default)]
     pub email: Option<RawEmail>,
     /// Alertmanagers every firing alert is pushed to; see [`crate::config::alertmanagers`].
