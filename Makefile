@@ -36,11 +36,13 @@ shape:
 
 lint: fmt clippy doc shape
 
-## bench: scale figures at 1k, 10k and 100k agents, and 64 concurrent scrapers at 10k (tables; see BENCHMARKS.md)
+## bench: scale figures at 1k, 10k and 100k agents, 64 concurrent scrapers at 10k, and evaluation time and silence
+## API latency at 10k and 100k agents (tables; see BENCHMARKS.md)
 bench:
 	$(CARGO) build --release --locked
 	$(CARGO) bench --locked --bench scale
 	$(CARGO) bench --locked --bench scrapers
+	$(CARGO) bench --locked --bench alerting
 
 ## check-config: validate examples/config.yaml with the release build `make run` already compiled
 check-config:

@@ -24,6 +24,7 @@ use crate::notify::outbox::{self, Deliver, Outbox, OutboxOptions};
 use crate::notify::{NotificationSink, NotifyError};
 use crate::page::AlertsPanel;
 use crate::rules::api;
+use crate::rules::dispatch::nflog::{self, HandedOver, Recording};
 use crate::rules::engine::{AlertCounts, Published, SharedEngine, Snapshot, lock};
 use crate::rules::health::{self, StateHealth};
 use crate::rules::silences::SilenceStore;
@@ -76,8 +77,17 @@ impl Alerting {
         )?);
         let interval = engine_config.evaluation_interval;
         let health = Arc::new(StateHealth::new(Timestamp::now()));
-        let engine =
-            crate::rules::runner::start_engine_with(engine_config, &health, || outbox.notified());
+        let handed_over = Arc::new(HandedOver::open(nflog::path_beside(
+            &engine_config.state_file,
+        )));
+        let engine = crate::rules::runner::start_engine_with(engine_config, &health, || {
+            // Migration: a first start after an upgrade has no record yet; what the outbox last delivered stands in.
+            if handed_over.is_empty() {
+                outbox.notified()
+            } else {
+                handed_over.last()
+            }
+        });
         let (counts, published, silences, rules) = {
             let e = lock(&engine);
             (
@@ -88,10 +98,14 @@ impl Alerting {
             )
         };
 
-        let sink: Arc<dyn NotificationSink> = match channel {
+        let delivery: Arc<dyn NotificationSink> = match channel {
             Some(_) => outbox.clone(),
             None => Arc::new(NoChannel),
         };
+        let sink: Arc<dyn NotificationSink> = Arc::new(Recording {
+            inner: delivery,
+            log: handed_over,
+        });
         let (e, r, h, stop) = (
             engine.clone(),
             registry.clone(),

@@ -8,38 +8,45 @@
 //!                                                                        │
 //!                                   /metrics, /api/v1/agents, / ◀────────┤
 //!                                                                        ▼
-//!                                                            rules (pure) ──▶ notify (email, Slack, Teams,
-//!                                                                              PagerDuty, webhook, Alertmanager)
+//!            rules::eval (one file per rule, lifecycle) ──▶ rules::dispatch (inhibit, mute, silences, group,
+//!                      │                                     notification log, route) ──▶ notify (outbox, email,
+//!                      ▼                                                                   Slack, Teams, PagerDuty,
+//!     published alerts ──▶ /api/v1/alerts, the status page, the Alertmanager feed          webhook)
 //! ```
 //!
+//! - [`domain`] holds the types every layer shares, at the bottom: agents and providers, alert names, severities,
+//!   alerts and their keys and states, label matchers, silences, notifications and receivers, and the shard. It
+//!   imports nothing else of the crate, and [`config`] imports only it (and its own parsing primitives).
 //! - [`config`] parses and validates the YAML file; every error names the file, the line and the key path.
 //! - [`sources`] holds one upstream client per provider behind the [`sources::Source`] trait; [`sources::http`]
 //!   has the shared mechanics (auth, retries, `Retry-After`, body cap, pagination).
-//! - [`domain`] is the provider-neutral agent record every source produces; [`domain::catalog`] is the one definition of
-//!   every alert (name, severity, labels, thresholds, annotations) that the engine, every channel and the shipped
-//!   Prometheus rules tell the same way.
+//! - [`domain::catalog`] is the one definition of every alert (name, severity, labels, thresholds, annotations)
+//!   that the engine, every channel and the shipped Prometheus rules tell the same way.
 //! - [`poller`] runs one poll loop per source and publishes into [`status`], which keeps an immutable snapshot per
 //!   source (the last good agent list survives failed polls).
 //! - [`metrics`] holds the `prometheus-client` registry whose collectors read the snapshots at scrape time, and the
 //!   renders concurrent scrapes share; [`server`] serves it with the JSON API and the status page, which [`page`]
 //!   renders (what is wrong and where, worst first).
-//! - [`rules`] is the pure rule engine (evaluate snapshots, state and `now`, return notifications) with its state
-//!   file, silences and API; [`notify`] renders and delivers notifications through a durable outbox, one file per
-//!   channel (email, Slack, Teams, PagerDuty, webhook), and pushes firing alerts to Alertmanagers
-//!   ([`notify::alertmanager`]);
-//!   [`report`] builds the token-age compliance report; [`alerting`] wires these into a running process.
-//! - [`shard`] picks the sources one replica of several owns (`run --shard INDEX/TOTAL`, a stable FNV-1a hash).
-//! - [`app`] assembles a running exporter from a config; [`demo`] does the same around the three simulators.
-//! - [`sim`] (with the default feature `sim`; `--no-default-features` leaves it, `demo` and `simulate` out of the
-//!   build) is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
-//!   and the bench.
+//! - [`rules`] is the pure rule engine in two stages, as Alertmanager's packages: [`rules::eval`] (each rule looks
+//!   at the snapshot, then the lifecycle) and [`rules::dispatch`] (inhibition, mute windows and silences, grouping
+//!   and the notification log, routing). Silences live in a store of their own ([`rules::silences`]); after each
+//!   evaluation the engine publishes its alerts, which the API ([`rules::api`]), the status page and the
+//!   Alertmanager feed read without waiting. [`notify`] delivers notifications through a durable outbox, one file
+//!   per channel (email, Slack, Teams, PagerDuty, webhook), and pushes firing alerts to Alertmanagers
+//!   ([`notify::alertmanager`]); [`report`] builds the token-age compliance report; [`alerting`] wires these into
+//!   a running process.
+//! - [`app`] assembles a running exporter from a config (a replica owns the sources of its
+//!   [`domain::shard::Shard`]); [`demo`] does the same around the three simulators.
 //! - [`state_lock`] keeps a second process off a state file (`<state_file>.lock`, through `fs4`); [`backoff`] is the
 //!   one retry policy (from `backon`) of the sources and the outbox. Long-running tasks stop on one
 //!   `tokio_util` `CancellationToken`.
+//! - [`sim`] (with the default feature `sim`; `--no-default-features` leaves it, `demo` and `simulate` out of the
+//!   build) is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
+//!   and the bench.
 //! - [`telemetry`] sets up logging and writes an error's cause chain; [`html`] escapes untrusted strings for what is
-//!   still written by hand (pages, emails and the report's HTML are written with `maud`, which escapes by default);
-//!   [`humanize`] writes durations for people and for config messages; [`atomic_file`] replaces a file so a crash
-//!   leaves the old or the new content (the state file and the outbox).
+//!   still written by hand (the page, the emails and the report's HTML are written with `maud`, which escapes by
+//!   default); [`humanize`] writes durations for people and for config messages; [`atomic_file`] replaces a file so
+//!   a crash leaves the old or the new content (the state file, the silences file and the outbox).
 
 pub mod alerting;
 pub mod app;

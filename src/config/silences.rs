@@ -1,5 +1,5 @@
 //! `alerting.silences`: the caps on silences made through `POST /api/v1/silences`, so that nobody who may write
-//! silences can grow the state file, the API's answers or the engine's work without bound, or mute alerts for
+//! silences can grow the silences file, the API's answers or the engine's work without bound, or mute alerts for
 //! years.
 //!
 //! With the defaults the matchers of every live silence together stay under 8 MiB
@@ -52,7 +52,7 @@ pub struct SilenceLimits {
 
 impl Default for SilenceLimits {
     /// Generous for people and tools (Alertmanager's own silences rarely have more than a handful of matchers or
-    /// last more than a week), small enough that the state file stays a few megabytes.
+    /// last more than a week), small enough that the silences file stays a few megabytes.
     fn default() -> SilenceLimits {
         SilenceLimits {
             max_silences: 1000,

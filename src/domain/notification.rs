@@ -220,7 +220,7 @@ pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Where the rule engine hands its notifications over.
 ///
-/// Implemented by [`outbox::Outbox`]. The rule engine calls it from `spawn_blocking`, so blocking file I/O is fine.
+/// Implemented by [`crate::notify::outbox::Outbox`]. The rule engine calls it from `spawn_blocking`, so blocking file I/O is fine.
 pub trait NotificationSink: Send + Sync + 'static {
     /// Stores every notification durably (written and fsync'd) before returning `Ok`. Idempotent per
     /// [`Notification::id`]: an id already pending or already delivered is ignored, so the engine may hand the same

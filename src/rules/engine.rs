@@ -28,7 +28,7 @@ use crate::status::SourceStatus;
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
-    pub(super) state: State,
+    state: State,
     /// The silences, in their own store with their own file and lock.
     silences: Arc<SilenceStore>,
     /// Set when the state changed in a way worth saving; the runner takes it after each round. Set where the

@@ -58,7 +58,7 @@ pub struct AlertView {
 impl Engine {
     /// Every alert, most severe first: [`views`] of the engine's own alerts and silences.
     pub fn alerts(&self, now: Timestamp) -> Vec<AlertView> {
-        views(&self.state.alerts, &self.silences(), now)
+        views(&self.state().alerts, &self.silences(), now)
     }
 }
 

@@ -1,12 +1,11 @@
 //! The `alerting:` section as written: serde types that reject unknown keys. [`super::validate`] turns them into
 //! the validated types of [`super`].
 
-use std::fmt;
 use std::marker::PhantomData;
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::Deserializer;
 use serde_saphyr::Spanned;
 
 use crate::config::alertmanagers::RawAlertmanager;
@@ -59,7 +58,7 @@ pub struct RawAlerting {
     /// Caps on silences made through the API; see [`crate::config::silences`].
     #[serde(default)]
     pub silences: RawSilenceLimits,
-    /// SMTP and default recipients; owned by the notifier. Optional: see [`require_a_channel`].
+    /// SMTP and default recipients; owned by the notifier. Optional: see [`super::require_a_channel`].
     #[serde(default)]
     pub email: Option<RawEmail>,
     /// Alertmanagers every firing alert is pushed to; see [`crate::config::alertmanagers`].
@@ -101,12 +100,6 @@ pub struct RawRules {
     pub agent_version_outdated: Option<RawRule<VersionOutdated>>,
 }
 
-/// The keys one block of `alerting.rules` accepts.
-pub trait RuleKeys {
-    /// Every key the block accepts, in the order an "unknown field" error lists them.
-    const KEYS: &'static [&'static str];
-}
-
 /// Marks a [`RawRule`] as `rules.heartbeat_stale`.
 #[derive(Debug)]
 pub struct HeartbeatStale;
@@ -123,45 +116,8 @@ pub struct SourceDown;
 #[derive(Debug)]
 pub struct VersionOutdated;
 
-impl RuleKeys for HeartbeatStale {
-    const KEYS: &'static [&'static str] = &[
-        "enabled",
-        "after",
-        "for",
-        "keep_firing_for",
-        "severity",
-        "matchers",
-    ];
-}
-impl RuleKeys for AgentOffline {
-    const KEYS: &'static [&'static str] =
-        &["enabled", "for", "keep_firing_for", "severity", "matchers"];
-}
-impl RuleKeys for TokenRotation {
-    const KEYS: &'static [&'static str] = &[
-        "enabled",
-        "max_age",
-        "warn_before",
-        "keep_firing_for",
-        "matchers",
-    ];
-}
-impl RuleKeys for SourceDown {
-    const KEYS: &'static [&'static str] = &["enabled", "for", "keep_firing_for", "severity"];
-}
-impl RuleKeys for VersionOutdated {
-    const KEYS: &'static [&'static str] = &[
-        "enabled",
-        "min_version",
-        "for",
-        "keep_firing_for",
-        "severity",
-        "matchers",
-    ];
-}
-
 /// One block of `alerting.rules` (or of an override's `rules`) as written: every rule's keys, each optional. The
-/// block accepts only `K::KEYS`; the other fields stay `None` because the parser rejects their keys.
+/// block accepts only the keys of its rule (see `rule_block!`); the other fields stay `None`.
 #[derive(Debug)]
 pub struct RawRule<K> {
     /// `false` turns the rule off (for one source, in an override); its alerts then resolve.
@@ -206,76 +162,73 @@ impl<K> Default for RawRule<K> {
     }
 }
 
-/// Hand-written because serde's `deny_unknown_fields` is per struct, and one derived struct per rule repeated the
-/// shared keys five times. Like the derived code, it checks each key against `K::KEYS` while reading the key, so
-/// an unknown key fails with the same message, at the key's line, with the key in the error's path.
-impl<'de, K: RuleKeys> Deserialize<'de> for RawRule<K> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawRule<K>, D::Error> {
-        deserializer.deserialize_struct("RawRule", K::KEYS, RuleVisitor(PhantomData))
-    }
-}
+/// Declares the plain serde struct of one rule block, with exactly the keys that rule accepts (in the order an
+/// "unknown field" error lists them), and reads a [`RawRule`] through it: serde's `deny_unknown_fields` then rejects
+/// any other key at its line, with the key in the error's path.
+macro_rules! rule_block {
+    ($marker:ident, $raw:ident { $($(#[$attr:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $raw {
+            $($(#[$attr])* $field: Option<$ty>,)*
+        }
 
-/// Reads the map of one rule block.
-struct RuleVisitor<K>(PhantomData<K>);
-
-impl<'de, K: RuleKeys> Visitor<'de> for RuleVisitor<K> {
-    type Value = RawRule<K>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a rule block with keys among {}", K::KEYS.join(", "))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRule<K>, A::Error> {
-        let mut rule = RawRule::default();
-        let mut seen: Vec<&'static str> = Vec::new();
-        while let Some(key) = map.next_key_seed(RuleKey::<K>(PhantomData))? {
-            if seen.contains(&key) {
-                return Err(de::Error::duplicate_field(key));
-            }
-            seen.push(key);
-            match key {
-                "enabled" => rule.enabled = Some(map.next_value()?),
-                "for" => rule.for_ = Some(map.next_value()?),
-                "keep_firing_for" => rule.keep_firing_for = Some(map.next_value()?),
-                "severity" => rule.severity = Some(map.next_value()?),
-                "matchers" => rule.matchers = Some(map.next_value()?),
-                "after" => rule.after = Some(map.next_value()?),
-                "max_age" => rule.max_age = Some(map.next_value()?),
-                "warn_before" => rule.warn_before = Some(map.next_value()?),
-                "min_version" => rule.min_version = Some(map.next_value()?),
-                other => return Err(de::Error::unknown_field(other, K::KEYS)),
+        impl<'de> Deserialize<'de> for RawRule<$marker> {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = $raw::deserialize(deserializer)?;
+                Ok(RawRule {
+                    $($field: raw.$field,)*
+                    ..RawRule::default()
+                })
             }
         }
-        Ok(rule)
-    }
+    };
 }
 
-/// Reads one key of a rule block, accepting only `K::KEYS`.
-struct RuleKey<K>(PhantomData<K>);
+rule_block!(HeartbeatStale, RawHeartbeatStale {
+    enabled: bool,
+    after: Spanned<String>,
+    #[serde(rename = "for")]
+    for_: Spanned<String>,
+    keep_firing_for: Spanned<String>,
+    severity: Severity,
+    matchers: Vec<Spanned<RawMatcher>>,
+});
 
-impl<'de, K: RuleKeys> DeserializeSeed<'de> for RuleKey<K> {
-    type Value = &'static str;
+rule_block!(AgentOffline, RawAgentOffline {
+    enabled: bool,
+    #[serde(rename = "for")]
+    for_: Spanned<String>,
+    keep_firing_for: Spanned<String>,
+    severity: Severity,
+    matchers: Vec<Spanned<RawMatcher>>,
+});
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<&'static str, D::Error> {
-        deserializer.deserialize_identifier(self)
-    }
-}
+rule_block!(TokenRotation, RawTokenRotation {
+    enabled: bool,
+    max_age: Spanned<String>,
+    warn_before: Spanned<String>,
+    keep_firing_for: Spanned<String>,
+    matchers: Vec<Spanned<RawMatcher>>,
+});
 
-impl<K: RuleKeys> Visitor<'_> for RuleKey<K> {
-    type Value = &'static str;
+rule_block!(SourceDown, RawSourceDown {
+    enabled: bool,
+    #[serde(rename = "for")]
+    for_: Spanned<String>,
+    keep_firing_for: Spanned<String>,
+    severity: Severity,
+});
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a rule key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<&'static str, E> {
-        K::KEYS
-            .iter()
-            .copied()
-            .find(|k| *k == key)
-            .ok_or_else(|| E::unknown_field(key, K::KEYS))
-    }
-}
+rule_block!(VersionOutdated, RawVersionOutdated {
+    enabled: bool,
+    min_version: Spanned<String>,
+    #[serde(rename = "for")]
+    for_: Spanned<String>,
+    keep_firing_for: Spanned<String>,
+    severity: Severity,
+    matchers: Vec<Spanned<RawMatcher>>,
+});
 
 /// `alerting.overrides[]`: rule fields that differ for one source.
 #[derive(Debug, Deserialize)]

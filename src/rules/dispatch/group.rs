@@ -57,7 +57,7 @@ impl Dispatch<'_> {
         sources: &[Arc<SourceStatus>],
         now: Timestamp,
     ) -> Vec<Notification> {
-        let inhibitors = Inhibitors::from(&self.alerts);
+        let inhibitors = Inhibitors::from(self.alerts);
         let due: Vec<String> = self
             .groups
             .iter()
