@@ -43,9 +43,9 @@
 //! - [`sim`] (with the default feature `sim`; `--no-default-features` leaves it, `demo` and `simulate` out of the
 //!   build) is a faithful stand-in for the upstream APIs (Celigo, Planasonix, Calyptia), used by `demo`, the tests
 //!   and the bench.
-//! - [`telemetry`] sets up logging and writes an error's cause chain; [`html`] escapes untrusted strings for what is
-//!   still written by hand (the page, the emails and the report's HTML are written with `maud`, which escapes by
-//!   default); [`humanize`] writes durations for people and for config messages; [`atomic_file`] replaces a file so
+//! - [`telemetry`] sets up logging and writes an error's cause chain; [`untrusted`] shows control characters of
+//!   upstream strings in plain text (the page, the emails and the report's HTML are written with `maud`, which
+//!   escapes every interpolated string); [`humanize`] writes durations for people and for config messages; [`atomic_file`] replaces a file so
 //!   a crash leaves the old or the new content (the state file, the silences file and the outbox).
 
 pub mod alerting;
@@ -56,7 +56,6 @@ pub mod config;
 #[cfg(feature = "sim")]
 pub mod demo;
 pub mod domain;
-pub mod html;
 pub mod humanize;
 pub mod metrics;
 pub mod notify;
@@ -71,4 +70,5 @@ pub mod sources;
 pub mod state_lock;
 pub mod status;
 pub mod telemetry;
+pub mod untrusted;
 pub mod web;

@@ -3,7 +3,7 @@
 //! (email, Slack, Teams, PagerDuty, webhook), the Alertmanager push, and the shipped Prometheus rules in
 //! `alerts/onprem-agents.rules.yml`, which a test holds against this file.
 //!
-//! It imports nothing of the crate but [`crate::model`], so every layer can use it.
+//! It imports nothing of the crate, like the rest of [`crate::domain`], so every layer can use it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -6,8 +6,8 @@ use maud::{DOCTYPE, html};
 use super::build::{Report, TokenStatus};
 use super::render::{date, format_age, render_csv, render_table, rotated_text};
 use crate::config::email::EmailConfig;
-use crate::html::text_safe;
 use crate::notify::email::{DeliveryError, EmailAttachment, EmailChannel, RenderedEmail};
+use crate::untrusted::text_safe;
 
 /// The HTML part, with `maud`, which escapes every value; upstream strings also show control characters as
 /// escapes, as the text table does.

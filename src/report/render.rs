@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use unicode_width::UnicodeWidthStr as _;
 
 use super::build::{Report, ReportRow};
-use crate::html::text_safe;
+use crate::untrusted::text_safe;
 
 /// How `report` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

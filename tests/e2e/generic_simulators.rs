@@ -233,7 +233,7 @@ async fn a_heartbeat_path_no_record_has_fails_the_poll_in_once_the_log_and_the_s
         "the status page to show the failed poll's reason",
         async || {
             let (_, body) = crate::support::http::get(&page).await;
-            body.contains(&onprem_agent_exporter::html::escape(reason))
+            body.contains(&maud::html! { (reason) }.into_string())
                 .then_some(body)
         },
         || exp.log_tail(),

@@ -195,10 +195,12 @@ pub async fn test_email(cfg: &EmailConfig, to: Option<&str>) -> Result<(), TestE
         "This is a test message from onprem-agent-exporter.\n\nIt went through {}:{} (tls: {}).\n",
         cfg.smtp.host, cfg.smtp.port, cfg.smtp.tls
     );
-    let html = format!(
-        "<p>{}</p>",
-        crate::html::escape(&text).replace("\n\n", "</p><p>")
-    );
+    let html = maud::html! {
+        @for paragraph in text.split("\n\n") {
+            p { (paragraph) }
+        }
+    }
+    .into_string();
     let mut b = Message::builder()
         .from(cfg.from.clone())
         .subject("[TEST] onprem-agent-exporter email")
