@@ -56,6 +56,7 @@ emit() { # emit TARGET: standard input is the wanted content
   fi
 }
 
-rule | emit "$base/prometheusrule.yaml"
+# Not `rule | emit …`: emit must run in this shell, or what it finds stale is lost with a pipeline's subshell.
+emit "$base/prometheusrule.yaml" < <(rule)
 emit "$base/onprem-agents.json" <"$root/dashboards/onprem-agents.json"
 exit "$stale"
