@@ -23,7 +23,6 @@ async fn silence_ids(exp: &TestExporter) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the silence store of issue 18"]
 async fn a_silence_is_still_listed_after_the_state_file_was_corrupted_and_the_exporter_restarted() {
     let sim = spawn_sim(API_TOKEN, SimOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();

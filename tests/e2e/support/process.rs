@@ -37,16 +37,21 @@ impl TestExporter {
 
     /// [`TestExporter::start`] with further arguments for `run` (`--web.config.file FILE`, limits).
     ///
-    /// The config must set `listen_address` to port 0: a test that takes the default port (9877) fails whenever
-    /// anything else listens there, such as a demo left running.
+    /// The config must set `listen_address`, to port 0 or to a port [`crate::support::free_port`] found free (a
+    /// test that must know its URL before start, for `external_url`): a test that takes the default port (9877)
+    /// fails whenever anything else listens there, such as a demo left running.
     pub fn start_with(config: &Path, log: PathBuf, extra: &[&std::ffi::OsStr]) -> TestExporter {
         let text = std::fs::read_to_string(config).unwrap();
         assert!(
             text.lines().any(|l| {
                 l.trim_start().starts_with("listen_address:")
-                    && l.trim_end().trim_end_matches(['"', '\'']).ends_with(":0")
+                    && !l
+                        .trim_end()
+                        .trim_end_matches(['"', '\''])
+                        .ends_with(":9877")
             }),
-            "{} must set `listen_address: 127.0.0.1:0` so the test takes a free port:\n{text}",
+            "{} must set `listen_address: 127.0.0.1:0` (or a port free_port found) so the test takes a free \
+             port:\n{text}",
             config.display()
         );
         let child = Command::new(EXE)
