@@ -448,10 +448,20 @@ fn promtool_and_check_config_accept_every_shipped_web_config() {
     );
 }
 
-/// Opens a connection and sends half a request line, as a slow or hostile client does.
-fn half_request(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metr").unwrap();
+/// A TCP connection to `addr` from the local address `from` (127.0.0.2 stands for another client on loopback).
+async fn connect_from(from: [u8; 4], addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((from, 0)))?;
+    socket.connect(addr).await
+}
+
+/// Opens a connection from 127.0.0.2 and sends half a request line, as a slow or hostile client does.
+async fn half_request(addr: SocketAddr) -> TcpStream {
+    let s = connect_from([127, 0, 0, 2], addr).await.unwrap();
+    let mut s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    // The server may already have closed a connection past the per-address cap.
+    let _ = s.write_all(b"GET /metr");
     s
 }
 
@@ -459,14 +469,17 @@ fn half_request(addr: SocketAddr) -> TcpStream {
 async fn half_sent_requests_are_closed_after_the_header_timeout_while_metrics_answer() {
     let exp = Exporter::start(None, &[], &["--web.header-timeout", "1s"]).await;
     let started = Instant::now();
-    let mut stalled: Vec<TcpStream> = (0..300).map(|_| half_request(exp.addr)).collect();
+    let mut stalled = Vec::new();
+    for _ in 0..300 {
+        stalled.push(half_request(exp.addr).await);
+    }
     let r = reqwest::get(format!("http://{}/metrics", exp.addr))
         .await
         .unwrap();
     assert_eq!(
         r.status(),
         200,
-        "/metrics answers while 300 connections stall"
+        "/metrics answers while 300 connections from another address stall"
     );
     for (i, s) in stalled.iter_mut().enumerate() {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
