@@ -57,9 +57,9 @@ pub enum Verdict {
 pub struct BasicAuth {
     /// User name → bcrypt hash.
     users: BTreeMap<String, String>,
-    /// A cost-10 hash of a random password: unknown users are checked against it so that their answer costs an
-    /// ordinary check, and timing does not tell at once which users exist. Made on a blocking thread the first
-    /// time it is needed (or just after start), never on the listener.
+    /// A cost-10 stand-in hash (see [`make_dummy`]): unknown users are checked against it so that their answer
+    /// costs an ordinary check, and timing does not tell at once which users exist. Made on a blocking thread just
+    /// after start, never on the listener.
     dummy: Arc<OnceCell<String>>,
     /// SHA-256 of (user, hash, password) for every credential bcrypt accepted. The password itself is never kept.
     verified: Mutex<HashSet<[u8; 32]>>,
@@ -178,11 +178,23 @@ impl Drop for Admission {
     }
 }
 
-/// Makes the stand-in hash on a blocking thread.
+/// Makes the stand-in hash: a well-formed cost-10 bcrypt hash with a random salt and a random digest. No password
+/// hashes to it (or only by a 2^-184 chance, and unknown users are refused whatever the check says), so nothing
+/// needs computing: checking against it costs exactly one cost-10 bcrypt run, which is all it is for. Runs on a
+/// blocking thread anyway, so that its first use never sits on the listener.
 async fn make_dummy() -> String {
     tokio::task::spawn_blocking(|| {
-        let random: [u8; 24] = rand::random();
-        bcrypt::hash(random, DUMMY_COST).unwrap_or_default()
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::BCRYPT,
+            base64::engine::general_purpose::NO_PAD,
+        );
+        let salt: [u8; 16] = rand::random();
+        let digest: [u8; 23] = rand::random();
+        format!(
+            "$2b${DUMMY_COST:02}${}{}",
+            engine.encode(salt),
+            engine.encode(digest)
+        )
     })
     .await
     .unwrap_or_default()
@@ -304,6 +316,11 @@ mod tests {
         let dummy = auth.dummy.get_or_init(make_dummy).await;
         let parts: bcrypt::HashParts = dummy.parse().expect("the dummy is a bcrypt hash");
         assert_eq!(parts.get_cost(), DUMMY_COST);
+        assert_eq!(dummy.len(), 60);
+        assert!(
+            !bcrypt::verify("", dummy).unwrap(),
+            "no password matches it"
+        );
     }
 
     #[tokio::test]

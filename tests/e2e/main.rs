@@ -24,3 +24,5 @@ mod simulator;
 mod state_trouble;
 mod support;
 mod web;
+mod web_hold;
+mod web_toolkit;
