@@ -27,11 +27,12 @@ unit:
 
 lint: fmt clippy doc
 
-## bench: scale figures at 1k, 10k and 100k agents, and 64 concurrent scrapers at 10k (tables; see BENCHMARKS.md)
+## bench: scale figures, 64 concurrent scrapers at 10k, /api/v1/agents readers and a wrong-password flood (see BENCHMARKS.md)
 bench:
 	$(CARGO) build --release --locked
 	$(CARGO) bench --locked --bench scale
 	$(CARGO) bench --locked --bench scrapers
+	$(CARGO) bench --locked --bench web
 
 ## check-config: validate examples/config.yaml with the release build `make run` already compiled
 check-config:
