@@ -618,7 +618,7 @@ impl ActiveKeyExchange for P521Exchange {
         let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P521, peer);
         agreement::agree_ephemeral(
             self.private,
-            &peer,
+            peer,
             rustls::Error::from(rustls::PeerMisbehaved::InvalidKeyShare),
             |secret| Ok(SharedSecret::from(secret)),
         )
