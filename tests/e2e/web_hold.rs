@@ -284,3 +284,56 @@ async fn a_cost_18_user_slows_neither_the_start_nor_unknown_users_nor_another_lo
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_agents_readers_share_one_answer_gzipped_when_asked() {
+    let exp = Exporter::start(None, &[], &[]).await;
+    exp.process.wait_ready().await;
+    let url = format!("http://{}/api/v1/agents", exp.addr);
+    let c = reqwest::Client::new();
+    let readers: Vec<_> = (0..16)
+        .map(|_| {
+            let (c, url) = (c.clone(), url.clone());
+            tokio::spawn(async move { c.get(url).send().await.unwrap().bytes().await.unwrap() })
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    for r in readers {
+        bodies.push(r.await.unwrap());
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&bodies[0]).expect("JSON");
+    assert_eq!(
+        doc["sources"][0]["agents"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert!(
+        bodies.iter().all(|b| b == &bodies[0]),
+        "readers that arrive together get the same answer, generated_at included"
+    );
+    let r = c
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let zipped = r.bytes().await.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&zipped[..]), &mut text)
+        .expect("gzip");
+    let unzipped: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let ids = |d: &serde_json::Value| -> Vec<String> {
+        d["sources"][0]["agents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| a["id"].to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(&unzipped),
+        ids(&doc),
+        "the gzipped answer holds the same agents"
+    );
+}
