@@ -159,15 +159,32 @@ async fn start(agents: usize, web_yaml: Option<&str>) -> anyhow::Result<Running>
     };
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
+    // Ready means every agent is in the snapshot (`/readyz` also turns ready after a failed first poll).
     loop {
-        let ready = client.get(format!("{base}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
+        let doc: Option<serde_json::Value> = match client
+            .get(format!("{base}/api/v1/agents"))
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r.json().await.ok(),
+            _ => None,
+        };
+        let source = doc.as_ref().map(|d| d["sources"][0].clone());
+        let seen = source
+            .as_ref()
+            .and_then(|s| s["agents"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        if seen >= agents {
             break;
         }
         if started.elapsed() > Duration::from_secs(300) {
-            bail!("the exporter was not ready within 300 s");
+            bail!(
+                "the exporter did not hold {agents} agents within 300 s (it holds {seen}); last error: {}",
+                source.map_or("none".to_string(), |s| s["last_error"].to_string())
+            );
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(Running {
         pid,

@@ -117,6 +117,8 @@ impl std::fmt::Display for Origin {
 /// The TLS part of a web config.
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
+    /// Where `tls_server_config` itself is, for errors about the combination of its keys.
+    pub at: Origin,
     /// PEM certificate chain, and where it is set.
     pub cert: (Pem, Origin),
     /// PEM private key, and where it is set.
@@ -634,6 +636,11 @@ fn tls_settings(
         .as_ref()
         .map(|l| l.iter().map(|v| v.value.clone()).collect());
     Ok(Some(TlsSettings {
+        at: Origin {
+            file: ctx.file.to_path_buf(),
+            line,
+            key: "tls_server_config".to_string(),
+        },
         cert,
         key,
         client_ca,

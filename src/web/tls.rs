@@ -36,9 +36,6 @@ pub enum TlsError {
         /// What is wrong with it.
         message: String,
     },
-    /// rustls refused the protocol versions, suites or groups.
-    #[error("cannot build the TLS configuration: {0}")]
-    Config(#[from] rustls::Error),
 }
 
 /// When each watched file last changed, as far as `stat` tells: modification time and length.
@@ -200,8 +197,14 @@ pub fn build(settings: &TlsSettings, alpn: &[Vec<u8>]) -> Result<ServerConfig, T
                 &[&rustls::version::TLS13, &rustls::version::TLS12]
             }
         };
-    let builder =
-        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(versions)?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| {
+            at(
+                &settings.at,
+                format!("the versions, cipher suites and curves cannot be used together: {e}"),
+            )
+        })?;
     let verifier = client_verifier(settings, &provider)?;
     let signing_key = provider
         .key_provider
