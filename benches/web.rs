@@ -99,11 +99,15 @@ async fn start(agents: usize, web_yaml: Option<&str>) -> anyhow::Result<Running>
             .stderr(Stdio::null()),
     )?;
     let stdout = stdout.context("the simulator's stdout")?;
-    let line = tokio::task::spawn_blocking(move || {
+    // Keep draining the simulator's stdout after its first line: a closed pipe would end it at its next line.
+    let (first, line) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await??;
+        let _ = first.send(reader.read_line(&mut line).map(|_| line));
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    let line = line.await??;
     let sim: SocketAddr = line
         .split("http://")
         .nth(1)
