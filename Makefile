@@ -37,12 +37,13 @@ shape:
 lint: fmt clippy doc shape
 
 ## bench: scale figures at 1k, 10k and 100k agents, 64 concurrent scrapers at 10k, and evaluation time and silence
-## API latency at 10k and 100k agents (tables; see BENCHMARKS.md)
+## API latency at 10k and 100k agents, /api/v1/agents readers and a wrong-password flood (see BENCHMARKS.md)
 bench:
 	$(CARGO) build --release --locked
 	$(CARGO) bench --locked --bench scale
 	$(CARGO) bench --locked --bench scrapers
 	$(CARGO) bench --locked --bench alerting
+	$(CARGO) bench --locked --bench web
 
 ## check-config: validate examples/config.yaml with the release build `make run` already compiled
 check-config:

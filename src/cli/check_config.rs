@@ -18,6 +18,9 @@ pub struct Args {
     /// Also validate this web config file (TLS, basic auth, headers), as `run` would load it.
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
+    /// The highest bcrypt cost accepted in the web config's basic_auth_users, as `run` takes it.
+    #[arg(long = "web.bcrypt-max-cost", default_value_t = onprem_agent_exporter::web::config::DEFAULT_MAX_BCRYPT_COST, value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_max_cost: u32,
     /// List the sources this shard (INDEX/TOTAL) owns.
     #[arg(long, env = onprem_agent_exporter::domain::shard::SHARD_ENV, value_name = "INDEX/TOTAL")]
     pub shard: Option<Shard>,
@@ -28,6 +31,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         file,
         config,
         web_config_file,
+        bcrypt_max_cost,
         shard,
     } = args;
     let file = file.or(config).expect("clap requires FILE or --config");
@@ -42,7 +46,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     warn(&file, placeholders::in_config(&config, &text));
     if let Some(web) = &web_config_file {
-        let web_config = WebConfig::load(web)?;
+        let web_config = WebConfig::load_with(web, bcrypt_max_cost)?;
         warn(web, placeholders::in_web_users(&web_config.users.0));
         Web::new(web_config, Limits::default())?;
         println!("{}: OK", web.display());

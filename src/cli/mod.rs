@@ -48,6 +48,14 @@ pub struct WebArgs {
     /// connections are closed after it too. At least 100ms.
     #[arg(long = "web.header-timeout", default_value = "10s", value_parser = parse_header_timeout)]
     header_timeout: std::time::Duration,
+    /// The most connections open at once from one client address; further ones are closed at once, so that one
+    /// address cannot fill --web.max-connections and lock others out. Keep it below --web.max-connections.
+    #[arg(long = "web.max-connections-per-address", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections_per_address: u32,
+    /// The highest bcrypt cost accepted in basic_auth_users. Each step doubles the time of a first login (cost 16
+    /// takes seconds of CPU); a hash above it is refused at start with the user named.
+    #[arg(long = "web.bcrypt-max-cost", default_value_t = onprem_agent_exporter::web::config::DEFAULT_MAX_BCRYPT_COST, value_parser = clap::value_parser!(u32).range(4..=31))]
+    bcrypt_max_cost: u32,
     /// Allow POST and DELETE on /api/v1/silences, which mute and unmute alerts. Without it they answer 403. Set
     /// basic_auth_users in --web.config.file too, or anyone who reaches the port can silence every alert.
     #[arg(long = "web.enable-admin-api")]
@@ -58,7 +66,7 @@ impl WebArgs {
     /// Loads the web config (if any) and builds the TLS state, naming the file in every error.
     pub fn load(&self) -> anyhow::Result<Web> {
         let config = match &self.web_config_file {
-            Some(path) => WebConfig::load(path)?,
+            Some(path) => WebConfig::load_with(path, self.bcrypt_max_cost)?,
             None => WebConfig::default(),
         };
         Ok(Web::new(config, self.limits())?.with_admin_api(self.enable_admin_api))
@@ -67,6 +75,7 @@ impl WebArgs {
     fn limits(&self) -> Limits {
         Limits {
             max_connections: self.max_connections as usize,
+            max_connections_per_address: self.max_connections_per_address as usize,
             header_read_timeout: self.header_timeout,
             ..Limits::default()
         }

@@ -2,10 +2,12 @@
 //! the security headers every response carries, and a listener whose connections cannot pile up.
 //!
 //! [`config`] reads the file; [`tls`] builds (and rebuilds, on certificate rotation) the rustls configuration;
-//! [`auth`] checks basic-auth credentials; [`listener`] accepts connections within limits and serves the router.
+//! [`auth`] checks basic-auth credentials within a bounded bcrypt queue; [`guard`] holds the toolkit's rate limit
+//! and the refusal of cross-site writes; [`listener`] accepts connections within limits and serves the router.
 
 pub mod auth;
 pub mod config;
+pub mod guard;
 pub mod listener;
 pub mod tls;
 
@@ -22,9 +24,10 @@ pub use config::WebConfig;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
-/// Wraps `router` with basic auth (when the web config has users) and the response headers: the security defaults
-/// first, then the web config's own headers, which win.
-pub fn protect(router: Router, web: &WebConfig) -> Router {
+/// Wraps `router` with, from the outside in: the response headers (the security defaults first, then the web
+/// config's own headers, which win), the refusal of cross-site writes, the toolkit's `rate_limit`, and basic auth
+/// (when the web config has users). `scheme` is the server's own (`http` or `https`), for the origin check.
+pub fn protect(router: Router, web: &WebConfig, scheme: &'static str) -> Router {
     let mut headers: Vec<(HeaderName, HeaderValue)> = vec![
         (
             header::X_CONTENT_TYPE_OPTIONS,
@@ -40,11 +43,22 @@ pub fn protect(router: Router, web: &WebConfig) -> Router {
         headers.retain(|(n, _)| n != name);
         headers.push((name.clone(), value.clone()));
     }
-    let mut router = match auth::BasicAuth::new(&web.users) {
+    let router = match auth::BasicAuth::new(&web.users) {
         Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, auth::require)),
         None => router,
     };
-    // Outside the auth layer, so that a 401 carries them too; each name is set once, replacing a handler's own.
+    let router = match web.rate_limit {
+        Some(limit) => router.layer(axum::middleware::from_fn_with_state(
+            Arc::new(guard::TokenBucket::new(limit)),
+            guard::rate_limit,
+        )),
+        None => router,
+    };
+    let mut router = router.layer(axum::middleware::from_fn_with_state(
+        scheme,
+        guard::same_origin_writes,
+    ));
+    // Outermost, so that a 401, a 403 and a 429 carry them too; each name is set once, replacing a handler's own.
     for (name, value) in headers {
         router = router.layer(SetResponseHeaderLayer::overriding(name, value));
     }
@@ -116,7 +130,7 @@ impl Web {
         router: Router,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> std::io::Result<()> {
-        let app = protect(router, &self.config);
+        let app = protect(router, &self.config, self.scheme());
         listener::serve(listener, app, self.tls.clone(), self.limits, shutdown).await
     }
 }

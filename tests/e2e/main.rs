@@ -33,3 +33,5 @@ mod support;
 mod true_notices;
 mod vanished_fleet;
 mod web;
+mod web_hold;
+mod web_toolkit;

@@ -362,3 +362,47 @@ async fn concurrent_scrapes_share_one_render() {
         "the debug log and the counter disagree"
     );
 }
+
+#[tokio::test]
+async fn cross_site_writes_are_refused_while_clients_without_an_origin_keep_working() {
+    let setup = Setup::new(2, "").await;
+    let exporter = setup.start("cross-site", &[OsStr::new("--web.enable-admin-api")]);
+    let url = exporter.url("/api/v1/silences");
+    let own = format!("http://{}", exporter.addr);
+    let c = reqwest::Client::new();
+    for (header, value) in [
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let r = c
+            .post(&url)
+            .header(header, value)
+            .json(&silence("1h"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "POST with {header}: {value}");
+        let r = c
+            .delete(format!("{url}/some-id"))
+            .header(header, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "DELETE with {header}: {value}");
+    }
+    let r = c
+        .post(&url)
+        .header("origin", &own)
+        .header("sec-fetch-site", "same-origin")
+        .json(&silence("1h"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "the server's own page may write");
+    let (status, body) = post(&exporter, &silence("1h"), false).await;
+    assert_eq!(
+        status, 201,
+        "a client without Origin (curl, amtool): {body}"
+    );
+}

@@ -25,13 +25,13 @@ const USER: &str = "prometheus";
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A test CA that signs server and client certificates.
-struct Ca {
-    pem: String,
+pub(crate) struct Ca {
+    pub(crate) pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
 impl Ca {
-    fn new(name: &str) -> Ca {
+    pub(crate) fn new(name: &str) -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
@@ -49,7 +49,7 @@ impl Ca {
     }
 
     /// A leaf for `localhost` and 127.0.0.1 (server) or a client, as (certificate PEM, key PEM).
-    fn leaf(&self, purpose: ExtendedKeyUsagePurpose) -> (String, String) {
+    pub(crate) fn leaf(&self, purpose: ExtendedKeyUsagePurpose) -> (String, String) {
         let mut params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         params
@@ -72,17 +72,21 @@ fn replace(path: &Path, content: &str) {
 }
 
 /// An exporter started with a web config, and everything it was given.
-struct Exporter {
-    process: TestExporter,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
+pub(crate) struct Exporter {
+    pub(crate) process: TestExporter,
+    pub(crate) addr: SocketAddr,
+    pub(crate) dir: tempfile::TempDir,
     _sim: TestSim,
 }
 
 impl Exporter {
     /// Starts `run` against a fresh simulator with `extra` arguments. `web_yaml` (if any) is written as `web.yml`
     /// beside the `files` given as (name, content): the certificates it names.
-    async fn start(web_yaml: Option<&str>, files: &[(&str, &str)], extra: &[&str]) -> Exporter {
+    pub(crate) async fn start(
+        web_yaml: Option<&str>,
+        files: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Exporter {
         let sim = spawn_sim(
             API_TOKEN,
             SimOptions {
@@ -123,13 +127,13 @@ impl Exporter {
         }
     }
 
-    fn https(&self, path: &str) -> String {
+    pub(crate) fn https(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.addr.port())
     }
 }
 
 /// A client that trusts only `ca_pem`, optionally presenting a client certificate.
-fn client(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::Client {
+pub(crate) fn client(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
         .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -448,10 +452,23 @@ fn promtool_and_check_config_accept_every_shipped_web_config() {
     );
 }
 
-/// Opens a connection and sends half a request line, as a slow or hostile client does.
-fn half_request(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metr").unwrap();
+/// A TCP connection to `addr` from the local address `from` (127.0.0.2 stands for another client on loopback).
+pub(crate) async fn connect_from(
+    from: [u8; 4],
+    addr: SocketAddr,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((from, 0)))?;
+    socket.connect(addr).await
+}
+
+/// Opens a connection from 127.0.0.2 and sends half a request line, as a slow or hostile client does.
+async fn half_request(addr: SocketAddr) -> TcpStream {
+    let s = connect_from([127, 0, 0, 2], addr).await.unwrap();
+    let mut s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    // The server may already have closed a connection past the per-address cap.
+    let _ = s.write_all(b"GET /metr");
     s
 }
 
@@ -459,14 +476,17 @@ fn half_request(addr: SocketAddr) -> TcpStream {
 async fn half_sent_requests_are_closed_after_the_header_timeout_while_metrics_answer() {
     let exp = Exporter::start(None, &[], &["--web.header-timeout", "1s"]).await;
     let started = Instant::now();
-    let mut stalled: Vec<TcpStream> = (0..300).map(|_| half_request(exp.addr)).collect();
+    let mut stalled = Vec::new();
+    for _ in 0..300 {
+        stalled.push(half_request(exp.addr).await);
+    }
     let r = reqwest::get(format!("http://{}/metrics", exp.addr))
         .await
         .unwrap();
     assert_eq!(
         r.status(),
         200,
-        "/metrics answers while 300 connections stall"
+        "/metrics answers while 300 connections from another address stall"
     );
     for (i, s) in stalled.iter_mut().enumerate() {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
