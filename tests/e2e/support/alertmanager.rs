@@ -99,7 +99,30 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Starts `n` Alertmanagers clustered over loopback, each loading `config`, with a short [`PEER_TIMEOUT`] so the
 /// second member takes over within seconds. Waits until each answers `/-/ready`.
+///
+/// The ports come from [`free_port`], so another test may take one between the look-up and Alertmanager's bind
+/// (parallel tests open many connections): a member that exits with "address already in use" has the whole cluster
+/// started again on new ports, at most three times.
 pub async fn start_cluster(dir: &Path, config: &str, n: usize) -> Vec<Alertmanager> {
+    for attempt in 1..=3 {
+        match try_start_cluster(dir, config, n, attempt).await {
+            Some(ams) => return ams,
+            None => continue,
+        }
+    }
+    panic!(
+        "Alertmanager could not bind free ports in three attempts; see the logs in {}",
+        dir.display()
+    );
+}
+
+/// One attempt of [`start_cluster`]: `None` when a member lost its port to another process.
+async fn try_start_cluster(
+    dir: &Path,
+    config: &str,
+    n: usize,
+    attempt: u32,
+) -> Option<Vec<Alertmanager>> {
     let binary = require_program("prometheus-alertmanager");
     let config_file = dir.join("alertmanager.yml");
     std::fs::write(&config_file, config).unwrap();
@@ -107,9 +130,9 @@ pub async fn start_cluster(dir: &Path, config: &str, n: usize) -> Vec<Alertmanag
     let mut ams = Vec::new();
     for (i, port) in cluster_ports.iter().enumerate() {
         let web = free_port();
-        let storage = dir.join(format!("am-{i}"));
+        let storage = dir.join(format!("am-{i}-{attempt}"));
         std::fs::create_dir_all(&storage).unwrap();
-        let log = dir.join(format!("am-{i}.log"));
+        let log = dir.join(format!("am-{i}-{attempt}.log"));
         let mut cmd = Command::new(&binary);
         cmd.arg(format!("--config.file={}", config_file.display()))
             .arg(format!("--storage.path={}", storage.display()))
@@ -143,20 +166,35 @@ pub async fn start_cluster(dir: &Path, config: &str, n: usize) -> Vec<Alertmanag
             url: format!("http://127.0.0.1:{web}"),
         });
     }
-    for am in &ams {
+    for am in &mut ams {
         let url = format!("{}/-/ready", am.url);
-        super::wait::wait_until(
+        let log = am.process.log.clone();
+        let child = std::sync::Mutex::new(&mut am.process.child);
+        let ready = super::wait::wait_until(
             "Alertmanager to be ready",
-            // Connection refused until it listens: not an error here.
+            // Connection refused until it listens: not an error here. An exit is an answer too.
             async || {
-                let r = reqwest::get(&url).await.ok()?;
-                r.status().is_success().then_some(())
+                if let Ok(r) = reqwest::get(&url).await
+                    && r.status().is_success()
+                {
+                    return Some(true);
+                }
+                let exited = child.lock().unwrap().try_wait().ok().flatten().is_some();
+                exited.then_some(false)
             },
-            || am.process.log_tail(),
+            || std::fs::read_to_string(&log).unwrap_or_default(),
         )
         .await;
+        if !ready {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                text.contains("address already in use"),
+                "Alertmanager exited:\n{text}"
+            );
+            return None;
+        }
     }
-    ams
+    Some(ams)
 }
 
 impl Alertmanager {
