@@ -127,7 +127,7 @@ fn encode_sources(
     }
 
     // Per-agent gauges: a missing value means no series for that agent (never a made-up zero).
-    let agent_gauges: [(&'static str, &'static str, AgentGauge); 5] = [
+    let agent_gauges: [(&'static str, &'static str, AgentGauge); 6] = [
         (
             names::OFFLINE,
             "Whether the platform itself considers the agent offline (1) or not (0).",
@@ -156,6 +156,12 @@ fn encode_sources(
             "Seconds since the agent's access token was last rotated (or since createdAt when never rotated), \
              computed at scrape time.",
             |a, now| a.token_rotated.map(|t| age_seconds(now, t)),
+        ),
+        (
+            names::CREATED,
+            "Unix time the agent was registered on the platform (Celigo createdAt, or the source's creation date); \
+             absent if the platform gives none.",
+            |a, _| a.created_at.map(unix_seconds),
         ),
     ];
     for (name, help, get) in agent_gauges {

@@ -39,6 +39,7 @@ pub mod names {
     pub const HEARTBEAT_AGE: &str = "onprem_agent_heartbeat_age_seconds";
     pub const TOKEN_ROTATED: &str = "onprem_agent_token_last_rotated_timestamp_seconds";
     pub const TOKEN_AGE: &str = "onprem_agent_token_age_seconds";
+    pub const CREATED: &str = "onprem_agent_created_timestamp_seconds";
     pub const CPU: &str = "onprem_agent_cpu_ratio";
     pub const MEMORY: &str = "onprem_agent_memory_ratio";
     pub const DISK_FREE: &str = "onprem_agent_disk_free_bytes";
@@ -293,6 +294,27 @@ mod tests {
         assert!(
             text.contains("agent_name=\"never\"} 60\n"),
             "token age should be 60 s:\n{text}"
+        );
+    }
+
+    #[test]
+    fn the_creation_date_is_a_timestamp_series_only_when_the_platform_gives_one() {
+        let mut known = Agent::new("a1", "known");
+        known.created_at = Some(Timestamp::from_second(99_000).unwrap());
+        let unknown = Agent::new("a2", "unknown");
+        let om = exposition_with(vec![known, unknown]).render(Format::OpenMetrics);
+        for want in [
+            "# UNIT onprem_agent_created_timestamp_seconds seconds\n",
+            "onprem_agent_created_timestamp_seconds{account=\"acct \\\"x\\\"\",provider=\"celigo\",agent_id=\"a1\",agent_name=\"known\"} 99000\n",
+        ] {
+            assert!(om.contains(want), "missing {want:?} in:\n{om}");
+        }
+        assert_eq!(
+            om.lines()
+                .filter(|l| l.starts_with("onprem_agent_created_timestamp_seconds{"))
+                .count(),
+            1,
+            "only the agent with a creation date has a series:\n{om}"
         );
     }
 

@@ -345,6 +345,7 @@ async fn metrics_are_gzipped_on_request_and_parse_with_the_reference_openmetrics
         "onprem_agent_heartbeat_age_seconds",
         "onprem_agent_token_last_rotated_timestamp_seconds",
         "onprem_agent_token_age_seconds",
+        "onprem_agent_created_timestamp_seconds",
         "onprem_agent_source_up",
         "onprem_agent_source_last_success_timestamp_seconds",
         "onprem_agent_source_poll_duration_seconds",
