@@ -58,6 +58,9 @@ const CALYPTIA: &str = "      path: {path}
         labels: { type: type, edition: edition, os: os, arch: arch }
 ";
 
+/// The creation-date family, which the Planasonix and Calyptia mappings do not map.
+const CREATED: &str = "onprem_agent_created_timestamp_seconds";
+
 /// Serves a `provider` simulator of 25 agents, seven to a page when the client names no size.
 async fn spawn(provider: Provider) -> TestSim {
     spawn_sim(
@@ -106,10 +109,21 @@ fn agent_series(exposition: &str, account: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Runs `once` on the config and compares the two sources' agent series. A heartbeat can land between the two
+/// Runs `once` on the config and compares the two sources' agent series, leaving out the families named in
+/// `unmapped` on both sides. A heartbeat can land between the two
 /// sources' requests (the simulator's agents beat every 30 s, on their own phases), so a difference is looked at
 /// again, up to three runs; a mapping that is wrong differs every time.
-fn assert_same_agent_series(config: &Path) {
+fn assert_same_agent_series(config: &Path, unmapped: &[&str]) {
+    let mapped_only = |series: BTreeSet<String>| -> BTreeSet<String> {
+        series
+            .into_iter()
+            .filter(|s| {
+                !unmapped
+                    .iter()
+                    .any(|family| s.starts_with(&format!("{family}{{")))
+            })
+            .collect()
+    };
     let mut last = String::new();
     for _ in 0..3 {
         let out = Command::new(EXE)
@@ -123,8 +137,8 @@ fn assert_same_agent_series(config: &Path) {
             out.status.success(),
             "once failed: {stderr}\nstdout:\n{stdout}"
         );
-        let builtin = agent_series(&stdout, "builtin");
-        let mapped = agent_series(&stdout, "mapped");
+        let builtin = mapped_only(agent_series(&stdout, "builtin"));
+        let mapped = mapped_only(agent_series(&stdout, "mapped"));
         assert!(
             builtin.len() >= 25 * 3,
             "too few agent series from the built-in source:\n{stdout}"
@@ -156,7 +170,7 @@ async fn celigo_through_a_generic_source_gives_the_built_in_agent_series() {
     let sim = spawn(Provider::Celigo).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim, "celigo", CELIGO);
-    assert_same_agent_series(&config);
+    assert_same_agent_series(&config, &[]);
     // Four pages of seven, through Link headers, for each source.
     assert!(sim.sim.stats().pages >= 8, "pages: {:?}", sim.sim.stats());
 }
@@ -167,7 +181,9 @@ async fn planasonix_through_a_generic_source_gives_the_built_in_agent_series() {
     let dir = tempfile::tempdir().unwrap();
     let mapping = PLANASONIX;
     let config = write_config(dir.path(), &sim, "planasonix\n    page_size: 6", mapping);
-    assert_same_agent_series(&config);
+    // The mapping leaves `created_at` out on purpose (CONFIGURATION.md says why: mapped, it would become the token's
+    // date), so the built-in source's creation dates have no counterpart.
+    assert_same_agent_series(&config, &[CREATED]);
     assert!(sim.sim.stats().pages >= 10, "pages: {:?}", sim.sim.stats());
 }
 
@@ -177,7 +193,8 @@ async fn calyptia_through_a_generic_source_gives_the_built_in_agent_series() {
     let dir = tempfile::tempdir().unwrap();
     let mapping = CALYPTIA.replace("{path}", &sim.sim.list_path());
     let config = write_config(dir.path(), &sim, "calyptia", &mapping);
-    assert_same_agent_series(&config);
+    // As for Planasonix: no `created_at` in the mapping, so no creation dates to compare.
+    assert_same_agent_series(&config, &[CREATED]);
     assert!(sim.sim.stats().pages >= 8, "pages: {:?}", sim.sim.stats());
 }
 
