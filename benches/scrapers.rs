@@ -12,9 +12,14 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "support/process.rs"]
+mod process;
+
+use process::{env_secs, met, proc_status_kib, spawn};
 
 use anyhow::{Context as _, anyhow, bail};
 
@@ -26,65 +31,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const TARGET_RATIO: f64 = 4.0;
 const TARGET_RSS_MIB: f64 = 128.0;
 
-/// The child processes, killed by the deadline thread or on an error.
-static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
-
-fn kill_all_children() {
-    for mut child in std::mem::take(&mut *CHILDREN.lock().unwrap_or_else(|p| p.into_inner())) {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
 fn main() {
-    let deadline = env_secs("BENCH_TIMEOUT_SECS", 600);
-    std::thread::spawn(move || {
-        std::thread::sleep(deadline);
-        eprintln!(
-            "bench: still running after {deadline:?}; killing the child processes and giving up"
-        );
-        kill_all_children();
-        std::process::exit(2);
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("start the tokio runtime");
-    let result = runtime.block_on(run());
-    kill_all_children();
-    if let Err(e) = result {
-        eprintln!("bench: error: {e:#}");
-        std::process::exit(1);
-    }
-}
-
-fn env_secs(name: &str, default: u64) -> Duration {
-    Duration::from_secs(
-        std::env::var(name)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default),
-    )
-}
-
-/// Spawns `command`, remembering it so it is killed on exit; returns its pid and stdout.
-fn spawn(command: &mut Command) -> anyhow::Result<(u32, Option<std::process::ChildStdout>)> {
-    let mut child = command.spawn().context("start a child process")?;
-    let (pid, stdout) = (child.id(), child.stdout.take());
-    CHILDREN
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(child);
-    Ok((pid, stdout))
-}
-
-/// A field of `/proc/<pid>/status` in KiB (`VmHWM`, `VmRSS`).
-fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+    process::main_bounded(600, run());
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -141,20 +89,8 @@ async fn run() -> anyhow::Result<()> {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?),
     )?;
+    let addr: SocketAddr = process::listening_addr(&log).await?;
     let started = Instant::now();
-    let addr: SocketAddr = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(addr) = text.lines().find_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            (v["message"] == "listening").then(|| v["addr"].as_str()?.parse().ok())?
-        }) {
-            break addr;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("the exporter did not listen within 60 s; log:\n{text}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .pool_max_idle_per_host(SCRAPERS)
@@ -222,10 +158,6 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok { "met" } else { "NOT met" }
 }
 
 /// What a scraping run saw.

@@ -8,10 +8,15 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "support/process.rs"]
+mod process;
+
+use process::{kill_all_children, met, proc_status_kib, spawn};
 
 use anyhow::{Context as _, bail};
 
@@ -20,64 +25,12 @@ const TOKEN: &str = "bench-api-token-web-5a7d";
 const USER: &str = "prometheus";
 const PASSWORD: &str = "bench password";
 
-static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
-
-fn kill_all_children() {
-    for mut child in std::mem::take(&mut *CHILDREN.lock().unwrap_or_else(|p| p.into_inner())) {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
 fn main() {
-    let deadline = Duration::from_secs(
-        std::env::var("BENCH_TIMEOUT_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(900),
-    );
-    std::thread::spawn(move || {
-        std::thread::sleep(deadline);
-        eprintln!("bench: still running after {deadline:?}; giving up");
-        kill_all_children();
-        std::process::exit(2);
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("start the tokio runtime");
-    let result = runtime.block_on(run());
-    kill_all_children();
-    if let Err(e) = result {
-        eprintln!("bench: error: {e:#}");
-        std::process::exit(1);
-    }
-}
-
-fn spawn(command: &mut Command) -> anyhow::Result<(u32, Option<std::process::ChildStdout>)> {
-    let mut child = command.spawn().context("start a child process")?;
-    let (pid, stdout) = (child.id(), child.stdout.take());
-    CHILDREN
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(child);
-    Ok((pid, stdout))
-}
-
-fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+    process::main_bounded(900, run());
 }
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok { "met" } else { "NOT met" }
 }
 
 /// An exporter polling a simulator of `agents` agents, with `web_yaml` as its web config if given.
@@ -147,20 +100,8 @@ async fn start(agents: usize, web_yaml: Option<&str>) -> anyhow::Result<Running>
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?),
     )?;
+    let addr: SocketAddr = process::listening_addr(&log).await?;
     let started = Instant::now();
-    let addr: SocketAddr = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(addr) = text.lines().find_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            (v["message"] == "listening").then(|| v["addr"].as_str()?.parse().ok())?
-        }) {
-            break addr;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("the exporter did not listen within 60 s; log:\n{text}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
     // Ready means every agent is in the snapshot (`/readyz` also turns ready after a failed first poll).
