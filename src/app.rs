@@ -143,11 +143,7 @@ pub async fn run(
              can create and delete silences"
         );
     }
-    state.metrics.register_info(
-        crate::metrics::names::SHARD,
-        crate::domain::shard::SHARD_INFO_HELP,
-        config.shard.info_labels(),
-    );
+    state.metrics.register_shard(&config.shard);
     state.sections.push(Arc::new(config.shard));
     let mut routes = None;
     if let Some(alerting) = &config.alerting {

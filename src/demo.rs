@@ -122,11 +122,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<(), A
     // The rule engine runs with short demo timings; its mail goes to .eml files instead of an SMTP server.
     let mut state = AppState::new(exporter.registry.clone());
     // One process owns every source, as `run` without `--shard` says it: 0 of 1.
-    state.metrics.register_info(
-        crate::metrics::names::SHARD,
-        crate::domain::shard::SHARD_INFO_HELP,
-        crate::domain::shard::Shard::ALL.info_labels(),
-    );
+    state.metrics.register_shard(&crate::domain::Shard::ALL);
     let state_dir =
         std::env::temp_dir().join(format!("onprem-agent-exporter-demo-{}", std::process::id()));
     let to = "Operations <ops@demo.invalid>"

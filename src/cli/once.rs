@@ -24,11 +24,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut exposition = metrics::Exposition::new(exporter.registry.clone());
     // `once` polls every source (no shard): 0 of 1, as every command that serves /metrics exports it.
-    exposition.register_info(
-        metrics::names::SHARD,
-        onprem_agent_exporter::domain::shard::SHARD_INFO_HELP,
-        onprem_agent_exporter::domain::shard::Shard::ALL.info_labels(),
-    );
+    exposition.register_shard(&onprem_agent_exporter::domain::Shard::ALL);
     let text = exposition.render(format);
     print!("{text}");
     // The poller already logged each failure with its cause chain; one summary line, not a second copy.

@@ -114,9 +114,6 @@ impl Shard {
     }
 }
 
-/// HELP of `onprem_agent_exporter_shard_info`, without the final `.` the crate adds.
-pub const SHARD_INFO_HELP: &str = "Which shard of the configured sources this replica owns (index of total); 0 of 1 when not sharded";
-
 #[cfg(test)]
 mod tests {
     use super::*;

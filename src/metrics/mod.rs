@@ -142,15 +142,15 @@ impl Exposition {
         Exposition { registry, sources }
     }
 
-    /// Adds an `_info` family `name` with one sample carrying `labels` (the shard, for example). `help` is a static
-    /// sentence without the final `.`, which the crate adds.
-    pub fn register_info(
-        &mut self,
-        name: &'static str,
-        help: &'static str,
-        labels: Vec<(&'static str, String)>,
-    ) {
-        self.registry.register(name, help, Info::new(labels));
+    /// Adds `onprem_agent_exporter_shard_info{index,total}`: which shard of the configured sources this process owns
+    /// (`0` of `1` for every command that polls them all). Every command that serves or prints the exposition calls
+    /// it once.
+    pub fn register_shard(&mut self, shard: &crate::domain::Shard) {
+        self.registry.register(
+            names::SHARD,
+            "Which shard of the configured sources this replica owns (index of total); 0 of 1 when not sharded",
+            Info::new(shard.info_labels()),
+        );
     }
 
     /// Adds the families of another part of the process (the rule engine and the outbox), encoded after the fleet's.
