@@ -36,7 +36,8 @@ pub struct AlertLine {
     pub value: String,
     /// The threshold it crossed, in human units.
     pub threshold: String,
-    /// When the alert started firing.
+    /// When its condition began (for a token, the day it became due); [`AlertLine::fired_at`] is when it started
+    /// firing, the `startsAt` of every path.
     pub since: Timestamp,
     /// When it resolved, for resolved lines.
     pub resolved_at: Option<Timestamp>,
