@@ -352,9 +352,18 @@ async fn three_shards_see_each_account_exactly_once_and_add_up_to_an_unsharded_e
         "count(onprem_agent_info{JOB})",
         "sum(onprem_agent_offline{JOB})",
     ] {
-        let sharded = prom.scalar(&expr.replace("JOB", "job=\"shards\"")).await;
-        let whole = prom.scalar(&expr.replace("JOB", "job=\"full\"")).await;
-        assert_eq!(sharded, whole, "{expr}");
+        // The shards and the unsharded exporter poll at their own moments, and the simulated agents go offline and
+        // back: wait until one pair of answers agrees rather than trust a single instant.
+        let whole = wait_until(
+            &format!("the shards' {expr} to equal the unsharded exporter's"),
+            async || {
+                let sharded = prom.scalar(&expr.replace("JOB", "job=\"shards\"")).await;
+                let whole = prom.scalar(&expr.replace("JOB", "job=\"full\"")).await;
+                (sharded == whole).then_some(whole)
+            },
+            seen,
+        )
+        .await;
         assert!(whole > 0.0, "{expr} is {whole}");
     }
     // Each shard owns what check-config lists for it.
