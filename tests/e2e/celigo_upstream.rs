@@ -2,6 +2,7 @@
 //! may ignore, every error status, retries, timeouts, malformed bodies and the secrets that must never come back.
 
 use crate::support::fake_upstream as fake;
+use crate::support::free_port;
 
 use std::time::{Duration, Instant};
 
@@ -432,9 +433,8 @@ async fn a_server_slower_than_the_request_timeout_fails_with_timeout() {
 
 #[tokio::test]
 async fn a_refused_connection_fails_with_connect() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
-    drop(listener);
+    // A port nothing listens on.
+    let base = Url::parse(&format!("http://127.0.0.1:{}/", free_port())).unwrap();
     let e = poll_err(config(&base)).await;
     assert_eq!(e.reason(), ErrorReason::Connect, "saw {e}");
     let shown = e.to_string();

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use onprem_agent_exporter::sim::SimOptions;
 
 use crate::support::exposition::{parse_text_with_python, parse_with_reference_parser, sample};
+use crate::support::free_port;
 use crate::support::hostile_fleet;
 use crate::support::http::get;
 use crate::support::process::{EXE, TestExporter};
@@ -656,11 +657,7 @@ async fn report_prints_every_agent_as_json_and_csv_most_urgent_first() {
 #[test]
 fn test_email_names_the_step_that_failed() {
     // A port nothing listens on: the connect step must fail, and the command must say so.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), "t\n").unwrap();
     let config = dir.path().join("config.yaml");

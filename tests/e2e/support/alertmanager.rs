@@ -100,9 +100,9 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Starts `n` Alertmanagers clustered over loopback, each loading `config`, with a short [`PEER_TIMEOUT`] so the
 /// second member takes over within seconds. Waits until each answers `/-/ready`.
 ///
-/// The ports come from [`free_port`], so another test may take one between the look-up and Alertmanager's bind
-/// (parallel tests open many connections): a member that exits with "address already in use" has the whole cluster
-/// started again on new ports, at most three times.
+/// The ports come from [`free_port`], outside the kernel's ephemeral range. Should another program still take one
+/// between the look-up and Alertmanager's bind, the member exits with "address already in use" and the whole
+/// cluster is started again on new ports, at most three times.
 pub async fn start_cluster(dir: &Path, config: &str, n: usize) -> Vec<Alertmanager> {
     for attempt in 1..=3 {
         match try_start_cluster(dir, config, n, attempt).await {
