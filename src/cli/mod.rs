@@ -86,12 +86,16 @@ pub fn parse_header_timeout(s: &str) -> Result<std::time::Duration, String> {
     parse_bounded(s, "100ms", "1h")
 }
 
-/// A duration flag between `min` and `max` (both humantime strings), so that no value on the command line can make
-/// a timer panic (a zero period) or overflow an `Instant` (an absurd one). The message names both bounds.
+/// A duration flag between `min` and `max`, so that no value on the command line can make a timer panic (a zero
+/// period) or overflow an `Instant` (an absurd one). Flags take durations the way the config file does
+/// ([`config::parse::duration`](onprem_agent_exporter::config::parse::duration): `ms`, `s`, `m`, `h`, `d`, `w`), with the same
+/// messages; the message of a value out of bounds names both bounds.
 pub fn parse_bounded(s: &str, min: &str, max: &str) -> Result<std::time::Duration, String> {
-    let bound = |b: &str| humantime::parse_duration(b).expect("the bounds are valid durations");
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e}; expected a duration from {min} to {max}, e.g. 10s or 2m"))?;
+    let bound = |b: &str| {
+        onprem_agent_exporter::config::parse::duration(b).expect("the bounds are valid durations")
+    };
+    let d = onprem_agent_exporter::config::parse::duration(s)
+        .map_err(|e| format!("{e}; expected a duration from {min} to {max}"))?;
     if d < bound(min) || d > bound(max) {
         return Err(format!("must be from {min} to {max}"));
     }

@@ -94,7 +94,7 @@ pub struct RawSmtp {
     /// The name of an environment variable holding the password.
     #[serde(default)]
     pub password_env: Option<Spanned<String>>,
-    /// Limit for each SMTP command, connect included (humantime, default 30s).
+    /// Limit for each SMTP command, connect included (a duration, default 30s).
     #[serde(default)]
     pub timeout: Option<Spanned<String>>,
     /// A PEM file of extra CA certificates to trust, for a relay with a private CA. The system roots stay trusted.

@@ -267,8 +267,8 @@ impl SilenceStore {
             (None, None) => return Err("give ends_at or duration".into()),
             (Some(t), None) => t,
             (None, Some(d)) => {
-                let d = humantime::parse_duration(d.trim())
-                    .map_err(|e| format!("bad duration {d:?}: {e}"))?;
+                // The same durations, and the same messages, as the config file's.
+                let d = crate::config::parse::duration(&d)?;
                 starts_at.checked_add(d).map_err(|_| {
                     format!("duration {} is too long", humantime::format_duration(d))
                 })?
@@ -429,7 +429,9 @@ mod tests {
             ),
             (
                 new(vec![m.clone()], None, Some("soon")),
-                "bad duration \"soon\": expected number at 0".to_string(),
+                "invalid duration \"soon\": write a whole number and a unit (ms, s, m, h, d or w), or several, \
+                 e.g. 30s, 5m, 1h30m or 90d"
+                    .to_string(),
             ),
             (
                 new(vec![m.clone()], Some(ago(t0(), 60)), None),

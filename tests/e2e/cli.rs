@@ -154,6 +154,45 @@ fn no_flag_value_makes_a_subcommand_panic() {
 }
 
 #[test]
+fn duration_flags_take_durations_as_the_config_file_does_with_its_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "", "");
+    let cases: Vec<(Vec<&str>, &str, &str, &str)> = vec![
+        (
+            vec!["demo"],
+            "--poll-interval",
+            "3 months",
+            "months and years have no fixed length",
+        ),
+        (vec!["demo"], "--poll-interval", "1y", "write days or weeks"),
+        (vec!["healthcheck"], "--timeout", "5 seconds", "write 5s"),
+        (vec!["simulate"], "--latency", "2 minutes", "write 2m"),
+        (
+            vec!["run", "--config", &cfg],
+            "--web.header-timeout",
+            "10",
+            "ms, s, m, h, d or w",
+        ),
+    ];
+    for (prefix, flag, value, want) in cases {
+        let mut args = prefix.clone();
+        let pair = format!("{flag}={value}");
+        args.push(&pair);
+        let out = exe(&args);
+        let err = stderr(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} must be a usage error:\n{err}"
+        );
+        assert!(
+            err.contains(flag) && err.contains(want),
+            "{args:?}: want {flag} and {want:?} in:\n{err}"
+        );
+    }
+}
+
+#[test]
 fn config_durations_out_of_bounds_are_refused_with_the_bound() {
     let cases = [
         ("poll_interval: 0s", "at least 1s"),

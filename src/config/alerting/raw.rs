@@ -15,7 +15,8 @@ use crate::config::silences::RawSilenceLimits;
 use crate::domain::Severity;
 use crate::domain::matcher::RawMatcher;
 
-/// The `alerting:` section as written. Durations are humantime strings (`30s`, `5m`, `4h`, `90d`).
+/// The `alerting:` section as written. Durations are written as [`crate::config::parse::duration`] reads them (`30s`,
+/// `5m`, `4h`, `90d`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAlerting {
