@@ -203,14 +203,13 @@ async fn tls_and_basic_auth_guard_every_endpoint_but_healthz() {
         let h = r.headers();
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
         assert!(
-            h["content-security-policy"]
-                .to_str()
-                .unwrap()
-                .contains("default-src 'none'"),
-            "{path}: {:?}",
-            h.get("content-security-policy")
+            csp.contains("default-src 'none'") && csp.contains("img-src 'self';"),
+            "{path}: {csp}"
         );
+        // No page shows an inline image, so none may be injected as a `data:` URL either.
+        assert!(!csp.contains("data:"), "{path}: {csp}");
     }
     let r = c.get(exp.https("/healthz")).send().await.unwrap();
     assert_eq!(
