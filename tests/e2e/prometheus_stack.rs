@@ -26,11 +26,14 @@ use url::Url;
 
 use onprem_agent_exporter::domain::catalog;
 
+use crate::support::fake_upstream::{FakeUpstream, Reply};
 use crate::support::free_port;
 use crate::support::hostile_fleet;
+use crate::support::process::TestExporter;
 use crate::support::prometheus::{
     Prometheus, Running, require_program, sample_value, start_prometheus,
 };
+use crate::support::wait::wait_until;
 
 /// How long the stack may take to come up: the exporter's first poll, Prometheus's start, and two scrapes.
 const STARTUP_LIMIT: Duration = Duration::from_secs(60);
@@ -204,6 +207,93 @@ async fn every_alert_rule_is_evaluated_without_error_by_a_real_prometheus() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The "Heartbeat stale" stat counts exactly the agents `AgentHeartbeatStale` fires for, on a fleet with each case
+/// the rule tells apart: the demo fleet has no online agent that never sent a heartbeat, so this one is scripted.
+#[tokio::test]
+async fn the_heartbeat_stale_stat_counts_the_agents_agent_heartbeat_stale_fires_for() {
+    let now = jiff::Timestamp::now();
+    let ago = |secs: i64| {
+        now.checked_sub(jiff::SignedDuration::from_secs(secs))
+            .unwrap()
+            .to_string()
+    };
+    let agent = |id: &str, offline: bool, heartbeat: Option<String>, created: String| {
+        let mut a = serde_json::json!({ "_id": id, "name": format!("etl-{id}"), "offline": offline, "createdAt": created });
+        if let Some(h) = heartbeat {
+            a["lastHeartbeatAt"] = h.into();
+        }
+        a
+    };
+    // Counted: `stale` (an old heartbeat) and `never` (no heartbeat, created two days ago). Not counted: `fresh`,
+    // `young` (no heartbeat yet, created a minute ago) and `gone` (offline, so AgentOffline's).
+    let fleet = serde_json::json!([
+        agent("fresh", false, Some(ago(10)), ago(86_400)),
+        agent("stale", false, Some(ago(3_600)), ago(86_400)),
+        agent("never", false, None, ago(2 * 86_400)),
+        agent("young", false, None, ago(60)),
+        agent("gone", true, None, ago(2 * 86_400)),
+    ]);
+    let upstream = FakeUpstream::route(move |_| Reply::json(fleet.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("token"), "t0k3n\n").unwrap();
+    std::fs::write(
+        p.join("config.yaml"),
+        format!(
+            "listen_address: 127.0.0.1:0\nsources:\n  - {{ name: etl-prod, provider: celigo, base_url: \"{base}\", \
+             token_file: token, poll_interval: 1s, max_attempts: 1 }}\n",
+            base = upstream.base.as_str().trim_end_matches('/'),
+        ),
+    )
+    .unwrap();
+    let exporter = TestExporter::start(&p.join("config.yaml"), p.join("exporter.log"));
+    exporter.wait_ready().await;
+    let metrics = Url::parse(&exporter.url("/metrics")).unwrap();
+    let prometheus = start_prometheus(&metrics, JOB, &repo().join("alerts").join("*.rules.yml"));
+
+    let dashboard = dashboard();
+    let stat = panel_queries(&dashboard)
+        .into_iter()
+        .find(|q| q.panel == "Heartbeat stale")
+        .expect("the dashboard has a \"Heartbeat stale\" stat");
+    let stat = interpolate(&stat.expr, &variable_values(&dashboard));
+    let rule = rules()
+        .into_iter()
+        .find(|r| r.alert == "AgentHeartbeatStale")
+        .expect("alerts/ has AgentHeartbeatStale");
+    let rule = rule.expr.trim();
+    // One query, so that both sides are evaluated at the same instant, once Prometheus has the whole fleet.
+    let both = format!(
+        r#"(label_replace({stat}, "side", "stat", "", "") or label_replace(count({rule}) or vector(0), "side", "rule", "", "")) and on () (count(onprem_agent_info) == 5)"#
+    );
+    let samples = wait_until(
+        "Prometheus to have scraped the five agents",
+        async || match prometheus.query(&both).await {
+            Ok(samples) if samples.len() == 2 => Some(samples),
+            _ => None,
+        },
+        || prometheus.process.log_tail(),
+    )
+    .await;
+    let side = |name: &str| {
+        samples
+            .iter()
+            .find(|s| s["metric"]["side"] == name)
+            .and_then(sample_value)
+            .unwrap_or_else(|| panic!("no {name} side in {samples:?}"))
+    };
+    assert_eq!(
+        side("rule"),
+        2.0,
+        "the rule fires for `stale` and `never`: {samples:?}"
+    );
+    assert_eq!(
+        side("stat"),
+        side("rule"),
+        "the stat and the rule disagree:\n{stat}\n\n{rule}"
+    );
 }
 
 #[tokio::test]
