@@ -9,30 +9,41 @@ use std::pin::Pin;
 use jiff::Timestamp;
 
 use super::email::EmailChannel;
-use super::http::HttpError;
-use super::msteams::MsteamsChannel;
+use super::http::{self, HttpError};
 use super::outbox::{Deliver, Payload};
 use super::pagerduty::PagerdutyChannel;
-use super::slack::SlackChannel;
 use super::webhook::WebhookChannel;
 use super::{AlertLine, DeliveryError, Notification, NotificationStatus, Severity};
 use crate::config::receivers::{ReceiverConfig, ReceiverKind};
 use crate::domain::AlertName;
+use secrecy::SecretString;
+use serde_json::Value;
 
 /// One named receiver's channel.
 #[derive(Debug, Clone)]
 enum Receiver {
-    Slack(SlackChannel),
-    Msteams(MsteamsChannel),
+    /// Slack or Teams: both post their own rendering of the notification to an incoming-webhook URL.
+    Chat(IncomingWebhook),
     Pagerduty(PagerdutyChannel),
     Webhook(WebhookChannel),
+}
+
+/// A chat service's incoming webhook (Slack, a Teams workflow). The URL is the credential (Slack's path secret,
+/// Teams's `sig=`), read from `webhook_url_file` and used only to send; `SecretString` keeps it out of `Debug`.
+#[derive(Debug, Clone)]
+struct IncomingWebhook {
+    url: SecretString,
+    client: reqwest::Client,
+    /// The service's message for a notification: [`super::slack::message`] or [`super::msteams::message`].
+    message: fn(&Notification) -> Value,
 }
 
 impl Receiver {
     async fn send(&self, n: &Notification) -> Result<(), HttpError> {
         match self {
-            Receiver::Slack(c) => c.send(n).await,
-            Receiver::Msteams(c) => c.send(n).await,
+            Receiver::Chat(w) => {
+                http::post_json(&w.client, &w.url, None, &(w.message)(n), &n.id, &[]).await
+            }
             Receiver::Pagerduty(c) => c.send(n).await,
             Receiver::Webhook(c) => c.send(n).await,
         }
@@ -60,12 +71,16 @@ impl Channels {
             .map(|r| {
                 let c = client.clone();
                 let channel = match &r.kind {
-                    ReceiverKind::Slack { webhook_url } => {
-                        Receiver::Slack(SlackChannel::new(webhook_url.clone(), c))
-                    }
-                    ReceiverKind::Msteams { webhook_url } => {
-                        Receiver::Msteams(MsteamsChannel::new(webhook_url.clone(), c))
-                    }
+                    ReceiverKind::Slack { webhook_url } => Receiver::Chat(IncomingWebhook {
+                        url: webhook_url.clone(),
+                        client: c,
+                        message: super::slack::message,
+                    }),
+                    ReceiverKind::Msteams { webhook_url } => Receiver::Chat(IncomingWebhook {
+                        url: webhook_url.clone(),
+                        client: c,
+                        message: super::msteams::message,
+                    }),
                     ReceiverKind::Pagerduty { routing_key, url } => {
                         Receiver::Pagerduty(PagerdutyChannel::new(routing_key.clone(), url, c))
                     }

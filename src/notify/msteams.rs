@@ -7,46 +7,13 @@
 //! carries its signature (`sig=…`) and is read from `webhook_url_file`; it is a secret.
 
 use crate::notify::Told as _;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::http::{self, HttpError};
 use super::{AlertLine, Notification, NotificationStatus, Severity};
 
 /// The most agents listed per section; a Teams message is capped at about 28 KB, and a card with hundreds of rows is
 /// unreadable anyway. The rest are counted in an "…and N more" line.
 pub const MAX_LINES: usize = 50;
-
-/// A Teams Workflows webhook.
-#[derive(Debug, Clone)]
-pub struct MsteamsChannel {
-    /// The workflow URL, with its signature: a secret.
-    webhook_url: SecretString,
-    client: reqwest::Client,
-}
-
-impl MsteamsChannel {
-    /// A channel posting to `webhook_url` through `client`.
-    pub fn new(webhook_url: SecretString, client: reqwest::Client) -> MsteamsChannel {
-        MsteamsChannel {
-            webhook_url,
-            client,
-        }
-    }
-
-    /// Posts one notification.
-    pub async fn send(&self, n: &Notification) -> Result<(), HttpError> {
-        http::post_json(
-            &self.client,
-            &self.webhook_url,
-            None,
-            &message(n),
-            &n.id,
-            &[],
-        )
-        .await
-    }
-}
 
 /// A `RichTextBlock` with one plain `TextRun`.
 fn plain(text: &str, extra: Value) -> Value {

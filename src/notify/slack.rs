@@ -6,47 +6,14 @@
 //! or 410, which the outbox counts as rejected rather than retrying for a week.
 
 use crate::notify::Told as _;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::http::{self, HttpError};
 use super::{AlertLine, Notification, NotificationStatus};
 
 /// The longest header Slack accepts (a `plain_text` header block holds at most 150 characters).
 const HEADER_MAX_CHARS: usize = 150;
 /// The longest `mrkdwn` section Slack accepts is 3000 characters; this leaves room for the "and N more" line.
 const SECTION_MAX_CHARS: usize = 2800;
-
-/// A Slack incoming webhook.
-#[derive(Debug, Clone)]
-pub struct SlackChannel {
-    /// The webhook URL: a secret. `SecretString` keeps it out of `Debug`.
-    webhook_url: SecretString,
-    client: reqwest::Client,
-}
-
-impl SlackChannel {
-    /// A channel posting to `webhook_url` through `client`.
-    pub fn new(webhook_url: SecretString, client: reqwest::Client) -> SlackChannel {
-        SlackChannel {
-            webhook_url,
-            client,
-        }
-    }
-
-    /// Posts one notification.
-    pub async fn send(&self, n: &Notification) -> Result<(), HttpError> {
-        http::post_json(
-            &self.client,
-            &self.webhook_url,
-            None,
-            &message(n),
-            &n.id,
-            &[],
-        )
-        .await
-    }
-}
 
 /// Escapes the three characters Slack's `mrkdwn` gives a meaning to (`&`, `<`, `>`), so that an agent name cannot
 /// make a link or a mention (`<!channel>`). Slack documents exactly these three escapes.
