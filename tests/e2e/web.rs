@@ -15,7 +15,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::support::process::{EXE, TestExporter};
+use crate::support::process::{EXE, TestExporter, check_web_config};
 use crate::support::prometheus::{require_program, start_prometheus_with};
 use crate::support::simulator::{TestSim, spawn_sim};
 use crate::support::wait::wait_until;
@@ -426,18 +426,7 @@ fn promtool_and_check_config_accept_every_shipped_web_config() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = Command::new(EXE)
-            .args([
-                "check-config",
-                concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/tests/fixtures/valid-minimal.yaml"
-                ),
-            ])
-            .arg("--web.config.file")
-            .arg(&copy)
-            .output()
-            .unwrap();
+        let out = check_web_config(&copy);
         assert!(
             out.status.success(),
             "check-config --web.config.file {name}: {}",

@@ -15,6 +15,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::AsyncReadExt as _;
 
+use crate::support::process::check_web_config;
 use crate::web::{Ca, Exporter, client, connect_from};
 
 const IDLE: usize = 520;
@@ -263,18 +264,7 @@ async fn a_cost_18_user_slows_neither_the_start_nor_unknown_users_nor_another_lo
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("web.yml");
     std::fs::write(&path, &web).unwrap();
-    let out = std::process::Command::new(crate::support::process::EXE)
-        .args([
-            "check-config",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/valid-minimal.yaml"
-            ),
-        ])
-        .arg("--web.config.file")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check_web_config(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success()

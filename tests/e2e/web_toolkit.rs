@@ -6,7 +6,6 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::support::process::EXE;
+use crate::support::process::check_web_config;
 use crate::web::{Ca, Exporter, client};
 
 /// A self-signed certificate with `CA:TRUE` and the subject alternative names `sans`, as `openssl req -x509`
@@ -239,18 +238,7 @@ fn check_config_reads_every_toolkit_case_as_the_toolkit_does() {
     for (i, (case, yaml, want)) in cases.iter().enumerate() {
         let web = dir.path().join(format!("web-{i}.yml"));
         std::fs::write(&web, yaml).unwrap();
-        let out = Command::new(EXE)
-            .args([
-                "check-config",
-                concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/tests/fixtures/valid-minimal.yaml"
-                ),
-            ])
-            .arg("--web.config.file")
-            .arg(&web)
-            .output()
-            .unwrap();
+        let out = check_web_config(&web);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let ok = match want {
             None => out.status.success(),
@@ -269,18 +257,7 @@ fn check_config_reads_every_toolkit_case_as_the_toolkit_does() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     // The mismatch names both keys and says what is wrong, not rustls's enum.
     let web = dir.path().join(format!("web-{}.yml", cases.len() - 1));
-    let out = Command::new(EXE)
-        .args([
-            "check-config",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/valid-minimal.yaml"
-            ),
-        ])
-        .arg("--web.config.file")
-        .arg(&web)
-        .output()
-        .unwrap();
+    let out = check_web_config(&web);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("does not belong to the certificate")

@@ -14,6 +14,18 @@ pub const QUEUE_LENGTH: &str = "onprem_agent_notification_queue_length ";
 /// The binary under test.
 pub const EXE: &str = env!("CARGO_BIN_EXE_onprem-agent-exporter");
 
+/// `check-config` of the minimal valid config with `web_config` as its `--web.config.file`: how the exporter reads a
+/// web config file, without starting a server.
+pub fn check_web_config(web_config: &Path) -> std::process::Output {
+    Command::new(EXE)
+        .arg("check-config")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid-minimal.yaml"))
+        .arg("--web.config.file")
+        .arg(web_config)
+        .output()
+        .expect("the exporter runs")
+}
+
 /// An exporter process; killed when dropped.
 pub struct TestExporter {
     pub child: Child,
