@@ -10,7 +10,6 @@
 //! `BENCH_SCRAPE_SECS` (default 30) is how long the 64 scrapers run, and the single scraper runs a third of that.
 //! Every child process is killed on exit; everything listens on 127.0.0.1 only.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -21,7 +20,7 @@ mod process;
 
 use process::{env_secs, met, proc_status_kib, spawn};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 
 const EXE: &str = env!("CARGO_BIN_EXE_onprem-agent-exporter");
 const TOKEN: &str = "bench-api-token-scrapers-9c2e";
@@ -41,27 +40,7 @@ async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
 
     // The simulator, as its own process so its CPU and memory are not the exporter's.
-    let (_, stdout) = spawn(
-        Command::new(EXE)
-            .args(["--log-level", "warn", "simulate", "--listen", "127.0.0.1:0"])
-            .args(["--agents", &AGENTS.to_string(), "--page-size", "1000"])
-            .env("ONPREM_AGENT_SIM_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null()),
-    )?;
-    let stdout = stdout.context("the simulator's stdout")?;
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await??;
-    let sim: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .with_context(|| format!("no simulator address in {line:?}"))?;
+    let sim = process::start_simulator(AGENTS, TOKEN).await?;
 
     std::fs::write(dir.path().join("token"), TOKEN)?;
     let config = dir.path().join("config.yaml");

@@ -6,7 +6,6 @@
 //! the first poll is done, so it measures the readers, not the poll. The whole run is bounded
 //! (`BENCH_TIMEOUT_SECS`, default 900). Every child process is killed on exit; everything listens on loopback.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -42,31 +41,7 @@ struct Running {
 
 async fn start(agents: usize, web_yaml: Option<&str>) -> anyhow::Result<Running> {
     let dir = tempfile::tempdir()?;
-    let (_, stdout) = spawn(
-        Command::new(EXE)
-            .args(["--log-level", "warn", "simulate", "--listen", "127.0.0.1:0"])
-            .args(["--agents", &agents.to_string(), "--page-size", "1000"])
-            .env("ONPREM_AGENT_SIM_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null()),
-    )?;
-    let stdout = stdout.context("the simulator's stdout")?;
-    // Keep draining the simulator's stdout after its first line: a closed pipe would end it at its next line.
-    let (first, line) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = first.send(reader.read_line(&mut line).map(|_| line));
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let line = line.await??;
-    let sim: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .with_context(|| format!("no simulator address in {line:?}"))?;
+    let sim = process::start_simulator(agents, TOKEN).await?;
     std::fs::write(dir.path().join("token"), TOKEN)?;
     let config = dir.path().join("config.yaml");
     std::fs::write(

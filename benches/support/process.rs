@@ -1,12 +1,13 @@
 //! What the process-level benches share: the child processes they start (killed on exit, on an error and by the
-//! deadline), a bounded `main`, `/proc` memory figures and waiting for an exporter to listen.
+//! deadline), the simulator, a bounded `main`, `/proc` memory figures and waiting for an exporter to listen.
 //!
 //! Included by each bench with `#[path = "support/process.rs"] mod process;`: a bench is a binary of its own, and
 //! this is not a bench target (cargo discovers `benches/*.rs` and `benches/*/main.rs` only).
 
+use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,34 @@ pub fn spawn(command: &mut Command) -> anyhow::Result<(u32, Option<ChildStdout>)
         .unwrap_or_else(|p| p.into_inner())
         .push(child);
     Ok((pid, stdout))
+}
+
+/// Starts `simulate` with `agents` Celigo agents, 1,000 per page, on a free loopback port (remembered like [`spawn`]'s
+/// children) and returns the address its first line names. Its stdout is read to the end on a thread of its own.
+pub async fn start_simulator(agents: usize, token: &str) -> anyhow::Result<SocketAddr> {
+    let (_, stdout) = spawn(
+        Command::new(env!("CARGO_BIN_EXE_onprem-agent-exporter"))
+            .args(["--log-level", "warn", "simulate", "--listen", "127.0.0.1:0"])
+            .args(["--agents", &agents.to_string(), "--page-size", "1000"])
+            .env("ONPREM_AGENT_SIM_TOKEN", token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )?;
+    let stdout = stdout.context("the simulator's stdout")?;
+    let (first, line) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = first.send(reader.read_line(&mut line).map(|_| line));
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    let line = line.await??;
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .with_context(|| format!("no simulator address in {line:?}"))
 }
 
 /// A field of `/proc/<pid>/status` in KiB (`VmHWM`, `VmRSS`).

@@ -68,8 +68,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     let listener = app::bind(listen).await?;
     let addr = listener.local_addr()?;
-    println!(
-        "simulator: http://{addr}{} ({agents} {} agents)",
+    let mut banner = format!(
+        "simulator: http://{addr}{} ({agents} {} agents)\n",
         sim.list_path(),
         sim.provider()
     );
@@ -77,10 +77,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         && sim.api_token() != token
     {
         // A fake credential for a local simulator; printed because the operator cannot derive it by hand.
-        println!("project token: {}", sim.api_token());
+        banner += &format!("project token: {}\n", sim.api_token());
     }
     // A fake credential of a local simulator, so the snippet may carry the variable's value in a comment.
-    print!(
+    banner += &format!(
         "config snippet (token in a file: echo {} > sim-token):\n\
          sources:\n  - name: sim-{}\n    provider: {}\n    base_url: http://{addr}\n    \
          token_file: sim-token\n",
@@ -88,6 +88,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         sim.provider(),
         sim.provider()
     );
+    // One write, and nothing printed after it: a caller that reads only the first line (the address) and closes
+    // the pipe cannot make a later print fail and end the simulator while clients are connecting.
+    print!("{banner}");
     sim.serve(listener, shutdown_signal().cancelled_owned())
         .await?;
     Ok(ExitCode::SUCCESS)
