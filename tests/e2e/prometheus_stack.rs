@@ -26,7 +26,7 @@ use url::Url;
 
 use onprem_agent_exporter::domain::catalog;
 
-use crate::support::fake_upstream::{FakeUpstream, Reply};
+use crate::support::fake_upstream::{FakeUpstream, Reply, ago};
 use crate::support::free_port;
 use crate::support::hostile_fleet;
 use crate::support::process::TestExporter;
@@ -213,12 +213,6 @@ async fn every_alert_rule_is_evaluated_without_error_by_a_real_prometheus() {
 /// the rule tells apart: the demo fleet has no online agent that never sent a heartbeat, so this one is scripted.
 #[tokio::test]
 async fn the_heartbeat_stale_stat_counts_the_agents_agent_heartbeat_stale_fires_for() {
-    let now = jiff::Timestamp::now();
-    let ago = |secs: i64| {
-        now.checked_sub(jiff::SignedDuration::from_secs(secs))
-            .unwrap()
-            .to_string()
-    };
     let agent = |id: &str, offline: bool, heartbeat: Option<String>, created: String| {
         let mut a = serde_json::json!({ "_id": id, "name": format!("etl-{id}"), "offline": offline, "createdAt": created });
         if let Some(h) = heartbeat {

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use jiff::Timestamp;
 use onprem_agent_exporter::config::email::TlsMode;
 use serde_json::json;
 
-use crate::support::fake_upstream::{FakeUpstream, Reply};
+use crate::support::fake_upstream::{FakeUpstream, Reply, ago};
 use crate::support::http_sink::HttpSink;
 use crate::support::process::TestExporter;
 use crate::support::smtp::{PASSWORD, Received, ServerOptions, SmtpServer, USER};
@@ -18,12 +17,6 @@ use crate::support::wait::wait_until;
 
 /// The fleet: `s1` online and silent for an hour until `recovered`, `o1` and `o2` offline and silent for days.
 fn fleet(recovered: bool) -> Reply {
-    let now = Timestamp::now();
-    let ago = |secs: i64| {
-        now.checked_sub(jiff::SignedDuration::from_secs(secs))
-            .unwrap()
-            .to_string()
-    };
     let record = |id: &str, offline: bool, heartbeat: String| {
         json!({
             "_id": id,

@@ -18,6 +18,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use url::Url;
 
+/// The RFC 3339 timestamp `secs` seconds before now, as the platforms write `lastHeartbeatAt` and `createdAt`.
+pub fn ago(secs: i64) -> String {
+    jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_secs(secs))
+        .expect("a time after the epoch")
+        .to_string()
+}
+
 /// One scripted response.
 #[derive(Clone, Debug)]
 pub struct Reply {
