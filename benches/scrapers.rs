@@ -61,6 +61,9 @@ async fn run() -> anyhow::Result<()> {
                 "--log-level",
                 "info",
                 "run",
+                // The 64 scrapers stand for 64 Prometheus servers, which would each come from an address of their
+                // own; here they share 127.0.0.1, so the per-address cap (64 by default) is raised above them.
+                "--web.max-connections-per-address=1024",
                 "--config",
             ])
             .arg(&config)
@@ -183,17 +186,19 @@ async fn scrape_for(
                         request = request.header("Accept-Encoding", "gzip");
                     }
                     let outcome = match request.send().await {
-                        Ok(r) if r.status().is_success() => {
-                            r.bytes().await.map_err(|e| e.to_string()).and_then(|b| {
+                        Ok(r) if r.status().is_success() => r
+                            .bytes()
+                            .await
+                            .map_err(|e| format!("{:#}", anyhow!(e)))
+                            .and_then(|b| {
                                 if b.is_empty() {
                                     Err("an empty body".to_string())
                                 } else {
                                     Ok(())
                                 }
-                            })
-                        }
+                            }),
                         Ok(r) => Err(format!("status {}", r.status())),
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(format!("{:#}", anyhow!(e))),
                     };
                     let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
                     match outcome {
